@@ -1,0 +1,192 @@
+"""The one config system: dataclasses, named presets, dotted CLI overrides.
+
+Every entry point calls :func:`parse_config` with its config dataclass and its presets::
+
+    cfg = parse_config(TrainConfig, sys.argv[1:], presets={"debug": TrainConfig(...)})
+
+``--preset NAME`` picks a starting point (default: the dataclass defaults), then
+``--a.b=value`` or ``--a.b value`` overrides fields, parsed by the field's annotation.
+Nested dataclasses are addressed with dots. Unknown keys and unparsable values raise
+:class:`ConfigError` naming the offending key and value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A preset name, key or value given on the command line is not valid."""
+
+
+def _parse_value(text: str, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _parse_value(text, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"--{key}={text!r} matches none of {annotation!r}: {errors}")
+    if annotation is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--{key} expects a boolean, got {text!r}")
+    if annotation in (int, float, str):
+        try:
+            return annotation(text)
+        except ValueError:
+            raise ConfigError(f"--{key} expects {annotation.__name__}, got {text!r}") from None
+    if annotation is Path:
+        return Path(text)
+    if origin in (tuple, list):
+        try:
+            items = json.loads(text) if text.strip().startswith("[") else text.split(",")
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--{key} expects a list, got {text!r}: {exc}") from None
+        item_type = args[0] if args else str
+        parsed = [_parse_value(str(item), item_type, key) for item in items]
+        return tuple(parsed) if origin is tuple else parsed
+    if origin is typing.Literal:
+        if text not in args:
+            raise ConfigError(f"--{key} must be one of {args!r}, got {text!r}")
+        return text
+    raise ConfigError(f"--{key}: cannot parse {annotation!r} from the command line")
+
+
+def _set_path(cfg: Any, dotted: str, text: str) -> Any:
+    head, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    if head not in fields:
+        raise ConfigError(
+            f"unknown config key {dotted!r} for {type(cfg).__name__}; known: {sorted(fields)}"
+        )
+    hints = typing.get_type_hints(type(cfg))
+    current = getattr(cfg, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"config key {head!r} is not a section, cannot set {dotted!r}")
+        return dataclasses.replace(cfg, **{head: _set_path(current, rest, text)})
+    if dataclasses.is_dataclass(current):
+        raise ConfigError(f"config key {dotted!r} is a section; set its fields with dots")
+    return dataclasses.replace(cfg, **{head: _parse_value(text, hints[head], dotted)})
+
+
+def apply_overrides(cfg: T, overrides: list[str]) -> T:
+    """Apply ``--a.b=value`` / ``--a.b value`` overrides to a config dataclass."""
+    i = 0
+    while i < len(overrides):
+        arg = overrides[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"expected --key=value, got {arg!r}")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(overrides):
+                raise ConfigError(f"missing value for {arg!r}")
+            value = overrides[i + 1]
+            i += 1
+        try:
+            cfg = _set_path(cfg, key, value)
+        except (TypeError, ValueError) as exc:
+            # __post_init__ validation errors already quote the value; keep them readable.
+            raise ConfigError(f"--{key}={value!r}: {exc}") from exc
+        i += 1
+    return cfg
+
+
+def parse_config(cls: type[T], argv: list[str], presets: dict[str, T] | None = None) -> T:
+    """Build a config from ``--preset NAME`` (optional) and dotted overrides."""
+    presets = presets or {}
+    argv = list(argv)
+    cfg: T = cls()
+    for i, arg in enumerate(argv):
+        name = None
+        if arg == "--preset":
+            if i + 1 >= len(argv):
+                raise ConfigError("--preset needs a name")
+            name = argv[i + 1]
+            del argv[i : i + 2]
+        elif arg.startswith("--preset="):
+            name = arg.split("=", 1)[1]
+            del argv[i]
+        if name is not None:
+            if name not in presets:
+                raise ConfigError(f"unknown preset {name!r}; known: {sorted(presets)}")
+            cfg = presets[name]
+            break
+    return apply_overrides(cfg, argv)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config dataclass."""
+
+    def convert(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple | list):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    return convert(cfg)
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a (nested) config dataclass from :func:`config_to_dict` output."""
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown keys {unknown} for {cls.__name__}")
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            kwargs[name] = config_from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            kwargs[name] = tuple(value)
+        elif hint is Path or (
+            typing.get_origin(hint) in (typing.Union, types.UnionType)
+            and Path in typing.get_args(hint)
+            and isinstance(value, str)
+        ):
+            kwargs[name] = Path(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def save_config_json(cfg: Any, path: Path) -> None:
+    """Write the resolved config atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(config_to_dict(cfg), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
