@@ -1,0 +1,80 @@
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from executor_core.config_cli import (
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    parse_config,
+    save_config_json,
+)
+
+
+@dataclass(frozen=True)
+class Optim:
+    lr: float = 1e-3
+    betas: tuple[float, ...] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+
+
+@dataclass(frozen=True)
+class Train:
+    steps: int = 10
+    name: str = "run"
+    use_ema: bool = True
+    out: Path | None = None
+    optim: Optim = field(default_factory=Optim)
+
+
+PRESETS = {"debug": Train(steps=2, name="debug")}
+
+
+def test_preset_then_overrides_both_forms():
+    cfg = parse_config(
+        Train, ["--preset", "debug", "--optim.lr=0.5", "--use_ema", "false", "--out=/tmp/x"],
+        PRESETS,
+    )
+    assert cfg.steps == 2
+    assert cfg.name == "debug"
+    assert cfg.optim.lr == 0.5
+    assert cfg.use_ema is False
+    assert cfg.out == Path("/tmp/x")
+
+
+def test_tuple_and_none_parsing():
+    cfg = parse_config(Train, ["--optim.betas=0.5,0.6", "--out=none"])
+    assert cfg.optim.betas == (0.5, 0.6)
+    assert cfg.out is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--preset", "nope"], "'nope'"),
+        (["--stepz=3"], "'stepz'"),
+        (["--steps=three"], "'three'"),
+        (["--use_ema=maybe"], "'maybe'"),
+        (["--optim.lr=-1"], "-1"),
+        (["--optim=3"], "section"),
+    ],
+)
+def test_bad_input_names_the_value(argv, needle):
+    with pytest.raises(ConfigError, match=needle):
+        parse_config(Train, argv, PRESETS)
+
+
+def test_json_round_trip(tmp_path):
+    cfg = parse_config(Train, ["--optim.lr=0.25", "--out=/data/run"])
+    path = tmp_path / "sub" / "config.json"
+    save_config_json(cfg, path)
+    assert not list(path.parent.glob(".*.tmp"))
+    import json
+
+    loaded = config_from_dict(Train, json.loads(path.read_text()))
+    assert loaded == cfg
+    assert config_to_dict(loaded)["optim"]["lr"] == 0.25
