@@ -19,9 +19,7 @@ import tempfile
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -90,7 +88,7 @@ def _set_path(cfg: Any, dotted: str, text: str) -> Any:
     return dataclasses.replace(cfg, **{head: _parse_value(text, hints[head], dotted)})
 
 
-def apply_overrides(cfg: T, overrides: list[str]) -> T:
+def apply_overrides[T](cfg: T, overrides: list[str]) -> T:
     """Apply ``--a.b=value`` / ``--a.b value`` overrides to a config dataclass."""
     i = 0
     while i < len(overrides):
@@ -112,7 +110,7 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
     return cfg
 
 
-def parse_config(cls: type[T], argv: list[str], presets: dict[str, T] | None = None) -> T:
+def parse_config[T](cls: type[T], argv: list[str], presets: dict[str, T] | None = None) -> T:
     """Build a config from ``--preset NAME`` (optional) and dotted overrides."""
     presets = presets or {}
     argv = list(argv)
@@ -152,7 +150,7 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return convert(cfg)
 
 
-def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+def config_from_dict[T](cls: type[T], data: dict[str, Any]) -> T:
     """Rebuild a (nested) config dataclass from :func:`config_to_dict` output."""
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}

@@ -37,8 +37,14 @@ class JointSpec:
     direction: int = 1
 
     def __post_init__(self) -> None:
-        values = (self.lower_rad, self.upper_rad, self.max_velocity_rad_s,
-                  self.max_acceleration_rad_s2, self.home_rad, self.offset_rad)
+        values = (
+            self.lower_rad,
+            self.upper_rad,
+            self.max_velocity_rad_s,
+            self.max_acceleration_rad_s2,
+            self.home_rad,
+            self.offset_rad,
+        )
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"joint {self.name!r}: non-finite value in {values!r}")
         if not self.lower_rad < self.upper_rad:
@@ -54,8 +60,9 @@ class JointSpec:
         if not self.lower_rad <= self.home_rad <= self.upper_rad:
             raise ValueError(f"joint {self.name!r}: home_rad {self.home_rad!r} outside limits")
         if self.direction not in (1, -1):
-            raise ValueError(f"joint {self.name!r}: direction must be +1 or -1, got "
-                             f"{self.direction!r}")
+            raise ValueError(
+                f"joint {self.name!r}: direction must be +1 or -1, got {self.direction!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -118,8 +125,10 @@ class RobotDescription:
 def default_robot_path() -> Path:
     """The SO-101 description shipped with the repository (or installed beside it)."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "config" / "robots" / "so101.yaml",
-                      here / "data" / "so101.yaml"):
+    for candidate in (
+        here.parent / "config" / "robots" / "so101.yaml",
+        here / "data" / "so101.yaml",
+    ):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("config/robots/so101.yaml not found next to executor_core")

@@ -36,7 +36,8 @@ PRESETS = {"debug": Train(steps=2, name="debug")}
 
 def test_preset_then_overrides_both_forms():
     cfg = parse_config(
-        Train, ["--preset", "debug", "--optim.lr=0.5", "--use_ema", "false", "--out=/tmp/x"],
+        Train,
+        ["--preset", "debug", "--optim.lr=0.5", "--use_ema", "false", "--out=/tmp/x"],
         PRESETS,
     )
     assert cfg.steps == 2

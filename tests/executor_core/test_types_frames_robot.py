@@ -56,14 +56,21 @@ def test_model_range_round_trip():
 def test_shipped_robot_description():
     robot = RobotDescription.from_yaml(default_robot_path())
     assert robot.joint_names == (
-        "shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper",
+        "shoulder_pan",
+        "shoulder_lift",
+        "elbow_flex",
+        "wrist_flex",
+        "wrist_roll",
+        "gripper",
     )
     assert np.all(robot.lower_rad < robot.upper_rad)
     assert np.all((robot.home_rad >= robot.lower_rad) & (robot.home_rad <= robot.upper_rad))
 
 
 def test_joint_spec_quotes_bad_values():
-    with pytest.raises(ValueError, match="2.0"):
-        JointSpec("j", lower_rad=2.0, upper_rad=1.0, max_velocity_rad_s=1, max_acceleration_rad_s2=1)
+    with pytest.raises(ValueError, match=r"2\.0"):
+        JointSpec(
+            "j", lower_rad=2.0, upper_rad=1.0, max_velocity_rad_s=1, max_acceleration_rad_s2=1
+        )
     with pytest.raises(ValueError, match="direction"):
         JointSpec("j", -1, 1, 1, 1, direction=2)
