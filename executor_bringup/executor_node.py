@@ -1,0 +1,430 @@
+"""executor_node: the ExecuteTask action server (image + task -> imagined video -> motion).
+
+Threads: the ROS executor (MultiThreadedExecutor, one ReentrantCallbackGroup) only takes
+messages and goals. Each accepted goal is put on a queue; one worker thread runs the
+models (``executor_core.imagine_to_act``), saves the video, sends the trajectory and waits
+for the arm, while the goal's execute callback just waits for the worker's verdict.
+
+Policy:
+- One goal at a time: a goal that arrives while another is running is rejected.
+- The latest ``image_raw`` is used only if younger than ``max_image_age_s`` (its header
+  stamp against this node's clock); otherwise the goal aborts naming the age. Malformed
+  images are rejected at the subscription (logged, counted) and never reach a model.
+- ``output_mode`` ``action`` sends FollowJointTrajectory goals to
+  ``<controller_name>/follow_joint_trajectory`` (the safety node's proxy by default);
+  ``topic`` publishes on ``<controller_name>/joint_trajectory``. Cancel cancels that goal
+  (action) or publishes an empty trajectory, the controller's "hold" (topic).
+- After a segment, ``verifying`` compares ``joint_states`` with the last point; if the
+  arm did not get there and replans are left (``max_replans``), it re-imagines from the
+  new image. ``goal_timeout_s`` bounds the whole goal.
+- Empty model paths load tiny random test-double models (logged as a warning): that is
+  for tests and benchmarks of the plumbing, not for controlling an arm.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import torch
+from control_msgs.action import FollowJointTrajectory
+from executor_interfaces.action import ExecuteTask
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.task import Future
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+
+from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
+from executor_bringup.qos import command_qos, sensor_qos
+from executor_bringup.trajectory_conversion import trajectory_to_msg
+from executor_core.imagine_to_act import (
+    InverseDynamics,
+    TinyRandomInverseDynamics,
+    TinyRandomVideoModel,
+    VideoModel,
+    imagine_to_act,
+    save_video_mp4,
+)
+from executor_core.robot_description import RobotDescription, default_robot_path
+
+logger = logging.getLogger(__name__)
+
+PHASE = ExecuteTask.Feedback
+
+
+def wait_future(future: Future, timeout_s: float) -> bool:
+    """Block this (non-spinning) thread until the future is done; False on timeout."""
+    done = threading.Event()
+    future.add_done_callback(lambda _f: done.set())
+    return done.wait(timeout_s) or future.done()
+
+
+@dataclass
+class Job:
+    goal_handle: object
+    done: threading.Event = field(default_factory=threading.Event)
+    result: ExecuteTask.Result = field(default_factory=ExecuteTask.Result)
+
+
+class GoalAborted(Exception):  # noqa: N818  (control flow, not an error of this module)
+    """Ends a goal early with a message for the result."""
+
+
+class GoalCanceled(Exception):  # noqa: N818
+    pass
+
+
+def load_models(
+    executor_dir: str, idm_dir: str, robot: RobotDescription, seed: int
+) -> tuple[VideoModel, InverseDynamics, bool]:
+    """(video model, IDM, is_test_double). Empty paths give the tiny random test doubles."""
+    if not executor_dir and not idm_dir:
+        torch.manual_seed(seed)
+        return (
+            TinyRandomVideoModel(size_px=32, num_frames=5),
+            TinyRandomInverseDynamics(robot.joint_names, robot.home_rad),
+            True,
+        )
+    if not executor_dir or not idm_dir:
+        raise ValueError(
+            f"give both model paths or neither: executor_pipeline_dir="
+            f"{executor_dir!r}, idm_dir={idm_dir!r}"
+        )
+    # Imported here: the real pipelines pull in diffusers/transformers, tests do not need it.
+    from executor_core.executor.pipeline_executor import ExecutorVideoPipeline
+    from inverse_dynamics.processing_idm import InverseDynamicsPolicy
+
+    idm = InverseDynamicsPolicy.from_pretrained(Path(idm_dir))
+    if tuple(idm.config.joint_names) != robot.joint_names:
+        raise ValueError(
+            f"IDM joints {idm.config.joint_names!r} differ from the robot's {robot.joint_names!r}"
+        )
+    return PipelineVideoModel(ExecutorVideoPipeline.from_pretrained(Path(executor_dir))), idm, False
+
+
+class PipelineVideoModel:
+    """Adapts ExecutorVideoPipeline (batched output) to the VideoModel protocol."""
+
+    def __init__(self, pipeline: object) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        return self.pipeline(image_rgb, prompt, seed=seed).frames[0]  # (T, H, W, 3) uint8
+
+
+class ExecutorNode(Node):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("executor_node", **kwargs)
+        p = self.declare_parameter
+        p("robot_description_path", "")
+        p("executor_pipeline_dir", "")
+        p("idm_dir", "")
+        p("output_mode", "action")
+        p("controller_name", "safety")
+        p("max_replans", 0)
+        p("goal_timeout_s", 120.0)
+        p("max_image_age_s", 1.0)
+        p("seed", 0)
+        p("video_dir", "/tmp/executor_videos")
+        p("video_fps", 2.5)
+        p("goal_tolerance_rad", 0.05)
+        p("settle_timeout_s", 2.0)
+        g = self.get_parameter
+        self.output_mode = g("output_mode").value
+        if self.output_mode not in ("topic", "action"):
+            raise ValueError(f"output_mode must be 'topic' or 'action', got {self.output_mode!r}")
+        self.robot = RobotDescription.from_yaml(
+            g("robot_description_path").value or default_robot_path()
+        )
+        self.video_model, self.idm, test_double = load_models(
+            g("executor_pipeline_dir").value, g("idm_dir").value, self.robot, g("seed").value
+        )
+        if test_double:
+            self.get_logger().warning(
+                "NO MODEL PATHS GIVEN: using TINY RANDOM TEST-DOUBLE models (random weights); "
+                "motion is meaningless. Set executor_pipeline_dir and idm_dir for real use."
+            )
+        self.using_test_models = test_double
+
+        self._cb = ReentrantCallbackGroup()
+        self._lock = threading.Lock()
+        self._busy = False
+        self._image: np.ndarray | None = None  # (H, W, 3) uint8 RGB, view on the message
+        self._image_stamp_s = 0.0
+        self._q: np.ndarray | None = None  # (J,) robot order
+        self.images_rejected = 0
+        self.last_image_error = ""
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+
+        ctrl = g("controller_name").value
+        self.create_subscription(
+            Image, "image_raw", self._on_image, sensor_qos(2), callback_group=self._cb
+        )
+        self.create_subscription(
+            JointState, "joint_states", self._on_joint_state, sensor_qos(), callback_group=self._cb
+        )
+        self._traj_pub = self.create_publisher(
+            JointTrajectoryMsg, f"{ctrl}/joint_trajectory", command_qos()
+        )
+        self._fjt = ActionClient(
+            self, FollowJointTrajectory, f"{ctrl}/follow_joint_trajectory", callback_group=self._cb
+        )
+        self._server = ActionServer(
+            self,
+            ExecuteTask,
+            "execute_task",
+            execute_callback=self._execute,
+            goal_callback=self._on_goal,
+            cancel_callback=lambda _g: CancelResponse.ACCEPT,
+            callback_group=self._cb,
+        )
+        self._worker = threading.Thread(target=self._work, name="executor_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"ready: output {self.output_mode!r} via {ctrl!r}")
+
+    # -- subscriptions
+    def _on_image(self, msg: Image) -> None:
+        try:
+            rgb = image_to_rgb8(msg)
+        except ImageConversionError as exc:
+            self.images_rejected += 1
+            self.last_image_error = str(exc)
+            self.get_logger().error(f"rejected image_raw message: {exc}", throttle_duration_sec=2.0)
+            return
+        with self._lock:
+            self._image = rgb
+            self._image_stamp_s = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        names = list(msg.name)
+        try:
+            q = np.array([msg.position[names.index(n)] for n in self.robot.joint_names])
+        except (ValueError, IndexError):
+            return
+        with self._lock:
+            self._q = q
+
+    def joint_positions_rad(self) -> np.ndarray | None:
+        with self._lock:
+            return None if self._q is None else self._q.copy()
+
+    # -- action server
+    def _on_goal(self, goal: ExecuteTask.Goal) -> GoalResponse:
+        if not goal.task_prompt.strip():
+            self.get_logger().error(f"rejected goal: empty task_prompt {goal.task_prompt!r}")
+            return GoalResponse.REJECT
+        with self._lock:
+            if self._busy:
+                self.get_logger().warning(
+                    f"rejected goal {goal.task_prompt!r}: another goal is running"
+                )
+                return GoalResponse.REJECT
+            self._busy = True
+        return GoalResponse.ACCEPT
+
+    def _execute(self, goal_handle: object) -> ExecuteTask.Result:
+        job = Job(goal_handle)
+        self._jobs.put(job)
+        job.done.wait()
+        return job.result
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._run_goal(job)
+            except Exception as exc:  # a bug must not kill the worker or hang the goal
+                self.get_logger().error(f"goal failed with an exception: {exc!r}")
+                job.result.success, job.result.message = False, f"internal error: {exc!r}"
+                job.goal_handle.abort()
+            finally:
+                with self._lock:
+                    self._busy = False
+                job.done.set()
+
+    def shutdown_worker(self) -> None:
+        self._jobs.put(None)
+        self._worker.join(timeout=5.0)
+
+    # -- one goal
+    def _run_goal(self, job: Job) -> None:
+        gh, result = job.goal_handle, job.result
+        goal = gh.request
+        g = self.get_parameter
+        timeout_s = goal.timeout_s if goal.timeout_s > 0 else g("goal_timeout_s").value
+        max_replans = goal.max_replans if goal.max_replans >= 0 else g("max_replans").value
+        start = time.monotonic()
+        deadline = start + timeout_s
+        feedback = ExecuteTask.Feedback()
+        segments = max_replans + 1
+
+        def publish(phase: str, within: float) -> None:
+            feedback.phase = phase
+            feedback.progress = float(min(1.0, (result.replans_used + within) / segments))
+            feedback.elapsed_s = time.monotonic() - start
+            gh.publish_feedback(feedback)
+
+        try:
+            while True:
+                self._check_alive(gh, deadline)
+                image = self._fresh_image()
+                q = self.joint_positions_rad()
+                seed = int(g("seed").value) + result.replans_used
+                plan = imagine_to_act(
+                    image,
+                    goal.task_prompt,
+                    self.video_model,
+                    self.idm,
+                    self.robot.joint_names,
+                    q,
+                    seed=seed,
+                    on_phase=lambda ph: publish(ph, 0.1 if ph == PHASE.PHASE_IMAGINING else 0.4),
+                )
+                self._check_alive(gh, deadline)
+                video_path = Path(g("video_dir").value) / (
+                    f"{bytes(gh.goal_id.uuid).hex()[:12]}_{result.replans_used}.mp4"
+                )
+                save_video_mp4(plan.video, video_path, g("video_fps").value)
+                result.imagined_video_path = str(video_path)
+                msg = trajectory_to_msg(plan.trajectory)
+                publish(PHASE.PHASE_EXECUTING, 0.5)
+                self._send(msg, gh, deadline)
+                result.trajectory = msg
+                publish(PHASE.PHASE_VERIFYING, 0.95)
+                reached, err = self._verify(plan.trajectory.positions_rad[-1], deadline)
+                if reached:
+                    result.success = True
+                    result.message = (
+                        f"done: {len(msg.points)} points executed, final joint error {err:.4f} rad"
+                    )
+                    gh.succeed()
+                    return
+                if result.replans_used >= max_replans:
+                    raise GoalAborted(
+                        f"arm did not reach the last point: max joint error "
+                        f"{err:.4f} rad > goal_tolerance_rad "
+                        f"{g('goal_tolerance_rad').value} after "
+                        f"{result.replans_used} replan(s)"
+                    )
+                result.replans_used += 1
+        except GoalCanceled:
+            result.success, result.message = False, "canceled; the arm was told to hold"
+            gh.canceled()
+        except (GoalAborted, ValueError) as exc:
+            result.success, result.message = False, str(exc)
+            self.get_logger().error(f"goal aborted: {exc}")
+            gh.abort()
+
+    def _check_alive(self, gh: object, deadline: float) -> None:
+        if gh.is_cancel_requested:
+            raise GoalCanceled
+        if time.monotonic() > deadline:
+            raise GoalAborted("goal_timeout_s exceeded")
+
+    def _fresh_image(self) -> np.ndarray:
+        with self._lock:
+            image, stamp_s = self._image, self._image_stamp_s
+        if image is None:
+            why = f" (last one rejected: {self.last_image_error})" if self.last_image_error else ""
+            raise GoalAborted(f"no valid image received on image_raw yet{why}")
+        age_s = self.get_clock().now().nanoseconds * 1e-9 - stamp_s
+        limit = self.get_parameter("max_image_age_s").value
+        if age_s > limit:
+            raise GoalAborted(f"stale image: age {age_s:.3f} s > max_image_age_s {limit:.3f}")
+        return np.ascontiguousarray(image)
+
+    def _hold(self) -> None:
+        hold = JointTrajectoryMsg()
+        hold.joint_names = list(self.robot.joint_names)
+        self._traj_pub.publish(hold)
+
+    def _send(self, msg: JointTrajectoryMsg, gh: object, deadline: float) -> None:
+        duration_s = msg.points[-1].time_from_start.sec + 1e-9 * (
+            msg.points[-1].time_from_start.nanosec
+        )
+        if self.output_mode == "topic":
+            self._traj_pub.publish(msg)
+            end = time.monotonic() + duration_s
+            while time.monotonic() < end:
+                try:
+                    self._check_alive(gh, deadline)
+                except (GoalCanceled, GoalAborted):
+                    self._hold()
+                    raise
+                time.sleep(0.02)
+            return
+        if not self._fjt.wait_for_server(timeout_sec=2.0):
+            raise GoalAborted(f"no FollowJointTrajectory server at {self._fjt._action_name!r}")
+        goal = FollowJointTrajectory.Goal()
+        goal.trajectory = msg
+        send = self._fjt.send_goal_async(goal)
+        if not wait_future(send, 5.0):
+            raise GoalAborted("FollowJointTrajectory goal not answered in 5 s")
+        handle = send.result()
+        if not handle.accepted:
+            raise GoalAborted("FollowJointTrajectory goal rejected")
+        get_result = handle.get_result_async()
+        while not wait_future(get_result, 0.02):
+            try:
+                self._check_alive(gh, deadline)
+            except (GoalCanceled, GoalAborted):
+                wait_future(handle.cancel_goal_async(), 2.0)
+                raise
+        res = get_result.result().result
+        if res.error_code != FollowJointTrajectory.Result.SUCCESSFUL or (
+            get_result.result().status != 4  # action_msgs GoalStatus.STATUS_SUCCEEDED
+        ):
+            raise GoalAborted(
+                f"trajectory failed (error_code {res.error_code}): {res.error_string}"
+            )
+
+    def _verify(self, final_q: np.ndarray, deadline: float) -> tuple[bool, float]:
+        tol = self.get_parameter("goal_tolerance_rad").value
+        end = min(deadline, time.monotonic() + self.get_parameter("settle_timeout_s").value)
+        err = float("inf")
+        while True:
+            q = self.joint_positions_rad()
+            if q is not None:
+                err = float(np.max(np.abs(q - final_q)))
+                if err <= tol:
+                    return True, err
+            if time.monotonic() > end:
+                return False, err
+            time.sleep(0.02)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args if args is not None else sys.argv)
+    torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+    try:
+        node = ExecutorNode()
+    except (ValueError, FileNotFoundError) as exc:
+        logging.getLogger("executor_node").error("%s", exc)
+        rclpy.try_shutdown()
+        raise SystemExit(2) from exc
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown_worker()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

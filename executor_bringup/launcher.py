@@ -1,0 +1,232 @@
+"""``executor-bringup``: start the ROS graph of a bringup YAML without ``ros2 launch``.
+
+The pip world has no ``launch`` package, so this small supervisor does the part we need:
+
+    executor-bringup sim|robot [--config F] [--namespace NS] [--domain-id N]
+                     [--set node.param=value ...] [--shutdown-timeout-s S] [--dry-run]
+
+Each node runs as its own process (``<executable> --ros-args -r __node:=... -r __ns:=...
+--params-file ... -p ... -r from:=to``) in its own process group, so a terminal Ctrl-C
+reaches only the launcher, which then stops the nodes in an orderly way: SIGINT, then
+SIGTERM and finally SIGKILL when a node ignores the previous one for
+``--shutdown-timeout-s``. Exit status: 0 after Ctrl-C / SIGTERM; 1 when a node died on its
+own (its name and exit code are reported, the others are stopped); 2 for a bad command
+line or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from executor_bringup.bringup_config import (
+    BringupConfig,
+    BringupConfigError,
+    default_config_path,
+    load_bringup_config,
+)
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_NODE_DIED = 1
+EXIT_USAGE = 2
+POLL_PERIOD_S = 0.05
+
+
+@dataclass
+class RunningNode:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen
+
+
+def resolve_executable(name: str, node: str) -> str:
+    """A console script on PATH, else beside this interpreter (venv not activated)."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        raise BringupConfigError(
+            f"node {node!r}: executable {name!r} not found on PATH or in "
+            f"{Path(sys.executable).parent} (is the project installed: scripts/install.sh?)"
+        )
+    return found
+
+
+def build_commands(config: BringupConfig) -> list[tuple[str, list[str]]]:
+    """(node name, argv) for every node, executables resolved."""
+    return [
+        (
+            spec.name,
+            [resolve_executable(spec.executable, spec.name), *spec.ros_arguments(config.namespace)],
+        )
+        for spec in config.nodes
+    ]
+
+
+class Supervisor:
+    """Starts the nodes, watches them, and stops them all on a signal or a death."""
+
+    def __init__(
+        self, commands: list[tuple[str, list[str]]], env: dict[str, str], shutdown_timeout_s: float
+    ) -> None:
+        if shutdown_timeout_s <= 0:
+            raise BringupConfigError(f"shutdown timeout must be > 0 s, got {shutdown_timeout_s!r}")
+        self._commands = commands
+        self._env = env
+        self._timeout_s = shutdown_timeout_s
+        self._nodes: list[RunningNode] = []
+        self._stop_signal: int | None = None
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stop_signal is None:
+            logger.info(
+                "received %s, stopping %d nodes", signal.Signals(signum).name, len(self._nodes)
+            )
+        self._stop_signal = signum
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._run()
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> int:
+        for name, argv in self._commands:
+            if self._stop_signal is not None:
+                return EXIT_OK
+            logger.info("starting %s: %s", name, shlex.join(argv))
+            # Own process group: Ctrl-C in the terminal reaches only us, and killing the
+            # group also reaches anything the node started.
+            proc = subprocess.Popen(argv, env=self._env, process_group=0)
+            self._nodes.append(RunningNode(name, argv, proc))
+        while True:
+            if self._stop_signal is not None:
+                return EXIT_OK
+            for node in self._nodes:
+                code = node.process.poll()
+                if code is not None:
+                    how = (
+                        f"was killed by {signal.Signals(-code).name}"
+                        if code < 0
+                        else f"exited with code {code}"
+                    )
+                    logger.error("node %r %s; stopping the other nodes", node.name, how)
+                    print(f"executor-bringup: node {node.name!r} {how}", file=sys.stderr)
+                    return EXIT_NODE_DIED
+            time.sleep(POLL_PERIOD_S)
+
+    def _signal_group(self, node: RunningNode, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(node.process.pid, sig)
+
+    def _wait_all(self, nodes: list[RunningNode]) -> list[RunningNode]:
+        deadline = time.monotonic() + self._timeout_s
+        alive = [n for n in nodes if n.process.poll() is None]
+        while alive and time.monotonic() < deadline:
+            time.sleep(POLL_PERIOD_S)
+            alive = [n for n in alive if n.process.poll() is None]
+        return alive
+
+    def _stop_all(self) -> None:
+        # Reverse start order: the nodes started last depend on the ones started first.
+        alive = [n for n in reversed(self._nodes) if n.process.poll() is None]
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            if not alive:
+                break
+            if sig != signal.SIGINT:
+                logger.warning(
+                    "nodes %s ignored the last signal for %.1f s; sending %s",
+                    [n.name for n in alive],
+                    self._timeout_s,
+                    sig.name,
+                )
+            for node in alive:
+                self._signal_group(node, sig)
+            alive = self._wait_all(alive)
+        # The group may still hold grandchildren of a node that exited by itself.
+        for node in self._nodes:
+            self._signal_group(node, signal.SIGKILL)
+            node.process.wait()
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="executor-bringup",
+        description="Start the executor stack's ROS graph (one process per node).",
+    )
+    parser.add_argument(
+        "graph", choices=("sim", "robot"), help="which graph: config/bringup_<graph>.yaml"
+    )
+    parser.add_argument("--config", type=Path, help="a bringup YAML instead of the default")
+    parser.add_argument("--namespace", help="put every node under this namespace, e.g. /arm1")
+    parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for all nodes (0-232)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NODE.PARAM=VALUE",
+        help="override one node parameter (repeatable)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout-s",
+        type=float,
+        default=5.0,
+        help="wait this long after SIGINT (then SIGTERM, then SIGKILL)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="[executor-bringup] %(levelname)s %(message)s"
+    )
+    try:
+        if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+            raise BringupConfigError(f"--domain-id must be in 0..232, got {args.domain_id!r}")
+        config = load_bringup_config(args.config or default_config_path(args.graph))
+        if args.namespace is not None:
+            config = config.with_namespace(args.namespace)
+        config = config.with_overrides(args.set)
+        # validate the namespace once more through the dataclass
+        config = BringupConfig(config.graph, config.nodes, config.namespace, config.source)
+        commands = build_commands(config)
+        env = dict(os.environ)
+        if args.domain_id is not None:
+            env["ROS_DOMAIN_ID"] = str(args.domain_id)
+        if args.dry_run:
+            for name, cmd in commands:
+                print(f"{name}: {shlex.join(cmd)}")
+            return EXIT_OK
+        supervisor = Supervisor(commands, env, args.shutdown_timeout_s)
+    except BringupConfigError as exc:
+        print(f"executor-bringup: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logger.info(
+        "graph %r from %s, %d nodes, namespace %r",
+        config.graph,
+        config.source,
+        len(config.nodes),
+        config.namespace or "/",
+    )
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

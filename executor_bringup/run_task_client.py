@@ -1,0 +1,121 @@
+"""executor-run-task: send one ExecuteTask goal, print feedback and the result.
+
+    executor-run-task "put the red cube in the bowl" [--namespace /robot1] [--timeout 120]
+
+While the goal runs the client publishes the operator heartbeat (the safety node's
+dead-man) at 10 Hz, so motion stops if this process dies. Ctrl-C cancels the goal.
+Exit code: 0 success, 1 goal failed/rejected/canceled, 2 no server, 3 timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+import rclpy
+from executor_interfaces.action import ExecuteTask
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import Empty
+
+from executor_bringup.qos import command_qos
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="executor-run-task", description=__doc__.split("\n")[0])
+    parser.add_argument("task", help='short task, e.g. "put the red cube in the bowl"')
+    parser.add_argument("--namespace", default="", help="namespace of the executor stack")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds (client side)")
+    parser.add_argument(
+        "--server-wait", type=float, default=10.0, help="seconds to wait for the action server"
+    )
+    parser.add_argument("--max-replans", type=int, default=-1, help="-1: node default")
+    parser.add_argument(
+        "--no-heartbeat", action="store_true", help="do not publish the operator heartbeat"
+    )
+    args = parser.parse_args(argv)
+    if not args.task.strip():
+        parser.error(f"task must not be empty, got {args.task!r}")
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be > 0, got {args.timeout!r}")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    node = Node("run_task_client", namespace=args.namespace or None)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    heartbeat = node.create_publisher(Empty, "heartbeat", command_qos())
+    if not args.no_heartbeat:
+        node.create_timer(0.1, lambda: heartbeat.publish(Empty()))
+    client = ActionClient(node, ExecuteTask, "execute_task")
+    try:
+        if not client.wait_for_server(timeout_sec=args.server_wait):
+            print(f"no execute_task server in namespace {args.namespace or '/'!r}", file=sys.stderr)
+            return 2
+        goal = ExecuteTask.Goal(
+            task_prompt=args.task, timeout_s=args.timeout, max_replans=args.max_replans
+        )
+
+        def on_feedback(fb: object) -> None:
+            f = fb.feedback
+            print(f"[{f.elapsed_s:7.2f} s] {f.phase:<10} {100 * f.progress:5.1f} %", flush=True)
+
+        done = threading.Event()
+        send = client.send_goal_async(goal, feedback_callback=on_feedback)
+        send.add_done_callback(lambda _f: done.set())
+        if not done.wait(10.0):
+            print("goal not answered in 10 s", file=sys.stderr)
+            return 2
+        handle = send.result()
+        if not handle.accepted:
+            print("goal rejected (the executor is busy or the task is empty)", file=sys.stderr)
+            return 1
+        result_done = threading.Event()
+        get_result = handle.get_result_async()
+        get_result.add_done_callback(lambda _f: result_done.set())
+        deadline = time.monotonic() + args.timeout + 5.0
+        try:
+            while not result_done.wait(0.1):
+                if time.monotonic() > deadline:
+                    handle.cancel_goal_async()
+                    print(f"timed out after {args.timeout} s; cancel sent", file=sys.stderr)
+                    return 3
+        except KeyboardInterrupt:
+            cancel_done = threading.Event()
+            handle.cancel_goal_async().add_done_callback(lambda _f: cancel_done.set())
+            cancel_done.wait(2.0)
+            print("canceled by the operator", file=sys.stderr)
+            return 1
+        res = get_result.result().result
+        print(f"success: {res.success}")
+        print(f"message: {res.message}")
+        print(f"trajectory points: {len(res.trajectory.points)}")
+        print(f"imagined video: {res.imagined_video_path}")
+        print(f"replans used: {res.replans_used}")
+        return 0 if res.success else 1
+    finally:
+        executor.shutdown()
+        spinner.join(timeout=2.0)
+        node.destroy_node()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ros_args = argv[argv.index("--ros-args") :] if "--ros-args" in argv else []
+    args = parse_args(argv[: len(argv) - len(ros_args)])
+    rclpy.init(args=["run_task_client", *ros_args])
+    try:
+        code = run(args)
+    finally:
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

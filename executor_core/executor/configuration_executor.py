@@ -1,0 +1,214 @@
+"""Configuration of the video world model (Demonstrator and Executor share it).
+
+Two families of presets:
+
+* ``debug`` / ``sim``: a Wan transformer built from scratch, working in **pixel space**
+  (no VAE: a 64 px clip is small enough that a (1, 8, 8) patchify is the compression), text
+  from the offline MiniLM sentence encoder (token-level hidden states).
+* real-scale (``wan2.1-i2v-14b-480p``, ``wan2.1-i2v-14b-720p``): every component is loaded
+  from a diffusers-format folder on a LOCAL path (``pretrained_path``), the transformer gets
+  a LoRA adapter via peft, weights in bf16 on GPU, optional CPU offload and VAE tiling.
+
+The Demonstrator and the Executor differ only in weights and in the text they are given
+(``text_field``: the detailed ``solution`` or the short ``prompt``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+TextEncoderKind = Literal["minilm", "t5", "tiny-random"]
+Space = Literal["pixel", "latent"]
+DType = Literal["float32", "bfloat16", "float16"]
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The ``WanTransformer3DModel`` arguments we choose (the rest keep diffusers' defaults)."""
+
+    # (frames, height_px, width_px) per token: 64 px x 16 frames -> 8 x 8 x 8 = 512 tokens,
+    # the most a 2-core CPU can attend over ~8 times in < 2 s (measured, benchmarks/).
+    patch_size: tuple[int, int, int] = (2, 8, 8)
+    num_attention_heads: int = 4
+    attention_head_dim: int = 40
+    ffn_dim: int = 640
+    num_layers: int = 6
+    freq_dim: int = 64
+    rope_max_seq_len: int = 256
+    image_dim: int | None = None  # CLIP image-embedding width (Wan2.1-I2V uses 1280)
+
+    def __post_init__(self) -> None:
+        if len(self.patch_size) != 3 or any(int(p) <= 0 for p in self.patch_size):
+            raise ValueError(f"patch_size must be 3 positive ints, got {self.patch_size!r}")
+        for name in (
+            "num_attention_heads",
+            "attention_head_dim",
+            "ffn_dim",
+            "num_layers",
+            "freq_dim",
+            "rope_max_seq_len",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.attention_head_dim % 2:
+            raise ValueError(
+                f"attention_head_dim must be even (rotary), got {self.attention_head_dim!r}"
+            )
+
+    @property
+    def inner_dim(self) -> int:
+        return self.num_attention_heads * self.attention_head_dim
+
+
+@dataclass(frozen=True)
+class LoraConfigSpec:
+    """LoRA on the transformer's attention and FFN projections (real-scale fine-tuning)."""
+
+    rank: int = 0  # 0 = no adapter (full fine-tuning / from scratch)
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+
+    def __post_init__(self) -> None:
+        if self.rank < 0:
+            raise ValueError(f"lora rank must be >= 0, got {self.rank!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lora dropout must be in [0, 1), got {self.dropout!r}")
+        if self.rank and not self.target_modules:
+            raise ValueError(f"lora target_modules is empty for rank {self.rank!r}")
+
+
+@dataclass(frozen=True)
+class ExecutorModelConfig:
+    """Everything needed to build (or load) one video world model and sample from it."""
+
+    name: str = "sim"
+    space: Space = "pixel"
+    size_px: int = 64  # square frames; the camera image goes through center_crop_resize
+    num_frames: int = 16  # first frame + 15 future frames (docs/ARCHITECTURE.md)
+    frame_stride: int = 4  # dataset steps between two video frames (10 Hz / 4 = 2.5 Hz)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    text_encoder: TextEncoderKind = "minilm"
+    text_dim: int = 384  # width of the text encoder's hidden states (MiniLM: 384)
+    max_text_tokens: int = 96  # detailed solutions are a few sentences long
+    flow_shift: float = 3.0  # timestep shift of the flow-matching schedule (Wan uses 3-5)
+    num_inference_steps: int = 8
+    guidance_scale: float = 1.0  # > 1 turns classifier-free guidance on (2 passes per step)
+    # Real scale only: a diffusers-format folder (model_index.json, transformer/, vae/, ...).
+    pretrained_path: Path | None = None
+    lora: LoraConfigSpec = field(default_factory=LoraConfigSpec)
+    dtype: DType = "float32"
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+
+    def __post_init__(self) -> None:
+        if self.space not in ("pixel", "latent"):
+            raise ValueError(f"space must be 'pixel' or 'latent', got {self.space!r}")
+        if self.size_px <= 0 or self.num_frames < 2 or self.frame_stride <= 0:
+            raise ValueError(
+                f"need size_px > 0, num_frames >= 2, frame_stride > 0; got "
+                f"{self.size_px!r}, {self.num_frames!r}, {self.frame_stride!r}"
+            )
+        p_t, p_h, p_w = self.transformer.patch_size
+        spatial = self.size_px if self.space == "pixel" else self.size_px // 8
+        if self.space == "pixel" and (spatial % p_h or spatial % p_w):
+            raise ValueError(
+                f"size_px {self.size_px!r} is not a multiple of patch_size "
+                f"{self.transformer.patch_size!r}"
+            )
+        if self.space == "pixel" and self.num_frames % p_t:
+            raise ValueError(
+                f"num_frames {self.num_frames!r} is not a multiple of the temporal patch {p_t!r}"
+            )
+        if self.space == "latent" and self.pretrained_path is None:
+            raise ValueError("space 'latent' loads a pretrained VAE: set pretrained_path")
+        if self.text_encoder not in ("minilm", "t5", "tiny-random"):
+            raise ValueError(f"unknown text_encoder {self.text_encoder!r}")
+        if self.text_dim <= 0 or self.max_text_tokens <= 0:
+            raise ValueError(
+                f"text_dim and max_text_tokens must be > 0, got {self.text_dim!r}, "
+                f"{self.max_text_tokens!r}"
+            )
+        if self.flow_shift <= 0:
+            raise ValueError(f"flow_shift must be > 0, got {self.flow_shift!r}")
+        if self.num_inference_steps <= 0:
+            raise ValueError(f"num_inference_steps must be > 0, got {self.num_inference_steps!r}")
+        if self.guidance_scale < 1.0:
+            raise ValueError(f"guidance_scale must be >= 1, got {self.guidance_scale!r}")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"unknown dtype {self.dtype!r}")
+
+    @property
+    def pixel_channels_in(self) -> int:
+        """Transformer input channels in pixel space: noisy RGB + mask + first-frame RGB."""
+        return 3 + 1 + 3
+
+
+DEBUG = ExecutorModelConfig(
+    name="debug",
+    size_px=16,
+    num_frames=4,
+    transformer=TransformerConfig(
+        patch_size=(2, 4, 4),
+        num_attention_heads=2,
+        attention_head_dim=8,
+        ffn_dim=32,
+        num_layers=1,
+        freq_dim=16,
+        rope_max_seq_len=64,
+    ),
+    text_encoder="tiny-random",
+    text_dim=16,
+    max_text_tokens=16,
+    num_inference_steps=2,
+)
+
+SIM = ExecutorModelConfig()
+
+# Wan2.1-I2V-14B in diffusers format (e.g. a local copy of "Wan2.1-I2V-14B-480P-Diffusers").
+# The transformer dims come from the checkpoint; the fields here set how we run it.
+WAN21_I2V_14B_480P = ExecutorModelConfig(
+    name="wan2.1-i2v-14b-480p",
+    space="latent",
+    size_px=480,
+    num_frames=81,
+    frame_stride=1,
+    transformer=TransformerConfig(
+        patch_size=(1, 2, 2),
+        num_attention_heads=40,
+        attention_head_dim=128,
+        ffn_dim=13824,
+        num_layers=40,
+        freq_dim=256,
+        rope_max_seq_len=1024,
+        image_dim=1280,
+    ),
+    text_encoder="t5",
+    text_dim=4096,
+    max_text_tokens=512,
+    flow_shift=3.0,
+    num_inference_steps=40,
+    guidance_scale=5.0,
+    pretrained_path=Path("models/Wan2.1-I2V-14B-480P-Diffusers"),
+    lora=LoraConfigSpec(rank=32, alpha=32.0),
+    dtype="bfloat16",
+    cpu_offload=True,
+    vae_tiling=True,
+)
+
+WAN21_I2V_14B_720P = replace(
+    WAN21_I2V_14B_480P,
+    name="wan2.1-i2v-14b-720p",
+    size_px=720,
+    flow_shift=5.0,
+    pretrained_path=Path("models/Wan2.1-I2V-14B-720P-Diffusers"),
+)
+
+MODEL_PRESETS: dict[str, ExecutorModelConfig] = {
+    "debug": DEBUG,
+    "sim": SIM,
+    "wan2.1-i2v-14b-480p": WAN21_I2V_14B_480P,
+    "wan2.1-i2v-14b-720p": WAN21_I2V_14B_720P,
+}

@@ -1,0 +1,227 @@
+"""Imagine, then act: the pure composition the executor node runs for one goal.
+
+camera image + prompt --VideoModel--> imagined frames (T, H', W', 3)
+--InverseDynamics--> one ActionChunk per consecutive frame pair --chain--> JointTrajectory.
+
+The two models are small Protocols so the concrete Executor pipeline and IDM plug in
+without this module knowing them. ``TinyRandomVideoModel`` / ``TinyRandomInverseDynamics``
+are test doubles (random weights, tiny) that satisfy the protocols; the executor node uses
+them only when no model path is given, and logs loudly that it does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from executor_core.frames import center_crop_resize, from_model_range, to_model_range
+from executor_core.types import ActionChunk, JointTrajectory
+
+logger = logging.getLogger(__name__)
+
+PHASE_IMAGINING = "imagining"
+PHASE_CONVERTING = "converting"
+
+
+class VideoModel(Protocol):
+    def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        """(H, W, 3) uint8 + prompt -> (T, H', W', 3) uint8 frames, frame 0 = the input."""
+        ...
+
+
+class InverseDynamics(Protocol):
+    def predict(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> Sequence[ActionChunk]:
+        """(T, H, W, 3) uint8 + (J,) state -> T-1 chunks, one per consecutive pair."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImaginedPlan:
+    video: np.ndarray  # (T, H', W', 3) uint8
+    trajectory: JointTrajectory
+    timings_s: dict[str, float] = field(default_factory=dict)  # imagine_s, convert_s
+
+
+def chain_chunks(
+    chunks: Sequence[ActionChunk], joint_names: tuple[str, ...], start_time_s: float = 0.0
+) -> JointTrajectory:
+    """Concatenate chunks into one trajectory; row k of the result is at (k+1)/rate.
+
+    The first row is one control period after now: the arm starts from where it is and
+    reaches the first target in 1/rate s, as the IDM was trained (state t -> target t+1).
+    """
+    if not chunks:
+        raise ValueError("no action chunks to chain (video had fewer than 2 frames?)")
+    rates = {c.control_rate_hz for c in chunks}
+    if len(rates) != 1:
+        raise ValueError(f"chunks disagree on control_rate_hz: {sorted(rates)!r}")
+    for i, c in enumerate(chunks):
+        if tuple(c.joint_names) != tuple(joint_names):
+            raise ValueError(
+                f"chunk {i} joint names {c.joint_names!r} differ from {joint_names!r}"
+            )
+    rate_hz = rates.pop()
+    positions = np.concatenate([c.joint_positions_rad for c in chunks], axis=0)
+    positions = positions.astype(np.float64)  # (N, J)
+    times = start_time_s + np.arange(1, positions.shape[0] + 1, dtype=np.float64) / rate_hz
+    return JointTrajectory(
+        joint_names=tuple(joint_names),
+        positions_rad=positions,
+        time_from_start_s=times,
+        metadata={"control_rate_hz": f"{rate_hz:g}", "chunks": str(len(chunks))},
+    )
+
+
+def imagine_to_act(
+    image_rgb: np.ndarray,  # (H, W, 3) uint8
+    prompt: str,
+    video_model: VideoModel,
+    idm: InverseDynamics,
+    joint_names: tuple[str, ...],
+    joint_positions_rad: np.ndarray | None = None,  # (J,)
+    seed: int = 0,
+    on_phase: Callable[[str], None] | None = None,
+) -> ImaginedPlan:
+    """Run the video model then the IDM; returns the video and the joint trajectory."""
+    if not prompt.strip():
+        raise ValueError(f"task prompt must not be empty, got {prompt!r}")
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+        raise ValueError(
+            f"image_rgb must be (H, W, 3) uint8, got {image_rgb.shape!r} {image_rgb.dtype}"
+        )
+    if on_phase:
+        on_phase(PHASE_IMAGINING)
+    t0 = time.perf_counter()
+    video = np.asarray(video_model(image_rgb, prompt, seed))
+    t1 = time.perf_counter()
+    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+        raise ValueError(f"video model returned {video.shape!r} {video.dtype}, expected "
+                         "(T, H, W, 3) uint8")
+    if video.shape[0] < 2:
+        raise ValueError(f"video model returned {video.shape[0]} frame(s); need >= 2")
+    if on_phase:
+        on_phase(PHASE_CONVERTING)
+    chunks = idm.predict(video, joint_positions_rad)
+    if len(chunks) != video.shape[0] - 1:
+        raise ValueError(
+            f"IDM returned {len(chunks)} chunks for {video.shape[0]} frames; expected "
+            f"{video.shape[0] - 1} (one per consecutive pair)"
+        )
+    trajectory = chain_chunks(chunks, joint_names)
+    t2 = time.perf_counter()
+    logger.info("imagined %d frames in %.3f s, %d trajectory points in %.3f s",
+                video.shape[0], t1 - t0, trajectory.positions_rad.shape[0], t2 - t1)
+    return ImaginedPlan(video, trajectory, {"imagine_s": t1 - t0, "convert_s": t2 - t1})
+
+
+def save_video_mp4(frames: np.ndarray, path: Path, fps: float) -> Path:
+    """Write (T, H, W, 3) uint8 RGB frames to mp4 atomically (temp file, then rename)."""
+    path = Path(path)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape!r}")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
+    os.close(fd)
+    try:
+        h, w = frames.shape[1:3]
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        if not writer.isOpened():
+            raise OSError(f"OpenCV could not open an mp4 writer for {tmp}")
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV wants BGR
+        writer.release()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class TinyRandomVideoModel(nn.Module):
+    """Test double of the Executor pipeline: random conv weights, no training.
+
+    Frame k is the input frame plus k times a small learned-free perturbation, so the
+    video is deterministic in (image, prompt, seed) and changes over time.
+    """
+
+    def __init__(self, size_px: int = 32, num_frames: int = 5, width: int = 8) -> None:
+        super().__init__()
+        if size_px < 8 or num_frames < 2:
+            raise ValueError(f"need size_px >= 8 and num_frames >= 2, got {size_px!r}, "
+                             f"{num_frames!r}")
+        self.size_px, self.num_frames = size_px, num_frames
+        self.net = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, 3, 3, padding=1)
+        )
+
+    @torch.no_grad()
+    def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        gen = torch.Generator().manual_seed(int(seed) + sum(map(ord, prompt)))
+        x = torch.from_numpy(to_model_range(center_crop_resize(image_rgb, self.size_px)))
+        x = x.permute(2, 0, 1)[None]  # (1, 3, S, S)
+        frames = [x]
+        for _ in range(self.num_frames - 1):
+            noise = 0.05 * torch.randn(x.shape, generator=gen)
+            frames.append(torch.tanh(frames[-1] + 0.1 * self.net(frames[-1]) + noise))
+        video = torch.cat(frames).permute(0, 2, 3, 1).numpy()  # (T, S, S, 3)
+        return from_model_range(video)
+
+
+class TinyRandomInverseDynamics(nn.Module):
+    """Test double of the IDM: a random MLP on a frame pair.
+
+    Its output is a bounded offset (tanh x ``max_step_rad``) from the current joint
+    state, so random weights still give a trajectory within the arm's velocity limit.
+    """
+
+    def __init__(
+        self,
+        joint_names: tuple[str, ...],
+        home_rad: np.ndarray,  # (J,)
+        chunk_size: int = 4,
+        control_rate_hz: float = 10.0,
+        size_px: int = 16,
+        max_step_rad: float = 0.02,
+    ) -> None:
+        super().__init__()
+        self.joint_names = tuple(joint_names)
+        self.home_rad = np.asarray(home_rad, dtype=np.float64)
+        self.chunk_size, self.control_rate_hz = chunk_size, control_rate_hz
+        self.size_px, self.max_step_rad = size_px, max_step_rad
+        n = len(self.joint_names)
+        self.net = nn.Sequential(
+            nn.Linear(2 * 3 * size_px * size_px, 32), nn.SiLU(), nn.Linear(32, chunk_size * n)
+        )
+
+    @torch.no_grad()
+    def predict(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> list[ActionChunk]:
+        n = len(self.joint_names)
+        q = self.home_rad if joint_positions_rad is None else np.asarray(joint_positions_rad)
+        small = np.stack([center_crop_resize(f, self.size_px) for f in frames])
+        x = torch.from_numpy(to_model_range(small)).flatten(1)  # (T, 3*S*S)
+        chunks = []
+        for t in range(frames.shape[0] - 1):
+            out = self.net(torch.cat([x[t], x[t + 1]])[None]).reshape(self.chunk_size, n)
+            steps = self.max_step_rad * torch.tanh(out).numpy().astype(np.float64)
+            targets = q[None] + np.cumsum(steps, axis=0)  # (H, J)
+            q = targets[-1]
+            chunks.append(ActionChunk(targets.astype(np.float32), self.control_rate_hz,
+                                      self.joint_names))
+        return chunks

@@ -1,0 +1,222 @@
+"""Evaluate an IDM checkpoint: held-out action error and replay success in the simulator.
+
+    idm-evaluate --checkpoint checkpoints/idm_sim --dataset_root data/sim_v1
+
+1. **Action error** on the held-out episodes (the split saved with the checkpoint's training
+   config): mean absolute error per joint in radians, with and without the joint state.
+2. **Replay success**: for each held-out episode the simulator is reset to the recorded
+   scene (``seed``, ``task_family`` from ``meta/executor_episodes.jsonl``) and the IDM is fed
+   the expert's recorded video frames at ``frame_stride``:
+
+   - *open loop*: all chunks are predicted up front from the recorded frames (state chained
+     from the first recorded state, as the executor node does on an imagined video) and
+     executed blind;
+   - *closed loop*: every ``frame_stride`` steps the IDM sees the simulator's current frame
+     and measured joint state plus the expert's recorded frame one stride ahead (the goal).
+
+   The task's own success predicate judges the final state; the expert's recorded success
+   and the replay of its recorded actions are reported beside it.
+
+The simulator is imported here only; the IDM package itself does not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from executor_core.config_cli import config_from_dict, parse_config
+from inverse_dynamics.dataset_idm import (
+    EpisodeArrays,
+    TransitionSampler,
+    load_episodes,
+    split_episodes,
+)
+from inverse_dynamics.processing_idm import InverseDynamicsPolicy
+from inverse_dynamics.train_idm import TRAIN_CONFIG_NAME, TrainIDMConfig, heldout_error_rad
+
+logger = logging.getLogger(__name__)
+
+ReplayMode = Literal["expert", "open_loop", "closed_loop"]
+REPLAY_MODES: tuple[ReplayMode, ...] = ("expert", "open_loop", "closed_loop")
+
+
+@dataclass(frozen=True)
+class EvalIDMConfig:
+    checkpoint: Path = Path("checkpoints/idm_sim")
+    dataset_root: Path | None = None  # None: the dataset the checkpoint was trained on
+    episodes: tuple[int, ...] = ()  # empty: the checkpoint's held-out episodes
+    max_episodes: int | None = None
+    settle_steps: int = 10  # hold the last target this long before judging success
+    replay: bool = True
+    seed: int = 0
+    num_threads: int = 1
+    output_json: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.settle_steps < 0:
+            raise ValueError(f"settle_steps must be >= 0, got {self.settle_steps!r}")
+        if self.max_episodes is not None and self.max_episodes < 1:
+            raise ValueError(f"max_episodes must be >= 1 or None, got {self.max_episodes!r}")
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {self.num_threads!r}")
+
+
+PRESETS: dict[str, EvalIDMConfig] = {
+    "debug": EvalIDMConfig(max_episodes=2, settle_steps=2),
+    "full": EvalIDMConfig(),
+}
+
+
+def _episode_records(dataset_root: Path) -> dict[int, dict[str, Any]]:
+    path = dataset_root / "meta" / "executor_episodes.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: replay needs each episode's seed and task")
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {int(r["episode_index"]): r for r in records}
+
+
+def _stride_frames(episode: EpisodeArrays, stride: int) -> np.ndarray:
+    """Recorded frames 0, s, 2s, ... -> (N, S, S, 3) uint8 (a tail shorter than s is left
+    out: no chunk can reach a frame that was never recorded)."""
+    idx = np.arange(0, episode.frames.shape[0], stride)
+    return episode.frames[idx].permute(0, 2, 3, 1).numpy()
+
+
+def replay_episode(
+    policy: InverseDynamicsPolicy,
+    env: Any,  # executor_sim.env.TabletopEnv
+    record: dict[str, Any],
+    episode: EpisodeArrays,
+    mode: ReplayMode,
+    settle_steps: int,
+) -> bool:
+    """Run one replay in the simulator; True when the task's success predicate holds."""
+    stride = policy.config.frame_stride
+    k = policy.config.num_input_frames
+    obs = env.reset(int(record["seed"]), task_family=record["task_family"])
+    if env.task.prompt != record["prompt"]:
+        raise RuntimeError(
+            f"episode {record['episode_index']}: reset reproduced task {env.task.prompt!r}, "
+            f"the dataset recorded {record['prompt']!r}"
+        )
+    frames = _stride_frames(episode, stride)
+    last_target = env.joint_positions_rad()
+    if mode == "expert":
+        for action in episode.action_rad.numpy():
+            env.step(action)
+            last_target = action
+    elif mode == "open_loop":
+        chunks = policy.predict(frames, episode.state_rad[0].numpy())
+        for chunk in chunks:
+            for action in chunk.joint_positions_rad:
+                env.step(action)
+                last_target = action
+    else:
+        history = [obs["image"]] * (k - 1)  # the simulator's own frames, newest last
+        for i in range(len(frames) - 1):
+            window = np.stack([*history[-(k - 1) :], frames[i + 1]])
+            chunk = policy.predict_chunk(window, obs["state"])
+            for action in chunk.joint_positions_rad:
+                obs = env.step(action)
+                last_target = action
+            history.append(obs["image"])
+    for _ in range(settle_steps):
+        env.step(last_target)
+    return bool(env.task.is_success(env))
+
+
+def evaluate(cfg: EvalIDMConfig) -> dict[str, Any]:
+    torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    policy = InverseDynamicsPolicy.from_pretrained(cfg.checkpoint)
+    train_cfg_path = cfg.checkpoint / TRAIN_CONFIG_NAME
+    train_cfg = (
+        config_from_dict(TrainIDMConfig, json.loads(train_cfg_path.read_text()))
+        if train_cfg_path.is_file()
+        else None
+    )
+    dataset_root = cfg.dataset_root or (train_cfg.dataset_root if train_cfg else None)
+    if dataset_root is None:
+        raise ValueError(f"no dataset_root given and {train_cfg_path} does not name one")
+    episodes = list(cfg.episodes)
+    if not episodes:
+        if train_cfg is None:
+            raise ValueError(f"no episodes given and no {train_cfg_path} with the held-out split")
+        from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+        meta = LeRobotDatasetMetadata("local/dataset", root=dataset_root)
+        all_eps = list(range(meta.total_episodes))[: train_cfg.max_episodes]
+        episodes = split_episodes(all_eps, train_cfg.val_fraction, train_cfg.seed)[1]
+    episodes = episodes[: cfg.max_episodes]
+    loaded = load_episodes(dataset_root, policy.config, episodes)
+    err = heldout_error_rad(policy.model, TransitionSampler(loaded, policy.config), 10**9)
+    results: dict[str, Any] = {
+        "checkpoint": str(cfg.checkpoint),
+        "dataset_root": str(dataset_root),
+        "episodes": episodes,
+        "joint_names": list(policy.config.joint_names),
+        "action_mae_rad_with_state": err["with_state"].round(5).tolist(),
+        "action_mae_rad_without_state": err["without_state"].round(5).tolist(),
+    }
+    if cfg.replay:
+        from executor_sim.env import EnvConfig, make_env
+
+        records = _episode_records(Path(dataset_root))
+        env = make_env(EnvConfig(image_size_px=int(loaded[0].frames.shape[-1])))
+        try:
+            outcomes: dict[str, list[bool]] = {m: [] for m in REPLAY_MODES}
+            recorded: list[bool] = []
+            for episode in loaded:
+                record = records[episode.episode_index]
+                recorded.append(bool(record["success"]))
+                for mode in REPLAY_MODES:
+                    ok = replay_episode(policy, env, record, episode, mode, cfg.settle_steps)
+                    outcomes[mode].append(ok)
+                logger.info(
+                    "episode %d (%s): recorded %s, %s",
+                    episode.episode_index,
+                    record["task_family"],
+                    record["success"],
+                    {m: v[-1] for m, v in outcomes.items()},
+                )
+        finally:
+            env.close()
+        results["success_rate_recorded_expert"] = float(np.mean(recorded))
+        for mode, values in outcomes.items():
+            results[f"success_rate_{mode}"] = float(np.mean(values))
+        results["per_episode"] = {
+            str(e.episode_index): {m: outcomes[m][i] for m in REPLAY_MODES}
+            for i, e in enumerate(loaded)
+        }
+    if cfg.output_json is not None:
+        cfg.output_json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cfg.output_json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(cfg.output_json)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    cfg = parse_config(EvalIDMConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    results = evaluate(cfg)
+    names = results["joint_names"]
+    print("held-out action MAE (rad), per joint:")
+    for key in ("action_mae_rad_with_state", "action_mae_rad_without_state"):
+        row = "  ".join(f"{n}={v:.4f}" for n, v in zip(names, results[key], strict=True))
+        print(f"  {key.removeprefix('action_mae_rad_')}: {row}")
+    for key, value in results.items():
+        if key.startswith("success_rate"):
+            print(f"{key}: {value:.3f} ({len(results['episodes'])} episodes)")
+
+
+if __name__ == "__main__":
+    main()

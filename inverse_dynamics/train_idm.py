@@ -1,0 +1,325 @@
+"""Train the IDM on a LeRobotDataset v3 (simulated or real teleoperation, same joint space).
+
+    idm-train --preset sim_cpu --dataset_root data/sim_v1 --output_dir outputs/idm_sim
+    accelerate launch -m inverse_dynamics.train_idm --preset real_gpu --dataset_root ...
+
+The same command scales to several GPUs/nodes through ``accelerate`` (each process draws its
+own batches with a rank-dependent seed). Re-running the command resumes from the newest
+complete checkpoint in ``output_dir/checkpoints`` unless ``--resume=false``.
+
+Output layout::
+
+    output_dir/checkpoints/step_000500/{model/, optimizer.safetensors, training_state.json,
+                                        train_config.json}
+    output_dir/model/          final weights + config.json (+ train_config.json)
+    output_dir/metrics.jsonl   one line per log interval
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from executor_core.config_cli import parse_config, save_config_json
+from inverse_dynamics.configuration_idm import IDMConfig
+from inverse_dynamics.dataset_idm import (
+    TransitionSampler,
+    load_episodes,
+    split_episodes,
+)
+from inverse_dynamics.modeling_idm import WEIGHTS_NAME, InverseDynamicsModel
+from inverse_dynamics.train_state import STATE_JSON, load_training_state, save_training_state
+
+logger = logging.getLogger(__name__)
+
+TRAIN_CONFIG_NAME = "train_config.json"
+
+
+@dataclass(frozen=True)
+class TrainIDMConfig:
+    dataset_root: Path = Path("data/sim_v1")
+    output_dir: Path = Path("outputs/idm_sim")
+    model: IDMConfig = field(default_factory=IDMConfig)
+    image_key: str = "observation.images.scene"
+    max_episodes: int | None = None  # use only the first N episodes (None = all)
+    val_fraction: float = 0.1  # held-out episodes (evaluation reuses this split)
+    steps: int = 6000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    shift_px: int = 3  # random translation of the whole clip (same for all its frames)
+    color_jitter: float = 0.1  # brightness/contrast jitter, so imagined videos still work
+    state_noise_std_rad: float = 0.01  # the chained state at inference is only an estimate
+    log_every: int = 50
+    save_every: int = 1000
+    seed: int = 0
+    num_threads: int = 1  # torch CPU threads per process
+    resume: bool = True
+    cpu: bool = False  # force CPU even when a GPU is visible
+
+    def __post_init__(self) -> None:
+        if self.max_episodes is not None and self.max_episodes < 2:
+            raise ValueError(f"max_episodes must be >= 2 or None, got {self.max_episodes!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        for name in ("steps", "batch_size", "log_every", "save_every", "num_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.weight_decay < 0 or self.warmup_steps < 0 or self.shift_px < 0:
+            raise ValueError(
+                f"weight_decay, warmup_steps, shift_px must be >= 0, got {self.weight_decay!r}, "
+                f"{self.warmup_steps!r}, {self.shift_px!r}"
+            )
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter!r}")
+        if self.state_noise_std_rad < 0:
+            raise ValueError(f"state_noise_std_rad must be >= 0, got {self.state_noise_std_rad!r}")
+
+
+PRESETS: dict[str, TrainIDMConfig] = {
+    # Tiny and fast: for tests and smoke runs.
+    "debug": TrainIDMConfig(
+        output_dir=Path("outputs/idm_debug"),
+        model=IDMConfig(image_size_px=32, conv_channels=(8, 16), hidden_dim=32),
+        steps=2,
+        batch_size=8,
+        warmup_steps=0,
+        log_every=1,
+        save_every=1,
+    ),
+    # The committed sim checkpoint: < 40 min on one CPU thread.
+    "sim_cpu": TrainIDMConfig(),
+    "sim_cpu_flow": TrainIDMConfig(
+        output_dir=Path("outputs/idm_sim_flow"), model=IDMConfig(head="flow")
+    ),
+    # Real robot data on GPUs: pretrained ResNet-18 from a local safetensors file.
+    "real_gpu": TrainIDMConfig(
+        output_dir=Path("outputs/idm_real"),
+        model=IDMConfig(
+            image_size_px=128,
+            encoder="resnet18",
+            backbone_weights_path="checkpoints/backbones/resnet18_imagenet.safetensors",
+            hidden_dim=512,
+            dropout=0.1,
+        ),
+        steps=30000,
+        batch_size=128,
+        learning_rate=3e-4,
+        warmup_steps=1000,
+        num_threads=4,
+        save_every=2000,
+    ),
+}
+
+
+def _lr_at(cfg: TrainIDMConfig, step: int) -> float:
+    """Linear warm-up then cosine decay to 5 % of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def augment(
+    frames_uint8: torch.Tensor,  # (B, k, 3, S, S) uint8
+    cfg: TrainIDMConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:  # (B, k, 3, S, S) float in [-1, 1]
+    """Same random shift and colour change for every frame of a clip: the motion between
+    frames (what the IDM reads) is untouched."""
+    x = frames_uint8.float() / 127.5 - 1.0
+    b, _, _, size, _ = x.shape
+    if cfg.shift_px > 0:
+        pad = cfg.shift_px
+        padded = torch.nn.functional.pad(x.flatten(1, 2), (pad, pad, pad, pad), mode="replicate")
+        offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)
+        x = torch.stack(
+            [
+                padded[i, :, oy : oy + size, ox : ox + size]
+                for i, (oy, ox) in enumerate(offsets.tolist())
+            ]
+        ).view_as(x)
+    if cfg.color_jitter > 0:
+        gain = 1 + cfg.color_jitter * (2 * torch.rand(b, 1, 1, 1, 1, generator=generator) - 1)
+        bias = cfg.color_jitter * (2 * torch.rand(b, 1, 3, 1, 1, generator=generator) - 1)
+        x = (x * gain + bias).clamp(-1, 1)
+    return x
+
+
+def _latest_checkpoint(output_dir: Path) -> Path | None:
+    """Newest step directory whose training_state.json (written last) exists."""
+    done = sorted((output_dir / "checkpoints").glob(f"step_*/{STATE_JSON}"))
+    return done[-1].parent if done else None
+
+
+@torch.no_grad()
+def heldout_error_rad(
+    model: InverseDynamicsModel, sampler: TransitionSampler, max_samples: int = 512
+) -> dict[str, np.ndarray]:
+    """Mean absolute action error per joint (rad) on held-out samples, with and without
+    the joint state. Deterministic: evenly spaced samples, fixed flow noise."""
+    model.eval()
+    device = next(model.parameters()).device
+    ids = torch.linspace(0, len(sampler) - 1, min(max_samples, len(sampler))).long()
+    errors: dict[str, list[torch.Tensor]] = {"with_state": [], "without_state": []}
+    gen = torch.Generator(device=device).manual_seed(0)
+    for chunk in ids.split(128):
+        frames, state, actions = sampler.gather(chunk)
+        x = frames.to(device).float() / 127.5 - 1.0
+        for key, s in (("with_state", state.to(device)), ("without_state", None)):
+            pred = model.predict_actions(x, s, generator=gen)
+            errors[key].append((pred.cpu() - actions).abs().flatten(0, 1))
+    return {k: torch.cat(v).mean(0).numpy() for k, v in errors.items()}
+
+
+def train(cfg: TrainIDMConfig) -> Path:
+    """Run (or resume) training; returns the final model directory."""
+    from accelerate import Accelerator  # heavy import, only for training
+
+    torch.set_num_threads(cfg.num_threads)
+    accelerator = Accelerator(cpu=cfg.cpu)
+    out = Path(cfg.output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config_json(cfg, out / TRAIN_CONFIG_NAME)
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    meta = LeRobotDatasetMetadata("local/dataset", root=cfg.dataset_root)
+    all_eps = list(range(meta.total_episodes))[: cfg.max_episodes]
+    train_eps, val_eps = split_episodes(all_eps, cfg.val_fraction, cfg.seed)
+    logger.info("episodes: %d train, %d held out %s", len(train_eps), len(val_eps), val_eps)
+    episodes = load_episodes(cfg.dataset_root, cfg.model, all_eps, cfg.image_key)
+    by_index = {e.episode_index: e for e in episodes}
+    train_sampler = TransitionSampler([by_index[i] for i in train_eps], cfg.model)
+    val_sampler = TransitionSampler([by_index[i] for i in val_eps], cfg.model) if val_eps else None
+
+    torch.manual_seed(cfg.seed)
+    model = InverseDynamicsModel(cfg.model)
+    model.set_normalization(**train_sampler.statistics())
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+    )
+    start_step = 0
+    latest = _latest_checkpoint(out) if cfg.resume else None
+    if latest is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(latest / "model" / WEIGHTS_NAME)))
+        start_step = int(load_training_state(latest, optimizer)["step"])
+        logger.info("resumed from %s at step %d", latest, start_step)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw_model: InverseDynamicsModel = accelerator.unwrap_model(model)
+
+    def save_checkpoint(step: int) -> None:
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            return
+        ckpt = out / "checkpoints" / f"step_{step:06d}"
+        raw_model.save_pretrained(ckpt / "model")
+        save_config_json(cfg, ckpt / TRAIN_CONFIG_NAME)
+        save_training_state(
+            ckpt, optimizer, step, {"train_episodes": train_eps, "val_episodes": val_eps}
+        )
+
+    metrics_path = out / "metrics.jsonl"
+    bar = tqdm(
+        range(start_step, cfg.steps),
+        initial=start_step,
+        total=cfg.steps,
+        disable=not accelerator.is_main_process,
+        desc="idm",
+        mininterval=5.0,
+    )
+    window: list[float] = []
+    t_last, samples_since = time.perf_counter(), 0
+    for step in bar:
+        model.train()
+        gen = torch.Generator().manual_seed(
+            cfg.seed * 1_000_003 + step * accelerator.num_processes + accelerator.process_index
+        )
+        frames, state, actions = train_sampler.sample(cfg.batch_size, gen)
+        x = augment(frames, cfg, gen).to(accelerator.device)
+        present = torch.rand(cfg.batch_size, generator=gen) >= cfg.model.state_dropout_prob
+        state = state + cfg.state_noise_std_rad * torch.randn(state.shape, generator=gen)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, step)
+        # Through the (possibly DDP-wrapped) forward, so gradients are all-reduced.
+        loss = model(
+            x,
+            state.to(accelerator.device),
+            present.to(accelerator.device),
+            actions.to(accelerator.device),
+        )
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        window.append(float(loss.detach()))
+        samples_since += cfg.batch_size * accelerator.num_processes
+        done = step + 1
+        if done % cfg.log_every == 0 and accelerator.is_main_process:
+            now = time.perf_counter()
+            record = {
+                "step": done,
+                "loss": float(np.mean(window)),
+                "lr": _lr_at(cfg, step),
+                "samples_per_s": samples_since / max(now - t_last, 1e-9),
+            }
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            logger.info(
+                "step %d loss %.5f (%.0f samples/s)", done, record["loss"], record["samples_per_s"]
+            )
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            window, t_last, samples_since = [], now, 0
+        if done % cfg.save_every == 0 or done == cfg.steps:
+            if val_sampler is not None and accelerator.is_main_process:
+                err = heldout_error_rad(raw_model, val_sampler)
+                logger.info(
+                    "step %d held-out MAE rad with state %s, without %s",
+                    done,
+                    np.round(err["with_state"], 4),
+                    np.round(err["without_state"], 4),
+                )
+                with metrics_path.open("a") as f:
+                    f.write(
+                        json.dumps(
+                            {
+                                "step": done,
+                                **{f"val_mae_rad_{k}": v.tolist() for k, v in err.items()},
+                            }
+                        )
+                        + "\n"
+                    )
+            save_checkpoint(done)
+    final = out / "model"
+    if accelerator.is_main_process:
+        raw_model.save_pretrained(final)
+        shutil.copy(out / TRAIN_CONFIG_NAME, final / TRAIN_CONFIG_NAME)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    cfg = parse_config(TrainIDMConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    final = train(cfg)
+    print(f"final IDM checkpoint: {final}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The bringup YAML loader (pure) and the shipped graphs/launch files that use it."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from executor_bringup.bringup_config import (
+    BringupConfigError,
+    NodeSpec,
+    format_param_value,
+    join_namespace,
+    load_bringup_config,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [(("",), "/"), (("/robot1", "arm"), "/robot1/arm"), (("robot1/", "/arm/"), "/robot1/arm"),
+     (("", "arm"), "/arm")],
+)
+def test_join_namespace(parts: tuple[str, ...], expected: str) -> None:
+    assert join_namespace(*parts) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(True, "true"), (False, "false"), (3, "3"), (0.25, "0.25"), ("cam", "cam"),
+     ("1", "'1'"), ("true", "'true'"), ("", "''"), (["a", "b"], "[a, b]"), ([1, 2.5], "[1, 2.5]")],
+)
+def test_format_param_value_keeps_the_type(value: object, text: str) -> None:
+    assert format_param_value(value) == text
+    # and ROS's YAML parsing of the text gives the value back
+    assert yaml.safe_load(text) == (value if value != "" else "")
+
+
+def test_ros_arguments_order_and_content(tmp_path: Path) -> None:
+    params = tmp_path / "p.yaml"
+    params.write_text("{}")
+    spec = NodeSpec(
+        name="safety_node", executable="executor-safety-node", namespace="arm",
+        parameter_files=(params,), overrides={"max_rate_hz": 10}, remappings=(("a", "/b"),),
+    )
+    assert spec.ros_arguments("/r1") == [
+        "--ros-args", "-r", "__node:=safety_node", "-r", "__ns:=/r1/arm",
+        "--params-file", str(params), "-p", "max_rate_hz:=10", "-r", "a:=/b",
+    ]
+
+
+def test_overrides_are_typed_and_do_not_touch_other_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "bringup.yaml"
+    path.write_text(yaml.safe_dump({"graph": "g", "nodes": [
+        {"name": "a", "executable": "x", "overrides": {"keep": 1}},
+        {"name": "b", "executable": "y"},
+    ]}))
+    config = load_bringup_config(path).with_overrides(["a.rate_hz=2.5", "a.name=cam", "b.on=true"])
+    assert config.node("a").overrides == {"keep": 1, "rate_hz": 2.5, "name": "cam"}
+    assert config.node("b").overrides == {"on": True}
+    with pytest.raises(BringupConfigError, match="no node 'c'"):
+        config.node("c")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("- just a list", "expected a dict"), ("graph: g\nnodes: []\n", "has no nodes"),
+     ("graph: g\nnodes: {a: 1}\n", "expected a list"), ("nodes: [{name: a}]", "'executable'"),
+     ("graph: g\nnodes: [{name: a, executable: 'rm -rf'}]", "not a plain command name"),
+     ("graph: g\nnodes: [{name: a, executable: x, remappings: {'bad topic': b}}]",
+      "bad remapping name 'bad topic'"), ("nodes: [", "not valid YAML")],
+)
+def test_bad_yaml_names_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bringup.yaml"
+    path.write_text(text)
+    with pytest.raises(BringupConfigError, match=message.replace("[", r"\[")):
+        load_bringup_config(path)
+
+
+def _console_scripts() -> dict[str, str]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+@pytest.mark.parametrize("graph", ["sim", "robot"])
+def test_shipped_graphs_load_and_point_at_declared_node_scripts(graph: str) -> None:
+    config = load_bringup_config(REPO / "config" / f"bringup_{graph}.yaml")
+    scripts = _console_scripts()
+    assert {"safety_node", "executor_node"} <= {n.name for n in config.nodes}
+    for spec in config.nodes:
+        # console script executor-<x>-node -> executor_bringup.<x>_node:main
+        assert scripts.get(spec.executable) == f"executor_bringup.{spec.name}:main", spec
+        for params in spec.parameter_files:
+            data = yaml.safe_load(params.read_text())
+            # `/**/<name>:` matches the node in any namespace; a bare name does not.
+            assert f"/**/{spec.name}" in data, f"{params} lacks the '/**/{spec.name}:' key"
+            assert "ros__parameters" in data[f"/**/{spec.name}"]
+
+
+def test_sim_graph_has_the_sim_arm_and_robot_graph_the_camera() -> None:
+    sim = load_bringup_config(REPO / "config" / "bringup_sim.yaml")
+    robot = load_bringup_config(REPO / "config" / "bringup_robot.yaml")
+    assert "sim_arm_node" in {n.name for n in sim.nodes}
+    assert "sim_arm_node" not in {n.name for n in robot.nodes}
+    assert "camera_node" in {n.name for n in robot.nodes}
+
+
+@pytest.mark.parametrize("graph", ["sim", "robot"])
+def test_launch_files_are_thin_and_read_the_same_yaml(graph: str) -> None:
+    source = (REPO / "launch" / f"{graph}.launch.py").read_text()
+    tree = ast.parse(source)
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in functions
+    imported = {
+        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
+    assert "executor_bringup.bringup_config" in imported
+    assert "launch_ros.actions" in imported
+    assigns = {
+        t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+        for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
+    }
+    assert assigns.get("GRAPH") == graph

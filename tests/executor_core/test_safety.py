@@ -1,0 +1,187 @@
+"""Safety checks: each rule with exact values, and the heartbeat / e-stop supervisor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.safety import (
+    SafetyConfig,
+    SafetyRejectionError,
+    SafetySupervisor,
+    check_trajectory,
+    require_safe,
+)
+from executor_core.types import JointTrajectory
+
+
+@pytest.fixture(scope="module")
+def robot() -> RobotDescription:
+    return RobotDescription.from_yaml(default_robot_path())
+
+
+def _ramp(robot: RobotDescription, n: int = 5, step_rad: float = 0.01, dt_s: float = 0.1):
+    names = robot.joint_names
+    q = np.zeros((n, len(names))) + step_rad * np.arange(1, n + 1)[:, None]
+    t = dt_s * np.arange(1, n + 1)
+    return names, q, t
+
+
+def test_accepts_slow_ramp_from_measured_state(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot)
+    report = check_trajectory(names, q, t, robot, np.zeros(6))
+    assert report.ok, report.summary()
+    np.testing.assert_array_equal(report.positions_rad, q)
+
+
+def test_reorders_joints_into_robot_order(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot)
+    q[:, 2] += 0.05  # elbow_flex differs
+    rev = tuple(reversed(names))
+    report = check_trajectory(rev, q[:, ::-1], t, robot, np.array([0, 0, 0.05, 0, 0, 0.0]))
+    assert report.ok, report.summary()
+    np.testing.assert_allclose(report.positions_rad, q)
+
+
+def test_position_limit_names_joint_index_value(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot, step_rad=0.0)
+    q[3, 2] = 1.75  # elbow_flex upper limit is 1.69
+    report = check_trajectory(names, q, t, robot, np.zeros(6),
+                              config=SafetyConfig(max_start_jump_rad=0.5))
+    pos = [v for v in report.violations if v.rule == "position"]
+    assert len(pos) == 1
+    assert (pos[0].joint, pos[0].index, pos[0].value, pos[0].limit) == ("elbow_flex", 3, 1.75,
+                                                                        1.69)
+    assert "'elbow_flex' point 3: position 1.75 rad above upper limit 1.69" in report.summary()
+
+
+def test_lower_limit(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot, step_rad=0.0)
+    q[:, 5] = -0.2  # gripper lower is -0.17453
+    report = check_trajectory(names, q, t, robot, q[0])
+    assert {(v.rule, v.joint) for v in report.violations} == {("position", "gripper")}
+    assert [v.index for v in report.violations] == [0, 1, 2, 3, 4]
+
+
+def test_velocity_from_positions(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot, step_rad=0.0)
+    q[2:, 0] = 0.2  # 0.2 rad in 0.05 s = 4 rad/s > 3 rad/s
+    t = np.array([0.1, 0.2, 0.25, 0.35, 0.45])
+    report = check_trajectory(names, q, t, robot, np.zeros(6))
+    vel = [v for v in report.violations if v.rule == "velocity"]
+    assert [(v.joint, v.index) for v in vel] == [("shoulder_pan", 2)]
+    assert vel[0].value == pytest.approx(4.0)
+
+
+def test_velocity_from_measured_start(robot: RobotDescription) -> None:
+    names = robot.joint_names
+    q = np.zeros((1, 6))
+    q[0, 1] = 0.2
+    report = check_trajectory(names, q, np.array([0.05]), robot, np.zeros(6))
+    assert [(v.rule, v.joint, v.index) for v in report.violations] == [
+        ("velocity", "shoulder_lift", 0)
+    ]
+    assert report.violations[0].value == pytest.approx(4.0)
+
+
+def test_commanded_velocity(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot)
+    v = np.zeros_like(q)
+    v[1, 4] = -3.5
+    report = check_trajectory(names, q, t, robot, np.zeros(6), velocities_rad_s=v)
+    assert [(r.rule, r.joint, r.index, r.value) for r in report.violations] == [
+        ("velocity", "wrist_roll", 1, -3.5)
+    ]
+
+
+def test_acceleration(robot: RobotDescription) -> None:
+    names = robot.joint_names
+    # 0 rad/s then 2.5 rad/s over segments of 0.1 s -> 25 rad/s^2 > 20 at point 1.
+    q = np.zeros((3, 6))
+    q[2, 3] = 0.25
+    report = check_trajectory(names, q, np.array([0.1, 0.2, 0.3]), robot, np.zeros(6))
+    acc = [v for v in report.violations if v.rule == "acceleration"]
+    assert [(v.joint, v.index) for v in acc] == [("wrist_flex", 1)]
+    assert acc[0].value == pytest.approx(25.0)
+
+
+def test_non_finite_rejected(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot)
+    q[1, 0] = np.nan
+    q[4, 5] = np.inf
+    report = check_trajectory(names, q, t, robot, np.zeros(6))
+    assert [(v.rule, v.joint, v.index) for v in report.violations] == [
+        ("non_finite", "shoulder_pan", 1), ("non_finite", "gripper", 4)
+    ]
+    t2 = t.copy()
+    t2[2] = np.nan
+    _, q2, _ = _ramp(robot)
+    assert check_trajectory(names, q2, t2, robot, np.zeros(6)).violations[0].index == 2
+
+
+def test_start_jump(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot, step_rad=0.0)
+    current = np.zeros(6)
+    current[2] = -0.3  # first point 0.0 -> jump 0.3 > 0.25; 3 rad/s over 0.1 s is allowed
+    report = check_trajectory(names, q, t, robot, current)
+    jumps = [v for v in report.violations if v.rule == "start_jump"]
+    assert [(v.joint, v.index) for v in jumps] == [("elbow_flex", 0)]
+    assert "jump 0.3 rad" in jumps[0].message
+
+
+def test_joint_names(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot)
+    bad = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "claw")
+    report = check_trajectory(bad, q, t, robot, np.zeros(6))
+    msgs = report.summary()
+    assert "unknown joints ['claw']" in msgs
+    assert "missing joints ['gripper']" in msgs
+    dup = (*names[:5], "shoulder_pan")
+    assert "duplicate joint names ['shoulder_pan']" in check_trajectory(
+        dup, q, t, robot, np.zeros(6)).summary()
+
+
+def test_time_must_increase_and_state_known(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot)
+    t[3] = t[2]
+    report = check_trajectory(names, q, t, robot, np.zeros(6))
+    assert [(v.rule, v.index) for v in report.violations] == [("time", 3)]
+    _, q, t = _ramp(robot)
+    report = check_trajectory(names, q, t, robot, None)
+    assert [v.rule for v in report.violations] == ["current_state"]
+    relaxed = SafetyConfig(require_current_state=False)
+    assert check_trajectory(names, q, t, robot, None, config=relaxed).ok
+
+
+def test_require_safe_raises_with_report(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot)
+    q[0, 0] = 5.0
+    traj = JointTrajectory(names, q, t)
+    with pytest.raises(SafetyRejectionError, match="'shoulder_pan' point 0") as info:
+        require_safe(traj, robot, np.zeros(6), SafetyConfig(max_start_jump_rad=10))
+    assert not info.value.report.ok
+
+
+def test_config_validation_quotes_value() -> None:
+    with pytest.raises(ValueError, match="-1.0"):
+        SafetyConfig(max_start_jump_rad=-1.0)
+
+
+def test_supervisor_heartbeat_and_latch() -> None:
+    sup = SafetySupervisor(heartbeat_timeout_s=0.5)
+    assert sup.may_forward(10.0) == (False, "no operator heartbeat received yet")
+    sup.heartbeat(10.0)
+    assert sup.may_forward(10.5) == (True, "")
+    ok, why = sup.may_forward(10.75)
+    assert not ok
+    assert "0.750 s > heartbeat_timeout_s 0.500" in why
+    sup.heartbeat(11.0)
+    sup.trigger_estop("test")
+    assert sup.may_forward(11.1)[0] is False
+    sup.heartbeat(11.2)  # a heartbeat does not clear the e-stop
+    assert "e-stop latched" in sup.may_forward(11.2)[1]
+    assert sup.reset_estop() == "e-stop latch cleared"
+    assert sup.may_forward(11.2) == (True, "")
+    assert sup.reset_estop() == "e-stop was not latched"
+    assert SafetySupervisor(heartbeat_timeout_s=0).may_forward(0.0) == (True, "")
