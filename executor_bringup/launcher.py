@@ -36,6 +36,7 @@ from executor_bringup.bringup_config import (
     default_config_path,
     load_bringup_config,
 )
+from executor_bringup.interfaces_env import InterfacesMissingError, require_ros_modules
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +125,9 @@ class Supervisor:
                         if code < 0
                         else f"exited with code {code}"
                     )
-                    logger.error("node %r %s; stopping the other nodes", node.name, how)
+                    # print, not log: this line must survive any --log-level
                     print(f"executor-bringup: node {node.name!r} {how}", file=sys.stderr)
+                    logger.info("stopping the other nodes")
                     return EXIT_NODE_DIED
             time.sleep(POLL_PERIOD_S)
 
@@ -214,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, cmd in commands:
                 print(f"{name}: {shlex.join(cmd)}")
             return EXIT_OK
+        # Fail here, once and with the fix, rather than in every node process.
+        require_ros_modules()
         supervisor = Supervisor(commands, env, args.shutdown_timeout_s)
-    except BringupConfigError as exc:
+    except (BringupConfigError, InterfacesMissingError) as exc:
         print(f"executor-bringup: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logger.info(

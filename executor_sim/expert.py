@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,6 +29,9 @@ HOVER_Z_M = 0.065  # grasp point height for moves (top-down IK holds up to ~0.07
 GRASP_Z_M = sc.CUBE_HALF_M + 0.002  # pads centred just above the cube centre
 PUSH_Z_M = 0.012  # pad bottoms ~5 mm above the table
 RELEASE_GAP_M = 0.004  # carried cube released this far above its support
+RISE_M = 0.03
+PUSH_SPEED_M_S = 0.1
+PUSH_DONE_M = 0.008  # cube centre this close to the mat centre ends the push
 # Starting guesses (pan, lift, elbow, flex, roll) for the first top-down solution.
 IK_SEEDS = (
     np.array([0.0, -0.5, 0.5, 1.5, 0.0]),
@@ -39,11 +42,21 @@ IK_SEEDS = (
 
 @dataclass(frozen=True)
 class Waypoint:
-    point_m: tuple[float, float, float]  # grasp point target at the end of the segment
+    point_m: tuple[float, float, float] | None  # grasp point at the segment end; None: rise
+    # RISE_M above wherever the previous segment ended
     yaw_rad: float  # jaw opening direction
     gripper_rad: float  # gripper target during the segment (ramped at GRIPPER_STEP_RAD)
     steps: int  # control steps in the segment
     label: str
+
+    @property
+    def is_home(self) -> bool:
+        return self.label == "return home"
+
+
+# Last segment of every task: back to the home pose in joint space, which also shows the
+# result unoccluded in the final frames.
+_HOME = Waypoint(None, 0.0, 0.0, 8, "return home")
 
 
 def _cube_yaw(env: TabletopEnv, name: str) -> float:
@@ -56,11 +69,13 @@ def _nearest_equivalent(angle: float, reference: float, period: float) -> float:
     return angle + period * round((reference - angle) / period)
 
 
-def _least_roll_yaw(ik: TopDownIK, point_m: np.ndarray, yaw_rad: float, period: float) -> float:
+def _least_roll_yaw(ik: TopDownIK, point_m: np.ndarray, yaw_rad: float, period: float,
+                    pusher: bool = False) -> float:
     """Of the equivalent jaw yaws ``yaw_rad + k * period``, the one needing the least wrist
     roll at ``point_m`` (keeps the roll joint away from its limits)."""
     candidates = [yaw_rad + k * period for k in range(-2, 3) if abs(k * period) <= math.pi]
-    solutions = [(ik.solve(point_m, y, IK_SEEDS[0], iters=60), y) for y in candidates]
+    solutions = [(ik.solve(point_m, y, IK_SEEDS[0], iters=60, pusher=pusher), y)
+                 for y in candidates]
     return min(solutions, key=lambda s: (not s[0].ok, abs(s[0].q_rad[4])))[1]
 
 
@@ -95,7 +110,8 @@ def _pick_and_place_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start
                  _travel_steps(above_cube, above_goal, 0.2, fps, 7), "carry"),
         Waypoint((goal[0], goal[1], place_z), place_yaw, c, 4, "lower"),
         Waypoint((goal[0], goal[1], place_z), place_yaw, o, 3, "release"),
-        Waypoint(tuple(above_goal), place_yaw, o, 4, "retreat"),
+        Waypoint((goal[0], goal[1], place_z + 0.02), place_yaw, o, 3, "retreat"),
+        _HOME,
     ]
 
 
@@ -107,87 +123,144 @@ def _push_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start: np.ndarr
     direction = delta / max(np.linalg.norm(delta), 1e-6)
     # Closed jaws side by side across the push direction make a ~2 cm wide pusher.
     yaw = math.atan2(direction[1], direction[0]) + math.pi / 2
-    yaw = _least_roll_yaw(ik, np.array([*behind, HOVER_Z_M]), yaw, math.pi)
     behind = cube[:2] - direction * (sc.CUBE_HALF_M + 0.025)
-    # Stop with the cube centre a little past the mat centre's near side.
-    end = goal[:2] - direction * (sc.CUBE_HALF_M + 0.008)
+    yaw = _least_roll_yaw(ik, np.array([*behind, HOVER_Z_M]), yaw, math.pi, pusher=True)
+    # The push segment is closed-loop (see ExpertPolicy._push_step): its point is the goal
+    # of the cube centre, its step count a budget.
+    end = goal[:2] - direction * (sc.CUBE_HALF_M + 0.006)
     above_start = np.array([behind[0], behind[1], HOVER_Z_M])
     push_start = np.array([behind[0], behind[1], PUSH_Z_M])
     push_end = np.array([end[0], end[1], PUSH_Z_M])
+    budget = 8 + _travel_steps(push_start, push_end, PUSH_SPEED_M_S, fps, 6)
     c = GRIPPER_CLOSED_RAD
     return [
-        Waypoint(tuple(above_start), yaw, c, _travel_steps(start, above_start, 0.15, fps, 8),
+        Waypoint(tuple(above_start), yaw, c, _travel_steps(start, above_start, 0.2, fps, 8),
                  "reach behind the cube"),
-        Waypoint(tuple(push_start), yaw, c, 6, "descend"),
-        Waypoint(tuple(push_end), yaw, c, _travel_steps(push_start, push_end, 0.08, fps, 6),
-                 "push"),
-        Waypoint((push_end[0], push_end[1], HOVER_Z_M), yaw, c, 5, "retreat"),
+        Waypoint(tuple(push_start), yaw, c, 5, "descend"),
+        Waypoint((goal[0], goal[1], PUSH_Z_M), yaw, c, budget, "push"),
+        Waypoint(None, yaw, c, 3, "retreat"),
+        _HOME,
     ]
 
 
 class ExpertPolicy:
-    """Open-loop scripted expert for one task instance. Call once per control step."""
+    """Scripted expert for one task instance. Call once per control step.
+
+    Segments are planned lazily from the last commanded joint target, so the push segment
+    can be closed-loop: each step it re-aims the pusher behind the cube's current position
+    (a pushed cube drifts sideways; an open-loop push misses the mat).
+    """
 
     def __init__(self, env: TabletopEnv, task: Task) -> None:
         self.task = task
         self.ik = TopDownIK(env.model, env.lower_rad, env.upper_rad)
-        fps = env.cfg.fps_hz
+        # Pushing steers the closed-jaw tip; grasping the point between the open pads.
+        self.pusher = task.family == "push"
+        self.fps_hz = env.cfg.fps_hz
+        self._max_step_rad = env.robot.max_velocity_rad_s / self.fps_hz  # (6,)
+        self.home_rad = env.home_rad.copy()
         q_start = env.joint_positions_rad()
-        start_point, _, _ = self.ik.forward(q_start[:5])
-        if task.family == "push":
-            self.waypoints = _push_waypoints(env, self.ik, task, start_point, fps)
+        start_point, _, _ = self.ik.forward(q_start[:5], self.pusher)
+        if self.pusher:
+            self.waypoints = _push_waypoints(env, self.ik, task, start_point, self.fps_hz)
         else:
-            self.waypoints = _pick_and_place_waypoints(env, self.ik, task, start_point, fps)
-        self._max_step_rad = env.robot.max_velocity_rad_s / fps  # (6,)
-        self.plan_rad, self.ik_failures = self._plan(q_start, start_point)
-        self.done_step = len(self.plan_rad)  # steps after this hold the last target
+            self.waypoints = _pick_and_place_waypoints(env, self.ik, task, start_point,
+                                                       self.fps_hz)
+        self.ik_failures = 0
+        self.done_step: int | None = None  # control step at which the expert finished
+        self._segment_index = 0
+        self._queue: list[np.ndarray] = []
+        self._q_cmd = q_start.copy()  # last commanded target (6,)
+        self._point = np.asarray(start_point, float)
+        self._yaw = self.waypoints[0].yaw_rad
+        self._push_steps = 0
         self._t = 0
-        if self.ik_failures:
-            logger.info("expert plan for %r: %d waypoints off the IK tolerance",
-                        task.prompt, self.ik_failures)
 
-    def _plan(self, q_start: np.ndarray, start_point: np.ndarray) -> tuple[np.ndarray, int]:
-        rows: list[np.ndarray] = []
-        q = q_start.copy()
-        point = np.asarray(start_point, float)
-        yaw = self.waypoints[0].yaw_rad
-        failures = 0
-        for i, wp in enumerate(self.waypoints):
-            steps = wp.steps
-            # Stretch a segment until no joint moves faster than its velocity limit.
-            while True:
-                seg, seg_failures = self._segment(i, wp, steps, q, point, yaw)
-                deltas = np.abs(np.diff(np.vstack([q, seg]), axis=0))
-                if np.all(deltas <= 0.9 * self._max_step_rad) or steps >= 4 * wp.steps:
+    @property
+    def done(self) -> bool:
+        return self.done_step is not None
+
+    def __call__(self, env: TabletopEnv) -> np.ndarray:
+        """The next absolute joint target (6,), radians."""
+        while not self._queue and self._segment_index < len(self.waypoints):
+            wp = self.waypoints[self._segment_index]
+            if wp.point_m is None and not wp.is_home:
+                wp = replace(wp, point_m=tuple(self._point + np.array([0.0, 0.0, RISE_M])))
+            if wp.label == "push":
+                row = self._push_step(env, wp)
+                if row is not None:
+                    self._queue.append(row)
                     break
-                steps += 1
-            rows.extend(seg)
-            failures += seg_failures
-            q = seg[-1]
-            point, yaw = np.asarray(wp.point_m, float), wp.yaw_rad
-        return np.asarray(rows), failures
+            else:
+                self._queue.extend(self._plan_segment(wp))
+                if not wp.is_home:
+                    self._point, self._yaw = np.asarray(wp.point_m, float), wp.yaw_rad
+            self._segment_index += 1
+        if self._queue:
+            self._q_cmd = self._queue.pop(0)
+        elif self.done_step is None:
+            self.done_step = self._t
+        self._t += 1
+        return self._q_cmd.copy()
 
-    def _segment(self, index: int, wp: Waypoint, steps: int, q: np.ndarray, point: np.ndarray,
-                 yaw: float) -> tuple[np.ndarray, int]:
+    def _push_step(self, env: TabletopEnv, wp: Waypoint) -> np.ndarray | None:
+        """One closed-loop pushing step, or None when the cube is on target or time is up."""
+        cube = env.object_position(self.task.obj)[:2]
+        goal = np.asarray(wp.point_m[:2])
+        to_goal = goal - cube
+        remaining = float(np.linalg.norm(to_goal))
+        if remaining < PUSH_DONE_M or self._push_steps >= wp.steps:
+            return None
+        self._push_steps += 1
+        u = to_goal / remaining
+        advance = min(PUSH_SPEED_M_S / self.fps_hz, remaining)
+        want = cube - u * (sc.CUBE_HALF_M + 0.006) + u * advance
+        move = want - self._point[:2]
+        limit = 1.5 * PUSH_SPEED_M_S / self.fps_hz
+        if np.linalg.norm(move) > limit:
+            move *= limit / np.linalg.norm(move)
+        self._point = np.array([*(self._point[:2] + move), PUSH_Z_M])
+        result = self.ik.solve(self._point, self._yaw, self._q_cmd[:5], iters=30, pusher=True)
+        self.ik_failures += 0 if result.ok else 1
+        return np.concatenate([result.q_rad, [self._q_cmd[5]]])
+
+    def _plan_segment(self, wp: Waypoint) -> list[np.ndarray]:
+        """Rows of one open-loop segment, stretched until every joint respects its
+        velocity limit."""
+        steps = wp.steps
+        while True:
+            rows, failures = self._segment(wp, steps)
+            deltas = np.abs(np.diff(np.vstack([self._q_cmd, rows]), axis=0))
+            if np.all(deltas <= 0.9 * self._max_step_rad) or steps >= 4 * wp.steps:
+                break
+            steps += 1
+        self.ik_failures += failures
+        return list(rows)
+
+    def _segment(self, wp: Waypoint, steps: int) -> tuple[np.ndarray, int]:
+        q, point, yaw = self._q_cmd, self._point, self._yaw
         target = np.asarray(wp.point_m, float)
         failures = 0
         q_arm, gripper = q[:5].copy(), float(q[5])
-        if index == 0:
+        if wp.is_home:
+            rows = [q + (self.home_rad - q) * _smoothstep(k / steps) for k in range(1, steps + 1)]
+            return np.asarray(rows), 0
+        if self._segment_index == 0:
             # From the (not top-down) home pose: straight in joint space to the first
             # waypoint's IK solution, tried from a few elbow configurations.
-            first = min((self.ik.solve(target, wp.yaw_rad, q0, iters=100)
+            first = min((self.ik.solve(target, wp.yaw_rad, q0, iters=100, pusher=self.pusher)
                          for q0 in (q_arm, *IK_SEEDS)),
                         key=lambda r: (not r.ok, r.position_error_m + r.axis_error))
             failures += 0 if first.ok else 1
         rows = []
         for k in range(1, steps + 1):
-            s = k / steps
-            s = s * s * (3 - 2 * s)  # smoothstep: zero velocity at both ends
-            if index == 0:
+            s = _smoothstep(k / steps)  # zero velocity at both ends
+            if self._segment_index == 0:
                 q_arm = q[:5] + (first.q_rad - q[:5]) * s
             else:
                 result = self.ik.solve(point + (target - point) * s,
-                                       yaw + (wp.yaw_rad - yaw) * s, q_arm, iters=30)
+                                       yaw + (wp.yaw_rad - yaw) * s, q_arm, iters=30,
+                                       pusher=self.pusher)
                 q_arm = result.q_rad
                 failures += 0 if result.ok else 1
             gripper += float(np.clip(wp.gripper_rad - gripper, -GRIPPER_STEP_RAD,
@@ -195,15 +268,9 @@ class ExpertPolicy:
             rows.append(np.concatenate([q_arm, [gripper]]))
         return np.asarray(rows), failures
 
-    @property
-    def done(self) -> bool:
-        return self._t >= self.done_step
 
-    def __call__(self, env: TabletopEnv | None = None) -> np.ndarray:
-        """The next absolute joint target (6,), radians."""
-        row = self.plan_rad[min(self._t, self.done_step - 1)]
-        self._t += 1
-        return row.copy()
+def _smoothstep(s: float) -> float:
+    return s * s * (3.0 - 2.0 * s)
 
 
 def expert_policy(env: TabletopEnv, task: Task | None = None) -> ExpertPolicy:

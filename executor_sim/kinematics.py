@@ -68,6 +68,11 @@ class TopDownIK:
         origin = self.data.xpos[self._body]
         a, b = self.data.geom_xpos[fixed], self.data.geom_xpos[moving]
         self.grasp_offset = rot.T @ ((a + b) / 2 - origin)  # (3,) in gripper frame
+        # Pushing uses the closed jaw: the pad midpoint with the gripper shut.
+        self.data.qpos[self._grip_qadr] = model.jnt_range[model.joint("gripper").id, 0]
+        mujoco.mj_kinematics(model, self.data)
+        a, b = self.data.geom_xpos[fixed], self.data.geom_xpos[moving]
+        self.pusher_offset = rot.T @ ((a + b) / 2 - self.data.xpos[self._body])
         self.finger_local = rot.T @ self.data.site_xmat[self._site].reshape(3, 3)[:, 0]
         # The pads are not quite square to the fingers; keep the part of the opening
         # direction that is horizontal when the fingers point down.
@@ -75,17 +80,20 @@ class TopDownIK:
         opening -= (opening @ self.finger_local) * self.finger_local
         self.opening_local = opening / np.linalg.norm(opening)
 
-    def forward(self, q_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Grasp point (3,), finger axis (3,) and opening direction (3,) at ``q_arm``."""
+    def forward(self, q_arm: np.ndarray, pusher: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Grasp point (or closed-jaw pusher point) (3,), finger axis (3,) and opening
+        direction (3,) at ``q_arm``."""
         self.data.qpos[self._qadr] = q_arm
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_comPos(self.model, self.data)
         rot = self.data.xmat[self._body].reshape(3, 3)
-        point = self.data.xpos[self._body] + rot @ self.grasp_offset
+        offset = self.pusher_offset if pusher else self.grasp_offset
+        point = self.data.xpos[self._body] + rot @ offset
         return point, rot @ self.finger_local, rot @ self.opening_local
 
     def solve(self, target_m: np.ndarray, yaw_rad: float, q_init: np.ndarray,
-              iters: int = 100) -> IKResult:
+              iters: int = 100, pusher: bool = False) -> IKResult:
         """Joint angles (5,) putting the grasp point at ``target_m`` with fingers down and
         the jaws opening along ``yaw_rad`` (mod pi: both jaws are interchangeable)."""
         q = np.clip(np.asarray(q_init, float).copy(), self._lo, self._hi)
@@ -93,7 +101,7 @@ class TopDownIK:
         jacp = np.zeros((3, self.model.nv))
         jacr = np.zeros((3, self.model.nv))
         for _ in range(iters):
-            point, finger, opening = self.forward(q)
+            point, finger, opening = self.forward(q, pusher)
             if opening @ want < 0:  # jaws are symmetric for the task: flip the goal
                 want = -want
             err = np.concatenate([target_m - point, 0.5 * (DOWN - finger),
@@ -105,7 +113,7 @@ class TopDownIK:
             jac = np.vstack([jp, 0.5 * (-_skew(finger) @ jr), 0.3 * (-_skew(opening) @ jr)])
             step = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(9), err)
             q = np.clip(q + np.clip(step, -0.3, 0.3), self._lo, self._hi)
-        point, finger, opening = self.forward(q)
+        point, finger, opening = self.forward(q, pusher)
         if opening @ want < 0:
             want = -want
         return IKResult(q, float(np.linalg.norm(target_m - point)),

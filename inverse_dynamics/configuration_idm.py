@@ -35,6 +35,9 @@ class IDMConfig:
     state_dropout_prob: float = 0.2
     encoder: EncoderKind = "conv"
     conv_channels: tuple[int, ...] = (32, 64, 128, 128)  # one stride-2 stage per entry
+    # 3x3 convs per stage (the first has stride 2). 1 keeps the default model trainable on a
+    # shared CPU core (~14 M MACs per sample); 2 triples the cost.
+    convs_per_stage: int = 1
     # Local safetensors file with ImageNet ResNet-18 weights (encoder="resnet18" only).
     backbone_weights_path: str | None = None
     hidden_dim: int = 256
@@ -69,6 +72,8 @@ class IDMConfig:
                     f"{len(self.conv_channels)} stride-2 stages need image_size_px >= "
                     f"{2 ** len(self.conv_channels)}, got {self.image_size_px!r}"
                 )
+        if self.convs_per_stage < 1:
+            raise ValueError(f"convs_per_stage must be >= 1, got {self.convs_per_stage!r}")
         if self.hidden_dim < 1:
             raise ValueError(f"hidden_dim must be >= 1, got {self.hidden_dim!r}")
         if self.head not in ("regression", "flow"):

@@ -90,6 +90,22 @@ def _stride_frames(episode: EpisodeArrays, stride: int) -> np.ndarray:
     return episode.frames[idx].permute(0, 2, 3, 1).numpy()
 
 
+def _reset_to_record(env: Any, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Reset the simulator to a recorded episode's scene and task. Generators may reset with
+    or without naming the family (it changes the random stream), so both are tried and the
+    recorded prompt decides."""
+    seed = int(record["seed"])
+    obs = env.reset(seed)
+    if env.task.prompt != record["prompt"]:
+        obs = env.reset(seed, task_family=record["task_family"])
+    if env.task.prompt != record["prompt"]:
+        raise RuntimeError(
+            f"episode {record['episode_index']}: reset(seed={seed}) reproduced task "
+            f"{env.task.prompt!r}, the dataset recorded {record['prompt']!r}"
+        )
+    return obs
+
+
 def replay_episode(
     policy: InverseDynamicsPolicy,
     env: Any,  # executor_sim.env.TabletopEnv
@@ -101,12 +117,7 @@ def replay_episode(
     """Run one replay in the simulator; True when the task's success predicate holds."""
     stride = policy.config.frame_stride
     k = policy.config.num_input_frames
-    obs = env.reset(int(record["seed"]), task_family=record["task_family"])
-    if env.task.prompt != record["prompt"]:
-        raise RuntimeError(
-            f"episode {record['episode_index']}: reset reproduced task {env.task.prompt!r}, "
-            f"the dataset recorded {record['prompt']!r}"
-        )
+    obs = _reset_to_record(env, record)
     frames = _stride_frames(episode, stride)
     last_target = env.joint_positions_rad()
     if mode == "expert":

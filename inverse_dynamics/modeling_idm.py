@@ -52,15 +52,14 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         in_ch = 3 * config.num_input_frames
         for out_ch in config.conv_channels:
-            layers += [
-                nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1),
-                _group_norm(out_ch),
-                nn.SiLU(),
-                nn.Conv2d(out_ch, out_ch, 3, stride=1, padding=1),
-                _group_norm(out_ch),
-                nn.SiLU(),
-            ]
-            in_ch = out_ch
+            for i in range(config.convs_per_stage):
+                stride = 2 if i == 0 else 1
+                layers += [
+                    nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1),
+                    _group_norm(out_ch),
+                    nn.SiLU(),
+                ]
+                in_ch = out_ch
         self.convs = nn.Sequential(*layers)
         side_px = config.image_size_px // 2 ** len(config.conv_channels)
         self.proj = nn.Linear(in_ch * side_px * side_px, config.hidden_dim)

@@ -18,10 +18,25 @@ PURE_PACKAGES = ("executor_core", "inverse_dynamics", "calibration", "executor_s
 # Top-level modules that mean "ROS": the client library, launch, and every interface
 # package we use or might reach for.
 ROS_MODULES = {
-    "rclpy", "rcl_interfaces", "launch", "launch_ros", "ament_index_python", "rosidl_runtime_py",
-    "action_msgs", "builtin_interfaces", "control_msgs", "executor_interfaces", "geometry_msgs",
-    "lifecycle_msgs", "sensor_msgs", "std_msgs", "std_srvs", "trajectory_msgs",
-    "unique_identifier_msgs", "rosgraph_msgs", "cv_bridge",
+    "rclpy",
+    "rcl_interfaces",
+    "launch",
+    "launch_ros",
+    "ament_index_python",
+    "rosidl_runtime_py",
+    "action_msgs",
+    "builtin_interfaces",
+    "control_msgs",
+    "executor_interfaces",
+    "geometry_msgs",
+    "lifecycle_msgs",
+    "sensor_msgs",
+    "std_msgs",
+    "std_srvs",
+    "trajectory_msgs",
+    "unique_identifier_msgs",
+    "rosgraph_msgs",
+    "cv_bridge",
 }
 # Python imports of executor_bringup -> the rosdep key package.xml must list.
 PYTHON_ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml"}
@@ -72,10 +87,15 @@ def test_pure_packages_import_with_rclpy_blocked() -> None:
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
         cwd=REPO,
     )
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok"), proc.stdout[-3000:]
 
 
 def _manifest() -> ET.Element:
@@ -96,8 +116,18 @@ def test_package_xml_is_ament_python_executor_bringup() -> None:
 
 def test_package_xml_lists_every_import_of_the_ros_side() -> None:
     exec_depends = {(el.text or "").strip() for el in _manifest().findall("exec_depend")}
-    needed = {"rclpy", "sensor_msgs", "trajectory_msgs", "control_msgs", "executor_interfaces",
-              "std_msgs", "std_srvs", "lifecycle_msgs", "python3-numpy", "python3-yaml"}
+    needed = {
+        "rclpy",
+        "sensor_msgs",
+        "trajectory_msgs",
+        "control_msgs",
+        "executor_interfaces",
+        "std_msgs",
+        "std_srvs",
+        "lifecycle_msgs",
+        "python3-numpy",
+        "python3-yaml",
+    }
     for path in sorted((REPO / "executor_bringup").glob("*.py")):
         for module in _imported_top_modules(path):
             if module in ROS_MODULES - {"launch", "launch_ros", "cv_bridge"}:
@@ -112,10 +142,12 @@ def test_colcon_workspace_links_our_packages_but_not_the_control_msgs_subset() -
     src = REPO / "ros2_ws" / "src"
     bringup, interfaces = src / "executor_bringup", src / "executor_interfaces"
     for link in (bringup, interfaces):
-        assert link.is_symlink() and not os.path.isabs(os.readlink(link)), link
+        assert link.is_symlink(), link
+        assert not os.path.isabs(os.readlink(link)), f"{link} must be a relative link"
     assert bringup.resolve() == REPO
     assert interfaces.resolve() == REPO / "interfaces" / "executor_interfaces"
-    assert (interfaces / "CMakeLists.txt").is_file() and (interfaces / "package.xml").is_file()
+    assert (interfaces / "CMakeLists.txt").is_file()
+    assert (interfaces / "package.xml").is_file()
     # A real ROS install provides control_msgs; our subset must never shadow it.
     names = {p.name for p in src.iterdir()}
     assert "control_msgs" not in names
@@ -124,18 +156,24 @@ def test_colcon_workspace_links_our_packages_but_not_the_control_msgs_subset() -
 
 def test_setup_py_installs_launch_and_config_into_share() -> None:
     tree = ast.parse((REPO / "setup.py").read_text())
-    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
-               and isinstance(n.value, str)}
+    strings = {
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    }
     joined = " ".join(strings)
-    for needle in ("launch/*.launch.py", "config/*.yaml", "share/ament_index/resource_index",
-                   "package.xml"):
+    for needle in (
+        "launch/*.launch.py",
+        "config/*.yaml",
+        "share/ament_index/resource_index",
+        "package.xml",
+    ):
         assert needle in joined, f"setup.py data_files lacks {needle!r}"
     assert sorted((REPO / "launch").glob("*.launch.py")), "no launch files to install"
 
 
 def test_pyproject_ships_every_python_package_directory() -> None:
     include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "packages"]["find"]["include"]
+        "packages"
+    ]["find"]["include"]
     tops = {pattern.rstrip("*") for pattern in include}
     on_disk = {p.parent.name for p in REPO.glob("*/__init__.py")}
     assert on_disk == tops, f"packages on disk {sorted(on_disk)} vs pyproject {sorted(tops)}"

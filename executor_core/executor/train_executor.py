@@ -90,6 +90,7 @@ class TrainConfig:
     sample_every: int = 2000
     keep_checkpoints: int = 2
     max_minutes: float = 0.0  # > 0: stop (and checkpoint) after this wall-clock time
+    stop_at_step: int = 0  # > 0: checkpoint and exit at this step (a planned interruption)
     seed: int = 0
     resume: bool = True  # continue from the newest checkpoint in output_dir if there is one
 
@@ -472,11 +473,15 @@ def train(cfg: TrainConfig) -> Path:
         bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_at(step):.2e}")
         done = step + 1
         out_of_time = cfg.max_minutes > 0 and (time.time() - t_start) / 60 > cfg.max_minutes
+        out_of_time = out_of_time or done == cfg.stop_at_step
         # Every rank must agree to stop at the same step.
         stop = torch.tensor(float(out_of_time), device=accelerator.device)
         stop = bool(accelerator.reduce(stop, reduction="sum") > 0) if world > 1 else out_of_time
         if done % cfg.checkpoint_every == 0 or done == cfg.max_steps or stop:
             counts = accelerator.gather(torch.tensor([my_samples], device=accelerator.device))
+            # DDP keeps replicas identical; a per-rank checksum in the state proves it.
+            checksum = sum(p.detach().double().sum() for p in transformer.parameters())
+            checksums = accelerator.gather(checksum.reshape(1).to(accelerator.device))
             my_samples = 0
             if accelerator.is_main_process:
                 per_rank = [
@@ -489,13 +494,14 @@ def train(cfg: TrainConfig) -> Path:
                     "samples_per_rank": per_rank,
                     "world_size": world,
                     "elapsed_s": time.time() - t_start,
+                    "param_checksum_per_rank": checksums.cpu().tolist(),
                 }
                 save_checkpoint(cfg, pipe, transformer, ema, opt, done, state)
             accelerator.wait_for_everyone()
         if accelerator.is_main_process and (done % cfg.sample_every == 0 or done == cfg.max_steps):
             _write_samples(cfg, pipe, transformer, ema, cache, held_eps or train_eps, done)
         if stop:
-            logger.info("stopping after %.1f min at step %d", cfg.max_minutes, done)
+            logger.info("stopping early at step %d (max_minutes / stop_at_step)", done)
             break
     final = cfg.output_dir / "pipeline"
     if accelerator.is_main_process:

@@ -25,7 +25,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -58,6 +58,13 @@ class DemoGenConfig:
     limit: int | None = None  # first N items only
     device: str = "auto"
     repo_id: str = "local/executor-demos"
+    # h264 encodes any even size (SVT-AV1, lerobot's default, crashes below 32 px); crf 18
+    # keeps the 64 px training videos close to lossless.
+    video_codec: str = "h264"
+    video_crf: int = 18
+    # Judge every demo (programmatic judge; needs simulator scene records) and record the
+    # verdict; distillation can then keep only the judged successes.
+    judge_demos: bool = True
 
     def __post_init__(self) -> None:
         if self.text not in ("solution", "prompt"):
@@ -136,7 +143,10 @@ def generate_clips(cfg: DemoGenConfig, items: list[TaskItem], process_index: int
     return len(todo)
 
 
-def episode_record(index: int, item: TaskItem, cfg: DemoGenConfig) -> dict:
+def episode_record(index: int, item: TaskItem, cfg: DemoGenConfig,
+                   verdict: Any | None = None) -> dict:
+    """The ``meta/executor_episodes.jsonl`` record of a generated demo. ``success`` is the
+    judge's verdict (``success_source`` says so) or None when demos are not judged."""
     p = item.proposal
     return {
         "episode_index": index,
@@ -146,7 +156,11 @@ def episode_record(index: int, item: TaskItem, cfg: DemoGenConfig) -> dict:
         "paraphrases": list(p.metadata.get("paraphrases", [])),
         "solution": p.solution_text,
         "success_criterion": p.success_description,
-        "success": None,  # an imagined video: success is judged later, not known here
+        "success": None if verdict is None else bool(verdict.success),
+        "success_source": None if verdict is None else "judge:programmatic",
+        "judge_score": None if verdict is None else float(verdict.score),
+        "object": p.metadata.get("object"),
+        "target": p.metadata.get("target"),
         "seed": item.seed,
         "scene": item.scene,
         "proposal": p.to_dict(),
@@ -159,6 +173,7 @@ def episode_record(index: int, item: TaskItem, cfg: DemoGenConfig) -> dict:
 
 def assemble_dataset(cfg: DemoGenConfig, items: list[TaskItem]) -> Path:
     """All clips -> ``output_dir/dataset`` (LeRobotDataset v3), rebuilt atomically."""
+    from lerobot.configs.video import RGBEncoderConfig
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     out = Path(cfg.output_dir)
@@ -174,12 +189,23 @@ def assemble_dataset(cfg: DemoGenConfig, items: list[TaskItem]) -> Path:
     size = first.shape[1]
     ds = LeRobotDataset.create(
         repo_id=cfg.repo_id, fps=DATASET_FPS, root=tmp, use_videos=True,
+        rgb_encoder=RGBEncoderConfig(vcodec=cfg.video_codec, crf=cfg.video_crf),
         features={VIDEO_KEY: {"dtype": "video", "shape": (size, size, 3),
                               "names": ["height", "width", "channels"]}},
     )
+    judge = None
+    if cfg.judge_demos:
+        from executor_core.judges.programmatic import ProgrammaticJudge
+
+        judge = ProgrammaticJudge()
     records = []
     for index, item in enumerate(tqdm(items, desc="dataset", unit="episode")):
         clip = load_clip(clip_path(out, item.item_id))
+        verdict = None
+        if judge is not None:
+            from executor_core.method.judging import episode_for_item
+
+            verdict = judge.judge(clip, episode_for_item(item))
         if clip.shape[1:] != first.shape[1:]:
             raise ValueError(f"clip {item.item_id} is {clip.shape}, others {first.shape}")
         # Hold each generated frame frame_stride steps; the last frame once.
@@ -187,10 +213,13 @@ def assemble_dataset(cfg: DemoGenConfig, items: list[TaskItem]) -> Path:
         for frame in held:
             ds.add_frame({VIDEO_KEY: frame, "task": item.proposal.task_prompt})
         ds.save_episode()
-        records.append(episode_record(index, item, cfg))
+        records.append(episode_record(index, item, cfg, verdict))
     ds.finalize()
     write_jsonl_atomic(tmp / "meta" / "executor_episodes.jsonl", records)
     write_bytes_atomic(tmp / "meta" / "executor_items.json", json.dumps(manifest).encode())
+    if judge is not None:
+        rate = float(np.mean([bool(r["success"]) for r in records]))
+        logger.info("judged success of the demos: %.3f (%d episodes)", rate, len(records))
     shutil.rmtree(final, ignore_errors=True)
     tmp.replace(final)
     logger.info("wrote %d episodes to %s", len(items), final)

@@ -73,11 +73,11 @@ class ProposeConfig:
 PRESETS: dict[str, ProposeConfig] = {
     "debug": ProposeConfig(output_dir=Path("runs/debug/proposals"), num_sim_scenes=4,
                            image_size_px=32, num_per_scene=1),
-    # Training scenes: seeds 0..511; held-out evaluation scenes start at 100000.
+    # Training scenes: seeds 0..511; held-out evaluation scenes start at 1000000 (executor_sim).
     "sim": ProposeConfig(output_dir=Path("runs/sim/proposals"), num_sim_scenes=512,
                          image_size_px=64, num_per_scene=2),
     "sim-heldout": ProposeConfig(output_dir=Path("runs/sim/heldout"), num_sim_scenes=64,
-                                 first_seed=100_000, image_size_px=64, num_per_scene=1),
+                                 first_seed=1_000_000, image_size_px=64, num_per_scene=1),
 }
 
 

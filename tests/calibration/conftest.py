@@ -5,17 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from calib_truth import TRUE_DISTORTION, TRUE_FOCAL_PX, TRUE_PRINCIPAL_OFFSET_PX
 
 from calibration.camera_info_io import CameraInfoData
-from calibration.synthetic import TargetRenderer, make_camera_info
+from calibration.synthetic import TargetRenderer, make_camera_info, random_board_poses
 from calibration.targets import TargetSpec
 
 cv2.setNumThreads(1)
-
-# A webcam-like lens: strong barrel distortion, principal point off centre.
-TRUE_FOCAL_PX = 260.0
-TRUE_DISTORTION = (-0.25, 0.08, 0.001, -0.0005, 0.0)
-TRUE_PRINCIPAL_OFFSET_PX = (3.0, -2.0)
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +51,11 @@ def handeye_target() -> TargetSpec:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def charuco_images(small_camera, charuco_target, charuco_renderer) -> list[np.ndarray]:
+    """10 views at realistic noise: sigma 2 grey levels, 0.5 px blur."""
+    rng = np.random.default_rng(7)
+    poses = random_board_poses(small_camera, charuco_target, 10, rng, fill_range=(0.5, 0.85))
+    return [charuco_renderer.render(p, noise_sigma=2.0, blur_sigma_px=0.5, rng=rng) for p in poses]

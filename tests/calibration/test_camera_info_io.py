@@ -75,8 +75,11 @@ def test_msg_fields_use_sensor_msgs_names(tmp_path: Path) -> None:
     path = tmp_path / "ost.yaml"
     path.write_text(ROS_WRITTEN)
     fields = load_camera_info(path).as_msg_fields()
-    assert fields["width"] == 640 and fields["height"] == 480
-    assert len(fields["k"]) == 9 and len(fields["r"]) == 9 and len(fields["p"]) == 12
+    assert fields["width"] == 640
+    assert fields["height"] == 480
+    assert len(fields["k"]) == 9
+    assert len(fields["r"]) == 9
+    assert len(fields["p"]) == 12
     assert fields["k"][2] == pytest.approx(318.9014)
     assert fields["d"][0] == pytest.approx(-0.305417)
 
@@ -105,7 +108,7 @@ def test_bad_files_name_the_problem(tmp_path: Path, replace: str, by: str, messa
 
 
 def test_missing_file_and_opencv_storage_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.yaml"):
         load_camera_info(tmp_path / "nope.yaml")
     path = tmp_path / "cv.yaml"
     path.write_text("%YAML:1.0\n---\ncamera_matrix: !!opencv-matrix\n")

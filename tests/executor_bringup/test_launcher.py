@@ -88,7 +88,10 @@ def _env(world: dict[str, Path]) -> dict[str, str]:
 def _launch(world: dict[str, Path], config: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "executor_bringup.launcher", "sim", "--config", str(config)]
     return subprocess.Popen(
-        [*cmd, *extra], env=_env(world), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [*cmd, *extra],
+        env=_env(world),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
 
@@ -112,13 +115,30 @@ def _gone(pid: int) -> bool:
 
 
 def test_ctrl_c_stops_every_node_and_exits_zero(world: dict[str, Path]) -> None:
-    config = _write_config(world, [
-        {"name": "alpha", "executable": "double-sleeper-node", "parameters": ["a.yaml"],
-         "remappings": {"image_raw": "camera/image_raw"}},
-        {"name": "beta", "executable": "double-other-sleeper-node", "namespace": "arm"},
-    ])
-    proc = _launch(world, config, "--namespace", "/robot1", "--domain-id", "42",
-                   "--set", "alpha.rate_hz=7.5", "--set", "beta.label=hello")
+    config = _write_config(
+        world,
+        [
+            {
+                "name": "alpha",
+                "executable": "double-sleeper-node",
+                "parameters": ["a.yaml"],
+                "remappings": {"image_raw": "camera/image_raw"},
+            },
+            {"name": "beta", "executable": "double-other-sleeper-node", "namespace": "arm"},
+        ],
+    )
+    proc = _launch(
+        world,
+        config,
+        "--namespace",
+        "/robot1",
+        "--domain-id",
+        "42",
+        "--set",
+        "alpha.rate_hz=7.5",
+        "--set",
+        "beta.label=hello",
+    )
     try:
         started = _wait_records(world, ["double-sleeper-node", "double-other-sleeper-node"])
     finally:
@@ -127,12 +147,26 @@ def test_ctrl_c_stops_every_node_and_exits_zero(world: dict[str, Path]) -> None:
     assert proc.returncode == 0, err
     alpha, beta = started["double-sleeper-node"], started["double-other-sleeper-node"]
     assert alpha["argv"] == [
-        "--ros-args", "-r", "__node:=alpha", "-r", "__ns:=/robot1",
-        "--params-file", str((world["cfg"] / "a.yaml").resolve()),
-        "-p", "rate_hz:=7.5", "-r", "image_raw:=camera/image_raw",
+        "--ros-args",
+        "-r",
+        "__node:=alpha",
+        "-r",
+        "__ns:=/robot1",
+        "--params-file",
+        str((world["cfg"] / "a.yaml").resolve()),
+        "-p",
+        "rate_hz:=7.5",
+        "-r",
+        "image_raw:=camera/image_raw",
     ]
     assert beta["argv"] == [
-        "--ros-args", "-r", "__node:=beta", "-r", "__ns:=/robot1/arm", "-p", "label:=hello",
+        "--ros-args",
+        "-r",
+        "__node:=beta",
+        "-r",
+        "__ns:=/robot1/arm",
+        "-p",
+        "label:=hello",
     ]
     assert alpha["domain_id"] == beta["domain_id"] == "42"
     for name, record in started.items():
@@ -152,10 +186,13 @@ def test_sigterm_also_exits_zero(world: dict[str, Path]) -> None:
 
 
 def test_a_dying_node_fails_the_launch_and_is_named(world: dict[str, Path]) -> None:
-    config = _write_config(world, [
-        {"name": "alpha", "executable": "double-sleeper-node"},
-        {"name": "crasher", "executable": "double-exit3-node"},
-    ])
+    config = _write_config(
+        world,
+        [
+            {"name": "alpha", "executable": "double-sleeper-node"},
+            {"name": "crasher", "executable": "double-exit3-node"},
+        ],
+    )
     proc = _launch(world, config)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err
@@ -181,24 +218,54 @@ def test_a_node_ignoring_signals_is_killed_after_the_timeout(world: dict[str, Pa
 @pytest.mark.parametrize(
     ("nodes", "extra", "message"),
     [
-        ([{"name": "alpha", "executable": "double-sleeper-node", "colour": "red"}], [],
-         "unknown keys ['colour']"),
-        ([{"name": "alpha", "executable": "double-sleeper-node", "parameters": ["nope.yaml"]}],
-         [], "parameter file 'nope.yaml' not found"),
-        ([{"name": "alpha", "executable": "no-such-node-executable"}], [],
-         "node 'alpha': executable 'no-such-node-executable' not found"),
-        ([{"name": "9lives", "executable": "double-sleeper-node"}], [],
-         "node name '9lives' is not a valid ROS node name"),
-        ([{"name": "a", "executable": "double-sleeper-node"},
-          {"name": "a", "executable": "double-sleeper-node"}], [], "duplicate node names ['a']"),
-        ([{"name": "alpha", "executable": "double-sleeper-node"}], ["--set", "gamma.x=1"],
-         "no node 'gamma'"),
-        ([{"name": "alpha", "executable": "double-sleeper-node"}], ["--set", "alpha=1"],
-         "--set expects node.param=value, got 'alpha=1'"),
-        ([{"name": "alpha", "executable": "double-sleeper-node"}], ["--domain-id", "400"],
-         "--domain-id must be in 0..232, got 400"),
-        ([{"name": "alpha", "executable": "double-sleeper-node"}], ["--namespace", "/bad-ns"],
-         "bad namespace '/bad-ns'"),
+        (
+            [{"name": "alpha", "executable": "double-sleeper-node", "colour": "red"}],
+            [],
+            "unknown keys ['colour']",
+        ),
+        (
+            [{"name": "alpha", "executable": "double-sleeper-node", "parameters": ["nope.yaml"]}],
+            [],
+            "parameter file 'nope.yaml' not found",
+        ),
+        (
+            [{"name": "alpha", "executable": "no-such-node-executable"}],
+            [],
+            "node 'alpha': executable 'no-such-node-executable' not found",
+        ),
+        (
+            [{"name": "9lives", "executable": "double-sleeper-node"}],
+            [],
+            "node name '9lives' is not a valid ROS node name",
+        ),
+        (
+            [
+                {"name": "a", "executable": "double-sleeper-node"},
+                {"name": "a", "executable": "double-sleeper-node"},
+            ],
+            [],
+            "duplicate node names ['a']",
+        ),
+        (
+            [{"name": "alpha", "executable": "double-sleeper-node"}],
+            ["--set", "gamma.x=1"],
+            "no node 'gamma'",
+        ),
+        (
+            [{"name": "alpha", "executable": "double-sleeper-node"}],
+            ["--set", "alpha=1"],
+            "--set expects node.param=value, got 'alpha=1'",
+        ),
+        (
+            [{"name": "alpha", "executable": "double-sleeper-node"}],
+            ["--domain-id", "400"],
+            "--domain-id must be in 0..232, got 400",
+        ),
+        (
+            [{"name": "alpha", "executable": "double-sleeper-node"}],
+            ["--namespace", "/bad-ns"],
+            "bad namespace '/bad-ns'",
+        ),
     ],
 )
 def test_bad_config_is_a_clear_usage_error(
@@ -215,4 +282,5 @@ def test_missing_config_file_is_named(world: dict[str, Path]) -> None:
     proc = _launch(world, world["cfg"] / "absent.yaml")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
-    assert "bringup config not found" in err and "absent.yaml" in err
+    assert "bringup config not found" in err
+    assert "absent.yaml" in err

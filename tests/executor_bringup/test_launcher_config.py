@@ -22,8 +22,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     ("parts", "expected"),
-    [(("",), "/"), (("/robot1", "arm"), "/robot1/arm"), (("robot1/", "/arm/"), "/robot1/arm"),
-     (("", "arm"), "/arm")],
+    [
+        (("",), "/"),
+        (("/robot1", "arm"), "/robot1/arm"),
+        (("robot1/", "/arm/"), "/robot1/arm"),
+        (("", "arm"), "/arm"),
+    ],
 )
 def test_join_namespace(parts: tuple[str, ...], expected: str) -> None:
     assert join_namespace(*parts) == expected
@@ -31,8 +35,18 @@ def test_join_namespace(parts: tuple[str, ...], expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(True, "true"), (False, "false"), (3, "3"), (0.25, "0.25"), ("cam", "cam"),
-     ("1", "'1'"), ("true", "'true'"), ("", "''"), (["a", "b"], "[a, b]"), ([1, 2.5], "[1, 2.5]")],
+    [
+        (True, "true"),
+        (False, "false"),
+        (3, "3"),
+        (0.25, "0.25"),
+        ("cam", "cam"),
+        ("1", "'1'"),
+        ("true", "'true'"),
+        ("", "''"),
+        (["a", "b"], "[a, b]"),
+        ([1, 2.5], "[1, 2.5]"),
+    ],
 )
 def test_format_param_value_keeps_the_type(value: object, text: str) -> None:
     assert format_param_value(value) == text
@@ -44,21 +58,41 @@ def test_ros_arguments_order_and_content(tmp_path: Path) -> None:
     params = tmp_path / "p.yaml"
     params.write_text("{}")
     spec = NodeSpec(
-        name="safety_node", executable="executor-safety-node", namespace="arm",
-        parameter_files=(params,), overrides={"max_rate_hz": 10}, remappings=(("a", "/b"),),
+        name="safety_node",
+        executable="executor-safety-node",
+        namespace="arm",
+        parameter_files=(params,),
+        overrides={"max_rate_hz": 10},
+        remappings=(("a", "/b"),),
     )
     assert spec.ros_arguments("/r1") == [
-        "--ros-args", "-r", "__node:=safety_node", "-r", "__ns:=/r1/arm",
-        "--params-file", str(params), "-p", "max_rate_hz:=10", "-r", "a:=/b",
+        "--ros-args",
+        "-r",
+        "__node:=safety_node",
+        "-r",
+        "__ns:=/r1/arm",
+        "--params-file",
+        str(params),
+        "-p",
+        "max_rate_hz:=10",
+        "-r",
+        "a:=/b",
     ]
 
 
 def test_overrides_are_typed_and_do_not_touch_other_nodes(tmp_path: Path) -> None:
     path = tmp_path / "bringup.yaml"
-    path.write_text(yaml.safe_dump({"graph": "g", "nodes": [
-        {"name": "a", "executable": "x", "overrides": {"keep": 1}},
-        {"name": "b", "executable": "y"},
-    ]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "graph": "g",
+                "nodes": [
+                    {"name": "a", "executable": "x", "overrides": {"keep": 1}},
+                    {"name": "b", "executable": "y"},
+                ],
+            }
+        )
+    )
     config = load_bringup_config(path).with_overrides(["a.rate_hz=2.5", "a.name=cam", "b.on=true"])
     assert config.node("a").overrides == {"keep": 1, "rate_hz": 2.5, "name": "cam"}
     assert config.node("b").overrides == {"on": True}
@@ -68,11 +102,18 @@ def test_overrides_are_typed_and_do_not_touch_other_nodes(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("- just a list", "expected a dict"), ("graph: g\nnodes: []\n", "has no nodes"),
-     ("graph: g\nnodes: {a: 1}\n", "expected a list"), ("nodes: [{name: a}]", "'executable'"),
-     ("graph: g\nnodes: [{name: a, executable: 'rm -rf'}]", "not a plain command name"),
-     ("graph: g\nnodes: [{name: a, executable: x, remappings: {'bad topic': b}}]",
-      "bad remapping name 'bad topic'"), ("nodes: [", "not valid YAML")],
+    [
+        ("- just a list", "expected a dict"),
+        ("graph: g\nnodes: []\n", "has no nodes"),
+        ("graph: g\nnodes: {a: 1}\n", "expected a list"),
+        ("nodes: [{name: a}]", "'executable'"),
+        ("graph: g\nnodes: [{name: a, executable: 'rm -rf'}]", "not a plain command name"),
+        (
+            "graph: g\nnodes: [{name: a, executable: x, remappings: {'bad topic': b}}]",
+            "bad remapping name 'bad topic'",
+        ),
+        ("nodes: [", "not valid YAML"),
+    ],
 )
 def test_bad_yaml_names_the_problem(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bringup.yaml"
@@ -114,13 +155,14 @@ def test_launch_files_are_thin_and_read_the_same_yaml(graph: str) -> None:
     tree = ast.parse(source)
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
-    imported = {
-        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-    }
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert "executor_bringup.bringup_config" in imported
     assert "launch_ros.actions" in imported
     assigns = {
-        t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-        for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
+        t.id: n.value.value
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
     }
     assert assigns.get("GRAPH") == graph

@@ -1,0 +1,280 @@
+"""``executor-sim-generate``: scripted-expert episodes -> a LeRobotDataset v3.
+
+Episode ``i`` uses seed ``seed + i`` and task family ``tasks[i % len(tasks)]``, so a run
+is reproducible and balanced across families. Worker processes roll episodes out; each
+finished episode is written atomically to a cache folder beside the dataset
+(``<root>.cache/seed_<seed>.npz``). An interrupted run, started again with the same
+command, skips the cached seeds, so nothing is duplicated or lost. When all episodes are
+cached the parent writes the LeRobotDataset with LeRobot's own writer into a temporary
+folder and renames it to ``root`` (a half-written dataset never appears at ``root``).
+
+    executor-sim-generate --preset debug
+    executor-sim-generate --num-episodes 300 --seed 0 --resolution 64 --workers 2 \
+        --root data/sim_v1
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from executor_core.config_cli import config_to_dict, parse_config, save_config_json
+from executor_sim.env import EnvConfig
+from executor_sim.rollout import Episode, worker_rollout
+from executor_sim.tasks import TASK_FAMILIES
+
+logger = logging.getLogger(__name__)
+
+JOINT_NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll",
+               "gripper")
+IMAGE_KEY = "observation.images.scene"
+# Seeds from here on are never used for training data: evaluation draws from them.
+HELD_OUT_SEED_START = 1_000_000
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    root: Path = Path("data/sim_v1")
+    repo_id: str = "executor/sim_v1"
+    num_episodes: int = 300
+    seed: int = 0  # episode i uses seed + i
+    tasks: tuple[str, ...] = TASK_FAMILIES
+    resolution: int = 64  # square frames, px
+    fps: int = 10
+    num_frames: int = 64  # per episode; the expert holds still once done
+    workers: int = 2
+    keep_failures: bool = True  # failed expert episodes stay in the dataset, flagged
+    keep_cache: bool = False  # keep <root>.cache after the dataset is written
+    camera_jitter_m: float = 0.0
+    overwrite: bool = False  # replace an existing dataset at root made with another config
+
+    def __post_init__(self) -> None:
+        if self.num_episodes <= 0:
+            raise ValueError(f"num_episodes must be > 0, got {self.num_episodes!r}")
+        if self.seed < 0 or self.seed + self.num_episodes > HELD_OUT_SEED_START:
+            raise ValueError(
+                f"seeds [{self.seed}, {self.seed + self.num_episodes}) must stay below the "
+                f"held-out range starting at {HELD_OUT_SEED_START}"
+            )
+        unknown = [t for t in self.tasks if t not in TASK_FAMILIES]
+        if unknown or not self.tasks:
+            raise ValueError(f"tasks must be a non-empty subset of {TASK_FAMILIES}, got "
+                             f"{self.tasks!r}")
+        if self.resolution not in (32, 64, 96, 128, 256):
+            raise ValueError(f"resolution must be one of 32, 64, 96, 128, 256, got "
+                             f"{self.resolution!r}")
+        if not 1 <= self.num_frames <= 256:
+            raise ValueError(f"num_frames must be in [1, 256], got {self.num_frames!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers!r}")
+        if not self.repo_id or "/" not in self.repo_id:
+            raise ValueError(f"repo_id must look like 'owner/name', got {self.repo_id!r}")
+
+    def env_config(self) -> EnvConfig:
+        return EnvConfig(image_size_px=self.resolution, fps_hz=float(self.fps),
+                         task_families=self.tasks, camera_jitter_m=self.camera_jitter_m)
+
+    def cache_dir(self) -> Path:
+        return self.root.with_name(self.root.name + ".cache")
+
+
+PRESETS: dict[str, GenerateConfig] = {
+    "debug": GenerateConfig(root=Path("outputs/sim_debug"), repo_id="executor/sim_debug",
+                            num_episodes=3, num_frames=16, workers=1),
+    "sim_v1": GenerateConfig(),
+    "demo_128": GenerateConfig(root=Path("data/sim_demo_128"), repo_id="executor/sim_demo_128",
+                               num_episodes=30, resolution=128),
+}
+
+
+def episode_plan(cfg: GenerateConfig) -> list[tuple[int, str]]:
+    """(seed, task family) of every episode, in dataset order."""
+    return [(cfg.seed + i, cfg.tasks[i % len(cfg.tasks)]) for i in range(cfg.num_episodes)]
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cache_path(cfg: GenerateConfig, seed: int) -> Path:
+    return cfg.cache_dir() / f"seed_{seed:07d}.npz"
+
+
+def rollout_all(cfg: GenerateConfig, progress: bool = True) -> None:
+    """Roll out every episode not yet in the cache (resumable)."""
+    from tqdm import tqdm
+
+    cache = cfg.cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    save_config_json(cfg, cache / "generate_config.json")
+    todo = [(s, f) for s, f in episode_plan(cfg) if not _cache_path(cfg, s).is_file()]
+    done = cfg.num_episodes - len(todo)
+    if done:
+        logger.info("resuming: %d of %d episodes already cached in %s", done,
+                    cfg.num_episodes, cache)
+    jobs = [(cfg.env_config(), s, f, cfg.num_frames) for s, f in todo]
+    bar = tqdm(total=cfg.num_episodes, initial=done, desc="episodes", disable=not progress)
+    if cfg.workers == 1 or len(jobs) <= 1:
+        results = map(worker_rollout, jobs)
+        for (seed, _), episode in zip(todo, results, strict=True):
+            _save_npz_atomic(_cache_path(cfg, seed), episode.to_npz_dict())
+            bar.update(1)
+    else:
+        # spawn: a forked EGL/MuJoCo context is not safe to reuse in the child.
+        with mp.get_context("spawn").Pool(cfg.workers) as pool:
+            for episode in pool.imap_unordered(worker_rollout, jobs):
+                seed = episode.metadata["seed"]
+                _save_npz_atomic(_cache_path(cfg, seed), episode.to_npz_dict())
+                bar.update(1)
+    bar.close()
+
+
+def dataset_features(resolution: int) -> dict[str, dict[str, Any]]:
+    return {
+        IMAGE_KEY: {"dtype": "video", "shape": (resolution, resolution, 3),
+                    "names": ["height", "width", "channels"]},
+        "observation.state": {"dtype": "float32", "shape": (6,), "names": list(JOINT_NAMES)},
+        "action": {"dtype": "float32", "shape": (6,), "names": list(JOINT_NAMES)},
+    }
+
+
+def write_dataset(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
+    """Write the cached episodes as a LeRobotDataset at ``cfg.root`` (atomically)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from tqdm import tqdm
+
+    cfg.root.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=cfg.root.parent, prefix=f".{cfg.root.name}.build."))
+    shutil.rmtree(build)  # LeRobot creates the folder itself
+    records: list[dict[str, Any]] = []
+    attempted: list[dict[str, Any]] = []
+    try:
+        dataset = LeRobotDataset.create(
+            repo_id=cfg.repo_id, fps=cfg.fps, features=dataset_features(cfg.resolution),
+            root=build, robot_type="so101", use_videos=True,
+        )
+        for seed, _family in tqdm(episode_plan(cfg), desc="writing", disable=not progress):
+            with np.load(_cache_path(cfg, seed)) as data:
+                episode = Episode.from_npz(data)
+            attempted.append({k: episode.metadata[k] for k in ("seed", "task_family", "success")})
+            if not episode.metadata["success"] and not cfg.keep_failures:
+                continue
+            prompt = episode.metadata["prompt"]
+            for t in range(len(episode.images)):
+                dataset.add_frame({
+                    IMAGE_KEY: episode.images[t],
+                    "observation.state": episode.states_rad[t],
+                    "action": episode.actions_rad[t],
+                    "task": prompt,
+                })
+            dataset.save_episode()
+            records.append({"episode_index": len(records), **episode.metadata})
+        dataset.finalize()
+        meta = build / "meta"
+        with open(meta / "executor_episodes.jsonl", "w") as f:
+            for record in records:
+                f.write(json.dumps(record) + "\n")
+        summary = _summary(cfg, attempted, len(records))
+        (meta / "executor_generation.json").write_text(json.dumps(summary, indent=2) + "\n")
+        save_config_json(cfg, meta / "executor_generate_config.json")
+        if cfg.root.exists():
+            old = cfg.root.with_name(f".{cfg.root.name}.old.{os.getpid()}")
+            os.replace(cfg.root, old)
+            os.replace(build, cfg.root)
+            shutil.rmtree(old)
+        else:
+            os.replace(build, cfg.root)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return summary
+
+
+def _summary(cfg: GenerateConfig, attempted: list[dict[str, Any]], written: int) -> dict:
+    by_family: dict[str, dict[str, int]] = {}
+    for a in attempted:
+        fam = by_family.setdefault(a["task_family"], {"attempted": 0, "success": 0})
+        fam["attempted"] += 1
+        fam["success"] += int(a["success"])
+    return {
+        "episodes_attempted": len(attempted),
+        "episodes_written": written,
+        "expert_success_rate": sum(a["success"] for a in attempted) / max(len(attempted), 1),
+        "by_family": by_family,
+        "failed_seeds": [a["seed"] for a in attempted if not a["success"]],
+        "train_seed_range": [cfg.seed, cfg.seed + cfg.num_episodes],
+        "held_out_seed_start": HELD_OUT_SEED_START,
+        "config": config_to_dict(cfg),
+    }
+
+
+def generate(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
+    """Roll out (resumably) then write the dataset; returns the generation summary."""
+    start = time.perf_counter()
+    rollout_all(cfg, progress)
+    rollout_s = time.perf_counter() - start
+    summary = write_dataset(cfg, progress)
+    summary["rollout_s"] = rollout_s
+    summary["total_s"] = time.perf_counter() - start
+    (cfg.root / "meta" / "executor_generation.json").write_text(json.dumps(summary, indent=2)
+                                                                + "\n")
+    if not cfg.keep_cache:
+        shutil.rmtree(cfg.cache_dir(), ignore_errors=True)
+    return summary
+
+
+def normalise_cli_args(argv: list[str]) -> list[str]:
+    """Accept ``--num-episodes`` as well as ``--num_episodes``."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--"):
+            key, eq, value = arg[2:].partition("=")
+            arg = "--" + key.replace("-", "_") + eq + value
+        out.append(arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    argv = normalise_cli_args(sys.argv[1:] if argv is None else argv)
+    cfg = parse_config(GenerateConfig, argv, PRESETS)
+    if cfg.root.exists():
+        marker = cfg.root / "meta" / "executor_generation.json"
+        previous = json.loads(marker.read_text()).get("config", {}) if marker.is_file() else {}
+        previous.pop("overwrite", None)
+        current = config_to_dict(cfg)
+        current.pop("overwrite")
+        if previous == current:
+            print(f"{cfg.root} is already complete for this config; nothing to do")
+            return
+        if not cfg.overwrite:
+            raise SystemExit(f"{cfg.root} exists and was made with another config; pass "
+                             f"--overwrite=true to replace it")
+    summary = generate(cfg)
+    print(json.dumps({k: summary[k] for k in ("episodes_written", "expert_success_rate",
+                                               "by_family", "rollout_s", "total_s")}, indent=2))
+    print(f"dataset: {cfg.root.resolve()}")
+
+
+if __name__ == "__main__":
+    main()

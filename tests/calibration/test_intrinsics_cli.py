@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from calib_truth import TRUE_FOCAL_PX
+
+from calibration.camera_info_io import load_camera_info
+from calibration.intrinsics_cli import main
+
+BOARD_ARGS = [
+    "--target.kind=charuco",
+    "--target.squares_x=7",
+    "--target.squares_y=5",
+    "--target.square_size_m=0.03",
+    "--target.marker_size_m=0.018",
+    "--options.radial_coefficients=2",
+]
+
+
+def test_cli_calibrates_a_folder_of_renders(tmp_path: Path, charuco_images, capsys) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(charuco_images):
+        cv2.imwrite(str(folder / f"view_{i:02d}.png"), image)
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "cam" / "scene_camera.yaml"
+    argv = ["--source", str(folder), f"--output={out}", "--camera_name=scene_camera", *BOARD_ARGS]
+    assert main(argv) == 0
+    info = load_camera_info(out)
+    assert info.camera_name == "scene_camera"
+    assert info.image_size_px == (320, 240)
+    assert abs(info.fx_px / TRUE_FOCAL_PX - 1) < 0.005
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["rms_px"] < 0.3
+    names = [p["name"] for p in report["per_image"]] + [r["name"] for r in report["rejected"]]
+    assert sorted(names) == [f"view_{i:02d}.png" for i in range(len(charuco_images))]
+    assert report["config"]["target"]["squares_x"] == 7
+    assert "reprojection RMS" in capsys.readouterr().out
+
+
+def test_cli_selects_views_from_a_video(tmp_path: Path, charuco_images) -> None:
+    video = tmp_path / "wave.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    assert writer.isOpened()
+    for image in charuco_images:
+        for _ in range(4):  # the operator holds each pose for a moment
+            writer.write(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    out = tmp_path / "cam.yaml"
+    argv = [
+        f"--source={video}",
+        f"--output={out}",
+        "--selection.min_samples=5",
+        "--selection.max_samples=8",
+        *BOARD_ARGS,
+    ]
+    assert main(argv) == 0
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    used = [p["name"] for p in report["per_image"]]
+    # Only still frames, one per held pose at most, never the first frame of a pose.
+    assert 5 <= len(used) <= 8
+    frame_numbers = [int(n.split("#")[1]) for n in used]
+    assert len({f // 4 for f in frame_numbers}) == len(frame_numbers)
+    assert all(f % 4 != 0 for f in frame_numbers)
+    assert abs(load_camera_info(out).fx_px / TRUE_FOCAL_PX - 1) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "--source is required"),
+        (["--source=/nonexistent/dir"], "not found"),
+        (["--target.kind=circles"], "circles"),
+    ],
+)
+def test_cli_bad_input_exits_with_reason(argv: list[str], message: str, capsys) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_refuses_images_without_target(tmp_path: Path, capsys) -> None:
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((240, 320), 90, np.uint8))
+    assert main([f"--source={tmp_path}", f"--output={tmp_path / 'c.yaml'}"]) == 2
+    assert "target not found" in capsys.readouterr().err
+    assert not (tmp_path / "c.yaml").exists()

@@ -1,0 +1,107 @@
+"""Shared helpers for the ROS tests: isolated DDS domains, node processes, waiting.
+
+Every test module gets its own ROS_DOMAIN_ID (derived from the pid, so parallel pytest
+runs of other engineers on this machine do not cross-talk) and its own rclpy context.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.task import Future
+
+REPO = Path(__file__).resolve().parents[2]
+_counter = [0]
+
+
+def fresh_domain_id() -> int:
+    """A DDS domain for one test module: 1..200, distinct per process and call."""
+    _counter[0] += 1
+    return 1 + (os.getpid() * 7 + _counter[0] * 31) % 200
+
+
+class RosSession:
+    """An rclpy context on its own domain, with a spinning MultiThreadedExecutor."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.domain_id = domain_id
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def add(self, node: Node) -> Node:
+        self.executor.add_node(node)
+        return node
+
+    def node(self, name: str, namespace: str = "") -> Node:
+        return self.add(Node(name, namespace=namespace, context=self.context))
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self._thread.join(timeout=5.0)
+        for node in list(self.executor.get_nodes()):
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def result_of(future: Future, timeout_s: float) -> object:
+    wait_for(future.done, timeout_s, "a future")
+    return future.result()
+
+
+def node_process(
+    module: str, domain_id: int, namespace: str, params: dict[str, object], log_path: Path
+) -> subprocess.Popen:
+    """Start ``python -m executor_bringup.<module>`` with -p overrides, logging to a file."""
+    cmd = [
+        sys.executable,
+        "-m",
+        f"executor_bringup.{module}",
+        "--ros-args",
+        "-r",
+        f"__ns:={namespace}",
+    ]
+    for key, value in params.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        cmd += ["-p", f"{key}:={text}"]
+    env = {
+        **os.environ,
+        "ROS_DOMAIN_ID": str(domain_id),
+        "MUJOCO_GL": "egl",
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = open(log_path, "w")  # noqa: SIM115  (closed when the process is reaped)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(2)  # SIGINT: rclpy shuts down cleanly
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
