@@ -57,9 +57,9 @@ PRESETS = {
         joint_noise_deg=(0.05,),
         seeds=1,
         intrinsics_views=6,
-        handeye_samples=6,
-        width_px=320,
-        height_px=240,
+        handeye_samples=8,
+        width_px=480,
+        height_px=360,
     ),
 }
 

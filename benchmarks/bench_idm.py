@@ -20,7 +20,7 @@ import torch
 
 from executor_core.config_cli import parse_config
 from inverse_dynamics.configuration_idm import IDMConfig
-from inverse_dynamics.evaluate_idm import EvalIDMConfig, evaluate
+from inverse_dynamics.evaluate_idm import EvalIDMConfig, evaluate, format_results
 from inverse_dynamics.modeling_idm import InverseDynamicsModel
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from inverse_dynamics.train_idm import TrainIDMConfig, augment
@@ -37,6 +37,7 @@ class BenchIDMConfig:
     batch_size: int = 64
     evaluate: bool = True  # held-out error + replay success (needs the dataset)
     eval_max_episodes: int | None = None
+    eval_fresh_episodes: int = 90  # extra replays on held-out seeds (see evaluate_idm)
 
     def __post_init__(self) -> None:
         if self.latency_iters < 10 or self.train_steps < 2 or self.batch_size < 1:
@@ -118,24 +119,13 @@ def main(argv: list[str] | None = None) -> None:
         bench_training(replace(policy.config, head=head), cfg.train_steps, cfg.batch_size)
     if cfg.evaluate and cfg.checkpoint is not None and cfg.checkpoint.is_dir():
         results = evaluate(
-            EvalIDMConfig(checkpoint=cfg.checkpoint, max_episodes=cfg.eval_max_episodes)
+            EvalIDMConfig(
+                checkpoint=cfg.checkpoint,
+                max_episodes=cfg.eval_max_episodes,
+                fresh_episodes=cfg.eval_fresh_episodes,
+            )
         )
-        names = results["joint_names"]
-        mae = results["action_mae_rad_with_state"]
-        print(
-            "held-out action MAE (rad): "
-            + ", ".join(f"{n} {v:.4f}" for n, v in zip(names, mae, strict=True))
-        )
-        print(
-            f"held-out action MAE without state (rad, mean over joints): "
-            f"{np.mean(results['action_mae_rad_without_state']):.4f}"
-        )
-        for key, value in results.items():
-            if key.startswith("success_rate"):
-                print(
-                    f"replay {key.removeprefix('success_rate_')}: {value:.3f} "
-                    f"({len(results['episodes'])} held-out episodes)"
-                )
+        print("\n".join(format_results(results)))
 
 
 if __name__ == "__main__":

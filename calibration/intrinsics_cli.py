@@ -57,7 +57,7 @@ class IntrinsicsCliConfig:
 
 
 PRESETS: dict[str, IntrinsicsCliConfig] = {
-    # The tiny one tests run: small boards, three views suffice.
+    # Tiny: a small ChArUco board, k3 fixed, 3..8 views (tests run it).
     "debug": IntrinsicsCliConfig(
         target=TargetSpec(
             kind="charuco", squares_x=5, squares_y=4, square_size_m=0.04, marker_size_m=0.024

@@ -19,7 +19,7 @@ from calibration.handeye import Setup
 from calibration.kinematics import ArmKinematics
 from calibration.synthetic import board_corners_visible
 from calibration.targets import TargetSpec
-from calibration.transforms import invert_pose, make_pose
+from calibration.transforms import invert_pose, make_pose, rotation_angle_deg
 
 logger = logging.getLogger(__name__)
 
@@ -74,17 +74,32 @@ def make_scene(
     rng: np.random.Generator,
     distance_range_m: tuple[float, float] = (0.12, 0.45),
     max_view_angle_deg: float = 50.0,
+    min_rotation_deg: float = 5.0,
 ) -> HandEyeScene:
     """Draw ``count`` joint configurations that show the whole target."""
     truth, fixed = default_mount(setup)
     lower, upper = kinematics.description.lower_rad, kinematics.description.upper_rad
     margin = 0.05 * (upper - lower)
+    q_dim = lower.shape[0]
     joints, views = [], []
+    rotations: list[np.ndarray] = []
     for _ in range(40000):
         if len(joints) == count:
             break
-        q = rng.uniform(lower + margin, upper - margin)
+        if joints and rng.random() < 0.7:
+            # A random walk from an accepted pose: far likelier to keep the target in view,
+            # and the pitch joints' steps give rotations about horizontal axes, without
+            # which every motion would turn about the vertical (a degenerate set).
+            step = rng.normal(0.0, 0.3, size=q_dim) * (upper - lower) / 4
+            q = np.clip(joints[rng.integers(len(joints))] + step, lower + margin, upper - margin)
+        else:
+            q = rng.uniform(lower + margin, upper - margin)
         base_from_effector = kinematics.base_from_effector(q)
+        if any(
+            rotation_angle_deg(r.T @ base_from_effector[:3, :3]) < min_rotation_deg
+            for r in rotations
+        ):
+            continue
         if setup == "eye_in_hand":
             camera_from_target = invert_pose(base_from_effector @ truth) @ fixed
         else:
@@ -102,6 +117,7 @@ def make_scene(
             continue
         joints.append(q)
         views.append(camera_from_target)
+        rotations.append(base_from_effector[:3, :3])
     if len(joints) < count:
         raise RuntimeError(f"found only {len(joints)} of {count} {setup} views of the target")
     return HandEyeScene(setup, truth, fixed, np.asarray(joints), np.asarray(views))

@@ -177,7 +177,7 @@ class CameraNode(LifecycleNode):
     def _capture_loop(self) -> None:
         period_s = 1.0 / self.rate_hz
         next_s = time.monotonic()
-        while not self._stop.is_set() and rclpy.ok():
+        while not self._stop.is_set() and self.context.ok():
             frame = self._source.read()
             if frame is None:
                 self.get_logger().info("end of the video file; camera stops publishing")

@@ -28,6 +28,7 @@ import queue
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,6 +166,7 @@ class ExecutorNode(Node):
         self.images_rejected = 0
         self.last_image_error = ""
         self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._video_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video")
 
         ctrl = g("controller_name").value
         self.create_subscription(
@@ -257,6 +259,7 @@ class ExecutorNode(Node):
     def shutdown_worker(self) -> None:
         self._jobs.put(None)
         self._worker.join(timeout=5.0)
+        self._video_writer.shutdown(wait=True)
 
     # -- one goal
     def _run_goal(self, job: Job) -> None:
@@ -296,11 +299,16 @@ class ExecutorNode(Node):
                 video_path = Path(g("video_dir").value) / (
                     f"{bytes(gh.goal_id.uuid).hex()[:12]}_{result.replans_used}.mp4"
                 )
-                save_video_mp4(plan.video, video_path, g("video_fps").value)
-                result.imagined_video_path = str(video_path)
+                # The mp4 is written while the arm moves: motion does not wait for disk.
+                saving = self._video_writer.submit(
+                    save_video_mp4, plan.video, video_path, g("video_fps").value
+                )
                 msg = trajectory_to_msg(plan.trajectory)
                 publish(PHASE.PHASE_EXECUTING, 0.5)
-                self._send(msg, gh, deadline)
+                try:
+                    self._send(msg, gh, deadline)
+                finally:
+                    result.imagined_video_path = str(saving.result())
                 result.trajectory = msg
                 publish(PHASE.PHASE_VERIFYING, 0.95)
                 reached, err = self._verify(plan.trajectory.positions_rad[-1], deadline)

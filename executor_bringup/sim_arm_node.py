@@ -285,7 +285,7 @@ class SimArmNode(LifecycleNode):
         self.declare_parameter("robot_description_path", "")
         self.declare_parameter("controller_name", "arm_controller")
         self.declare_parameter("update_rate_hz", 50.0)
-        self.declare_parameter("camera_rate_hz", 10.0)
+        self.declare_parameter("camera_rate_hz", 10.0)  # 0: no camera
         self.declare_parameter("image_size_px", 64)
         self.declare_parameter("camera_frame_id", "scene_camera")
         self.declare_parameter("scene", "tabletop")
@@ -352,9 +352,14 @@ class SimArmNode(LifecycleNode):
         # OpenGL contexts belong to one thread, so the camera gets its own thread rather
         # than a timer callback that the executor could run on any of its threads.
         self._camera_stop = threading.Event()
+        camera_rate_hz = float(self.get_parameter("camera_rate_hz").value)
+        if camera_rate_hz <= 0:  # 0: no camera (arm-only tests, headless rigs)
+            self._camera_thread = threading.Thread(target=lambda: None)
+            self._camera_thread.start()
+            return TransitionCallbackReturn.SUCCESS
         self._camera_thread = threading.Thread(
             target=self._camera_loop,
-            args=(float(self.get_parameter("camera_rate_hz").value),),
+            args=(camera_rate_hz,),
             name="sim_camera",
             daemon=True,
         )
@@ -449,7 +454,7 @@ class SimArmNode(LifecycleNode):
             return result
         feedback = FollowJointTrajectory.Feedback()
         feedback.joint_names = list(self.names)
-        while rclpy.ok():
+        while self.context.ok():
             if goal_handle.is_cancel_requested:
                 self._preempt("goal canceled")
                 goal_handle.canceled()
@@ -510,7 +515,7 @@ class SimArmNode(LifecycleNode):
     def _camera_loop(self, rate_hz: float) -> None:
         period_s = 1.0 / rate_hz
         next_s = time.monotonic()
-        while not self._camera_stop.is_set() and rclpy.ok():
+        while not self._camera_stop.is_set() and self.context.ok():
             try:
                 self._camera_tick()
             except Exception as exc:  # keep the arm running; the camera error is visible

@@ -70,9 +70,7 @@ def chain_chunks(
         raise ValueError(f"chunks disagree on control_rate_hz: {sorted(rates)!r}")
     for i, c in enumerate(chunks):
         if tuple(c.joint_names) != tuple(joint_names):
-            raise ValueError(
-                f"chunk {i} joint names {c.joint_names!r} differ from {joint_names!r}"
-            )
+            raise ValueError(f"chunk {i} joint names {c.joint_names!r} differ from {joint_names!r}")
     rate_hz = rates.pop()
     positions = np.concatenate([c.joint_positions_rad for c in chunks], axis=0)
     positions = positions.astype(np.float64)  # (N, J)
@@ -108,8 +106,9 @@ def imagine_to_act(
     video = np.asarray(video_model(image_rgb, prompt, seed))
     t1 = time.perf_counter()
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
-        raise ValueError(f"video model returned {video.shape!r} {video.dtype}, expected "
-                         "(T, H, W, 3) uint8")
+        raise ValueError(
+            f"video model returned {video.shape!r} {video.dtype}, expected (T, H, W, 3) uint8"
+        )
     if video.shape[0] < 2:
         raise ValueError(f"video model returned {video.shape[0]} frame(s); need >= 2")
     if on_phase:
@@ -122,8 +121,13 @@ def imagine_to_act(
         )
     trajectory = chain_chunks(chunks, joint_names)
     t2 = time.perf_counter()
-    logger.info("imagined %d frames in %.3f s, %d trajectory points in %.3f s",
-                video.shape[0], t1 - t0, trajectory.positions_rad.shape[0], t2 - t1)
+    logger.info(
+        "imagined %d frames in %.3f s, %d trajectory points in %.3f s",
+        video.shape[0],
+        t1 - t0,
+        trajectory.positions_rad.shape[0],
+        t2 - t1,
+    )
     return ImaginedPlan(video, trajectory, {"imagine_s": t1 - t0, "convert_s": t2 - t1})
 
 
@@ -162,8 +166,9 @@ class TinyRandomVideoModel(nn.Module):
     def __init__(self, size_px: int = 32, num_frames: int = 5, width: int = 8) -> None:
         super().__init__()
         if size_px < 8 or num_frames < 2:
-            raise ValueError(f"need size_px >= 8 and num_frames >= 2, got {size_px!r}, "
-                             f"{num_frames!r}")
+            raise ValueError(
+                f"need size_px >= 8 and num_frames >= 2, got {size_px!r}, {num_frames!r}"
+            )
         self.size_px, self.num_frames = size_px, num_frames
         self.net = nn.Sequential(
             nn.Conv2d(3, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, 3, 3, padding=1)
@@ -222,6 +227,7 @@ class TinyRandomInverseDynamics(nn.Module):
             steps = self.max_step_rad * torch.tanh(out).numpy().astype(np.float64)
             targets = q[None] + np.cumsum(steps, axis=0)  # (H, J)
             q = targets[-1]
-            chunks.append(ActionChunk(targets.astype(np.float32), self.control_rate_hz,
-                                      self.joint_names))
+            chunks.append(
+                ActionChunk(targets.astype(np.float32), self.control_rate_hz, self.joint_names)
+            )
         return chunks

@@ -30,8 +30,14 @@ GRASP_Z_M = sc.CUBE_HALF_M + 0.002  # pads centred just above the cube centre
 PUSH_Z_M = 0.012  # pad bottoms ~5 mm above the table
 RELEASE_GAP_M = 0.004  # carried cube released this far above its support
 RISE_M = 0.03
-PUSH_SPEED_M_S = 0.1
-PUSH_DONE_M = 0.008  # cube centre this close to the mat centre ends the push
+PUSH_SPEED_M_S = 0.12
+PUSH_MARGIN_M = 0.015  # push until the cube centre is this far inside the mat edges
+PUSH_DONE_M = 0.015  # cube centre this close to the mat centre ends the push
+# A pusher need not point straight down: a soft finger-axis constraint lets the arm tilt
+# and push cubes near the base or far out, where a vertical wrist cannot reach.
+PUSH_AXIS_WEIGHT = 0.1
+PUSHER_HALF_M = 0.008  # pusher point to its contact face (pad half-thickness)
+PUSH_LEAD_M = 0.01
 # Starting guesses (pan, lift, elbow, flex, roll) for the first top-down solution.
 IK_SEEDS = (
     np.array([0.0, -0.5, 0.5, 1.5, 0.0]),
@@ -56,7 +62,7 @@ class Waypoint:
 
 # Last segment of every task: back to the home pose in joint space, which also shows the
 # result unoccluded in the final frames.
-_HOME = Waypoint(None, 0.0, 0.0, 8, "return home")
+_HOME = Waypoint(None, 0.0, 0.0, 7, "return home")
 
 
 def _cube_yaw(env: TabletopEnv, name: str) -> float:
@@ -123,7 +129,7 @@ def _push_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start: np.ndarr
     direction = delta / max(np.linalg.norm(delta), 1e-6)
     # Closed jaws side by side across the push direction make a ~2 cm wide pusher.
     yaw = math.atan2(direction[1], direction[0]) + math.pi / 2
-    behind = cube[:2] - direction * (sc.CUBE_HALF_M + 0.025)
+    behind = cube[:2] - direction * (sc.CUBE_HALF_M + PUSHER_HALF_M + 0.015)
     yaw = _least_roll_yaw(ik, np.array([*behind, HOVER_Z_M]), yaw, math.pi, pusher=True)
     # The push segment is closed-loop (see ExpertPolicy._push_step): its point is the goal
     # of the cube centre, its step count a budget.
@@ -131,7 +137,7 @@ def _push_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start: np.ndarr
     above_start = np.array([behind[0], behind[1], HOVER_Z_M])
     push_start = np.array([behind[0], behind[1], PUSH_Z_M])
     push_end = np.array([end[0], end[1], PUSH_Z_M])
-    budget = 8 + _travel_steps(push_start, push_end, PUSH_SPEED_M_S, fps, 6)
+    budget = 12 + _travel_steps(push_start, push_end, PUSH_SPEED_M_S, fps, 6)
     c = GRIPPER_CLOSED_RAD
     return [
         Waypoint(tuple(above_start), yaw, c, _travel_steps(start, above_start, 0.2, fps, 8),
@@ -156,6 +162,7 @@ class ExpertPolicy:
         self.ik = TopDownIK(env.model, env.lower_rad, env.upper_rad)
         # Pushing steers the closed-jaw tip; grasping the point between the open pads.
         self.pusher = task.family == "push"
+        self._axis_weight = PUSH_AXIS_WEIGHT if self.pusher else 0.5
         self.fps_hz = env.cfg.fps_hz
         self._max_step_rad = env.robot.max_velocity_rad_s / self.fps_hz  # (6,)
         self.home_rad = env.home_rad.copy()
@@ -209,19 +216,29 @@ class ExpertPolicy:
         goal = np.asarray(wp.point_m[:2])
         to_goal = goal - cube
         remaining = float(np.linalg.norm(to_goal))
-        if remaining < PUSH_DONE_M or self._push_steps >= wp.steps:
+        # Done once the cube is well inside the mat (it coasts a little after release).
+        inside = bool(np.all(np.abs(to_goal) < sc.MAT_HALF_M - PUSH_MARGIN_M))
+        if inside or remaining < PUSH_DONE_M or self._push_steps >= wp.steps:
             return None
         self._push_steps += 1
         u = to_goal / remaining
-        advance = min(PUSH_SPEED_M_S / self.fps_hz, remaining)
-        want = cube - u * (sc.CUBE_HALF_M + 0.006) + u * advance
-        move = want - self._point[:2]
-        limit = 1.5 * PUSH_SPEED_M_S / self.fps_hz
+        # Work in the cube's frame along the cube->goal line: advance at constant speed but
+        # never command the pusher more than PUSH_LEAD_M into the cube (the servo lags, an
+        # unbounded lead would drive the pusher through it), and steer sideways back onto
+        # the line (half the offset per step) when the cube has drifted.
+        offset = self._point[:2] - cube
+        along = float(offset @ u)
+        lateral = offset - along * u
+        contact = -(sc.CUBE_HALF_M + PUSHER_HALF_M)
+        along = min(along + PUSH_SPEED_M_S / self.fps_hz, contact + PUSH_LEAD_M)
+        move = cube + along * u + 0.5 * lateral - self._point[:2]
+        limit = 2.0 * PUSH_SPEED_M_S / self.fps_hz
         if np.linalg.norm(move) > limit:
             move *= limit / np.linalg.norm(move)
         self._point = np.array([*(self._point[:2] + move), PUSH_Z_M])
-        result = self.ik.solve(self._point, self._yaw, self._q_cmd[:5], iters=30, pusher=True)
-        self.ik_failures += 0 if result.ok else 1
+        result = self.ik.solve(self._point, self._yaw, self._q_cmd[:5], iters=30, pusher=True,
+                               axis_weight=PUSH_AXIS_WEIGHT)
+        self.ik_failures += 0 if result.position_error_m < 2e-3 else 1
         return np.concatenate([result.q_rad, [self._q_cmd[5]]])
 
     def _plan_segment(self, wp: Waypoint) -> list[np.ndarray]:
@@ -248,7 +265,8 @@ class ExpertPolicy:
         if self._segment_index == 0:
             # From the (not top-down) home pose: straight in joint space to the first
             # waypoint's IK solution, tried from a few elbow configurations.
-            first = min((self.ik.solve(target, wp.yaw_rad, q0, iters=100, pusher=self.pusher)
+            first = min((self.ik.solve(target, wp.yaw_rad, q0, iters=100, pusher=self.pusher,
+                                       axis_weight=self._axis_weight)
                          for q0 in (q_arm, *IK_SEEDS)),
                         key=lambda r: (not r.ok, r.position_error_m + r.axis_error))
             failures += 0 if first.ok else 1
@@ -260,9 +278,9 @@ class ExpertPolicy:
             else:
                 result = self.ik.solve(point + (target - point) * s,
                                        yaw + (wp.yaw_rad - yaw) * s, q_arm, iters=30,
-                                       pusher=self.pusher)
+                                       pusher=self.pusher, axis_weight=self._axis_weight)
                 q_arm = result.q_rad
-                failures += 0 if result.ok else 1
+                failures += 0 if result.position_error_m < 2e-3 else 1
             gripper += float(np.clip(wp.gripper_rad - gripper, -GRIPPER_STEP_RAD,
                                      GRIPPER_STEP_RAD))
             rows.append(np.concatenate([q_arm, [gripper]]))

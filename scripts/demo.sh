@@ -23,8 +23,24 @@ stop_graph() {
 }
 trap stop_graph EXIT
 
-# The client waits for the action server itself (--server-wait); give the graph time to
-# load the simulator and the models on a small CPU.
+# The executor needs a camera image before it can accept a task, and loading the simulator
+# and the models takes a while on a small CPU: wait for the first image_raw message.
+echo "demo: waiting for the simulated camera (image_raw) ..."
+.venv/bin/python - "${DEMO_STARTUP_TIMEOUT_S:-180}" <<'PY'
+import sys, time
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node("demo_wait_for_camera")
+got = []
+node.create_subscription(Image, "image_raw", got.append, qos_profile_sensor_data)
+deadline = time.monotonic() + float(sys.argv[1])
+while not got and time.monotonic() < deadline:
+    rclpy.spin_once(node, timeout_sec=0.2)
+sys.exit(0 if got else f"demo: no image on image_raw after {sys.argv[1]} s; see the node logs above")
+PY
+
 set +e
 .venv/bin/executor-run-task "$TASK" --server-wait 60 --timeout "${DEMO_TIMEOUT_S:-300}"
 rc=$?

@@ -6,6 +6,7 @@
 #   scripts/install.sh            # from the repository root or anywhere
 #   PYTHON=/path/to/python3.12 scripts/install.sh
 #   FORCE=1 scripts/install.sh    # reinstall the Python project and rebuild interfaces
+#   SKIP_APT=1 scripts/install.sh # system packages installed some other way
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +22,13 @@ trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
 #    C/C++ compiler for the interface build.
 APT_PACKAGES=(ffmpeg libegl1 libgl1 libosmesa6 gcc g++)
 missing=()
+if [[ "${SKIP_APT:-0}" == 1 ]]; then
+    say "SKIP_APT=1: not checking ${APT_PACKAGES[*]}"
+    APT_PACKAGES=()
+elif ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    die "no dpkg/apt-get here: install ${APT_PACKAGES[*]} with your package manager, \
+then re-run with SKIP_APT=1"
+fi
 for pkg in "${APT_PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
@@ -38,7 +46,7 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     "${SUDO[@]}" apt-get update -q
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
-else
+elif ((${#APT_PACKAGES[@]})); then
     say "apt packages present: ${APT_PACKAGES[*]}"
 fi
 

@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export HF_HUB_OFFLINE=1
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 
-.venv/bin/ruff check .
+.venv/bin/ruff check --output-format concise .
 set +e
 .venv/bin/python -m pytest -q "$@"
 rc=$?

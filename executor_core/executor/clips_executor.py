@@ -205,6 +205,39 @@ def make_clip_cache(
     )
 
 
+def merge_clip_caches(caches: list[ClipCache]) -> ClipCache:
+    """One cache from several (datasets): episode indices are offset to stay unique."""
+    if not caches:
+        raise ValueError("nothing to merge")
+    fields = {c.text_field for c in caches}
+    if len(fields) != 1:
+        raise ValueError(f"caches hold different text fields {sorted(fields)!r}")
+    texts: list[str] = []
+    lookup: dict[str, int] = {}
+    frames, episodes, text_ids, embeds = [], [], [], []
+    offset = 0
+    for cache in caches:
+        remap = []
+        for i, text in enumerate(cache.texts):
+            if text not in lookup:
+                lookup[text] = len(texts)
+                texts.append(text)
+                embeds.append(cache.text_embeds[i])
+            remap.append(lookup[text])
+        frames.append(cache.frames)
+        episodes.append(cache.episode_index + offset)
+        text_ids.append(np.asarray(remap, dtype=np.int64)[cache.text_id])
+        offset += int(cache.episode_index.max()) + 1 if len(cache) else 0
+    return ClipCache(
+        np.concatenate(frames),
+        np.concatenate(episodes),
+        np.concatenate(text_ids),
+        np.stack(embeds),
+        texts,
+        caches[0].text_field,
+    )
+
+
 def write_clip_cache(cache: ClipCache, path: str | Path) -> Path:
     """Atomically write a cache (.npz, compressed)."""
     path = Path(path)

@@ -92,7 +92,7 @@ class ExecutorModelConfig:
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     text_encoder: TextEncoderKind = "minilm"
     text_dim: int = 384  # width of the text encoder's hidden states (MiniLM: 384)
-    max_text_tokens: int = 96  # detailed solutions are a few sentences long
+    max_text_tokens: int = 112  # the sim's 6-step solutions are <= 100 MiniLM tokens
     flow_shift: float = 3.0  # timestep shift of the flow-matching schedule (Wan uses 3-5)
     num_inference_steps: int = 8
     guidance_scale: float = 1.0  # > 1 turns classifier-free guidance on (2 passes per step)

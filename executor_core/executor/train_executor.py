@@ -2,7 +2,7 @@
 
 Same command on CPU, one GPU or several (``accelerate launch``; DDP)::
 
-    executor-train-video --preset sim --data.dataset_root=data/sim_v1 --output_dir=outputs/demo
+    executor-train-video --preset sim --data.dataset_roots=data/sim_v1 --output_dir=outputs/demo
     accelerate launch --num_processes 2 --cpu -m executor_core.executor.train_executor \
         --preset debug --data.cache_path=...
 
@@ -45,6 +45,7 @@ from executor_core.executor.clips_executor import (
     ClipCache,
     build_clip_cache,
     load_clip_cache,
+    merge_clip_caches,
     split_episodes,
     write_clip_cache,
 )
@@ -56,7 +57,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset_root: Path | None = None  # LeRobotDataset v3 folder (with meta/executor_episodes)
+    # LeRobotDataset v3 folders (each with meta/executor_episodes.jsonl), merged in order.
+    dataset_roots: tuple[Path, ...] = ()
     cache_path: Path | None = None  # clip cache (.npz); built from dataset_root if missing
     text_field: Literal["solution", "prompt"] = "solution"
     heldout_fraction: float = 0.1
@@ -229,19 +231,24 @@ def prepare_cache(cfg: TrainConfig) -> ClipCache:
     if cache_path is not None and Path(cache_path).is_file():
         cache = load_clip_cache(cache_path)
     else:
-        if cfg.data.dataset_root is None:
-            raise ValueError("set --data.dataset_root (LeRobot dataset) or --data.cache_path")
+        if not cfg.data.dataset_roots:
+            raise ValueError("set --data.dataset_roots (LeRobot datasets) or --data.cache_path")
         from executor_core.executor.modeling_executor import build_text_components
         from executor_core.text_encoding import encode_text
 
         tokenizer, encoder = build_text_components(cfg.model)
-        cache = build_clip_cache(
-            cfg.data.dataset_root,
-            cfg.data.text_field,
-            cfg.model.num_frames,
-            cfg.model.frame_stride,
-            cfg.model.size_px,
-            lambda texts: encode_text(tokenizer, encoder, texts, cfg.model.max_text_tokens),
+        cache = merge_clip_caches(
+            [
+                build_clip_cache(
+                    Path(root),
+                    cfg.data.text_field,
+                    cfg.model.num_frames,
+                    cfg.model.frame_stride,
+                    cfg.model.size_px,
+                    lambda texts: encode_text(tokenizer, encoder, texts, cfg.model.max_text_tokens),
+                )
+                for root in cfg.data.dataset_roots
+            ]
         )
         if cache_path is not None:
             write_clip_cache(cache, cache_path)
@@ -424,14 +431,18 @@ def train(cfg: TrainConfig) -> Path:
     def lr_at(step: int) -> float:
         warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
         progress = step / max(cfg.max_steps, 1)
+        if cfg.max_minutes > 0:  # a time budget: the cosine follows whichever ends first
+            progress = max(progress, (time.time() - t_start) / 60 / cfg.max_minutes)
+        progress = min(progress, 1.0)
         return cfg.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     ddp_model, opt = accelerator.prepare(transformer, opt)
     if accelerator.is_main_process:
         save_config_json(cfg, cfg.output_dir / "train_config.json")
-    frames_t = torch.from_numpy(train_cache.frames)
-    embeds_t = torch.from_numpy(train_cache.text_embeds)
-    text_id = torch.from_numpy(train_cache.text_id)
+    # The whole (uint8) clip set lives on the device: no per-step host->device copies.
+    frames_t = torch.from_numpy(train_cache.frames).to(accelerator.device)
+    embeds_t = torch.from_numpy(train_cache.text_embeds).to(accelerator.device)
+    text_id = torch.from_numpy(train_cache.text_id).to(accelerator.device)
     global_batch = cfg.batch_size * world
     bar = tqdm(
         range(start_step, cfg.max_steps),
@@ -441,6 +452,7 @@ def train(cfg: TrainConfig) -> Path:
         desc="train video",
     )
     t_start, step, loss_value, my_samples = time.time(), start_step, float("nan"), 0
+    noise_gen = torch.Generator(device=accelerator.device)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
@@ -448,18 +460,18 @@ def train(cfg: TrainConfig) -> Path:
             idx = batch_indices(
                 len(train_cache), step * cfg.grad_accum_steps + micro, global_batch, cfg.seed
             )[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
-            idx_t = torch.from_numpy(idx)
-            gen = torch.Generator().manual_seed(
-                cfg.seed * 1_000_003 + (step * cfg.grad_accum_steps + micro) * world + rank
-            )
-            clips = clips_to_tensor(frames_t[idx_t]).to(accelerator.device)
+            idx_t = torch.from_numpy(idx).to(accelerator.device)
+            seed = cfg.seed * 1_000_003 + (step * cfg.grad_accum_steps + micro) * world + rank
+            gen = torch.Generator().manual_seed(seed)
+            clips = clips_to_tensor(frames_t[idx_t])
             emb = embeds_t[text_id[idx_t]].float()
-            drop = torch.rand(len(idx), generator=gen) < cfg.text_dropout
-            emb[drop] = 0.0
-            emb = emb.to(accelerator.device)
+            drop = (torch.rand(len(idx), generator=gen) < cfg.text_dropout).to(emb.device)
+            emb = torch.where(drop[:, None, None], torch.zeros_like(emb), emb)
             sig = sample_sigmas(len(idx), cfg.model.flow_shift, cfg.logit_normal_std, gen)
             shape = pipe.latent_shape(len(idx), cfg.model.num_frames, cfg.model.size_px)
-            noise = torch.randn(shape, generator=gen).to(accelerator.device)
+            noise = torch.randn(
+                shape, generator=noise_gen.manual_seed(seed), device=accelerator.device
+            )
             with accelerator.accumulate(ddp_model), accelerator.autocast():
                 loss = flow_matching_loss(pipe, ddp_model, clips, emb, sig, noise)
                 accelerator.backward(loss)
@@ -498,7 +510,8 @@ def train(cfg: TrainConfig) -> Path:
                 }
                 save_checkpoint(cfg, pipe, transformer, ema, opt, done, state)
             accelerator.wait_for_everyone()
-        if accelerator.is_main_process and (done % cfg.sample_every == 0 or done == cfg.max_steps):
+        sample_now = done % cfg.sample_every == 0 or done == cfg.max_steps or stop
+        if accelerator.is_main_process and sample_now:
             _write_samples(cfg, pipe, transformer, ema, cache, held_eps or train_eps, done)
         if stop:
             logger.info("stopping early at step %d (max_minutes / stop_at_step)", done)

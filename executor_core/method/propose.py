@@ -47,7 +47,9 @@ logger = logging.getLogger(__name__)
 class ProposeConfig:
     output_dir: Path = Path("runs/proposals")
     backend: Literal["sim", "transformers", "http"] = "sim"
-    scenes_dir: Path | None = None  # unlabeled images; None = render simulator scenes
+    # Unlabeled images (with backend=sim: an executor-sim-scenes folder, whose scenes.jsonl
+    # carries the layouts); None = render simulator scenes here.
+    scenes_dir: Path | None = None
     num_sim_scenes: int = 256
     first_seed: int = 0  # simulator seeds first_seed .. first_seed + num_sim_scenes - 1
     image_size_px: int = 64
@@ -62,11 +64,6 @@ class ProposeConfig:
             raise ValueError(
                 f"need num_sim_scenes > 0, num_per_scene > 0, image_size_px >= 16; got "
                 f"{self.num_sim_scenes!r}, {self.num_per_scene!r}, {self.image_size_px!r}"
-            )
-        if self.backend == "sim" and self.scenes_dir is not None:
-            raise ValueError(
-                f"backend 'sim' proposes from simulator scenes; scenes_dir={self.scenes_dir!r} "
-                "needs a VLM backend (transformers or http)"
             )
 
 

@@ -162,9 +162,19 @@ def items_from_batch(scenes: Sequence[SceneImage], proposals: Sequence[tuple[str
 
 
 def load_scene_dir(scene_dir: Path) -> list[SceneImage]:
-    """Unlabeled scene images (``*.png``/``*.jpg``), each with an optional ``<stem>.json``
-    sidecar of metadata; ids are the file stems."""
+    """Unlabeled scene images (``*.png``/``*.jpg``) of a folder; ids are the file stems.
+
+    Metadata comes from ``scenes.jsonl`` when present (the format ``executor-sim-scenes``
+    writes: ``seed``, ``file``, ``scene``), else from an optional ``<stem>.json`` sidecar.
+    """
     scene_dir = Path(scene_dir)
+    index = scene_dir / "scenes.jsonl"
+    if index.is_file():
+        return [
+            SceneImage(Path(r["file"]).stem, read_png(scene_dir / r["file"]),
+                       {k: v for k, v in r.items() if k != "file"})
+            for r in read_jsonl(index)
+        ]
     files = sorted(p for p in scene_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not files:
         raise FileNotFoundError(f"no .png/.jpg scene images in {scene_dir}")

@@ -143,11 +143,13 @@ def test_cli_eye_on_base_from_real_joint_readings(
         f"--robot={robot}",
         "--setup=eye_on_base",
         f"--output={out}",
-        *TARGET_ARGS,
+        "--preset=debug",  # the same board; Tsai and Park only
     ]
     assert main(argv) == 0
     tf = load_handeye_result(out)
     assert tf.parent_frame == "base_link"
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert {m["method"] for m in report["methods"]} == {"tsai", "park"}
     mm, deg = _errors(tf.parent_from_child, scene.truth)
     assert mm < 2.0, mm
     assert deg < 0.5, deg

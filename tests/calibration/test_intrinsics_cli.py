@@ -9,7 +9,8 @@ import pytest
 from calib_truth import TRUE_FOCAL_PX
 
 from calibration.camera_info_io import load_camera_info
-from calibration.intrinsics_cli import main
+from calibration.intrinsics_cli import PRESETS, main
+from calibration.synthetic import TargetRenderer, random_board_poses
 
 BOARD_ARGS = [
     "--target.kind=charuco",
@@ -66,6 +67,19 @@ def test_cli_selects_views_from_a_video(tmp_path: Path, charuco_images) -> None:
     frame_numbers = [int(n.split("#")[1]) for n in used]
     assert len({f // 4 for f in frame_numbers}) == len(frame_numbers)
     assert all(f % 4 != 0 for f in frame_numbers)
+    assert abs(load_camera_info(out).fx_px / TRUE_FOCAL_PX - 1) < 0.01
+
+
+def test_cli_debug_preset(tmp_path: Path, small_camera) -> None:
+    target = PRESETS["debug"].target
+    renderer = TargetRenderer(small_camera, target, supersample=2)
+    rng = np.random.default_rng(5)
+    for i, pose in enumerate(
+        random_board_poses(small_camera, target, 5, rng, fill_range=(0.5, 0.85))
+    ):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), renderer.render(pose, noise_sigma=2.0, rng=rng))
+    out = tmp_path / "out" / "debug.yaml"
+    assert main(["--preset", "debug", f"--source={tmp_path}", f"--output={out}"]) == 0
     assert abs(load_camera_info(out).fx_px / TRUE_FOCAL_PX - 1) < 0.01
 
 

@@ -144,3 +144,12 @@ def test_range_unit_needs_lerobot_file_and_csv_columns_are_checked(tmp_path: Pat
     bad.write_text("model.shoulder_pan,reported.elbow\n0,0\n1,1\n")
     assert main([f"--pairs={bad}", f"--output={tmp_path / 'o.yaml'}"]) == 2
     assert not (tmp_path / "o.yaml").exists()
+
+
+def test_cli_debug_preset_reads_radians(tmp_path: Path, rng) -> None:
+    model = _poses(rng, count=4)
+    pairs = _write_pairs(tmp_path / "pairs.csv", model, model + 0.01)
+    out = tmp_path / "debug.yaml"
+    assert main(["--preset=debug", f"--pairs={pairs}", f"--output={out}"]) == 0
+    offsets = [j.offset_rad for j in RobotDescription.from_yaml(out).joints]
+    np.testing.assert_allclose(offsets, 0.01, atol=1e-9)

@@ -124,3 +124,21 @@ def test_empty_prompt_is_rejected(graph) -> None:
     _, _, _, client, _ = graph
     handle = result_of(client.send_goal_async(ExecuteTask.Goal(task_prompt="  ")), 10)
     assert not handle.accepted
+
+
+def test_replans_until_max_replans(graph) -> None:
+    node, _, pubs, client, sent = graph
+    node.set_parameters(
+        [Parameter("goal_tolerance_rad", value=1e-5), Parameter("max_image_age_s", value=30.0)]
+    )
+    pubs["image"].publish(_image(node.get_clock().now().to_msg()))
+    pubs["js"].publish(JointState(name=NAMES, position=[0.0] * 6))
+    before = len(sent)
+    goal = ExecuteTask.Goal(task_prompt="stack the cubes", max_replans=2)
+    handle = result_of(client.send_goal_async(goal), 10)
+    res = result_of(handle.get_result_async(), 30)
+    assert res.status == GoalStatus.STATUS_ABORTED
+    assert res.result.replans_used == 2
+    assert "after 2 replan(s)" in res.result.message
+    assert len(sent) == before + 3  # one trajectory per (re)plan
+    assert res.result.imagined_video_path.endswith("_2.mp4")

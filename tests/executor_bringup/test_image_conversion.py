@@ -18,8 +18,14 @@ from executor_bringup.image_conversion import (
 
 
 def _msg(height: int, width: int, encoding: str, step: int, data: bytes, big: int = 0):
-    return SimpleNamespace(height=height, width=width, encoding=encoding, step=step,
-                           is_bigendian=big, data=array.array("B", data))
+    return SimpleNamespace(
+        height=height,
+        width=width,
+        encoding=encoding,
+        step=step,
+        is_bigendian=big,
+        data=array.array("B", data),
+    )
 
 
 def test_rgb8_roundtrip_is_zero_copy_view() -> None:
@@ -67,8 +73,9 @@ def test_16uc1_both_endiannesses() -> None:
         (1, 2, "16UC1", 5, 5, "step 5 is not a multiple"),
     ],
 )
-def test_malformed_rejected(height: int, width: int, encoding: str, step: int, nbytes: int,
-                            match: str) -> None:
+def test_malformed_rejected(
+    height: int, width: int, encoding: str, step: int, nbytes: int, match: str
+) -> None:
     with pytest.raises(ImageConversionError, match=match):
         image_to_array(_msg(height, width, encoding, step, bytes(nbytes)))
 

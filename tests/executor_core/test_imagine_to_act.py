@@ -46,19 +46,29 @@ def test_imagine_to_act_with_tiny_models_is_safe_and_deterministic() -> None:
     image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     phases: list[str] = []
     q0 = np.full(6, 0.1)
-    plan = imagine_to_act(image, "put the red cube in the bowl", video_model, idm,
-                          robot.joint_names, q0, seed=3, on_phase=phases.append)
+    plan = imagine_to_act(
+        image,
+        "put the red cube in the bowl",
+        video_model,
+        idm,
+        robot.joint_names,
+        q0,
+        seed=3,
+        on_phase=phases.append,
+    )
     assert phases == [PHASE_IMAGINING, PHASE_CONVERTING]
     assert plan.video.shape == (4, 16, 16, 3)
     assert plan.trajectory.positions_rad.shape == (9, 6)
     np.testing.assert_allclose(plan.trajectory.time_from_start_s[[0, -1]], [0.1, 0.9])
     assert np.all(np.abs(plan.trajectory.positions_rad[0] - q0) <= 0.02 + 1e-6)
     assert check_joint_trajectory(plan.trajectory, robot, q0).ok
-    again = imagine_to_act(image, "put the red cube in the bowl", video_model, idm,
-                           robot.joint_names, q0, seed=3)
+    again = imagine_to_act(
+        image, "put the red cube in the bowl", video_model, idm, robot.joint_names, q0, seed=3
+    )
     np.testing.assert_array_equal(again.video, plan.video)
-    other = imagine_to_act(image, "put the red cube in the bowl", video_model, idm,
-                           robot.joint_names, q0, seed=4)
+    other = imagine_to_act(
+        image, "put the red cube in the bowl", video_model, idm, robot.joint_names, q0, seed=4
+    )
     assert not np.array_equal(other.video, plan.video)
 
 

@@ -47,12 +47,12 @@ def test_reorders_joints_into_robot_order(robot: RobotDescription) -> None:
 def test_position_limit_names_joint_index_value(robot: RobotDescription) -> None:
     names, q, t = _ramp(robot, step_rad=0.0)
     q[3, 2] = 1.75  # elbow_flex upper limit is 1.69
-    report = check_trajectory(names, q, t, robot, np.zeros(6),
-                              config=SafetyConfig(max_start_jump_rad=0.5))
+    report = check_trajectory(
+        names, q, t, robot, np.zeros(6), config=SafetyConfig(max_start_jump_rad=0.5)
+    )
     pos = [v for v in report.violations if v.rule == "position"]
     assert len(pos) == 1
-    assert (pos[0].joint, pos[0].index, pos[0].value, pos[0].limit) == ("elbow_flex", 3, 1.75,
-                                                                        1.69)
+    assert (pos[0].joint, pos[0].index, pos[0].value, pos[0].limit) == ("elbow_flex", 3, 1.75, 1.69)
     assert "'elbow_flex' point 3: position 1.75 rad above upper limit 1.69" in report.summary()
 
 
@@ -112,7 +112,8 @@ def test_non_finite_rejected(robot: RobotDescription) -> None:
     q[4, 5] = np.inf
     report = check_trajectory(names, q, t, robot, np.zeros(6))
     assert [(v.rule, v.joint, v.index) for v in report.violations] == [
-        ("non_finite", "shoulder_pan", 1), ("non_finite", "gripper", 4)
+        ("non_finite", "shoulder_pan", 1),
+        ("non_finite", "gripper", 4),
     ]
     t2 = t.copy()
     t2[2] = np.nan
@@ -138,8 +139,10 @@ def test_joint_names(robot: RobotDescription) -> None:
     assert "unknown joints ['claw']" in msgs
     assert "missing joints ['gripper']" in msgs
     dup = (*names[:5], "shoulder_pan")
-    assert "duplicate joint names ['shoulder_pan']" in check_trajectory(
-        dup, q, t, robot, np.zeros(6)).summary()
+    assert (
+        "duplicate joint names ['shoulder_pan']"
+        in check_trajectory(dup, q, t, robot, np.zeros(6)).summary()
+    )
 
 
 def test_time_must_increase_and_state_known(robot: RobotDescription) -> None:
@@ -164,7 +167,7 @@ def test_require_safe_raises_with_report(robot: RobotDescription) -> None:
 
 
 def test_config_validation_quotes_value() -> None:
-    with pytest.raises(ValueError, match="-1.0"):
+    with pytest.raises(ValueError, match=r"-1\.0"):
         SafetyConfig(max_start_jump_rad=-1.0)
 
 

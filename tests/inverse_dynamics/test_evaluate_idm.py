@@ -5,7 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from inverse_dynamics.dataset_idm import EpisodeArrays
 from inverse_dynamics.evaluate_idm import EvalIDMConfig, evaluate
 from inverse_dynamics.train_idm import main as train_main
 
@@ -46,3 +48,36 @@ def test_explicit_episodes_and_bad_settle_steps(trained: Path) -> None:
     assert results["episodes"] == [0, 2]
     with pytest.raises(ValueError, match="-1"):
         EvalIDMConfig(settle_steps=-1)
+
+
+def test_replay_in_the_simulator_reproduces_the_expert() -> None:
+    """One real expert rollout: replaying its recorded actions reproduces its outcome, and
+    the IDM replays run the same number of steps through the real simulator."""
+    from executor_sim.env import EnvConfig, make_env
+    from executor_sim.rollout import rollout_expert
+
+    from inverse_dynamics.configuration_idm import IDMConfig
+    from inverse_dynamics.evaluate_idm import replay_episode
+    from inverse_dynamics.modeling_idm import InverseDynamicsModel
+    from inverse_dynamics.processing_idm import InverseDynamicsPolicy
+
+    env = make_env(EnvConfig(image_size_px=32))
+    try:
+        rollout = rollout_expert(env, seed=1_000_000, family="pick_place", num_frames=48)
+        assert rollout.metadata["success"], "the scripted expert should solve this seed"
+        frames = torch.from_numpy(rollout.images).permute(0, 3, 1, 2).contiguous()
+        episode = EpisodeArrays(
+            0, frames, torch.from_numpy(rollout.states_rad), torch.from_numpy(rollout.actions_rad)
+        )
+        record = {"episode_index": 0, **rollout.metadata}
+        tiny = IDMConfig(image_size_px=32, conv_channels=(8, 16), hidden_dim=32)
+        policy = InverseDynamicsPolicy(InverseDynamicsModel(tiny))
+        ok, clipped = replay_episode(policy, env, record, episode, "expert", settle_steps=2)
+        assert ok
+        assert clipped == 0
+        for mode in ("open_loop", "closed_loop"):
+            ok, _ = replay_episode(policy, env, record, episode, mode, settle_steps=2)
+            assert env.step_index == 48 + 2  # same time budget as the recording
+            assert not ok  # an untrained IDM cannot pick and place
+    finally:
+        env.close()

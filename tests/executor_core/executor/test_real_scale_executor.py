@@ -29,21 +29,51 @@ def write_tiny_wan_i2v(root: Path) -> Path:
     )
 
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
     transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36,
-        out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2,
-        cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
         image_dim=4,
     )
     tokenizer = build_tiny_tokenizer()
-    text_encoder = UMT5EncoderModel(UMT5Config(
-        vocab_size=len(tokenizer), d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=2,
-        relative_attention_num_buckets=8))
-    image_encoder = CLIPVisionModel(CLIPVisionConfig(
-        hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2,
-        image_size=32, intermediate_size=16, patch_size=1))
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_ff=37,
+            d_kv=8,
+            num_heads=4,
+            num_layers=2,
+            relative_attention_num_buckets=8,
+        )
+    )
+    image_encoder = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=4,
+            projection_dim=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    )
     processor = CLIPImageProcessor(crop_size=32, size=32)
     transformer.save_pretrained(root / "transformer")
     vae.save_pretrained(root / "vae")
@@ -61,8 +91,15 @@ def tiny_wan(tmp_path_factory) -> Path:
 
 def _tiny_cfg(preset: str):
     # Same preset, CPU-sized: fp32 (no bf16 matmuls on this CPU), 32 px, 5 frames, 2 steps.
-    return replace(MODEL_PRESETS[preset], size_px=32, num_frames=5, num_inference_steps=2,
-                   max_text_tokens=16, dtype="float32", lora=LoraConfigSpec(rank=4, alpha=4.0))
+    return replace(
+        MODEL_PRESETS[preset],
+        size_px=32,
+        num_frames=5,
+        num_inference_steps=2,
+        max_text_tokens=16,
+        dtype="float32",
+        lora=LoraConfigSpec(rank=4, alpha=4.0),
+    )
 
 
 @pytest.mark.parametrize("preset", ["wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p"])
@@ -78,8 +115,9 @@ def test_real_scale_preset_runs_two_steps_with_lora(tiny_wan: Path, preset: str)
     assert frames.dtype == np.uint8
     again = pipe(image, "put the red cube in the bowl", seed=0).frames
     np.testing.assert_array_equal(frames, again)
-    guided = pipe(image, "put the red cube in the bowl", seed=0, guidance_scale=5.0,
-                  negative_prompt="still").frames
+    guided = pipe(
+        image, "put the red cube in the bowl", seed=0, guidance_scale=5.0, negative_prompt="still"
+    ).frames
     assert guided.shape == frames.shape
 
 

@@ -81,7 +81,7 @@ def test_clip_cache_from_lerobot_dataset(tiny_dataset: Path, tmp_path: Path):
 
 def _debug_cfg(tiny_dataset: Path, out: Path, cache: Path, **kw) -> TrainConfig:
     cfg = PRESETS["debug"]
-    data = replace(cfg.data, dataset_root=tiny_dataset, cache_path=cache)
+    data = replace(cfg.data, dataset_roots=(tiny_dataset,), cache_path=cache)
     return replace(cfg, output_dir=out, data=data, **kw)
 
 
@@ -167,7 +167,7 @@ def test_two_process_accelerate_run(tiny_dataset: Path, tmp_path: Path):
         "--preset",
         "debug",
         f"--output_dir={out}",
-        f"--data.dataset_root={tiny_dataset}",
+        f"--data.dataset_roots={tiny_dataset}",
         f"--data.cache_path={cache}",
         "--max_steps=2",
     ]

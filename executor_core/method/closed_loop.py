@@ -1,0 +1,139 @@
+"""Closed-loop success of the full stack in the simulator, against the scripted expert.
+
+One episode: reset the simulator to the item's seed, set the item's task, then repeat up to
+``max_replans`` times: imagine a video from the current camera image and the (possibly
+paraphrased) short prompt, turn it into a joint trajectory with the IDM
+(``executor_core.imagine_to_act``), execute it on the simulated arm; stop at success or
+when the step budget is spent. The expert runs the same seed and task with its scripted
+plan. Success is the simulator's own predicate (``Task.is_success``), never a judge.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from executor_core.method.task_items import TaskItem
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClosedLoopConfig:
+    enabled: bool = True
+    num_episodes: int = 32
+    max_replans: int = 4
+    max_steps: int = 240  # control steps (24 s at 10 Hz)
+    paraphrase: bool = True  # give the stack a paraphrase of the prompt, not the prompt
+    image_size_px: int = 64
+    conditions: tuple[str, ...] = ("expert", "executor_rl", "executor_distilled",
+                                   "demonstrator_prompt")
+
+    def __post_init__(self) -> None:
+        if self.num_episodes <= 0 or self.max_replans <= 0 or self.max_steps <= 0:
+            raise ValueError(
+                f"need num_episodes, max_replans, max_steps > 0; got {self.num_episodes!r}, "
+                f"{self.max_replans!r}, {self.max_steps!r}"
+            )
+        known = {"expert", "executor_rl", "executor_distilled", "demonstrator_prompt"}
+        unknown = sorted(set(self.conditions) - known)
+        if unknown:
+            raise ValueError(f"unknown closed-loop conditions {unknown!r}; known {sorted(known)}")
+
+
+@dataclass
+class EpisodeResult:
+    item_id: str
+    condition: str
+    prompt: str
+    success: bool
+    steps: int
+    replans: int
+    executed: np.ndarray  # (N, H, W, 3) uint8 camera frames, first = initial
+    imagined: list[np.ndarray]  # one (T, S, S, 3) video per plan
+
+    def to_record(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "condition": self.condition, "prompt": self.prompt,
+                "success": self.success, "steps": self.steps, "replans": self.replans}
+
+
+def make_env(image_size_px: int) -> Any:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from executor_sim.env import EnvConfig
+    from executor_sim.env import make_env as make_sim_env
+
+    return make_sim_env(EnvConfig(image_size_px=image_size_px))
+
+
+def task_for_item(env: Any, item: TaskItem) -> Any:
+    """Reset to the item's seed and return the simulator task it describes."""
+    from executor_sim.tasks import make_task
+
+    if item.seed is None:
+        raise ValueError(f"item {item.item_id!r} has no simulator seed: not a sim scene")
+    meta = item.proposal.metadata
+    missing = [k for k in ("task_family", "object") if k not in meta]
+    if missing:
+        raise ValueError(f"item {item.item_id!r} lacks {missing} in its proposal metadata")
+    env.reset(int(item.seed))
+    task = make_task(meta["task_family"], meta["object"], meta.get("target") or "", env.scene)
+    env.task = task
+    return task
+
+
+def choose_prompt(item: TaskItem, paraphrase: bool, seed: int) -> str:
+    options = list(item.proposal.metadata.get("paraphrases") or [])
+    if not paraphrase or not options:
+        return item.proposal.task_prompt
+    return options[np.random.default_rng([seed, len(item.item_id)]).integers(len(options))]
+
+
+def run_expert(env: Any, item: TaskItem, cfg: ClosedLoopConfig) -> EpisodeResult:
+    from executor_sim.expert import expert_policy
+
+    task = task_for_item(env, item)
+    obs = env.observation()
+    frames = [obs["image"]]
+    policy = expert_policy(env, task)
+    steps, success = 0, False
+    while steps < cfg.max_steps:
+        obs = env.step(policy(env))
+        frames.append(obs["image"])
+        steps += 1
+        if policy.done:
+            success = bool(task.is_success(env))
+            if success:
+                break
+    success = success or bool(task.is_success(env))
+    return EpisodeResult(item.item_id, "expert", task.prompt, success, steps, 0,
+                         np.stack(frames), [])
+
+
+def run_stack(env: Any, item: TaskItem, condition: str, video_model: Any, idm: Any,
+              cfg: ClosedLoopConfig, seed: int) -> EpisodeResult:
+    """Imagine -> IDM -> execute, replanning from the new camera image."""
+    from executor_core.imagine_to_act import imagine_to_act
+
+    task = task_for_item(env, item)
+    prompt = choose_prompt(item, cfg.paraphrase, seed)
+    obs = env.observation()
+    frames, imagined = [obs["image"]], []
+    steps, replans, success = 0, 0, False
+    while replans < cfg.max_replans and steps < cfg.max_steps and not success:
+        plan = imagine_to_act(obs["image"], prompt, video_model, idm, env.robot.joint_names,
+                              obs["state"], seed=seed * 101 + replans)
+        imagined.append(plan.video)
+        replans += 1
+        for target in plan.trajectory.positions_rad:
+            obs = env.step(target)
+            frames.append(obs["image"])
+            steps += 1
+            if steps >= cfg.max_steps:
+                break
+        success = bool(task.is_success(env))
+    return EpisodeResult(item.item_id, condition, prompt, success, steps, replans,
+                         np.stack(frames), imagined)

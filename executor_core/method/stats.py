@@ -1,0 +1,53 @@
+"""Confidence intervals for success rates (Wilson score) and their differences (Newcombe).
+
+Wilson instead of the normal approximation because evaluation sets are small (tens of
+items) and rates near 0 or 1 are common; the normal interval then leaves [0, 1] or has
+zero width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Rate:
+    successes: int
+    n: int
+    rate: float
+    low: float  # 95 % Wilson interval
+    high: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"successes": self.successes, "n": self.n, "rate": self.rate,
+                "ci95_low": self.low, "ci95_high": self.high}
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of ``successes / n``."""
+    if n <= 0:
+        raise ValueError(f"n must be > 0, got {n!r}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, {n}], got {successes!r}")
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def success_rate(successes: int, n: int) -> Rate:
+    low, high = wilson_interval(successes, n)
+    return Rate(successes, n, successes / n, low, high)
+
+
+def difference_interval(a: Rate, b: Rate) -> tuple[float, float, float]:
+    """(rate_a - rate_b, low, high): Newcombe's hybrid score interval (method 10) from the
+    two Wilson intervals; for independent samples."""
+    d = a.rate - b.rate
+    low = d - math.sqrt((a.rate - a.low) ** 2 + (b.high - b.rate) ** 2)
+    high = d + math.sqrt((a.high - a.rate) ** 2 + (b.rate - b.low) ** 2)
+    return d, max(-1.0, low), min(1.0, high)
