@@ -89,6 +89,10 @@ def build_samples(cfg: HandEyeCliConfig, kinematics: ArmKinematics) -> list[Hand
     if cfg.samples is None:
         raise ConfigError("--samples is required (a samples YAML)")
     recorded = load_samples(cfg.samples)
+    if cfg.target.kind == "checkerboard":
+        logger.warning(
+            "a checkerboard's pose is ambiguous by 180 degrees; if samples disagree, use ChArUco"
+        )
     description = kinematics.description
     order = None
     if recorded.joint_names is not None:

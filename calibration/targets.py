@@ -181,7 +181,8 @@ def detect_target(
     """Find ``target`` in an (H, W) or (H, W, 3) uint8 image; None when not found.
 
     A checkerboard must be seen whole; a ChArUco board may be partly visible, then only
-    the interpolated corners with at least ``min_points`` points count.
+    the interpolated corners with at least ``min_points`` points count. ``exhaustive``
+    makes the checkerboard search slower and more thorough.
     """
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got dtype {image.dtype!r}")

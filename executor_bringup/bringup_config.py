@@ -19,6 +19,7 @@ This module is pure (no rclpy): ``executor-bringup`` turns a :class:`BringupConf
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 from dataclasses import dataclass, field, replace
@@ -60,6 +61,14 @@ def format_param_value(value: ParamValue) -> str:
         return value if isinstance(parsed, str) else f"'{value}'"
     if isinstance(value, list):
         return "[" + ", ".join(format_param_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        # YAML reads "1e-05" as a string; "1.0e-05" is a float.
+        return text.replace("e", ".0e") if "e" in text and "." not in text else text
     return repr(value)
 
 

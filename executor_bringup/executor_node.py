@@ -169,6 +169,7 @@ class ExecutorNode(Node):
         self._video_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video")
 
         ctrl = g("controller_name").value
+        self._fjt_name = f"{ctrl}/follow_joint_trajectory"
         self.create_subscription(
             Image, "image_raw", self._on_image, sensor_qos(2), callback_group=self._cb
         )
@@ -374,7 +375,7 @@ class ExecutorNode(Node):
                 time.sleep(0.02)
             return
         if not self._fjt.wait_for_server(timeout_sec=2.0):
-            raise GoalAborted(f"no FollowJointTrajectory server at {self._fjt._action_name!r}")
+            raise GoalAborted(f"no FollowJointTrajectory server at {self._fjt_name!r} in 2 s")
         goal = FollowJointTrajectory.Goal()
         goal.trajectory = msg
         send = self._fjt.send_goal_async(goal)

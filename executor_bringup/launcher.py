@@ -186,7 +186,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--shutdown-timeout-s",
         type=float,
-        default=5.0,
+        default=10.0,
         help="wait this long after SIGINT (then SIGTERM, then SIGKILL)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")

@@ -66,6 +66,9 @@ class EnvConfig:
             raise ValueError(f"light_jitter must be in [0, 1), got {self.light_jitter!r}")
 
 
+MAX_PUSH_DISTANCE_M = 0.13
+
+
 class _LayoutError(Exception):
     """One random layout did not fit; try another."""
 
@@ -122,8 +125,8 @@ class TabletopEnv:
         """Randomise the scene and the task from ``seed`` (reproducible); return the obs."""
         rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
-        self.scene = self._randomise(rng)
         family = task_family or self.cfg.task_families[rng.integers(len(self.cfg.task_families))]
+        self.scene = self._randomise(rng, family)
         self.task = sample_task(family, self.scene, rng)
         self.data.qpos[self._qpos_adr] = self.home_rad
         self.data.ctrl[self._act_ids] = self.home_rad
@@ -136,13 +139,19 @@ class TabletopEnv:
         self.data.time = 0.0
         return self.observation()
 
-    def _randomise(self, rng: np.random.Generator) -> SceneInfo:
-        m, d = self.model, self.data
+    def _randomise(self, rng: np.random.Generator, family: str) -> SceneInfo:
         for _ in range(100):  # resample the whole layout if it does not fit
             try:
-                return self._randomise_once(rng)
+                scene = self._randomise_once(rng)
             except _LayoutError:
                 continue
+            # A push must stay short: the top-down workspace is a narrow ring and a long
+            # push with a 2 cm pusher drifts off course.
+            mat = np.asarray(scene.mat_xy)
+            nearest = min(np.linalg.norm(np.asarray(p[:2]) - mat)
+                          for p in scene.cube_poses.values())
+            if family != "push" or nearest <= MAX_PUSH_DISTANCE_M:
+                return scene
         raise RuntimeError("could not lay out the scene in 100 attempts")
 
     def _randomise_once(self, rng: np.random.Generator) -> SceneInfo:

@@ -30,7 +30,7 @@ GRASP_Z_M = sc.CUBE_HALF_M + 0.002  # pads centred just above the cube centre
 PUSH_Z_M = 0.012  # pad bottoms ~5 mm above the table
 RELEASE_GAP_M = 0.004  # carried cube released this far above its support
 RISE_M = 0.03
-PUSH_SPEED_M_S = 0.12
+PUSH_SPEED_M_S = 0.14
 PUSH_MARGIN_M = 0.015  # push until the cube centre is this far inside the mat edges
 PUSH_DONE_M = 0.015  # cube centre this close to the mat centre ends the push
 # A pusher need not point straight down: a soft finger-axis constraint lets the arm tilt
@@ -38,6 +38,8 @@ PUSH_DONE_M = 0.015  # cube centre this close to the mat centre ends the push
 PUSH_AXIS_WEIGHT = 0.1
 PUSHER_HALF_M = 0.008  # pusher point to its contact face (pad half-thickness)
 PUSH_LEAD_M = 0.01
+MAX_REAIMS = 2
+_REAIM = object()  # _push_step's answer when it queued a re-approach
 # Starting guesses (pan, lift, elbow, flex, roll) for the first top-down solution.
 IK_SEEDS = (
     np.array([0.0, -0.5, 0.5, 1.5, 0.0]),
@@ -181,6 +183,7 @@ class ExpertPolicy:
         self._point = np.asarray(start_point, float)
         self._yaw = self.waypoints[0].yaw_rad
         self._push_steps = 0
+        self._reaims = 0
         self._t = 0
 
     @property
@@ -195,6 +198,8 @@ class ExpertPolicy:
                 wp = replace(wp, point_m=tuple(self._point + np.array([0.0, 0.0, RISE_M])))
             if wp.label == "push":
                 row = self._push_step(env, wp)
+                if row is _REAIM:
+                    continue  # re-approach segments were inserted before the push
                 if row is not None:
                     self._queue.append(row)
                     break
@@ -210,7 +215,7 @@ class ExpertPolicy:
         self._t += 1
         return self._q_cmd.copy()
 
-    def _push_step(self, env: TabletopEnv, wp: Waypoint) -> np.ndarray | None:
+    def _push_step(self, env: TabletopEnv, wp: Waypoint) -> np.ndarray | object | None:
         """One closed-loop pushing step, or None when the cube is on target or time is up."""
         cube = env.object_position(self.task.obj)[:2]
         goal = np.asarray(wp.point_m[:2])
@@ -230,6 +235,20 @@ class ExpertPolicy:
         along = float(offset @ u)
         lateral = offset - along * u
         contact = -(sc.CUBE_HALF_M + PUSHER_HALF_M)
+        lost = along > -sc.CUBE_HALF_M or np.linalg.norm(lateral) > 0.8 * sc.CUBE_HALF_M
+        if lost and self._reaims < MAX_REAIMS:
+            # The cube slid off the pusher: lift, go behind it again, lower.
+            self._reaims += 1
+            behind = cube - u * (sc.CUBE_HALF_M + PUSHER_HALF_M + 0.012)
+            yaw = _nearest_equivalent(math.atan2(u[1], u[0]) + math.pi / 2, self._yaw, math.pi)
+            up_z = PUSH_Z_M + 0.04
+            c = GRIPPER_CLOSED_RAD
+            self.waypoints[self._segment_index : self._segment_index] = [
+                Waypoint((self._point[0], self._point[1], up_z), self._yaw, c, 3, "lift"),
+                Waypoint((behind[0], behind[1], up_z), yaw, c, 4, "re-aim"),
+                Waypoint((behind[0], behind[1], PUSH_Z_M), yaw, c, 3, "descend"),
+            ]
+            return _REAIM
         along = min(along + PUSH_SPEED_M_S / self.fps_hz, contact + PUSH_LEAD_M)
         move = cube + along * u + 0.5 * lateral - self._point[:2]
         limit = 2.0 * PUSH_SPEED_M_S / self.fps_hz

@@ -81,6 +81,11 @@ class ResNetEncoder(nn.Module):
             path = Path(config.backbone_weights_path)
             if path.suffix != ".safetensors":
                 raise ValueError(f"backbone weights must be .safetensors (no pickles), got {path}")
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"backbone weights {path} not found; convert torchvision's ResNet-18 "
+                    f"ImageNet weights to safetensors there, or set backbone_weights_path=None"
+                )
             missing, unexpected = backbone.load_state_dict(load_file(str(path)), strict=False)
             logger.info("loaded backbone %s (missing %s, unexpected %s)", path, missing, unexpected)
         self.backbone = nn.Sequential(*list(backbone.children())[:-2])  # drop pool and fc

@@ -30,9 +30,8 @@ elif ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
 then re-run with SKIP_APT=1"
 fi
 for pkg in "${APT_PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$pkg")
-    fi
+    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
     say "apt packages missing: ${missing[*]}"

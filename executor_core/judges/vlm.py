@@ -70,8 +70,11 @@ def contact_sheet(frames: np.ndarray, num_frames: int, tile_px: int) -> np.ndarr
     sheet = np.zeros((rows * tile_px, cols * tile_px, 3), np.uint8)
     for k, i in enumerate(idx):
         r, c = divmod(k, cols)
-        tile = cv2.resize(frames[i], (tile_px, tile_px), interpolation=cv2.INTER_AREA
-                          if frames.shape[1] > tile_px else cv2.INTER_NEAREST)
+        tile = cv2.resize(
+            frames[i],
+            (tile_px, tile_px),
+            interpolation=cv2.INTER_AREA if frames.shape[1] > tile_px else cv2.INTER_NEAREST,
+        )
         sheet[r * tile_px : (r + 1) * tile_px, c * tile_px : (c + 1) * tile_px] = tile
     return sheet
 
@@ -127,16 +130,22 @@ class VLMJudge:
         w = self.config.success_weight
         score = w * float(answer["success"]) + (1 - w) * answer["instruction_following"] / 10
         return JudgeVerdict(
-            answer["success"], score, answer["reason"] or "vlm",
-            {"instruction_following": answer["instruction_following"],
-             "physics": answer["physics"], "raw": text[:500]},
+            answer["success"],
+            score,
+            answer["reason"] or "vlm",
+            {
+                "instruction_following": answer["instruction_following"],
+                "physics": answer["physics"],
+                "raw": text[:500],
+            },
         )
 
     def judge(self, frames: np.ndarray, episode: dict[str, Any]) -> JudgeVerdict:
         return self.judge_many([frames], [episode])[0]
 
-    def judge_many(self, videos: Sequence[np.ndarray], episodes: Sequence[dict[str, Any]]
-                   ) -> list[JudgeVerdict]:
+    def judge_many(
+        self, videos: Sequence[np.ndarray], episodes: Sequence[dict[str, Any]]
+    ) -> list[JudgeVerdict]:
         """Batched: one backend call for all videos."""
         if len(videos) != len(episodes):
             raise ValueError(f"{len(videos)} videos for {len(episodes)} episodes")

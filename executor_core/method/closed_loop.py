@@ -30,8 +30,12 @@ class ClosedLoopConfig:
     max_steps: int = 240  # control steps (24 s at 10 Hz)
     paraphrase: bool = True  # give the stack a paraphrase of the prompt, not the prompt
     image_size_px: int = 64
-    conditions: tuple[str, ...] = ("expert", "executor_rl", "executor_distilled",
-                                   "demonstrator_prompt")
+    conditions: tuple[str, ...] = (
+        "expert",
+        "executor_rl",
+        "executor_distilled",
+        "demonstrator_prompt",
+    )
 
     def __post_init__(self) -> None:
         if self.num_episodes <= 0 or self.max_replans <= 0 or self.max_steps <= 0:
@@ -57,8 +61,14 @@ class EpisodeResult:
     imagined: list[np.ndarray]  # one (T, S, S, 3) video per plan
 
     def to_record(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "condition": self.condition, "prompt": self.prompt,
-                "success": self.success, "steps": self.steps, "replans": self.replans}
+        return {
+            "item_id": self.item_id,
+            "condition": self.condition,
+            "prompt": self.prompt,
+            "success": self.success,
+            "steps": self.steps,
+            "replans": self.replans,
+        }
 
 
 def make_env(image_size_px: int) -> Any:
@@ -109,12 +119,20 @@ def run_expert(env: Any, item: TaskItem, cfg: ClosedLoopConfig) -> EpisodeResult
             if success:
                 break
     success = success or bool(task.is_success(env))
-    return EpisodeResult(item.item_id, "expert", task.prompt, success, steps, 0,
-                         np.stack(frames), [])
+    return EpisodeResult(
+        item.item_id, "expert", task.prompt, success, steps, 0, np.stack(frames), []
+    )
 
 
-def run_stack(env: Any, item: TaskItem, condition: str, video_model: Any, idm: Any,
-              cfg: ClosedLoopConfig, seed: int) -> EpisodeResult:
+def run_stack(
+    env: Any,
+    item: TaskItem,
+    condition: str,
+    video_model: Any,
+    idm: Any,
+    cfg: ClosedLoopConfig,
+    seed: int,
+) -> EpisodeResult:
     """Imagine -> IDM -> execute, replanning from the new camera image."""
     from executor_core.imagine_to_act import imagine_to_act
 
@@ -124,8 +142,15 @@ def run_stack(env: Any, item: TaskItem, condition: str, video_model: Any, idm: A
     frames, imagined = [obs["image"]], []
     steps, replans, success = 0, 0, False
     while replans < cfg.max_replans and steps < cfg.max_steps and not success:
-        plan = imagine_to_act(obs["image"], prompt, video_model, idm, env.robot.joint_names,
-                              obs["state"], seed=seed * 101 + replans)
+        plan = imagine_to_act(
+            obs["image"],
+            prompt,
+            video_model,
+            idm,
+            env.robot.joint_names,
+            obs["state"],
+            seed=seed * 101 + replans,
+        )
         imagined.append(plan.video)
         replans += 1
         for target in plan.trajectory.positions_rad:
@@ -135,5 +160,6 @@ def run_stack(env: Any, item: TaskItem, condition: str, video_model: Any, idm: A
             if steps >= cfg.max_steps:
                 break
         success = bool(task.is_success(env))
-    return EpisodeResult(item.item_id, condition, prompt, success, steps, replans,
-                         np.stack(frames), imagined)
+    return EpisodeResult(
+        item.item_id, condition, prompt, success, steps, replans, np.stack(frames), imagined
+    )

@@ -70,17 +70,28 @@ class DemoGenConfig:
         if self.text not in ("solution", "prompt"):
             raise ValueError(f"text must be 'solution' or 'prompt', got {self.text!r}")
         if self.batch_size <= 0 or self.frame_stride <= 0:
-            raise ValueError(f"batch_size and frame_stride must be > 0, got "
-                             f"{self.batch_size!r}, {self.frame_stride!r}")
+            raise ValueError(
+                f"batch_size and frame_stride must be > 0, got "
+                f"{self.batch_size!r}, {self.frame_stride!r}"
+            )
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit must be > 0 or None, got {self.limit!r}")
 
 
 PRESETS: dict[str, DemoGenConfig] = {
-    "debug": DemoGenConfig(items=Path("runs/debug/proposals"), output_dir=Path("runs/debug/demos"),
-                           model_preset="debug", batch_size=2, limit=4),
-    "sim": DemoGenConfig(items=Path("runs/sim/proposals"), output_dir=Path("runs/sim/demos"),
-                         demonstrator=Path("runs/sim/demonstrator"), batch_size=16),
+    "debug": DemoGenConfig(
+        items=Path("runs/debug/proposals"),
+        output_dir=Path("runs/debug/demos"),
+        model_preset="debug",
+        batch_size=2,
+        limit=4,
+    ),
+    "sim": DemoGenConfig(
+        items=Path("runs/sim/proposals"),
+        output_dir=Path("runs/sim/demos"),
+        demonstrator=Path("runs/sim/demonstrator"),
+        batch_size=16,
+    ),
 }
 
 
@@ -113,19 +124,26 @@ def load_clip(path: Path) -> np.ndarray:
     return frames
 
 
-def generate_clips(cfg: DemoGenConfig, items: list[TaskItem], process_index: int = 0,
-                   num_processes: int = 1) -> int:
+def generate_clips(
+    cfg: DemoGenConfig, items: list[TaskItem], process_index: int = 0, num_processes: int = 1
+) -> int:
     """Render this shard's missing clips; returns how many were rendered now."""
     mine = items[process_index::num_processes]
     todo = [it for it in mine if not clip_path(cfg.output_dir, it.item_id).is_file()]
-    logger.info("shard %d/%d: %d items, %d already done", process_index, num_processes,
-                len(mine), len(mine) - len(todo))
+    logger.info(
+        "shard %d/%d: %d items, %d already done",
+        process_index,
+        num_processes,
+        len(mine),
+        len(mine) - len(todo),
+    )
     if not todo:
         return 0
     pipe = load_video_pipeline(cfg.demonstrator, cfg.model_preset, cfg.device, cfg.seed)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"demos[{process_index}]", unit="video",
-               disable=process_index != 0)
+    bar = tqdm(
+        total=len(todo), desc=f"demos[{process_index}]", unit="video", disable=process_index != 0
+    )
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start : start + cfg.batch_size]
         frames = pipe(
@@ -138,13 +156,19 @@ def generate_clips(cfg: DemoGenConfig, items: list[TaskItem], process_index: int
         bar.update(len(batch))
     bar.close()
     elapsed_s = time.perf_counter() - t0
-    logger.info("shard %d: %d videos in %.1f s (%.2f videos/s)", process_index, len(todo),
-                elapsed_s, len(todo) / max(elapsed_s, 1e-9))
+    logger.info(
+        "shard %d: %d videos in %.1f s (%.2f videos/s)",
+        process_index,
+        len(todo),
+        elapsed_s,
+        len(todo) / max(elapsed_s, 1e-9),
+    )
     return len(todo)
 
 
-def episode_record(index: int, item: TaskItem, cfg: DemoGenConfig,
-                   verdict: Any | None = None) -> dict:
+def episode_record(
+    index: int, item: TaskItem, cfg: DemoGenConfig, verdict: Any | None = None
+) -> dict:
     """The ``meta/executor_episodes.jsonl`` record of a generated demo. ``success`` is the
     judge's verdict (``success_source`` says so) or None when demos are not judged."""
     p = item.proposal
@@ -188,10 +212,18 @@ def assemble_dataset(cfg: DemoGenConfig, items: list[TaskItem]) -> Path:
     first = load_clip(clip_path(out, items[0].item_id))
     size = first.shape[1]
     ds = LeRobotDataset.create(
-        repo_id=cfg.repo_id, fps=DATASET_FPS, root=tmp, use_videos=True,
+        repo_id=cfg.repo_id,
+        fps=DATASET_FPS,
+        root=tmp,
+        use_videos=True,
         rgb_encoder=RGBEncoderConfig(vcodec=cfg.video_codec, crf=cfg.video_crf),
-        features={VIDEO_KEY: {"dtype": "video", "shape": (size, size, 3),
-                              "names": ["height", "width", "channels"]}},
+        features={
+            VIDEO_KEY: {
+                "dtype": "video",
+                "shape": (size, size, 3),
+                "names": ["height", "width", "channels"],
+            }
+        },
     )
     judge = None
     if cfg.judge_demos:

@@ -41,14 +41,18 @@ class DistillConfig:
 
 
 PRESETS: dict[str, DistillConfig] = {
-    "debug": DistillConfig(demos=Path("runs/debug/demos/dataset"), demonstrator=None,
-                           output_dir=Path("runs/debug/executor_distilled"),
-                           train_preset="debug", only_judged_success=False),
+    "debug": DistillConfig(
+        demos=Path("runs/debug/demos/dataset"),
+        demonstrator=None,
+        output_dir=Path("runs/debug/executor_distilled"),
+        train_preset="debug",
+        only_judged_success=False,
+    ),
     "sim": DistillConfig(),
 }
 
 
-def build_prompt_cache(cfg: DistillConfig, train_cfg) -> Path:  # noqa: ANN001 - TrainConfig
+def build_prompt_cache(cfg: DistillConfig, train_cfg) -> Path:
     """The clip cache of the demos with their short prompts (built once)."""
     from executor_core.executor.clips_executor import build_clip_cache, write_clip_cache
     from executor_core.executor.modeling_executor import build_text_components
@@ -60,7 +64,11 @@ def build_prompt_cache(cfg: DistillConfig, train_cfg) -> Path:  # noqa: ANN001 -
     model = train_cfg.model
     tokenizer, encoder = build_text_components(model)
     cache = build_clip_cache(
-        cfg.demos, "prompt", model.num_frames, model.frame_stride, model.size_px,
+        cfg.demos,
+        "prompt",
+        model.num_frames,
+        model.frame_stride,
+        model.size_px,
         lambda texts: encode_text(tokenizer, encoder, texts, model.max_text_tokens),
         only_successful=cfg.only_judged_success,
     )
@@ -74,17 +82,30 @@ def run_distill(cfg: DistillConfig) -> Path:
     from executor_core.executor.train_executor import train
 
     if cfg.train_preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown train preset {cfg.train_preset!r}; known: "
-                         f"{sorted(TRAIN_PRESETS)}")
+        raise ValueError(
+            f"unknown train preset {cfg.train_preset!r}; known: {sorted(TRAIN_PRESETS)}"
+        )
     save_config_json(cfg, Path(cfg.output_dir) / "distill_config.json")
     base = TRAIN_PRESETS[cfg.train_preset]
-    overrides = {k: v for k, v in (("max_steps", cfg.max_steps), ("batch_size", cfg.batch_size),
-                                   ("learning_rate", cfg.learning_rate)) if v is not None}
-    train_cfg = replace(base, output_dir=Path(cfg.output_dir), init_from=cfg.demonstrator,
-                        **overrides)
+    overrides = {
+        k: v
+        for k, v in (
+            ("max_steps", cfg.max_steps),
+            ("batch_size", cfg.batch_size),
+            ("learning_rate", cfg.learning_rate),
+        )
+        if v is not None
+    }
+    train_cfg = replace(
+        base, output_dir=Path(cfg.output_dir), init_from=cfg.demonstrator, **overrides
+    )
     cache = build_prompt_cache(cfg, train_cfg)
-    train_cfg = replace(train_cfg, data=replace(train_cfg.data, dataset_root=cfg.demos,
-                                                cache_path=cache, text_field="prompt"))
+    train_cfg = replace(
+        train_cfg,
+        data=replace(
+            train_cfg.data, dataset_roots=(cfg.demos,), cache_path=cache, text_field="prompt"
+        ),
+    )
     return train(train_cfg)
 
 

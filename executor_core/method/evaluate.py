@@ -87,13 +87,16 @@ class EvalConfig:
 
 PRESETS: dict[str, EvalConfig] = {
     "debug": EvalConfig(
-        items=Path("runs/debug/proposals"), output_dir=Path("runs/debug/eval"),
-        models=ModelPaths(demonstrator=None, executor_distilled=None, executor_rl=None,
-                          idm=None),
-        allow_random_models=True, model_preset="debug", samples_per_item=1, limit_items=2,
-        batch_size=2, num_sample_videos=1,
-        closed_loop=ClosedLoopConfig(num_episodes=2, max_replans=2, max_steps=24,
-                                     image_size_px=32),
+        items=Path("runs/debug/proposals"),
+        output_dir=Path("runs/debug/eval"),
+        models=ModelPaths(demonstrator=None, executor_distilled=None, executor_rl=None, idm=None),
+        allow_random_models=True,
+        model_preset="debug",
+        samples_per_item=1,
+        limit_items=2,
+        batch_size=2,
+        num_sample_videos=1,
+        closed_loop=ClosedLoopConfig(num_episodes=2, max_replans=2, max_steps=24, image_size_px=32),
     ),
     "sim": EvalConfig(),
 }
@@ -107,23 +110,25 @@ def model_path(cfg: EvalConfig, name: str) -> Path | None:
 
 
 # -------------------------------------------------------------------------- WorldTasks
-def generate_condition(pipe: Any, items: list[TaskItem], text: str, cfg: EvalConfig
-                       ) -> list[tuple[TaskItem, int, np.ndarray]]:
+def generate_condition(
+    pipe: Any, items: list[TaskItem], text: str, cfg: EvalConfig
+) -> list[tuple[TaskItem, int, np.ndarray]]:
     """(item, sample index, video (T, S, S, 3) uint8) for every item x sample."""
     jobs = [(it, s) for it in items for s in range(cfg.samples_per_item)]
     out = []
     for start in range(0, len(jobs), cfg.batch_size):
         batch = jobs[start : start + cfg.batch_size]
-        texts = [it.proposal.solution_text if text == "solution" else it.prompt
-                 for it, _ in batch]
-        frames = pipe([it.image_rgb for it, _ in batch], texts,
-                      seed=[item_seed(it.item_id, cfg.seed + 1000 * s) for it, s in batch]).frames
+        texts = [it.proposal.solution_text if text == "solution" else it.prompt for it, _ in batch]
+        frames = pipe(
+            [it.image_rgb for it, _ in batch],
+            texts,
+            seed=[item_seed(it.item_id, cfg.seed + 1000 * s) for it, s in batch],
+        ).frames
         out.extend((it, s, f) for (it, s), f in zip(batch, frames, strict=True))
     return out
 
 
-def score_video(frames: np.ndarray, episode: dict, judge: Any, programmatic: Any
-                ) -> dict[str, Any]:
+def score_video(frames: np.ndarray, episode: dict, judge: Any, programmatic: Any) -> dict[str, Any]:
     verdict = judge.judge(frames, episode)
     if "physics" in verdict.details:  # a VLM judge rated both
         instruction = verdict.details["instruction_following"] / 10.0
@@ -131,9 +136,13 @@ def score_video(frames: np.ndarray, episode: dict, judge: Any, programmatic: Any
     else:
         instruction = verdict.score
         physics, _ = physics_plausibility(frames, episode, programmatic)
-    return {"success": bool(verdict.success), "judge_score": float(verdict.score),
-            "instruction_following": float(instruction), "physics": float(physics),
-            "reason": verdict.reason[:300]}
+    return {
+        "success": bool(verdict.success),
+        "judge_score": float(verdict.score),
+        "instruction_following": float(instruction),
+        "physics": float(physics),
+        "reason": verdict.reason[:300],
+    }
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -141,14 +150,22 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     wins = sum(r["success"] for r in records)
     inst = np.array([r["instruction_following"] for r in records])
     phys = np.array([r["physics"] for r in records])
-    sem = (lambda a: float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else 0.0)
-    return {**success_rate(wins, n).to_dict(),
-            "instruction_following": float(inst.mean()), "instruction_following_sem": sem(inst),
-            "physics": float(phys.mean()), "physics_sem": sem(phys)}
+
+    def sem(a):
+        return float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else 0.0
+
+    return {
+        **success_rate(wins, n).to_dict(),
+        "instruction_following": float(inst.mean()),
+        "instruction_following_sem": sem(inst),
+        "physics": float(phys.mean()),
+        "physics_sem": sem(phys),
+    }
 
 
-def evaluate_worldtasks(cfg: EvalConfig, items: list[TaskItem], judge: Any
-                        ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def evaluate_worldtasks(
+    cfg: EvalConfig, items: list[TaskItem], judge: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from executor_core.imagine_to_act import save_video_mp4
     from executor_core.judges.programmatic import ProgrammaticJudge
 
@@ -159,15 +176,20 @@ def evaluate_worldtasks(cfg: EvalConfig, items: list[TaskItem], judge: Any
     for condition in cfg.conditions:
         model, text = CONDITIONS[condition]
         if model not in pipes:
-            pipes[model] = load_video_pipeline(model_path(cfg, model), cfg.model_preset,
-                                               cfg.device, seed=len(pipes))
+            pipes[model] = load_video_pipeline(
+                model_path(cfg, model), cfg.model_preset, cfg.device, seed=len(pipes)
+            )
         t0 = time.perf_counter()
         videos = generate_condition(pipes[model], items, text, cfg)
         rows = []
         for k, (item, sample, frames) in enumerate(videos):
-            row = {"condition": condition, "item_id": item.item_id, "sample": sample,
-                   "prompt": item.prompt,
-                   **score_video(frames, episode_for_item(item), judge, programmatic)}
+            row = {
+                "condition": condition,
+                "item_id": item.item_id,
+                "sample": sample,
+                "prompt": item.prompt,
+                **score_video(frames, episode_for_item(item), judge, programmatic),
+            }
             if k < cfg.num_sample_videos:
                 path = out / "videos" / condition / f"{item.item_id}-s{sample}.mp4"
                 save_video_mp4(frames, path, fps=2.5)
@@ -175,12 +197,21 @@ def evaluate_worldtasks(cfg: EvalConfig, items: list[TaskItem], judge: Any
                 row["video"] = str(path.relative_to(out))
                 row["strip"] = str(path.with_suffix(".png").relative_to(out))
             rows.append(row)
-        summaries[condition] = {**summarize(rows), "model": model, "text": text,
-                                "seconds": time.perf_counter() - t0}
+        summaries[condition] = {
+            **summarize(rows),
+            "model": model,
+            "text": text,
+            "seconds": time.perf_counter() - t0,
+        }
         records.extend(rows)
-        logger.info("%s: judged success %.3f [%.3f, %.3f] over %d videos", condition,
-                    summaries[condition]["rate"], summaries[condition]["ci95_low"],
-                    summaries[condition]["ci95_high"], len(rows))
+        logger.info(
+            "%s: judged success %.3f [%.3f, %.3f] over %d videos",
+            condition,
+            summaries[condition]["rate"],
+            summaries[condition]["ci95_low"],
+            summaries[condition]["ci95_high"],
+            len(rows),
+        )
     return summaries, records
 
 
@@ -188,9 +219,8 @@ def evaluate_worldtasks(cfg: EvalConfig, items: list[TaskItem], judge: Any
 def load_idm(cfg: EvalConfig) -> Any:
     path = model_path(cfg, "idm")
     if path is not None:
-        from inverse_dynamics.processing_idm import InverseDynamicsPolicy
-
         from executor_core.method.video_models import resolve_device
+        from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 
         return InverseDynamicsPolicy.from_pretrained(path, device=resolve_device(cfg.device))
     from executor_core.imagine_to_act import TinyRandomInverseDynamics
@@ -201,8 +231,9 @@ def load_idm(cfg: EvalConfig) -> Any:
     return TinyRandomInverseDynamics(robot.joint_names, robot.home_rad)
 
 
-def evaluate_closed_loop(cfg: EvalConfig, items: list[TaskItem]
-                         ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def evaluate_closed_loop(
+    cfg: EvalConfig, items: list[TaskItem]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from executor_core.executor.world_model import VideoWorldModel
     from executor_core.imagine_to_act import save_video_mp4
 
@@ -219,31 +250,38 @@ def evaluate_closed_loop(cfg: EvalConfig, items: list[TaskItem]
             model = None
             if condition != "expert":
                 name = CONDITIONS[condition][0]
-                model = VideoWorldModel(load_video_pipeline(
-                    model_path(cfg, name), cfg.model_preset, cfg.device))
+                model = VideoWorldModel(
+                    load_video_pipeline(model_path(cfg, name), cfg.model_preset, cfg.device)
+                )
             rows = []
             for k, item in enumerate(sim_items):
                 if model is None:
                     result = run_expert(env, item, cl)
                 else:
-                    result = run_stack(env, item, condition, model, idm, cl,
-                                       seed=item_seed(item.item_id, cfg.seed))
+                    result = run_stack(
+                        env, item, condition, model, idm, cl, seed=item_seed(item.item_id, cfg.seed)
+                    )
                 row = result.to_record()
                 if k < cfg.num_sample_videos:
                     vdir = out / "closed_loop_videos" / condition
                     save_video_mp4(result.executed, vdir / f"{item.item_id}-executed.mp4", 10.0)
-                    row["executed_video"] = str((vdir / f"{item.item_id}-executed.mp4")
-                                                .relative_to(out))
+                    row["executed_video"] = str(
+                        (vdir / f"{item.item_id}-executed.mp4").relative_to(out)
+                    )
                     if result.imagined:
-                        save_video_mp4(result.imagined[0], vdir / f"{item.item_id}-imagined.mp4",
-                                       2.5)
-                        row["imagined_video"] = str((vdir / f"{item.item_id}-imagined.mp4")
-                                                    .relative_to(out))
+                        save_video_mp4(
+                            result.imagined[0], vdir / f"{item.item_id}-imagined.mp4", 2.5
+                        )
+                        row["imagined_video"] = str(
+                            (vdir / f"{item.item_id}-imagined.mp4").relative_to(out)
+                        )
                 rows.append(row)
             wins = sum(r["success"] for r in rows)
-            summaries[condition] = {**success_rate(wins, len(rows)).to_dict(),
-                                    "mean_steps": float(np.mean([r["steps"] for r in rows])),
-                                    "mean_replans": float(np.mean([r["replans"] for r in rows]))}
+            summaries[condition] = {
+                **success_rate(wins, len(rows)).to_dict(),
+                "mean_steps": float(np.mean([r["steps"] for r in rows])),
+                "mean_replans": float(np.mean([r["replans"] for r in rows])),
+            }
             records.extend(rows)
             logger.info("closed loop %s: %d/%d", condition, wins, len(rows))
     finally:
@@ -257,27 +295,38 @@ def done_when_checks(world: dict[str, Any], closed: dict[str, Any]) -> dict[str,
     from executor_core.method.stats import Rate
 
     def rate(summary: dict[str, Any]) -> Rate:
-        return Rate(summary["successes"], summary["n"], summary["rate"],
-                    summary["ci95_low"], summary["ci95_high"])
+        return Rate(
+            summary["successes"],
+            summary["n"],
+            summary["rate"],
+            summary["ci95_low"],
+            summary["ci95_high"],
+        )
 
     checks: dict[str, Any] = {}
     if "executor_rl" in world and "demonstrator_prompt" in world:
-        d, lo, hi = difference_interval(rate(world["executor_rl"]),
-                                        rate(world["demonstrator_prompt"]))
-        checks["executor_minus_demonstrator_prompt"] = {"diff": d, "ci95": [lo, hi],
-                                                        "passes_20_points": d >= 0.20}
+        d, lo, hi = difference_interval(
+            rate(world["executor_rl"]), rate(world["demonstrator_prompt"])
+        )
+        checks["executor_minus_demonstrator_prompt"] = {
+            "diff": d,
+            "ci95": [lo, hi],
+            "passes_20_points": d >= 0.20,
+        }
     if "executor_rl" in world and "executor_distilled" in world:
-        d, lo, hi = difference_interval(rate(world["executor_rl"]),
-                                        rate(world["executor_distilled"]))
+        d, lo, hi = difference_interval(
+            rate(world["executor_rl"]), rate(world["executor_distilled"])
+        )
         checks["rl_minus_distilled"] = {"diff": d, "ci95": [lo, hi], "rl_improves": d > 0}
     if "expert" in closed:
         expert = closed["expert"]["rate"]
-        best = max((v["rate"] for k, v in closed.items() if k.startswith("executor")),
-                   default=None)
+        best = max((v["rate"] for k, v in closed.items() if k.startswith("executor")), default=None)
         if best is not None:
             ratio = best / expert if expert > 0 else None
             checks["closed_loop_vs_expert"] = {
-                "executor_rate": best, "expert_rate": expert, "ratio": ratio,
+                "executor_rate": best,
+                "expert_rate": expert,
+                "ratio": ratio,
                 "passes_50_percent": ratio is not None and ratio >= 0.5,
             }
     return checks
@@ -300,10 +349,12 @@ def run_evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "closed_loop": closed,
         "done_when": done_when_checks(world, closed),
     }
-    write_bytes_atomic(out / "worldtasks.jsonl",
-                       "".join(json.dumps(r) + "\n" for r in world_rows).encode())
-    write_bytes_atomic(out / "closed_loop.jsonl",
-                       "".join(json.dumps(r) + "\n" for r in closed_rows).encode())
+    write_bytes_atomic(
+        out / "worldtasks.jsonl", "".join(json.dumps(r) + "\n" for r in world_rows).encode()
+    )
+    write_bytes_atomic(
+        out / "closed_loop.jsonl", "".join(json.dumps(r) + "\n" for r in closed_rows).encode()
+    )
     write_bytes_atomic(out / "results.json", json.dumps(results, indent=2).encode())
     return results
 
@@ -312,11 +363,16 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_config(EvalConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     results = run_evaluate(cfg)
-    print(json.dumps({"worldtasks": {k: round(v["rate"], 3) for k, v in
-                                     results["worldtasks"].items()},
-                      "closed_loop": {k: round(v["rate"], 3) for k, v in
-                                      results["closed_loop"].items()},
-                      "done_when": results["done_when"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "worldtasks": {k: round(v["rate"], 3) for k, v in results["worldtasks"].items()},
+                "closed_loop": {k: round(v["rate"], 3) for k, v in results["closed_loop"].items()},
+                "done_when": results["done_when"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -78,9 +78,7 @@ def sde_step_mean_std(
     return mean, std
 
 
-def gaussian_log_prob(
-    sample: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
-) -> torch.Tensor:
+def gaussian_log_prob(sample: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Per-sample log N(sample; mean, std^2 I), averaged over all non-batch elements. (B,)"""
     std = torch.as_tensor(std, dtype=sample.dtype, device=sample.device)
     if torch.any(std <= 0):
@@ -119,8 +117,10 @@ def group_advantages(
     """GRPO advantages ``(r - mean_group) / (std_group + eps)`` with the population std.
     A group whose rewards are all equal carries no signal and gets advantage 0. (N,)"""
     if rewards.shape != group_ids.shape or rewards.ndim != 1:
-        raise ValueError(f"rewards {tuple(rewards.shape)} and group_ids "
-                         f"{tuple(group_ids.shape)} must be the same 1-D shape")
+        raise ValueError(
+            f"rewards {tuple(rewards.shape)} and group_ids "
+            f"{tuple(group_ids.shape)} must be the same 1-D shape"
+        )
     rewards = rewards.float()
     adv = torch.zeros_like(rewards)
     for gid in torch.unique(group_ids):
@@ -146,8 +146,11 @@ def clipped_surrogate_loss(
     with torch.no_grad():
         frac = ((ratio - 1.0).abs() > clip_range).float().mean().item()
         approx_kl = 0.5 * ((log_prob - old_log_prob) ** 2).mean().item()
-    return loss, {"clip_fraction": frac, "approx_kl_old": approx_kl,
-                  "ratio_mean": ratio.mean().item()}
+    return loss, {
+        "clip_fraction": frac,
+        "approx_kl_old": approx_kl,
+        "ratio_mean": ratio.mean().item(),
+    }
 
 
 def gaussian_kl_same_std(

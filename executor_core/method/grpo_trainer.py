@@ -25,13 +25,12 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,36 +82,62 @@ class GRPOConfig:
     limit_items: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("num_steps", "prompts_per_step", "micro_batch_size",
-                     "num_inference_steps", "save_every", "keep_checkpoints"):
+        for name in (
+            "num_steps",
+            "prompts_per_step",
+            "micro_batch_size",
+            "num_inference_steps",
+            "save_every",
+            "keep_checkpoints",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.group_size < 2:
-            raise ValueError(f"group_size must be >= 2 (advantages are relative), got "
-                             f"{self.group_size!r}")
+            raise ValueError(
+                f"group_size must be >= 2 (advantages are relative), got {self.group_size!r}"
+            )
         if self.num_inference_steps < 2:
-            raise ValueError(f"num_inference_steps must be >= 2 (one SDE step + the final ODE "
-                             f"step), got {self.num_inference_steps!r}")
+            raise ValueError(
+                f"num_inference_steps must be >= 2 (one SDE step + the final ODE "
+                f"step), got {self.num_inference_steps!r}"
+            )
         if not self.eta > 0:
             raise ValueError(f"eta must be > 0 for a stochastic policy, got {self.eta!r}")
         if not 0.0 < self.train_timestep_fraction <= 1.0:
-            raise ValueError(f"train_timestep_fraction must be in (0, 1], got "
-                             f"{self.train_timestep_fraction!r}")
+            raise ValueError(
+                f"train_timestep_fraction must be in (0, 1], got {self.train_timestep_fraction!r}"
+            )
         if self.clip_range <= 0 or self.advantage_clip <= 0 or self.kl_beta < 0:
-            raise ValueError(f"need clip_range > 0, advantage_clip > 0, kl_beta >= 0; got "
-                             f"{self.clip_range!r}, {self.advantage_clip!r}, {self.kl_beta!r}")
+            raise ValueError(
+                f"need clip_range > 0, advantage_clip > 0, kl_beta >= 0; got "
+                f"{self.clip_range!r}, {self.advantage_clip!r}, {self.kl_beta!r}"
+            )
         if self.learning_rate <= 0 or self.lora_rank < 0:
-            raise ValueError(f"need learning_rate > 0, lora_rank >= 0; got "
-                             f"{self.learning_rate!r}, {self.lora_rank!r}")
+            raise ValueError(
+                f"need learning_rate > 0, lora_rank >= 0; got "
+                f"{self.learning_rate!r}, {self.lora_rank!r}"
+            )
 
 
 PRESETS: dict[str, GRPOConfig] = {
-    "debug": GRPOConfig(items=Path("runs/debug/proposals"), output_dir=Path("runs/debug/grpo"),
-                        model_preset="debug", num_steps=2, prompts_per_step=2, group_size=2,
-                        micro_batch_size=2, num_inference_steps=3, save_every=1,
-                        learning_rate=1e-3, limit_items=4),
-    "sim": GRPOConfig(items=Path("runs/sim/proposals"), output_dir=Path("runs/sim/grpo"),
-                      init_pipeline=Path("runs/sim/executor_distilled/pipeline")),
+    "debug": GRPOConfig(
+        items=Path("runs/debug/proposals"),
+        output_dir=Path("runs/debug/grpo"),
+        model_preset="debug",
+        num_steps=2,
+        prompts_per_step=2,
+        group_size=2,
+        micro_batch_size=2,
+        num_inference_steps=3,
+        save_every=1,
+        learning_rate=1e-3,
+        limit_items=4,
+    ),
+    "sim": GRPOConfig(
+        items=Path("runs/sim/proposals"),
+        output_dir=Path("runs/sim/grpo"),
+        init_pipeline=Path("runs/sim/executor_distilled/pipeline"),
+    ),
 }
 
 
@@ -128,8 +153,9 @@ class GroupRollout:
     group_ids: torch.Tensor  # (B,) index of the item in the step
 
 
-def velocity(pipe: Any, x: torch.Tensor, sigma: torch.Tensor, condition: torch.Tensor,
-             embeds: torch.Tensor) -> torch.Tensor:
+def velocity(
+    pipe: Any, x: torch.Tensor, sigma: torch.Tensor, condition: torch.Tensor, embeds: torch.Tensor
+) -> torch.Tensor:
     """The pipeline's velocity at noise level ``sigma`` (timestep = 1000 sigma), no CFG."""
     t = (sigma * pipe.scheduler.config.num_train_timesteps).reshape(1).to(x.device)
     return pipe.predict_velocity(x, condition, t, embeds, guidance_scale=1.0)
@@ -152,18 +178,21 @@ def sample_groups(pipe: Any, items: list[TaskItem], cfg: GRPOConfig, step: int) 
     sigmas = pipe.scheduler.sigmas.float().cpu()
     base = cfg.seed * 1_000_003 + step * 10_007
     generators = [torch.Generator("cpu").manual_seed(base + i) for i in range(len(images))]
-    x0 = pipe.prepare_latents(pipe.latent_shape(len(images), num_frames, size), generators,
-                              device)
+    x0 = pipe.prepare_latents(pipe.latent_shape(len(images), num_frames, size), generators, device)
     step_gen = torch.Generator(device=device).manual_seed(base + 999_983)
     roll = sample_sde(
-        lambda x, s: velocity(pipe, x, s, condition, embeds), x0, sigmas.to(device),
-        cfg.eta, generator=step_gen,
+        lambda x, s: velocity(pipe, x, s, condition, embeds),
+        x0,
+        sigmas.to(device),
+        cfg.eta,
+        generator=step_gen,
     )
     video = pipe.decode(roll.latents[-1]).float().clamp(-1.0, 1.0)
     video[:, :, 0] = first.float()
     gids = torch.arange(len(items)).repeat_interleave(n)
-    return GroupRollout(roll.latents, roll.log_probs, sigmas, condition, embeds,
-                        tensor_to_clips(video), gids)
+    return GroupRollout(
+        roll.latents, roll.log_probs, sigmas, condition, embeds, tensor_to_clips(video), gids
+    )
 
 
 def pick_items(num_items: int, step: int, count: int, seed: int) -> list[int]:
@@ -224,8 +253,9 @@ class PolicyAndReference:
             self.pipe.transformer.load_state_dict(state, strict=True)
 
     @torch.no_grad()
-    def reference_velocity(self, x: torch.Tensor, sigma: torch.Tensor,
-                           condition: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
+    def reference_velocity(
+        self, x: torch.Tensor, sigma: torch.Tensor, condition: torch.Tensor, embeds: torch.Tensor
+    ) -> torch.Tensor:
         if self.lora:
             self.pipe.transformer.disable_adapters()
             try:
@@ -250,8 +280,14 @@ class PolicyAndReference:
 
 
 # --------------------------------------------------------------------------- one update
-def grpo_update(policy: PolicyAndReference, roll: GroupRollout, advantages: torch.Tensor,
-                cfg: GRPOConfig, step: int, opt: torch.optim.Optimizer) -> dict[str, float]:
+def grpo_update(
+    policy: PolicyAndReference,
+    roll: GroupRollout,
+    advantages: torch.Tensor,
+    cfg: GRPOConfig,
+    step: int,
+    opt: torch.optim.Optimizer,
+) -> dict[str, float]:
     """One optimizer step on the stored rollout; returns averaged diagnostics."""
     pipe = policy.pipe
     # sample_sde makes every step but the last (to sigma = 0, deterministic) an SDE step.
@@ -269,8 +305,9 @@ def grpo_update(policy: PolicyAndReference, roll: GroupRollout, advantages: torc
             cond, emb = roll.condition[sl], roll.embeds[sl]
             v = velocity(pipe, x, s, cond, emb)
             _, lp, mean = sde_step(x, v, s, s_next, cfg.eta, cap, sample=x_next)
-            loss, stats = clipped_surrogate_loss(lp, roll.log_probs[k, sl], advantages[sl],
-                                                 cfg.clip_range)
+            loss, stats = clipped_surrogate_loss(
+                lp, roll.log_probs[k, sl], advantages[sl], cfg.clip_range
+            )
             kl = torch.zeros((), device=loss.device)
             if cfg.kl_beta > 0:
                 v_ref = policy.reference_velocity(x, s, cond, emb)
@@ -289,13 +326,17 @@ def grpo_update(policy: PolicyAndReference, roll: GroupRollout, advantages: torc
 
 # ----------------------------------------------------------------------------- checkpoints
 def latest_checkpoint(output_dir: Path) -> Path | None:
-    done = [p for p in (Path(output_dir) / "checkpoints").glob("step-*")
-            if (p / "trainer_state.json").is_file()]
+    done = [
+        p
+        for p in (Path(output_dir) / "checkpoints").glob("step-*")
+        if (p / "trainer_state.json").is_file()
+    ]
     return max(done, key=lambda p: p.name) if done else None
 
 
-def save_checkpoint(cfg: GRPOConfig, policy: PolicyAndReference, opt: torch.optim.Optimizer,
-                    step: int) -> Path:
+def save_checkpoint(
+    cfg: GRPOConfig, policy: PolicyAndReference, opt: torch.optim.Optimizer, step: int
+) -> Path:
     """``checkpoints/step-N`` written in a temporary folder, then renamed (kill-safe)."""
     from executor_core.executor.train_executor import optimizer_to_tensors
 
@@ -333,8 +374,11 @@ def append_metrics(path: Path, record: dict[str, Any], resumed_step: int | None)
     """Append one line; on the first write after a resume, drop lines past the checkpoint
     (steps a killed run logged but did not save)."""
     if resumed_step is not None and path.is_file():
-        kept = [ln for ln in path.read_text().splitlines()
-                if ln.strip() and json.loads(ln)["step"] <= resumed_step]
+        kept = [
+            ln
+            for ln in path.read_text().splitlines()
+            if ln.strip() and json.loads(ln)["step"] <= resumed_step
+        ]
         write_bytes_atomic(path, "".join(ln + "\n" for ln in kept).encode())
     with path.open("a") as f:
         f.write(json.dumps(record) + "\n")
@@ -351,15 +395,18 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
     judge = judge if judge is not None else make_judge(cfg.judge)
     pipe = load_video_pipeline(cfg.init_pipeline, cfg.model_preset, cfg.device, cfg.seed)
     policy = PolicyAndReference(pipe, cfg)
-    opt = torch.optim.AdamW(policy.trainable(), lr=cfg.learning_rate,
-                            weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(policy.trainable(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     start, resumed = 0, None
     ckpt = latest_checkpoint(out)
     if ckpt is not None:
         start = resumed = load_checkpoint(ckpt, policy, opt)
         logger.info("resumed from %s (step %d)", ckpt, start)
-    logger.info("GRPO on %d items, %d trainable parameters, device %s", len(items),
-                sum(p.numel() for p in policy.trainable()), resolve_device(cfg.device))
+    logger.info(
+        "GRPO on %d items, %d trainable parameters, device %s",
+        len(items),
+        sum(p.numel() for p in policy.trainable()),
+        resolve_device(cfg.device),
+    )
     for step in range(start, cfg.num_steps):
         t0 = time.perf_counter()
         chosen = [items[i] for i in pick_items(len(items), step, cfg.prompts_per_step, cfg.seed)]
@@ -367,11 +414,14 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
         roll = sample_groups(pipe, chosen, cfg, step)
         pipe.transformer.train()
         episodes = [episode_for_item(it) for it in chosen]
-        verdicts = [judge.judge(frames, episodes[int(g)])
-                    for frames, g in zip(roll.frames, roll.group_ids, strict=True)]
+        verdicts = [
+            judge.judge(frames, episodes[int(g)])
+            for frames, g in zip(roll.frames, roll.group_ids, strict=True)
+        ]
         rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
-        adv = group_advantages(rewards, roll.group_ids).clamp(-cfg.advantage_clip,
-                                                              cfg.advantage_clip)
+        adv = group_advantages(rewards, roll.group_ids).clamp(
+            -cfg.advantage_clip, cfg.advantage_clip
+        )
         stats = grpo_update(policy, roll, adv.to(roll.latents.device), cfg, step, opt)
         record = {
             "step": step + 1,
@@ -383,9 +433,15 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
         }
         append_metrics(out / "metrics.jsonl", record, resumed)
         resumed = None
-        logger.info("step %d: reward %.3f success %.2f kl %.2e clip %.2f (%.1f s)", step + 1,
-                    record["reward_mean"], record["success_rate"], record["kl"],
-                    record["clip_fraction"], record["seconds"])
+        logger.info(
+            "step %d: reward %.3f success %.2f kl %.2e clip %.2f (%.1f s)",
+            step + 1,
+            record["reward_mean"],
+            record["success_rate"],
+            record["kl"],
+            record["clip_fraction"],
+            record["seconds"],
+        )
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.num_steps:
             save_checkpoint(cfg, policy, opt, step + 1)
     final = out / "pipeline"

@@ -16,6 +16,7 @@ measured separately).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +38,9 @@ class PlausibilityConfig:
                 raise ValueError(f"{name} must be in (0, 1], got {value!r}")
 
 
-def physics_plausibility(frames: np.ndarray, episode: dict[str, Any], judge: Any,
-                         cfg: PlausibilityConfig | None = None) -> tuple[float, dict]:
+def physics_plausibility(
+    frames: np.ndarray, episode: dict[str, Any], judge: Any, cfg: PlausibilityConfig | None = None
+) -> tuple[float, dict]:
     """(score in [0, 1], per-cube details) for (T, H, W, 3) uint8 ``frames``.
 
     ``judge`` is a ``ProgrammaticJudge`` (its ``find`` and ``palette_for`` do the
@@ -60,7 +62,7 @@ def physics_plausibility(frames: np.ndarray, episode: dict[str, Any], judge: Any
             continue
         hidden = sum(c is None for c in centres) / len(centres)
         seen = [c for c in centres if c is not None]
-        jumps = [float(np.linalg.norm(b - a)) for a, b in zip(seen, seen[1:], strict=False)]
+        jumps = [float(np.linalg.norm(b - a)) for a, b in itertools.pairwise(seen)]
         max_jump = max(jumps, default=0.0) / width
         ok = hidden <= cfg.max_hidden_fraction and max_jump <= cfg.max_jump_fraction
         details[cube] = {"hidden_fraction": hidden, "max_jump_fraction": max_jump, "ok": ok}

@@ -4,7 +4,7 @@ A proposal is three things: a short task prompt (what the Executor will see), a 
 step-by-step solution (what the Demonstrator sees) and a description of what success looks
 like (what a judge checks). Model outputs are untrusted text, so every proposal goes through
 :func:`parse_proposal` and :func:`validate_proposal`; a failure raises
-:class:`ProposalRejected` with a short machine-readable ``reason`` that callers count.
+:class:`ProposalRejectedError` with a short machine-readable ``reason`` that callers count.
 
 Safety rules (documented in docs/method.md, kept deliberately small and explicit):
 
@@ -34,19 +34,57 @@ MAX_SUCCESS_CHARS = 300
 # Whole-word, case-insensitive. Grouped by why the term is refused.
 DENY_TERMS: dict[str, tuple[str, ...]] = {
     "people_or_animals": (
-        "person", "people", "human", "humans", "child", "children", "eye", "eyes",
-        "finger", "fingers", "operator", "someone", "animal", "pet", "cat", "dog",
+        "person",
+        "people",
+        "human",
+        "humans",
+        "child",
+        "children",
+        "eye",
+        "eyes",
+        "finger",
+        "fingers",
+        "operator",
+        "someone",
+        "animal",
+        "pet",
+        "cat",
+        "dog",
     ),
     "fire_or_heat": ("fire", "flame", "burn", "lighter", "stove", "heat"),
     "dangerous_objects": (
-        "knife", "knives", "blade", "scissors", "razor", "needle", "gun", "weapon", "explosive",
+        "knife",
+        "knives",
+        "blade",
+        "scissors",
+        "razor",
+        "needle",
+        "gun",
+        "weapon",
+        "explosive",
     ),
     "liquids": ("water", "liquid", "pour", "spill", "coffee", "juice", "acid"),
     "violent_motion": (
-        "throw", "toss", "hit", "smash", "break", "crush", "punch", "slam", "stab", "attack",
+        "throw",
+        "toss",
+        "hit",
+        "smash",
+        "break",
+        "crush",
+        "punch",
+        "slam",
+        "stab",
+        "attack",
     ),
     "safety_override": (
-        "disable", "override", "bypass", "ignore", "e-stop", "estop", "unplug", "limits",
+        "disable",
+        "override",
+        "bypass",
+        "ignore",
+        "e-stop",
+        "estop",
+        "unplug",
+        "limits",
     ),
     "out_of_workspace": ("the floor", "fall off", "off the edge", "window", "door"),
 }
@@ -58,7 +96,7 @@ _INLINE_STEP = re.compile(r"(?<!\S)(\d+)[.)]\s+")
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
-class ProposalRejected(ValueError):
+class ProposalRejectedError(ValueError):
     """A model output that is not a usable proposal; ``reason`` is a short code to count."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -107,18 +145,20 @@ class TaskProposal:
 
 def _check_text(name: str, text: Any, max_chars: int) -> str:
     if not isinstance(text, str):
-        raise ProposalRejected("wrong_type", f"{name} must be a string, got {text!r}")
+        raise ProposalRejectedError("wrong_type", f"{name} must be a string, got {text!r}")
     text = text.strip()
     if not text:
-        raise ProposalRejected("empty_field", f"{name} is empty")
+        raise ProposalRejectedError("empty_field", f"{name} is empty")
     if len(text) > max_chars:
-        raise ProposalRejected(
+        raise ProposalRejectedError(
             f"{name}_too_long", f"{name} has {len(text)} chars > {max_chars}: {text[:60]!r}..."
         )
     if _CONTROL.search(text):
-        raise ProposalRejected("control_chars", f"{name} contains control characters: {text!r}")
+        raise ProposalRejectedError(
+            "control_chars", f"{name} contains control characters: {text!r}"
+        )
     if _URL.search(text):
-        raise ProposalRejected("url", f"{name} contains a URL: {text!r}")
+        raise ProposalRejectedError("url", f"{name} contains a URL: {text!r}")
     return text
 
 
@@ -133,16 +173,16 @@ def find_unsafe_term(text: str) -> tuple[str, str] | None:
 
 
 def validate_proposal(p: TaskProposal) -> None:
-    """Raise :class:`ProposalRejected` if ``p`` breaks a schema or safety rule."""
+    """Raise :class:`ProposalRejectedError` if ``p`` breaks a schema or safety rule."""
     task = _check_text("task_prompt", p.task_prompt, MAX_TASK_CHARS)
     if "\n" in task:
-        raise ProposalRejected("task_multiline", f"task_prompt must be one line: {task!r}")
+        raise ProposalRejectedError("task_multiline", f"task_prompt must be one line: {task!r}")
     if len(task.split()) > MAX_TASK_WORDS:
-        raise ProposalRejected(
+        raise ProposalRejectedError(
             "task_prompt_too_long", f"{len(task.split())} words > {MAX_TASK_WORDS}: {task!r}"
         )
     if not MIN_STEPS <= len(p.solution_steps) <= MAX_STEPS:
-        raise ProposalRejected(
+        raise ProposalRejectedError(
             "step_count",
             f"{len(p.solution_steps)} solution steps, need {MIN_STEPS}..{MAX_STEPS}",
         )
@@ -153,7 +193,9 @@ def validate_proposal(p: TaskProposal) -> None:
         hit = find_unsafe_term(text)
         if hit is not None:
             category, term = hit
-            raise ProposalRejected(f"unsafe_{category}", f"deny-listed term {term!r} in {text!r}")
+            raise ProposalRejectedError(
+                f"unsafe_{category}", f"deny-listed term {term!r} in {text!r}"
+            )
 
 
 def _split_numbered(text: str) -> tuple[str, ...]:
@@ -168,7 +210,7 @@ def _split_numbered(text: str) -> tuple[str, ...]:
             starts.append(m)
     if not starts or text[: starts[0].start()].strip():
         first = text.strip().splitlines()[0] if text.strip() else text
-        raise ProposalRejected("unnumbered_step", f"solution must start with '1. ': {first!r}")
+        raise ProposalRejectedError("unnumbered_step", f"solution must start with '1. ': {first!r}")
     ends = [m.start() for m in starts[1:]] + [len(text)]
     steps = tuple(text[m.end() : end].strip() for m, end in zip(starts, ends, strict=True))
     # A line that is not part of any numbered step is a malformed list, not prose to keep.
@@ -176,7 +218,7 @@ def _split_numbered(text: str) -> tuple[str, ...]:
         for line in step.splitlines()[1:]:
             if line.strip():
                 reason = "step_numbering" if _STEP.match(line) else "unnumbered_step"
-                raise ProposalRejected(
+                raise ProposalRejectedError(
                     reason, f"line {line.strip()!r} belongs to no numbered step"
                 )
     return steps
@@ -190,23 +232,26 @@ def parse_steps(solution: Any) -> tuple[str, ...]:
     """
     if isinstance(solution, list):
         if not all(isinstance(s, str) for s in solution):
-            raise ProposalRejected("wrong_type", f"solution items must be strings: {solution!r}")
+            raise ProposalRejectedError(
+                "wrong_type", f"solution items must be strings: {solution!r}"
+            )
         lines = [s.strip() for s in solution if s.strip()]
         if not any(_STEP.match(s) for s in lines):
             return tuple(lines)
         for expected, line in enumerate(lines, start=1):
             m = _STEP.match(line)
             if m is None:
-                raise ProposalRejected("unnumbered_step", f"step {expected} is not numbered: "
-                                                          f"{line!r}")
+                raise ProposalRejectedError(
+                    "unnumbered_step", f"step {expected} is not numbered: {line!r}"
+                )
             if int(m.group(1)) != expected:
-                raise ProposalRejected(
+                raise ProposalRejectedError(
                     "step_numbering", f"expected step {expected}, got {m.group(1)!r} in {line!r}"
                 )
         return tuple(_STEP.match(line).group(2).strip() for line in lines)
     if isinstance(solution, str):
         return _split_numbered(solution)
-    raise ProposalRejected("wrong_type", f"solution must be text or a list: {solution!r}")
+    raise ProposalRejectedError("wrong_type", f"solution must be text or a list: {solution!r}")
 
 
 def parse_proposal(raw_text: str, source: str = "unknown") -> TaskProposal:
@@ -216,19 +261,19 @@ def parse_proposal(raw_text: str, source: str = "unknown") -> TaskProposal:
     ``success`` (what success looks like).
     """
     if not isinstance(raw_text, str) or not raw_text.strip():
-        raise ProposalRejected("empty_output", f"model returned {raw_text!r}")
+        raise ProposalRejectedError("empty_output", f"model returned {raw_text!r}")
     match = _JSON_OBJECT.search(raw_text)
     if match is None:
-        raise ProposalRejected("not_json", f"no JSON object in {raw_text[:120]!r}")
+        raise ProposalRejectedError("not_json", f"no JSON object in {raw_text[:120]!r}")
     try:
         data = json.loads(match.group(0))
     except json.JSONDecodeError as exc:
-        raise ProposalRejected("not_json", f"{exc} in {match.group(0)[:120]!r}") from None
+        raise ProposalRejectedError("not_json", f"{exc} in {match.group(0)[:120]!r}") from None
     if not isinstance(data, dict):
-        raise ProposalRejected("not_json", f"expected an object, got {data!r}")
+        raise ProposalRejectedError("not_json", f"expected an object, got {data!r}")
     missing = [k for k in ("task", "solution", "success") if k not in data]
     if missing:
-        raise ProposalRejected("missing_field", f"missing {missing} in {sorted(data)}")
+        raise ProposalRejectedError("missing_field", f"missing {missing} in {sorted(data)}")
     return TaskProposal(
         task_prompt=data["task"] if not isinstance(data["task"], str) else data["task"].strip(),
         solution_steps=parse_steps(data["solution"]),

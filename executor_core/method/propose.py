@@ -68,13 +68,20 @@ class ProposeConfig:
 
 
 PRESETS: dict[str, ProposeConfig] = {
-    "debug": ProposeConfig(output_dir=Path("runs/debug/proposals"), num_sim_scenes=4,
-                           image_size_px=32, num_per_scene=1),
+    "debug": ProposeConfig(
+        output_dir=Path("runs/debug/proposals"), num_sim_scenes=4, image_size_px=32, num_per_scene=1
+    ),
     # Training scenes: seeds 0..511; held-out evaluation scenes start at 1000000 (executor_sim).
-    "sim": ProposeConfig(output_dir=Path("runs/sim/proposals"), num_sim_scenes=512,
-                         image_size_px=64, num_per_scene=2),
-    "sim-heldout": ProposeConfig(output_dir=Path("runs/sim/heldout"), num_sim_scenes=64,
-                                 first_seed=1_000_000, image_size_px=64, num_per_scene=1),
+    "sim": ProposeConfig(
+        output_dir=Path("runs/sim/proposals"), num_sim_scenes=512, image_size_px=64, num_per_scene=2
+    ),
+    "sim-heldout": ProposeConfig(
+        output_dir=Path("runs/sim/heldout"),
+        num_sim_scenes=64,
+        first_seed=1_000_000,
+        image_size_px=64,
+        num_per_scene=1,
+    ),
 }
 
 
@@ -106,14 +113,31 @@ def run_propose(cfg: ProposeConfig) -> dict:
     save_items(items, out)
     write_jsonl_atomic(
         out / "rejections.jsonl",
-        ({"scene_id": r.scene_id, "reason": r.reason, "detail": r.detail,
-          "raw_output": r.raw_output} for r in batch.rejections),
+        (
+            {
+                "scene_id": r.scene_id,
+                "reason": r.reason,
+                "detail": r.detail,
+                "raw_output": r.raw_output,
+            }
+            for r in batch.rejections
+        ),
     )
-    stats = {**batch.stats.to_dict(), "proposer": proposer.name, "scenes": len(scenes),
-             "items": len(items), "seconds": elapsed_s}
+    stats = {
+        **batch.stats.to_dict(),
+        "proposer": proposer.name,
+        "scenes": len(scenes),
+        "items": len(items),
+        "seconds": elapsed_s,
+    }
     write_bytes_atomic(out / "proposal_stats.json", json.dumps(stats, indent=2).encode())
-    logger.info("%d scenes -> %d items (%s) in %.1f s", len(scenes), len(items),
-                batch.stats.to_dict()["rejected"], elapsed_s)
+    logger.info(
+        "%d scenes -> %d items (%s) in %.1f s",
+        len(scenes),
+        len(items),
+        batch.stats.to_dict()["rejected"],
+        elapsed_s,
+    )
     return stats
 
 

@@ -36,8 +36,11 @@ class ReportConfig:
 
 
 PRESETS: dict[str, ReportConfig] = {
-    "debug": ReportConfig(eval_dir=Path("runs/debug/eval"),
-                          grpo_metrics=Path("runs/debug/grpo/metrics.jsonl"), smoothing_window=1),
+    "debug": ReportConfig(
+        eval_dir=Path("runs/debug/eval"),
+        grpo_metrics=Path("runs/debug/grpo/metrics.jsonl"),
+        smoothing_window=1,
+    ),
     "sim": ReportConfig(),
 }
 
@@ -54,8 +57,9 @@ def _bar_with_ci(ax: Any, summaries: dict[str, dict], title: str) -> None:
     ax.set_title(title)
 
 
-def plot_results(results: dict[str, Any], metrics: list[dict] | None, window: int,
-                 out_dir: Path) -> list[Path]:
+def plot_results(
+    results: dict[str, Any], metrics: list[dict] | None, window: int, out_dir: Path
+) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,10 +77,17 @@ def plot_results(results: dict[str, Any], metrics: list[dict] | None, window: in
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(world)
     x = np.arange(len(names))
-    for k, (key, label) in enumerate((("instruction_following", "instruction following"),
-                                      ("physics", "physics plausibility"))):
-        ax.bar(x + (k - 0.5) * 0.38, [world[n][key] for n in names], 0.38,
-               yerr=[world[n][f"{key}_sem"] for n in names], capsize=3, label=label)
+    for k, (key, label) in enumerate(
+        (("instruction_following", "instruction following"), ("physics", "physics plausibility"))
+    ):
+        ax.bar(
+            x + (k - 0.5) * 0.38,
+            [world[n][key] for n in names],
+            0.38,
+            yerr=[world[n][f"{key}_sem"] for n in names],
+            capsize=3,
+            label=label,
+        )
     ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_title("DreamGen-Bench-style scores (mean ± s.e.m.)")
@@ -101,10 +112,18 @@ def plot_results(results: dict[str, Any], metrics: list[dict] | None, window: in
         kernel = np.ones(min(window, len(reward))) / min(window, len(reward))
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(steps, reward, alpha=0.3, color="#4c72b0", label="reward (per step)")
-        ax.plot(steps[len(kernel) - 1 :], np.convolve(reward, kernel, mode="valid"),
-                color="#4c72b0", label=f"reward ({len(kernel)}-step mean)")
-        ax.plot(steps[len(kernel) - 1 :], np.convolve(success, kernel, mode="valid"),
-                color="#dd8452", label="judged success")
+        ax.plot(
+            steps[len(kernel) - 1 :],
+            np.convolve(reward, kernel, mode="valid"),
+            color="#4c72b0",
+            label=f"reward ({len(kernel)}-step mean)",
+        )
+        ax.plot(
+            steps[len(kernel) - 1 :],
+            np.convolve(success, kernel, mode="valid"),
+            color="#dd8452",
+            label="judged success",
+        )
         ax.set_xlabel("GRPO step")
         ax.set_ylim(0, 1)
         ax.set_title("GRPO reward curve")
@@ -117,46 +136,77 @@ def plot_results(results: dict[str, Any], metrics: list[dict] | None, window: in
 
 
 def _fmt_rate(s: dict) -> str:
-    return (f"{100 * s['rate']:.1f} % [{100 * s['ci95_low']:.1f}, {100 * s['ci95_high']:.1f}]"
-            f" ({s['successes']}/{s['n']})")
+    return (
+        f"{100 * s['rate']:.1f} % [{100 * s['ci95_low']:.1f}, {100 * s['ci95_high']:.1f}]"
+        f" ({s['successes']}/{s['n']})"
+    )
 
 
-def render_markdown(results: dict[str, Any], rows: list[dict], closed_rows: list[dict],
-                    plots: list[Path], out_dir: Path) -> str:
-    lines = ["# Method evaluation", "",
-             f"{results['items']} held-out items x {results['samples_per_item']} samples, "
-             f"judge: `{results['judge']}`.", "",
-             "## WorldTasks-style judged success and DreamGen-Bench-style scores", "",
-             "| condition | judged success (95 % CI) | instruction following | physics |",
-             "|---|---|---|---|"]
+def render_markdown(
+    results: dict[str, Any],
+    rows: list[dict],
+    closed_rows: list[dict],
+    plots: list[Path],
+    out_dir: Path,
+) -> str:
+    lines = [
+        "# Method evaluation",
+        "",
+        f"{results['items']} held-out items x {results['samples_per_item']} samples, "
+        f"judge: `{results['judge']}`.",
+        "",
+        "## WorldTasks-style judged success and DreamGen-Bench-style scores",
+        "",
+        "| condition | judged success (95 % CI) | instruction following | physics |",
+        "|---|---|---|---|",
+    ]
     for name, s in results["worldtasks"].items():
-        lines.append(f"| {name} | {_fmt_rate(s)} | {s['instruction_following']:.3f} | "
-                     f"{s['physics']:.3f} |")
+        lines.append(
+            f"| {name} | {_fmt_rate(s)} | {s['instruction_following']:.3f} | {s['physics']:.3f} |"
+        )
     if results["closed_loop"]:
-        lines += ["", "## Closed-loop simulator success", "",
-                  "| condition | success (95 % CI) | mean steps | mean replans |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Closed-loop simulator success",
+            "",
+            "| condition | success (95 % CI) | mean steps | mean replans |",
+            "|---|---|---|---|",
+        ]
         for name, s in results["closed_loop"].items():
-            lines.append(f"| {name} | {_fmt_rate(s)} | {s['mean_steps']:.1f} | "
-                         f"{s['mean_replans']:.1f} |")
-    lines += ["", "## Done-when checks", "", "```json",
-              json.dumps(results["done_when"], indent=2), "```", "", "## Plots", ""]
+            lines.append(
+                f"| {name} | {_fmt_rate(s)} | {s['mean_steps']:.1f} | {s['mean_replans']:.1f} |"
+            )
+    lines += [
+        "",
+        "## Done-when checks",
+        "",
+        "```json",
+        json.dumps(results["done_when"], indent=2),
+        "```",
+        "",
+        "## Plots",
+        "",
+    ]
     lines += [f"![{p.stem}]({p.relative_to(out_dir)})" for p in plots]
     lines += ["", "## Sample videos", ""]
     for r in rows:
         if "video" in r:
             verdict = "success" if r["success"] else "failure"
-            lines.append(f"- **{r['condition']}** `{r['item_id']}` \"{r['prompt']}\": "
-                         f"{verdict} — [{r['video']}]({r['video']})")
+            lines.append(
+                f'- **{r["condition"]}** `{r["item_id"]}` "{r["prompt"]}": '
+                f"{verdict} — [{r['video']}]({r['video']})"
+            )
             lines.append(f"  ![]({r['strip']})")
     for r in closed_rows:
         if "executed_video" in r:
             links = f"[executed]({r['executed_video']})"
             if "imagined_video" in r:
                 links += f", [imagined]({r['imagined_video']})"
-            lines.append(f"- closed loop **{r['condition']}** `{r['item_id']}` "
-                         f"\"{r['prompt']}\": {'success' if r['success'] else 'failure'} — "
-                         f"{links}")
+            lines.append(
+                f"- closed loop **{r['condition']}** `{r['item_id']}` "
+                f'"{r["prompt"]}": {"success" if r["success"] else "failure"} — '
+                f"{links}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -171,8 +221,9 @@ def run_report(cfg: ReportConfig) -> Path:
         if Path(cfg.grpo_metrics).is_file():
             metrics = read_jsonl(Path(cfg.grpo_metrics))
         else:
-            logger.warning("no GRPO metrics at %s: the report has no reward curve",
-                           cfg.grpo_metrics)
+            logger.warning(
+                "no GRPO metrics at %s: the report has no reward curve", cfg.grpo_metrics
+            )
     plots = plot_results(results, metrics, cfg.smoothing_window, eval_dir)
     out = Path(cfg.output or eval_dir / "report.md")
     write_bytes_atomic(out, render_markdown(results, rows, closed_rows, plots, eval_dir).encode())

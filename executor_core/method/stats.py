@@ -22,8 +22,13 @@ class Rate:
     high: float
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"successes": self.successes, "n": self.n, "rate": self.rate,
-                "ci95_low": self.low, "ci95_high": self.high}
+        return {
+            "successes": self.successes,
+            "n": self.n,
+            "rate": self.rate,
+            "ci95_low": self.low,
+            "ci95_high": self.high,
+        }
 
 
 def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:

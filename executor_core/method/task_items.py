@@ -138,8 +138,9 @@ def load_items(path: Path, limit: int | None = None) -> list[TaskItem]:
     ]
 
 
-def items_from_batch(scenes: Sequence[SceneImage], proposals: Sequence[tuple[str, TaskProposal]]
-                     ) -> list[TaskItem]:
+def items_from_batch(
+    scenes: Sequence[SceneImage], proposals: Sequence[tuple[str, TaskProposal]]
+) -> list[TaskItem]:
     """Pair accepted proposals with their scenes; item ids are ``<scene_id>-<k>``."""
     by_id = {s.scene_id: s for s in scenes}
     counts: dict[str, int] = {}
@@ -171,8 +172,11 @@ def load_scene_dir(scene_dir: Path) -> list[SceneImage]:
     index = scene_dir / "scenes.jsonl"
     if index.is_file():
         return [
-            SceneImage(Path(r["file"]).stem, read_png(scene_dir / r["file"]),
-                       {k: v for k, v in r.items() if k != "file"})
+            SceneImage(
+                Path(r["file"]).stem,
+                read_png(scene_dir / r["file"]),
+                {k: v for k, v in r.items() if k != "file"},
+            )
             for r in read_jsonl(index)
         ]
     files = sorted(p for p in scene_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
@@ -207,8 +211,7 @@ def render_sim_scenes(
                 SceneImage(
                     f"sim{int(seed):06d}",
                     env.render(),
-                    {"seed": int(seed), "scene": env.scene.to_json(),
-                     "task": env.task.to_json()},
+                    {"seed": int(seed), "scene": env.scene.to_json(), "task": env.task.to_json()},
                 )
             )
         return scenes

@@ -24,7 +24,7 @@ import numpy as np
 from executor_core.method.proposal_schema import (
     MAX_STEPS,
     MAX_TASK_WORDS,
-    ProposalRejected,
+    ProposalRejectedError,
     TaskProposal,
     parse_proposal,
 )
@@ -54,8 +54,10 @@ class SceneImage:
     def __post_init__(self) -> None:
         img = self.image_rgb
         if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"scene {self.scene_id!r}: image must be (H, W, 3), "
-                             f"got {getattr(img, 'shape', None)!r}")
+            raise ValueError(
+                f"scene {self.scene_id!r}: image must be (H, W, 3), "
+                f"got {getattr(img, 'shape', None)!r}"
+            )
         if img.dtype != np.uint8:
             raise ValueError(f"scene {self.scene_id!r}: image must be uint8, got {img.dtype!r}")
         if not self.scene_id:
@@ -65,7 +67,7 @@ class SceneImage:
 @dataclass(frozen=True)
 class Rejection:
     scene_id: str
-    reason: str  # short code from ProposalRejected.reason
+    reason: str  # short code from ProposalRejectedError.reason
     detail: str
     raw_output: str
 
@@ -122,9 +124,11 @@ def collect_outputs(
             proposal = parse_proposal(raw, source=source)
             key = (scene_id, proposal.task_prompt.lower())
             if key in seen:
-                raise ProposalRejected("duplicate", f"task {proposal.task_prompt!r} already kept")
+                raise ProposalRejectedError(
+                    "duplicate", f"task {proposal.task_prompt!r} already kept"
+                )
             seen.add(key)
-        except ProposalRejected as exc:
+        except ProposalRejectedError as exc:
             stats.rejected[exc.reason] += 1
             rejections.append(Rejection(scene_id, exc.reason, exc.detail, raw))
             logger.info("rejected proposal for %s: %s", scene_id, exc)
@@ -188,7 +192,7 @@ class SimTaskFamilyProposer:
             for task in self._tasks_for_scene(scene.metadata)[:num_per_scene]:
                 try:
                     proposal = proposal_from_task_dict(task, source=self.name)
-                except ProposalRejected as exc:
+                except ProposalRejectedError as exc:
                     stats.rejected[exc.reason] += 1
                     rejections.append(Rejection(scene.scene_id, exc.reason, exc.detail, str(task)))
                     continue
@@ -207,9 +211,7 @@ def proposal_from_task_dict(task: dict[str, Any], source: str) -> TaskProposal:
     """A task-family record (``prompt``, ``solution``, ``success_criterion``) -> proposal."""
     from executor_core.method.proposal_schema import parse_steps
 
-    meta = {
-        k: task[k] for k in ("task_family", "object", "target", "paraphrases") if k in task
-    }
+    meta = {k: task[k] for k in ("task_family", "object", "target", "paraphrases") if k in task}
     return TaskProposal(
         task_prompt=str(task["prompt"]).strip(),
         solution_steps=parse_steps(task["solution"]),

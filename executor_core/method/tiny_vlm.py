@@ -46,7 +46,10 @@ def build_tiny_idefics3(out_dir: Path, image_size_px: int = 32, seed: int = 0) -
     tokenizer.add_special_tokens(
         {
             "additional_special_tokens": [
-                "<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>",
+                "<fake_token_around_image>",
+                "<image>",
+                "<end_of_utterance>",
+                "<global-img>",
             ]
         }
     )
@@ -62,13 +65,22 @@ def build_tiny_idefics3(out_dir: Path, image_size_px: int = 32, seed: int = 0) -
     )
     cfg = Idefics3Config(
         vision_config={
-            "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "image_size": image_size_px, "patch_size": 8,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": image_size_px,
+            "patch_size": 8,
         },
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32,
-            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
-            "max_position_embeddings": 1024, "pad_token_id": tokenizer.pad_token_id,
+            "vocab_size": len(tokenizer),
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 1024,
+            "pad_token_id": tokenizer.pad_token_id,
         },
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         scale_factor=2,

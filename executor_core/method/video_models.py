@@ -21,8 +21,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_video_pipeline(path: Path | None, model_preset: str, device: str = "auto",
-                        seed: int = 0):  # -> ExecutorVideoPipeline
+def load_video_pipeline(
+    path: Path | None, model_preset: str, device: str = "auto", seed: int = 0
+):  # -> ExecutorVideoPipeline
     """The pipeline saved at ``path``, or (``path`` None) a fresh one from ``model_preset``."""
     from executor_core.executor.configuration_executor import MODEL_PRESETS
     from executor_core.executor.modeling_executor import build_pipeline, load_pipeline
@@ -32,9 +33,12 @@ def load_video_pipeline(path: Path | None, model_preset: str, device: str = "aut
         pipe = load_pipeline(path, device=str(dev))
     else:
         if model_preset not in MODEL_PRESETS:
-            raise ValueError(f"unknown model preset {model_preset!r}; known: {sorted(MODEL_PRESETS)}")
-        logger.warning("no pipeline path given: building a RANDOM %r pipeline (debug only)",
-                       model_preset)
+            raise ValueError(
+                f"unknown model preset {model_preset!r}; known: {sorted(MODEL_PRESETS)}"
+            )
+        logger.warning(
+            "no pipeline path given: building a RANDOM %r pipeline (debug only)", model_preset
+        )
         pipe = build_pipeline(MODEL_PRESETS[model_preset], seed=seed).to(dev)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -119,7 +119,10 @@ class TransformersVLM:
             inputs = self.processor(
                 text=texts, images=[[img] for img in batch_imgs], return_tensors="pt", padding=True
             ).to(self.device)
-            gen_kwargs = {"max_new_tokens": self.cfg.max_new_tokens, "do_sample": self.cfg.do_sample}
+            gen_kwargs = {
+                "max_new_tokens": self.cfg.max_new_tokens,
+                "do_sample": self.cfg.do_sample,
+            }
             if self.cfg.do_sample:
                 gen_kwargs["temperature"] = self.cfg.temperature
             t0 = time.perf_counter()
@@ -128,7 +131,9 @@ class TransformersVLM:
             replies.extend(self.processor.batch_decode(new_tokens, skip_special_tokens=True))
             logger.debug(
                 "VLM batch of %d: %d new tokens in %.2f s",
-                len(texts), new_tokens.shape[1], time.perf_counter() - t0,
+                len(texts),
+                new_tokens.shape[1],
+                time.perf_counter() - t0,
             )
         return replies
 

@@ -144,3 +144,16 @@ def test_rgb8_synthetic_roundtrip() -> None:
         assert rgb[5].max() == 255  # the moving white bar
     finally:
         session.close()
+
+
+@pytest.mark.hardware
+def test_v4l2_device_delivers_frames() -> None:
+    """Needs a USB camera at /dev/video0 (deselected by default)."""
+    src = FrameSource("v4l2:0", 640, 480, loop=False)
+    try:
+        frame = src.read()
+        assert frame is not None
+        assert frame.ndim == 3
+        assert frame.shape[2] == 3
+    finally:
+        src.release()

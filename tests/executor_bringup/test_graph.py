@@ -190,6 +190,10 @@ def test_estop_aborts_latches_and_resets(graph) -> None:
     res = result_of(handle.get_result_async(), 20)
     assert res.status == GoalStatus.STATUS_ABORTED
     assert "e-stop" in res.result.message
+    time.sleep(0.5)  # the controller got the cancel and holds
+    t_hold = time.monotonic()
+    time.sleep(0.8)
+    assert op.motion_since(t_hold) < 0.005
     wait_for(lambda: op.status and op.status[-1].estop_latched, 5, "latched status")
     blocked = result_of(op.send().get_result_async(), 30)
     assert blocked.status == GoalStatus.STATUS_ABORTED

@@ -45,6 +45,9 @@ def test_join_namespace(parts: tuple[str, ...], expected: str) -> None:
         ("true", "'true'"),
         ("", "''"),
         (["a", "b"], "[a, b]"),
+        (1e-05, "1.0e-05"),
+        (2.5e-07, "2.5e-07"),
+        (float("inf"), ".inf"),
         ([1, 2.5], "[1, 2.5]"),
     ],
 )

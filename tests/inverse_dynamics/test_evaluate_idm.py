@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from executor_sim.env import EnvConfig, make_env
+from executor_sim.rollout import rollout_expert
+from inverse_dynamics.configuration_idm import IDMConfig
 from inverse_dynamics.dataset_idm import EpisodeArrays
-from inverse_dynamics.evaluate_idm import EvalIDMConfig, evaluate
+from inverse_dynamics.evaluate_idm import EvalIDMConfig, evaluate, replay_episode
+from inverse_dynamics.modeling_idm import InverseDynamicsModel
+from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from inverse_dynamics.train_idm import main as train_main
 
 
@@ -53,14 +58,6 @@ def test_explicit_episodes_and_bad_settle_steps(trained: Path) -> None:
 def test_replay_in_the_simulator_reproduces_the_expert() -> None:
     """One real expert rollout: replaying its recorded actions reproduces its outcome, and
     the IDM replays run the same number of steps through the real simulator."""
-    from executor_sim.env import EnvConfig, make_env
-    from executor_sim.rollout import rollout_expert
-
-    from inverse_dynamics.configuration_idm import IDMConfig
-    from inverse_dynamics.evaluate_idm import replay_episode
-    from inverse_dynamics.modeling_idm import InverseDynamicsModel
-    from inverse_dynamics.processing_idm import InverseDynamicsPolicy
-
     env = make_env(EnvConfig(image_size_px=32))
     try:
         rollout = rollout_expert(env, seed=1_000_000, family="pick_place", num_frames=48)

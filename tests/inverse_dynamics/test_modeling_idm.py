@@ -110,3 +110,10 @@ def test_bad_inputs_get_clear_errors(
 def test_resnet_preset_builds_and_runs_without_downloads() -> None:
     model = _model(encoder="resnet18", image_size_px=32)
     assert model.predict_actions(_frames(1), None).shape == (1, 4, 6)
+
+
+def test_resnet_backbone_weights_must_be_local_safetensors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no pickles"):
+        _model(encoder="resnet18", backbone_weights_path=str(tmp_path / "r18.pth"))
+    with pytest.raises(FileNotFoundError, match=r"r18\.safetensors"):
+        _model(encoder="resnet18", backbone_weights_path=str(tmp_path / "r18.safetensors"))

@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MUJOCO_GL", "egl")
 torch.set_num_threads(1)
-
 
 
 @pytest.fixture(scope="session")

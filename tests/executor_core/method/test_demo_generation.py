@@ -19,8 +19,9 @@ def test_item_seed_is_stable_and_distinct() -> None:
     assert dg.item_seed("sim000001-0", 0) != dg.item_seed("sim000001-1", 0)
 
 
-def test_resume_after_kill_is_idempotent(synthetic_items: Path, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_kill_is_idempotent(
+    synthetic_items: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     items = load_items(synthetic_items)
     straight = _cfg(synthetic_items, tmp_path / "straight")
     assert dg.generate_clips(straight, items) == 4

@@ -25,7 +25,8 @@ class BrightnessJudgeDouble:
     judge on a random tiny model (always 0), it gives GRPO a signal it can climb."""
 
     def judge(self, frames: np.ndarray, episode: dict) -> JudgeVerdict:
-        assert frames.dtype == np.uint8 and frames.ndim == 4
+        assert frames.dtype == np.uint8
+        assert frames.ndim == 4
         assert episode["prompt"]
         score = float(frames[-1].mean() / 255.0)
         return JudgeVerdict(score > 0.6, score, "brightness")
@@ -49,10 +50,21 @@ def test_config_rejects_bad_values() -> None:
 
 
 def test_grpo_climbs_a_reward(synthetic_items: Path, tmp_path: Path) -> None:
-    cfg = _cfg(synthetic_items, tmp_path / "run", num_steps=10, group_size=4, micro_batch_size=8,
-               learning_rate=3e-3, clip_range=0.2, kl_beta=0.0, save_every=100)
+    cfg = _cfg(
+        synthetic_items,
+        tmp_path / "run",
+        num_steps=10,
+        group_size=4,
+        micro_batch_size=8,
+        learning_rate=3e-3,
+        clip_range=0.2,
+        kl_beta=0.0,
+        save_every=100,
+    )
     train_grpo(cfg, judge=BrightnessJudgeDouble())
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     rewards = [r["reward_mean"] for r in rows]
     assert [r["step"] for r in rows] == list(range(1, 11))
     assert all(r["ratio_mean"] == pytest.approx(1.0, abs=1e-4) for r in rows)  # on-policy
@@ -61,16 +73,25 @@ def test_grpo_climbs_a_reward(synthetic_items: Path, tmp_path: Path) -> None:
 
 
 def test_kl_penalty_is_positive_after_an_update(synthetic_items: Path, tmp_path: Path) -> None:
-    cfg = _cfg(synthetic_items, tmp_path / "run", num_steps=2, kl_beta=1.0, clip_range=0.2,
-               learning_rate=3e-3)
+    cfg = _cfg(
+        synthetic_items,
+        tmp_path / "run",
+        num_steps=2,
+        kl_beta=1.0,
+        clip_range=0.2,
+        learning_rate=3e-3,
+    )
     train_grpo(cfg, judge=BrightnessJudgeDouble())
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert rows[0]["kl"] == 0.0  # the policy starts as the reference
     assert rows[1]["kl"] > 0.0
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(synthetic_items: Path,
-                                                        tmp_path: Path) -> None:
+def test_resume_after_kill_matches_an_uninterrupted_run(
+    synthetic_items: Path, tmp_path: Path
+) -> None:
     judge = BrightnessJudgeDouble()
     straight = _cfg(synthetic_items, tmp_path / "straight", num_steps=3, kl_beta=0.1)
     train_grpo(straight, judge=judge)

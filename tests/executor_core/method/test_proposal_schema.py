@@ -5,7 +5,7 @@ import json
 import pytest
 
 from executor_core.method.proposal_schema import (
-    ProposalRejected,
+    ProposalRejectedError,
     TaskProposal,
     find_unsafe_term,
     parse_proposal,
@@ -20,7 +20,7 @@ GOOD = {
 
 
 def _reason(raw: str) -> str:
-    with pytest.raises(ProposalRejected) as info:
+    with pytest.raises(ProposalRejectedError) as info:
         parse_proposal(raw)
     return info.value.reason
 
@@ -75,7 +75,7 @@ def test_deny_list_matches_whole_words_only() -> None:
 
 
 def test_direct_construction_is_validated() -> None:
-    with pytest.raises(ProposalRejected, match="step_count"):
+    with pytest.raises(ProposalRejectedError, match="step_count"):
         TaskProposal("Push the cube", ("one",), "moved")
 
 
@@ -83,14 +83,13 @@ def test_inline_numbered_solution_with_numbers_inside_steps() -> None:
     text = "1. Lift it 10 cm. 2. Move 3 cm left. 3. Release."
     assert parse_steps(text) == ("Lift it 10 cm.", "Move 3 cm left.", "Release.")
     assert parse_steps("1. within 1.5 cm 2. done") == ("within 1.5 cm", "done")
-    with pytest.raises(ProposalRejected, match="unnumbered_step"):
+    with pytest.raises(ProposalRejectedError, match="unnumbered_step"):
         parse_steps("First grasp. 1. a 2. b")
 
 
 def test_simulator_task_family_passes_the_schema() -> None:
-    from executor_sim.tasks import TASK_FAMILIES, SceneInfo, make_task
-
     from executor_core.method.task_proposal import proposal_from_task_dict
+    from executor_sim.tasks import TASK_FAMILIES, SceneInfo, make_task
 
     scene = SceneInfo(
         cubes=("red", "green"),

@@ -47,7 +47,8 @@ def test_recorded_responses_parse_and_are_counted() -> None:
     assert dict(batch.stats.rejected) == {"unsafe_liquids": 1, "not_json": 1}
     assert batch.stats.acceptance_rate == 0.5
     assert {r.scene_id for r in batch.rejections} == {
-        "hosted_content_parts_unsafe.json", "vllm_truncated.json",
+        "hosted_content_parts_unsafe.json",
+        "vllm_truncated.json",
     }
 
 
@@ -60,8 +61,9 @@ def test_duplicates_within_a_scene_are_rejected() -> None:
 
 
 def test_tiny_transformers_vlm_batched_plumbing(tiny_vlm_dir: Path) -> None:
-    vlm = TransformersVLM(TransformersVLMConfig(model_path=tiny_vlm_dir, max_new_tokens=6,
-                                                batch_size=2))
+    vlm = TransformersVLM(
+        TransformersVLMConfig(model_path=tiny_vlm_dir, max_new_tokens=6, batch_size=2)
+    )
     proposer = VLMTaskProposer(vlm)
     batch = proposer.propose(_scenes(3), num_per_scene=1)
     # Random weights produce gibberish: every output must be rejected and counted, not used.
@@ -90,7 +92,7 @@ class _ChatServerDouble(BaseHTTPRequestHandler):
     reply: bytes = b""
     seen: list = []  # noqa: RUF012 - shared on purpose between handler instances
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append((self.path, self.headers.get("Authorization"), body))
         self.send_response(200)
@@ -114,8 +116,10 @@ def test_http_proposer_against_local_server(
     monkeypatch.setenv("EXEC_TEST_KEY", secret)
     try:
         cfg = HTTPVLMConfig(
-            base_url=f"http://127.0.0.1:{server.server_port}/v1", model="qwen-test",
-            api_key_env="EXEC_TEST_KEY", image_size_px=32,
+            base_url=f"http://127.0.0.1:{server.server_port}/v1",
+            model="qwen-test",
+            api_key_env="EXEC_TEST_KEY",
+            image_size_px=32,
         )
         with caplog.at_level(logging.DEBUG):
             batch = VLMTaskProposer(HTTPVLM(cfg)).propose(_scenes(2), num_per_scene=1)
@@ -141,9 +145,13 @@ def test_http_config_rejects_bad_url() -> None:
 def test_sim_proposer_validates_task_family_records() -> None:
     def tasks_for_scene(scene: dict) -> list[dict]:
         return [
-            {"prompt": "put the red cube in the bowl", "solution": "1. grasp red\n2. drop in bowl",
-             "success_criterion": "red cube in bowl", "task_family": "pick_place",
-             "paraphrases": ["place the red block into the bowl"]},
+            {
+                "prompt": "put the red cube in the bowl",
+                "solution": "1. grasp red\n2. drop in bowl",
+                "success_criterion": "red cube in bowl",
+                "task_family": "pick_place",
+                "paraphrases": ["place the red block into the bowl"],
+            },
             {"prompt": "pour water", "solution": ["1. a", "2. b"], "success_criterion": "wet"},
             {"prompt": "stack", "solution": ["1. a", "2. b"]},
         ]

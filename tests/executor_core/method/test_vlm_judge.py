@@ -38,12 +38,20 @@ def test_contact_sheet_takes_first_and_last_in_order() -> None:
 
 
 def test_parse_recorded_answers() -> None:
-    a = parse_judge_answer('```json\n{"success": true, "instruction_following": 8, '
-                           '"physics": 9.5, "reason": "cube ends in bowl"}\n```')
-    assert a == {"success": True, "instruction_following": 8.0, "physics": 9.5,
-                 "reason": "cube ends in bowl"}
-    assert parse_judge_answer('{"success": "no", "instruction_following": 2, "physics": 7}'
-                              )["success"] is False
+    a = parse_judge_answer(
+        '```json\n{"success": true, "instruction_following": 8, '
+        '"physics": 9.5, "reason": "cube ends in bowl"}\n```'
+    )
+    assert a == {
+        "success": True,
+        "instruction_following": 8.0,
+        "physics": 9.5,
+        "reason": "cube ends in bowl",
+    }
+    assert (
+        parse_judge_answer('{"success": "no", "instruction_following": 2, "physics": 7}')["success"]
+        is False
+    )
     with pytest.raises(ValueError, match="physics"):
         parse_judge_answer('{"success": true, "instruction_following": 3, "physics": 11}')
     with pytest.raises(ValueError, match="'success' must be a boolean"):
@@ -51,20 +59,26 @@ def test_parse_recorded_answers() -> None:
 
 
 def test_vlm_judge_scores_and_counts_unparsable() -> None:
-    backend = ScriptedVLMDouble([
-        '{"success": true, "instruction_following": 8, "physics": 6, "reason": "done"}',
-        "The video shows a robot.",
-    ])
+    backend = ScriptedVLMDouble(
+        [
+            '{"success": true, "instruction_following": 8, "physics": 6, "reason": "done"}',
+            "The video shows a robot.",
+        ]
+    )
     judge = VLMJudge(backend, VLMJudgeConfig(num_frames=4, tile_px=16, success_weight=0.5))
     assert isinstance(judge, VideoJudge)
     good, bad = judge.judge_many([_video(), _video()], [EPISODE, EPISODE])
-    assert good.success and good.score == pytest.approx(0.5 + 0.5 * 0.8)
+    assert good.success
+    assert good.score == pytest.approx(0.5 + 0.5 * 0.8)
     assert good.details["physics"] == 6.0
-    assert not bad.success and bad.score == 0.0 and bad.reason == "unparsable"
+    assert not bad.success
+    assert bad.score == 0.0
+    assert bad.reason == "unparsable"
     assert judge.unparsable_count == 1
     shape, prompt = backend.asked[0]
     assert shape == (32, 32, 3)
-    assert '"put the red cube in the bowl"' in prompt and "red cube in bowl" in prompt
+    assert '"put the red cube in the bowl"' in prompt
+    assert "red cube in bowl" in prompt
 
 
 def test_vlm_judge_on_a_tiny_local_vlm(tiny_vlm_dir: Path) -> None:
