@@ -95,7 +95,7 @@ def main() -> None:
         recv_times_s.append(time.monotonic())
         counters.append(int(np.frombuffer(rgb[0, :4, 0].tobytes(), np.uint32)[0]))
 
-    node.create_subscription(Image, "image_raw", on_image, sensor_qos(2))
+    node.create_subscription(Image, "image_raw", on_image, sensor_qos(5))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:

@@ -171,7 +171,7 @@ class ExecutorNode(Node):
         ctrl = g("controller_name").value
         self._fjt_name = f"{ctrl}/follow_joint_trajectory"
         self.create_subscription(
-            Image, "image_raw", self._on_image, sensor_qos(2), callback_group=self._cb
+            Image, "image_raw", self._on_image, sensor_qos(5), callback_group=self._cb
         )
         self.create_subscription(
             JointState, "joint_states", self._on_joint_state, sensor_qos(), callback_group=self._cb
@@ -385,7 +385,9 @@ class ExecutorNode(Node):
         if not handle.accepted:
             raise GoalAborted("FollowJointTrajectory goal rejected")
         get_result = handle.get_result_async()
-        while not wait_future(get_result, 0.02):
+        finished = threading.Event()
+        get_result.add_done_callback(lambda _f: finished.set())
+        while not finished.wait(0.02):
             try:
                 self._check_alive(gh, deadline)
             except (GoalCanceled, GoalAborted):

@@ -248,15 +248,16 @@ class SafetyNode(Node):
         with self._lock:
             self._downstream.append(down)
         get_result = down.get_result_async()
+        finished = threading.Event()
+        get_result.add_done_callback(lambda _f: finished.set())
         try:
-            while not get_result.done():
+            while not finished.wait(0.05):
                 if goal_handle.is_cancel_requested:
                     wait_future(down.cancel_goal_async(), 2.0)
                     wait_future(get_result, 2.0)
                     goal_handle.canceled()
                     result.error_string = "canceled by the client; the arm holds"
                     return result
-                wait_future(get_result, 0.05)
         finally:
             with self._lock:
                 self._downstream.remove(down)

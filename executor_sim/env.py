@@ -97,9 +97,7 @@ class TabletopEnv:
         self._qpos_adr = np.array([m.jnt_qposadr[m.joint(n).id] for n in self.robot.joint_names])
         self._dof_adr = np.array([m.jnt_dofadr[m.joint(n).id] for n in self.robot.joint_names])
         self._act_ids = np.array([m.actuator(n).id for n in self.robot.joint_names])
-        self._cube_qpos = {
-            c: m.jnt_qposadr[m.joint(f"cube_{c}").id] for c in sc.CUBE_COLORS
-        }
+        self._cube_qpos = {c: m.jnt_qposadr[m.joint(f"cube_{c}").id] for c in sc.CUBE_COLORS}
         self._cube_dof = {c: m.jnt_dofadr[m.joint(f"cube_{c}").id] for c in sc.CUBE_COLORS}
         self._bowl_mocap = m.body_mocapid[m.body("bowl").id]
         self._mat_mocap = m.body_mocapid[m.body("mat").id]
@@ -125,7 +123,10 @@ class TabletopEnv:
         """Randomise the scene and the task from ``seed`` (reproducible); return the obs."""
         rng = np.random.default_rng(seed)
         mujoco.mj_resetData(self.model, self.data)
-        family = task_family or self.cfg.task_families[rng.integers(len(self.cfg.task_families))]
+        # Always draw the family, even when it is given, so that reset(seed) and
+        # reset(seed, family=<the family reset(seed) draws>) produce the same episode.
+        drawn = self.cfg.task_families[rng.integers(len(self.cfg.task_families))]
+        family = task_family or drawn
         self.scene = self._randomise(rng, family)
         self.task = sample_task(family, self.scene, rng)
         self.data.qpos[self._qpos_adr] = self.home_rad
@@ -148,8 +149,9 @@ class TabletopEnv:
             # A push must stay short: the top-down workspace is a narrow ring and a long
             # push with a 2 cm pusher drifts off course.
             mat = np.asarray(scene.mat_xy)
-            nearest = min(np.linalg.norm(np.asarray(p[:2]) - mat)
-                          for p in scene.cube_poses.values())
+            nearest = min(
+                np.linalg.norm(np.asarray(p[:2]) - mat) for p in scene.cube_poses.values()
+            )
             if family != "push" or nearest <= MAX_PUSH_DISTANCE_M:
                 return scene
         raise RuntimeError("could not lay out the scene in 100 attempts")
@@ -210,8 +212,9 @@ class TabletopEnv:
         """Track the joint target ``action_rad`` (6,) for one control period; return obs."""
         action = np.asarray(action_rad, dtype=np.float64)
         if action.shape != (len(self._act_ids),):
-            raise ValueError(f"action_rad must have shape ({len(self._act_ids)},), got "
-                             f"{action.shape!r}")
+            raise ValueError(
+                f"action_rad must have shape ({len(self._act_ids)},), got {action.shape!r}"
+            )
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action_rad must be finite, got {action!r}")
         clipped = np.clip(action, self.lower_rad, self.upper_rad)
@@ -283,8 +286,7 @@ class TabletopEnv:
                 raise KeyError(f"unknown object {name!r}")
             adr, dof = self._cube_qpos[name], self._cube_dof[name]
             self.data.qpos[adr : adr + 3] = pos_m
-            self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw_rad / 2), 0, 0,
-                                                 math.sin(yaw_rad / 2)]
+            self.data.qpos[adr + 3 : adr + 7] = [math.cos(yaw_rad / 2), 0, 0, math.sin(yaw_rad / 2)]
             self.data.qvel[dof : dof + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
 
@@ -304,8 +306,9 @@ class TabletopEnv:
         return SimState(physics, self.target_rad.copy(), self.camera_pos_m.copy(), self.step_index)
 
     def set_state(self, state: SimState) -> None:
-        mujoco.mj_setState(self.model, self.data, state.physics,
-                           mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_setState(
+            self.model, self.data, state.physics, mujoco.mjtState.mjSTATE_INTEGRATION
+        )
         self.target_rad = state.target_rad.copy()
         self.step_index = state.step_index
         self._set_camera(state.camera_pos_m)

@@ -24,7 +24,10 @@ logger = logging.getLogger(__name__)
 
 GRIPPER_OPEN_RAD = 0.7  # ~55 mm between the pads
 GRIPPER_CLOSED_RAD = -0.15  # below contact: the servo keeps squeezing the cube
-GRIPPER_STEP_RAD = 0.25  # per control step (2.5 rad/s at 10 Hz, under the 3 rad/s limit)
+GRIPPER_STEP_RAD = 0.25
+# Fixed pad centre to cube centre at the grasp: cube half + pad half-thickness + 4 mm
+# clearance for arm tracking lag (the moving jaw pushes the cube over when closing).
+FIXED_PAD_TO_GRASP_M = sc.CUBE_HALF_M + 0.00525 + 0.004  # per control step (2.5 rad/s at 10 Hz, under the 3 rad/s limit)
 HOVER_Z_M = 0.065  # grasp point height for moves (top-down IK holds up to ~0.07 m)
 GRASP_Z_M = sc.CUBE_HALF_M + 0.002  # pads centred just above the cube centre
 PUSH_Z_M = 0.012  # pad bottoms ~5 mm above the table
@@ -77,23 +80,27 @@ def _nearest_equivalent(angle: float, reference: float, period: float) -> float:
     return angle + period * round((reference - angle) / period)
 
 
-def _least_roll_yaw(ik: TopDownIK, point_m: np.ndarray, yaw_rad: float, period: float,
-                    pusher: bool = False) -> float:
+def _least_roll_yaw(
+    ik: TopDownIK, point_m: np.ndarray, yaw_rad: float, period: float, pusher: bool = False
+) -> float:
     """Of the equivalent jaw yaws ``yaw_rad + k * period``, the one needing the least wrist
     roll at ``point_m`` (keeps the roll joint away from its limits)."""
     candidates = [yaw_rad + k * period for k in range(-2, 3) if abs(k * period) <= math.pi]
-    solutions = [(ik.solve(point_m, y, IK_SEEDS[0], iters=60, pusher=pusher), y)
-                 for y in candidates]
+    solutions = [
+        (ik.solve(point_m, y, IK_SEEDS[0], iters=60, pusher=pusher), y) for y in candidates
+    ]
     return min(solutions, key=lambda s: (not s[0].ok, abs(s[0].q_rad[4])))[1]
 
 
-def _travel_steps(a: np.ndarray, b: np.ndarray, speed_m_s: float, fps_hz: float,
-                  minimum: int) -> int:
+def _travel_steps(
+    a: np.ndarray, b: np.ndarray, speed_m_s: float, fps_hz: float, minimum: int
+) -> int:
     return max(minimum, math.ceil(np.linalg.norm(b - a) / speed_m_s * fps_hz))
 
 
-def _pick_and_place_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start: np.ndarray,
-                              fps: float) -> list[Waypoint]:
+def _pick_and_place_waypoints(
+    env: TabletopEnv, ik: TopDownIK, task: Task, start: np.ndarray, fps: float
+) -> list[Waypoint]:
     cube = env.object_position(task.obj)
     # Jaws open across the cube faces; a cube looks the same every 90 degrees.
     yaw = _least_roll_yaw(ik, cube, _cube_yaw(env, task.obj), math.pi / 2)
@@ -109,13 +116,23 @@ def _pick_and_place_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start
     above_goal = np.array([goal[0], goal[1], HOVER_Z_M])
     o, c = GRIPPER_OPEN_RAD, GRIPPER_CLOSED_RAD
     return [
-        Waypoint(tuple(above_cube), yaw, o, _travel_steps(start, above_cube, 0.2, fps, 8),
-                 "reach above the cube"),
+        Waypoint(
+            tuple(above_cube),
+            yaw,
+            o,
+            _travel_steps(start, above_cube, 0.2, fps, 8),
+            "reach above the cube",
+        ),
         Waypoint((cube[0], cube[1], GRASP_Z_M), yaw, o, 5, "descend"),
         Waypoint((cube[0], cube[1], GRASP_Z_M), yaw, c, 5, "close"),
         Waypoint(tuple(above_cube), yaw, c, 4, "lift"),
-        Waypoint(tuple(above_goal), place_yaw, c,
-                 _travel_steps(above_cube, above_goal, 0.2, fps, 7), "carry"),
+        Waypoint(
+            tuple(above_goal),
+            place_yaw,
+            c,
+            _travel_steps(above_cube, above_goal, 0.2, fps, 7),
+            "carry",
+        ),
         Waypoint((goal[0], goal[1], place_z), place_yaw, c, 4, "lower"),
         Waypoint((goal[0], goal[1], place_z), place_yaw, o, 3, "release"),
         Waypoint((goal[0], goal[1], place_z + 0.02), place_yaw, o, 3, "retreat"),
@@ -123,8 +140,9 @@ def _pick_and_place_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start
     ]
 
 
-def _push_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start: np.ndarray,
-                    fps: float) -> list[Waypoint]:
+def _push_waypoints(
+    env: TabletopEnv, ik: TopDownIK, task: Task, start: np.ndarray, fps: float
+) -> list[Waypoint]:
     cube = env.object_position(task.obj)
     goal = env.object_position("mat")
     delta = goal[:2] - cube[:2]
@@ -142,8 +160,13 @@ def _push_waypoints(env: TabletopEnv, ik: TopDownIK, task: Task, start: np.ndarr
     budget = 12 + _travel_steps(push_start, push_end, PUSH_SPEED_M_S, fps, 6)
     c = GRIPPER_CLOSED_RAD
     return [
-        Waypoint(tuple(above_start), yaw, c, _travel_steps(start, above_start, 0.2, fps, 8),
-                 "reach behind the cube"),
+        Waypoint(
+            tuple(above_start),
+            yaw,
+            c,
+            _travel_steps(start, above_start, 0.2, fps, 8),
+            "reach behind the cube",
+        ),
         Waypoint(tuple(push_start), yaw, c, 5, "descend"),
         Waypoint((goal[0], goal[1], PUSH_Z_M), yaw, c, budget, "push"),
         Waypoint(None, yaw, c, 3, "retreat"),
@@ -161,7 +184,8 @@ class ExpertPolicy:
 
     def __init__(self, env: TabletopEnv, task: Task) -> None:
         self.task = task
-        self.ik = TopDownIK(env.model, env.lower_rad, env.upper_rad)
+        self.ik = TopDownIK(env.model, env.lower_rad, env.upper_rad,
+                            fixed_pad_to_grasp_m=FIXED_PAD_TO_GRASP_M)
         # Pushing steers the closed-jaw tip; grasping the point between the open pads.
         self.pusher = task.family == "push"
         self._axis_weight = PUSH_AXIS_WEIGHT if self.pusher else 0.5
@@ -173,8 +197,7 @@ class ExpertPolicy:
         if self.pusher:
             self.waypoints = _push_waypoints(env, self.ik, task, start_point, self.fps_hz)
         else:
-            self.waypoints = _pick_and_place_waypoints(env, self.ik, task, start_point,
-                                                       self.fps_hz)
+            self.waypoints = _pick_and_place_waypoints(env, self.ik, task, start_point, self.fps_hz)
         self.ik_failures = 0
         self.done_step: int | None = None  # control step at which the expert finished
         self._segment_index = 0
@@ -255,8 +278,14 @@ class ExpertPolicy:
         if np.linalg.norm(move) > limit:
             move *= limit / np.linalg.norm(move)
         self._point = np.array([*(self._point[:2] + move), PUSH_Z_M])
-        result = self.ik.solve(self._point, self._yaw, self._q_cmd[:5], iters=30, pusher=True,
-                               axis_weight=PUSH_AXIS_WEIGHT)
+        result = self.ik.solve(
+            self._point,
+            self._yaw,
+            self._q_cmd[:5],
+            iters=30,
+            pusher=True,
+            axis_weight=PUSH_AXIS_WEIGHT,
+        )
         self.ik_failures += 0 if result.position_error_m < 2e-3 else 1
         return np.concatenate([result.q_rad, [self._q_cmd[5]]])
 
@@ -284,10 +313,20 @@ class ExpertPolicy:
         if self._segment_index == 0:
             # From the (not top-down) home pose: straight in joint space to the first
             # waypoint's IK solution, tried from a few elbow configurations.
-            first = min((self.ik.solve(target, wp.yaw_rad, q0, iters=100, pusher=self.pusher,
-                                       axis_weight=self._axis_weight)
-                         for q0 in (q_arm, *IK_SEEDS)),
-                        key=lambda r: (not r.ok, r.position_error_m + r.axis_error))
+            first = min(
+                (
+                    self.ik.solve(
+                        target,
+                        wp.yaw_rad,
+                        q0,
+                        iters=100,
+                        pusher=self.pusher,
+                        axis_weight=self._axis_weight,
+                    )
+                    for q0 in (q_arm, *IK_SEEDS)
+                ),
+                key=lambda r: (not r.ok, r.position_error_m + r.axis_error),
+            )
             failures += 0 if first.ok else 1
         rows = []
         for k in range(1, steps + 1):
@@ -295,13 +334,17 @@ class ExpertPolicy:
             if self._segment_index == 0:
                 q_arm = q[:5] + (first.q_rad - q[:5]) * s
             else:
-                result = self.ik.solve(point + (target - point) * s,
-                                       yaw + (wp.yaw_rad - yaw) * s, q_arm, iters=30,
-                                       pusher=self.pusher, axis_weight=self._axis_weight)
+                result = self.ik.solve(
+                    point + (target - point) * s,
+                    yaw + (wp.yaw_rad - yaw) * s,
+                    q_arm,
+                    iters=30,
+                    pusher=self.pusher,
+                    axis_weight=self._axis_weight,
+                )
                 q_arm = result.q_rad
                 failures += 0 if result.position_error_m < 2e-3 else 1
-            gripper += float(np.clip(wp.gripper_rad - gripper, -GRIPPER_STEP_RAD,
-                                     GRIPPER_STEP_RAD))
+            gripper += float(np.clip(wp.gripper_rad - gripper, -GRIPPER_STEP_RAD, GRIPPER_STEP_RAD))
             rows.append(np.concatenate([q_arm, [gripper]]))
         return np.asarray(rows), failures
 

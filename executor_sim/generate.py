@@ -36,8 +36,7 @@ from executor_sim.tasks import TASK_FAMILIES
 
 logger = logging.getLogger(__name__)
 
-JOINT_NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll",
-               "gripper")
+JOINT_NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 IMAGE_KEY = "observation.images.scene"
 # Seeds from here on are never used for training data: evaluation draws from them.
 HELD_OUT_SEED_START = 1_000_000
@@ -69,11 +68,13 @@ class GenerateConfig:
             )
         unknown = [t for t in self.tasks if t not in TASK_FAMILIES]
         if unknown or not self.tasks:
-            raise ValueError(f"tasks must be a non-empty subset of {TASK_FAMILIES}, got "
-                             f"{self.tasks!r}")
+            raise ValueError(
+                f"tasks must be a non-empty subset of {TASK_FAMILIES}, got {self.tasks!r}"
+            )
         if self.resolution not in (32, 64, 96, 128, 256):
-            raise ValueError(f"resolution must be one of 32, 64, 96, 128, 256, got "
-                             f"{self.resolution!r}")
+            raise ValueError(
+                f"resolution must be one of 32, 64, 96, 128, 256, got {self.resolution!r}"
+            )
         if not 1 <= self.num_frames <= 256:
             raise ValueError(f"num_frames must be in [1, 256], got {self.num_frames!r}")
         if self.workers < 1:
@@ -82,19 +83,32 @@ class GenerateConfig:
             raise ValueError(f"repo_id must look like 'owner/name', got {self.repo_id!r}")
 
     def env_config(self) -> EnvConfig:
-        return EnvConfig(image_size_px=self.resolution, fps_hz=float(self.fps),
-                         task_families=self.tasks, camera_jitter_m=self.camera_jitter_m)
+        return EnvConfig(
+            image_size_px=self.resolution,
+            fps_hz=float(self.fps),
+            task_families=self.tasks,
+            camera_jitter_m=self.camera_jitter_m,
+        )
 
     def cache_dir(self) -> Path:
         return self.root.with_name(self.root.name + ".cache")
 
 
 PRESETS: dict[str, GenerateConfig] = {
-    "debug": GenerateConfig(root=Path("outputs/sim_debug"), repo_id="executor/sim_debug",
-                            num_episodes=3, num_frames=16, workers=1),
+    "debug": GenerateConfig(
+        root=Path("outputs/sim_debug"),
+        repo_id="executor/sim_debug",
+        num_episodes=3,
+        num_frames=16,
+        workers=1,
+    ),
     "sim_v1": GenerateConfig(),
-    "demo_128": GenerateConfig(root=Path("data/sim_demo_128"), repo_id="executor/sim_demo_128",
-                               num_episodes=30, resolution=128),
+    "demo_128": GenerateConfig(
+        root=Path("data/sim_demo_128"),
+        repo_id="executor/sim_demo_128",
+        num_episodes=30,
+        resolution=128,
+    ),
 }
 
 
@@ -128,8 +142,9 @@ def rollout_all(cfg: GenerateConfig, progress: bool = True) -> None:
     todo = [(s, f) for s, f in episode_plan(cfg) if not _cache_path(cfg, s).is_file()]
     done = cfg.num_episodes - len(todo)
     if done:
-        logger.info("resuming: %d of %d episodes already cached in %s", done,
-                    cfg.num_episodes, cache)
+        logger.info(
+            "resuming: %d of %d episodes already cached in %s", done, cfg.num_episodes, cache
+        )
     jobs = [(cfg.env_config(), s, f, cfg.num_frames) for s, f in todo]
     bar = tqdm(total=cfg.num_episodes, initial=done, desc="episodes", disable=not progress)
     if cfg.workers == 1 or len(jobs) <= 1:
@@ -149,8 +164,11 @@ def rollout_all(cfg: GenerateConfig, progress: bool = True) -> None:
 
 def dataset_features(resolution: int) -> dict[str, dict[str, Any]]:
     return {
-        IMAGE_KEY: {"dtype": "video", "shape": (resolution, resolution, 3),
-                    "names": ["height", "width", "channels"]},
+        IMAGE_KEY: {
+            "dtype": "video",
+            "shape": (resolution, resolution, 3),
+            "names": ["height", "width", "channels"],
+        },
         "observation.state": {"dtype": "float32", "shape": (6,), "names": list(JOINT_NAMES)},
         "action": {"dtype": "float32", "shape": (6,), "names": list(JOINT_NAMES)},
     }
@@ -168,8 +186,12 @@ def write_dataset(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
     attempted: list[dict[str, Any]] = []
     try:
         dataset = LeRobotDataset.create(
-            repo_id=cfg.repo_id, fps=cfg.fps, features=dataset_features(cfg.resolution),
-            root=build, robot_type="so101", use_videos=True,
+            repo_id=cfg.repo_id,
+            fps=cfg.fps,
+            features=dataset_features(cfg.resolution),
+            root=build,
+            robot_type="so101",
+            use_videos=True,
         )
         for seed, _family in tqdm(episode_plan(cfg), desc="writing", disable=not progress):
             with np.load(_cache_path(cfg, seed)) as data:
@@ -179,15 +201,19 @@ def write_dataset(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
                 continue
             prompt = episode.metadata["prompt"]
             for t in range(len(episode.images)):
-                dataset.add_frame({
-                    IMAGE_KEY: episode.images[t],
-                    "observation.state": episode.states_rad[t],
-                    "action": episode.actions_rad[t],
-                    "task": prompt,
-                })
+                dataset.add_frame(
+                    {
+                        IMAGE_KEY: episode.images[t],
+                        "observation.state": episode.states_rad[t],
+                        "action": episode.actions_rad[t],
+                        "task": prompt,
+                    }
+                )
             dataset.save_episode()
             records.append({"episode_index": len(records), **episode.metadata})
         dataset.finalize()
+        # LeRobot's temporary frame folder is empty once every episode is encoded.
+        shutil.rmtree(build / "images", ignore_errors=True)
         meta = build / "meta"
         with open(meta / "executor_episodes.jsonl", "w") as f:
             for record in records:
@@ -234,8 +260,9 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
     summary = write_dataset(cfg, progress)
     summary["rollout_s"] = rollout_s
     summary["total_s"] = time.perf_counter() - start
-    (cfg.root / "meta" / "executor_generation.json").write_text(json.dumps(summary, indent=2)
-                                                                + "\n")
+    (cfg.root / "meta" / "executor_generation.json").write_text(
+        json.dumps(summary, indent=2) + "\n"
+    )
     if not cfg.keep_cache:
         shutil.rmtree(cfg.cache_dir(), ignore_errors=True)
     return summary
@@ -268,11 +295,26 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{cfg.root} is already complete for this config; nothing to do")
             return
         if not cfg.overwrite:
-            raise SystemExit(f"{cfg.root} exists and was made with another config; pass "
-                             f"--overwrite=true to replace it")
+            raise SystemExit(
+                f"{cfg.root} exists and was made with another config; pass "
+                f"--overwrite=true to replace it"
+            )
     summary = generate(cfg)
-    print(json.dumps({k: summary[k] for k in ("episodes_written", "expert_success_rate",
-                                               "by_family", "rollout_s", "total_s")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in (
+                    "episodes_written",
+                    "expert_success_rate",
+                    "by_family",
+                    "rollout_s",
+                    "total_s",
+                )
+            },
+            indent=2,
+        )
+    )
     print(f"dataset: {cfg.root.resolve()}")
 
 

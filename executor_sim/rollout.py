@@ -60,11 +60,13 @@ def rollout_expert(env: TabletopEnv, seed: int, family: str | None, num_frames: 
         actions.append(action.astype(np.float32))
         obs = env.step(action)
     task = env.task
-    assert task is not None and env.scene is not None
+    assert task is not None
+    assert env.scene is not None
     success = task.is_success(env)
     if not success:
-        logger.info("seed %d: expert failed %r (finished at step %s)", seed, task.prompt,
-                    policy.done_step)
+        logger.info(
+            "seed %d: expert failed %r (finished at step %s)", seed, task.prompt, policy.done_step
+        )
     metadata = {
         **task.to_json(),
         "success": bool(success),

@@ -181,40 +181,78 @@ def build_spec(scene: SceneSpec) -> mujoco.MjSpec:
     spec.visual.headlight.specular = [0.0, 0.0, 0.0]
 
     world = spec.worldbody
-    world.add_light(name="top", pos=[0.2, 0.0, 1.2], dir=[0, 0, -1], diffuse=[0.6, 0.6, 0.6],
-                    specular=[0.1, 0.1, 0.1], castshadow=False)
+    world.add_light(
+        name="top",
+        pos=[0.2, 0.0, 1.2],
+        dir=[0, 0, -1],
+        diffuse=[0.6, 0.6, 0.6],
+        specular=[0.1, 0.1, 0.1],
+        castshadow=False,
+    )
     # Table top at z = 0 (the arm base stands on it); big enough to fill the camera view.
-    world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0.2, 0.0, -0.02],
-                   size=[1.0, 1.0, 0.02], rgba=rgba("table"), friction=[0.8, 0.01, 0.001])
+    world.add_geom(
+        name="table",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        pos=[0.2, 0.0, -0.02],
+        size=[1.0, 1.0, 0.02],
+        rgba=rgba("table"),
+        friction=[0.8, 0.01, 0.001],
+    )
 
     for color in CUBE_COLORS:
         body = world.add_body(name=f"cube_{color}", pos=[0.2, 0.0, CUBE_HALF_M])
         body.add_freejoint(name=f"cube_{color}")
-        body.add_geom(name=f"cube_{color}", type=mujoco.mjtGeom.mjGEOM_BOX,
-                      size=[CUBE_HALF_M] * 3, rgba=rgba(color), mass=0.03,
-                      friction=[1.2, 0.02, 0.001], condim=4, solref=[0.004, 1.0])
+        body.add_geom(
+            name=f"cube_{color}",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[CUBE_HALF_M] * 3,
+            rgba=rgba(color),
+            mass=0.03,
+            friction=[1.2, 0.02, 0.001],
+            condim=4,
+            solref=[0.004, 1.0],
+        )
 
     # The bowl and the mat are mocap bodies: static in the physics, moved at reset.
     bowl = world.add_body(name="bowl", mocap=True, pos=[0.2, 0.1, 0.0])
-    bowl.add_geom(name="bowl_floor", type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-                  size=[BOWL_RADIUS_M + 0.006, 0.002, 0], pos=[0, 0, 0.002], rgba=rgba("bowl"))
+    bowl.add_geom(
+        name="bowl_floor",
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[BOWL_RADIUS_M + 0.006, 0.002, 0],
+        pos=[0, 0, 0.002],
+        rgba=rgba("bowl"),
+    )
     n_walls = 12
     wall_len = 2 * (BOWL_RADIUS_M + 0.004) * math.tan(math.pi / n_walls) + 0.002
     for i in range(n_walls):
         angle = 2 * math.pi * i / n_walls
         r = BOWL_RADIUS_M + 0.004
-        bowl.add_geom(name=f"bowl_wall_{i}", type=mujoco.mjtGeom.mjGEOM_BOX,
-                      size=[0.004, wall_len / 2, BOWL_WALL_HEIGHT_M / 2],
-                      pos=[r * math.cos(angle), r * math.sin(angle), BOWL_WALL_HEIGHT_M / 2],
-                      quat=[math.cos(angle / 2), 0, 0, math.sin(angle / 2)], rgba=rgba("bowl"))
+        bowl.add_geom(
+            name=f"bowl_wall_{i}",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[0.004, wall_len / 2, BOWL_WALL_HEIGHT_M / 2],
+            pos=[r * math.cos(angle), r * math.sin(angle), BOWL_WALL_HEIGHT_M / 2],
+            quat=[math.cos(angle / 2), 0, 0, math.sin(angle / 2)],
+            rgba=rgba("bowl"),
+        )
     mat = world.add_body(name="mat", mocap=True, pos=[0.2, -0.1, 0.0])
     # contype 0: the mat is a painted region, cubes slide over it on the table.
-    mat.add_geom(name="mat", type=mujoco.mjtGeom.mjGEOM_BOX, size=[MAT_HALF_M, MAT_HALF_M, 0.001],
-                 pos=[0, 0, 0.001], rgba=rgba("mat"), contype=0, conaffinity=0)
+    mat.add_geom(
+        name="mat",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[MAT_HALF_M, MAT_HALF_M, 0.001],
+        pos=[0, 0, 0.001],
+        rgba=rgba("mat"),
+        contype=0,
+        conaffinity=0,
+    )
 
-    world.add_camera(name="scene", pos=list(CAMERA_POS_M),
-                     quat=list(look_at_quat(np.array(CAMERA_POS_M), np.array(CAMERA_LOOKAT_M))),
-                     fovy=CAMERA_FOVY_DEG)
+    world.add_camera(
+        name="scene",
+        pos=list(CAMERA_POS_M),
+        quat=list(look_at_quat(np.array(CAMERA_POS_M), np.array(CAMERA_LOOKAT_M))),
+        fovy=CAMERA_FOVY_DEG,
+    )
     return spec
 
 

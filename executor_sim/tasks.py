@@ -205,8 +205,9 @@ def sample_task(family: str, scene: SceneInfo, rng: np.random.Generator) -> Task
     if family == "push":
         # The cube nearest the mat: long pushes leave the arm's top-down workspace.
         mat = np.asarray(scene.mat_xy)
-        nearest = min(order, key=lambda c: np.linalg.norm(np.asarray(scene.cube_poses[c][:2])
-                                                          - mat))
+        nearest = min(
+            order, key=lambda c: np.linalg.norm(np.asarray(scene.cube_poses[c][:2]) - mat)
+        )
         return _push(nearest, scene)
     return _stack(order[0], order[1], scene)
 

@@ -35,6 +35,9 @@ class IDMConfig:
     state_dropout_prob: float = 0.2
     encoder: EncoderKind = "conv"
     conv_channels: tuple[int, ...] = (32, 64, 128, 128)  # one stride-2 stage per entry
+    # Also feed the differences of consecutive frames (conv encoder): the motion the IDM
+    # must read is then explicit for the first layer instead of learnt from raw pixels.
+    frame_differences: bool = True
     # 3x3 convs per stage (the first has stride 2). 1 keeps the default model trainable on a
     # shared CPU core (~14 M MACs per sample); 2 triples the cost.
     convs_per_stage: int = 1

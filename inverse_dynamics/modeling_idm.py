@@ -50,7 +50,9 @@ class ConvEncoder(nn.Module):
     def __init__(self, config: IDMConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        in_ch = 3 * config.num_input_frames
+        self.frame_differences = config.frame_differences
+        k = config.num_input_frames
+        in_ch = 3 * k + (3 * (k - 1) if config.frame_differences else 0)
         for out_ch in config.conv_channels:
             for i in range(config.convs_per_stage):
                 stride = 2 if i == 0 else 1
@@ -65,7 +67,10 @@ class ConvEncoder(nn.Module):
         self.proj = nn.Linear(in_ch * side_px * side_px, config.hidden_dim)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:  # (B, k, 3, S, S) -> (B, D)
-        x = self.convs(frames.flatten(1, 2))
+        x = frames.flatten(1, 2)  # (B, 3k, S, S)
+        if self.frame_differences:
+            x = torch.cat([x, (frames[:, 1:] - frames[:, :-1]).flatten(1, 2)], dim=1)
+        x = self.convs(x)
         return F.silu(self.proj(x.flatten(1)))
 
 

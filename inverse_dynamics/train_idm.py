@@ -67,6 +67,9 @@ class TrainIDMConfig:
     num_threads: int = 1  # torch CPU threads per process
     resume: bool = True
     cpu: bool = False  # force CPU even when a GPU is visible
+    # Wall-clock budget (minutes, summed over resumed runs): training stops and the cosine
+    # schedule ends when it is spent, even before `steps` (a shared CPU runs at any speed).
+    time_budget_min: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_episodes is not None and self.max_episodes < 2:
@@ -85,6 +88,8 @@ class TrainIDMConfig:
             )
         if not 0.0 <= self.color_jitter < 1.0:
             raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter!r}")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise ValueError(f"time_budget_min must be > 0 or None, got {self.time_budget_min!r}")
         if self.state_noise_std_rad < 0:
             raise ValueError(f"state_noise_std_rad must be >= 0, got {self.state_noise_std_rad!r}")
 
@@ -100,10 +105,14 @@ PRESETS: dict[str, TrainIDMConfig] = {
         log_every=1,
         save_every=1,
     ),
-    # The committed sim checkpoint: < 40 min on one CPU thread.
-    "sim_cpu": TrainIDMConfig(),
+    # The committed sim checkpoint: one CPU thread, at most 38 min of wall clock.
+    "sim_cpu": TrainIDMConfig(steps=20000, time_budget_min=38.0, log_every=100),
     "sim_cpu_flow": TrainIDMConfig(
-        output_dir=Path("outputs/idm_sim_flow"), model=IDMConfig(head="flow")
+        output_dir=Path("outputs/idm_sim_flow"),
+        model=IDMConfig(head="flow"),
+        steps=20000,
+        time_budget_min=38.0,
+        log_every=100,
     ),
     # Real robot data on GPUs: pretrained ResNet-18 from a local safetensors file.
     "real_gpu": TrainIDMConfig(
@@ -125,11 +134,13 @@ PRESETS: dict[str, TrainIDMConfig] = {
 }
 
 
-def _lr_at(cfg: TrainIDMConfig, step: int) -> float:
-    """Linear warm-up then cosine decay to 5 % of the peak."""
+def _lr_at(cfg: TrainIDMConfig, step: int, time_fraction: float = 0.0) -> float:
+    """Linear warm-up then cosine decay to 5 % of the peak, over the steps or the time
+    budget, whichever runs out first."""
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    progress = max(progress, time_fraction)
     return cfg.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
@@ -188,6 +199,7 @@ def heldout_error_rad(
 def train(cfg: TrainIDMConfig) -> Path:
     """Run (or resume) training; returns the final model directory."""
     from accelerate import Accelerator  # heavy import, only for training
+    from accelerate.utils import broadcast
 
     torch.set_num_threads(cfg.num_threads)
     accelerator = Accelerator(cpu=cfg.cpu)
@@ -213,13 +225,14 @@ def train(cfg: TrainIDMConfig) -> Path:
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
-    start_step = 0
+    start_step, elapsed_before_s = 0, 0.0
     latest = _latest_checkpoint(out) if cfg.resume else None
     if latest is not None:
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(latest / "model" / WEIGHTS_NAME)))
-        start_step = int(load_training_state(latest, optimizer)["step"])
+        payload = load_training_state(latest, optimizer)
+        start_step, elapsed_before_s = int(payload["step"]), float(payload.get("elapsed_s", 0))
         logger.info("resumed from %s at step %d", latest, start_step)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model: InverseDynamicsModel = accelerator.unwrap_model(model)
@@ -232,8 +245,19 @@ def train(cfg: TrainIDMConfig) -> Path:
         raw_model.save_pretrained(ckpt / "model")
         save_config_json(cfg, ckpt / TRAIN_CONFIG_NAME)
         save_training_state(
-            ckpt, optimizer, step, {"train_episodes": train_eps, "val_episodes": val_eps}
+            ckpt,
+            optimizer,
+            step,
+            {"train_episodes": train_eps, "val_episodes": val_eps, "elapsed_s": elapsed_s()},
         )
+
+    t_start = time.perf_counter()
+
+    def elapsed_s() -> float:
+        return elapsed_before_s + time.perf_counter() - t_start
+
+    def time_fraction() -> float:
+        return 0.0 if cfg.time_budget_min is None else elapsed_s() / (60 * cfg.time_budget_min)
 
     metrics_path = out / "metrics.jsonl"
     bar = tqdm(
@@ -256,7 +280,7 @@ def train(cfg: TrainIDMConfig) -> Path:
         present = torch.rand(cfg.batch_size, generator=gen) >= cfg.model.state_dropout_prob
         state = state + cfg.state_noise_std_rad * torch.randn(state.shape, generator=gen)
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, step)
+            group["lr"] = _lr_at(cfg, step, time_fraction())
         # Through the (possibly DDP-wrapped) forward, so gradients are all-reduced.
         loss = model(
             x,
@@ -276,7 +300,7 @@ def train(cfg: TrainIDMConfig) -> Path:
             record = {
                 "step": done,
                 "loss": float(np.mean(window)),
-                "lr": _lr_at(cfg, step),
+                "lr": _lr_at(cfg, step, time_fraction()),
                 "samples_per_s": samples_since / max(now - t_last, 1e-9),
             }
             bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -286,7 +310,14 @@ def train(cfg: TrainIDMConfig) -> Path:
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
             window, t_last, samples_since = [], now, 0
-        if done % cfg.save_every == 0 or done == cfg.steps:
+        out_of_time = False
+        if cfg.time_budget_min is not None and done % cfg.log_every == 0:
+            # Decided on the main process and broadcast, so all ranks stop at the same step.
+            flag = torch.tensor([float(time_fraction() >= 1.0)], device=accelerator.device)
+            out_of_time = bool(broadcast(flag)[0].item())
+            if out_of_time:
+                logger.info("time budget of %.1f min spent at step %d", cfg.time_budget_min, done)
+        if done % cfg.save_every == 0 or done == cfg.steps or out_of_time:
             if val_sampler is not None and accelerator.is_main_process:
                 err = heldout_error_rad(raw_model, val_sampler)
                 logger.info(
@@ -306,6 +337,9 @@ def train(cfg: TrainIDMConfig) -> Path:
                         + "\n"
                     )
             save_checkpoint(done)
+        if out_of_time:
+            break
+    bar.close()
     final = out / "model"
     if accelerator.is_main_process:
         raw_model.save_pretrained(final)

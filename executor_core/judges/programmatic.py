@@ -8,16 +8,21 @@ hue (within ``hue_tol_deg``). Each object is the largest connected blob of its p
 
 Decisions, in image space (the judge sees only pixels, like a person watching the video):
 
-* ``pick_place``: the cube's centre lies inside the bowl's ellipse (bowl pixels gathered
-  over the whole video, because the arm hides parts of it at times).
-* ``push``: the cube's centre lies inside the mat's bounding box (same gathering).
+* ``pick_place``: the cube's centre lies inside the bowl's ellipse (the bowl's place is
+  read from the first frame, the real one; the final frames may only add pixels next to it,
+  where the arm hid it at the start).
+* ``push``: the cube's centre lies inside the mat's bounding box (same rule).
 * ``stack``: the cube sits right above the target cube in the image (horizontally aligned
   within the target's width, higher by 0.2 to 1.25 target heights), the target cube is
   still where it started, and the moved cube is not where it started (a cube that happened
   to lie just behind the target would otherwise pass).
 
 The decision must hold in each of the last ``final_frames`` frames (the task is done and
-the scene is still). Limits: from one view a cube held just above the bowl looks like a cube
+the scene is still), and those frames must be a plausible scene: no colour may cover more
+than ``max_growth`` times its first-frame area (a noisy or garbled imagined video has
+object colours scattered everywhere, which would otherwise land "inside" the goal).
+
+Limits: from one view a cube held just above the bowl looks like a cube
 in it; the tolerances are documented in docs/video_models.md.
 """
 
@@ -66,6 +71,9 @@ class ProgrammaticJudgeConfig:
     stack_max_rise: float = 1.25  # in target-cube heights (measured: ~0.5)
     stack_min_rise: float = 0.2
     target_moved_tol: float = 1.5  # in target-cube widths
+    static_margin_px: int = 2  # how far the bowl/mat may extend past its first-frame pixels
+    max_growth: float = 2.0  # a colour may cover at most this many times its first-frame area
+    growth_slack_px: float = 16.0  # ... plus one cube's area at 64 px (it may be unoccluded)
 
     def __post_init__(self) -> None:
         if not 0 < self.hue_tol_deg < 90:
@@ -144,16 +152,18 @@ class ProgrammaticJudge:
             int(stats[k, cv2.CC_STAT_HEIGHT]),
         )
 
-    def region_over_video(
+    def static_region(
         self, frames: np.ndarray, name: str, palette: dict[str, tuple[int, int, int]]
     ) -> np.ndarray | None:
-        """Bounding box (u0, v0, u1, v1) of a static object's pixels gathered over all frames
-        (the arm hides different parts of it at different times)."""
-        union = np.zeros(frames.shape[1:3], dtype=np.uint8)
-        for frame in frames:
-            labels, names = self.label_map(frame, palette)
-            union |= (labels == names.index(name)).astype(np.uint8)
-        n, _comp, stats, _ = cv2.connectedComponentsWithStats(union, connectivity=8)
+        """Bounding box (u0, v0, u1, v1) of a static object (bowl, mat).
+
+        Its place is read from the FIRST frame (the real camera frame, not imagined); the
+        final frames may only add pixels next to it (the arm can hide part of it at the
+        start), so an imagined video cannot move or grow the goal region.
+        """
+        cfg = self.config
+        first = self._mask(frames[0], name, palette)
+        n, _comp, stats, _ = cv2.connectedComponentsWithStats(first, connectivity=8)
         if n <= 1:
             return None
         k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -161,7 +171,36 @@ class ProgrammaticJudge:
             int(stats[k, i])
             for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT)
         )
-        return np.array([x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5])
+        m = cfg.static_margin_px
+        near = np.zeros_like(first)
+        near[max(y - m, 0) : y + h + m, max(x - m, 0) : x + w + m] = 1
+        union = (_comp == k).astype(np.uint8)
+        for frame in frames[-cfg.final_frames :]:
+            union |= self._mask(frame, name, palette) & near
+        vs, us = np.nonzero(union)
+        return np.array([us.min() - 0.5, vs.min() - 0.5, us.max() + 0.5, vs.max() + 0.5])
+
+    def _mask(
+        self, frame: np.ndarray, name: str, palette: dict[str, tuple[int, int, int]]
+    ) -> np.ndarray:
+        labels, names = self.label_map(frame, palette)
+        return (labels == names.index(name)).astype(np.uint8)
+
+    def implausible(
+        self, frames: np.ndarray, palette: dict[str, tuple[int, int, int]]
+    ) -> str | None:
+        """Why the final frames are not a plausible scene (colours appearing from nowhere or
+        multiplying, as in a noisy or garbled imagined video), or None."""
+        cfg = self.config
+        labels0, names = self.label_map(frames[0], palette)
+        for frame in frames[-cfg.final_frames :]:
+            labels, _ = self.label_map(frame, palette)
+            for i, name in enumerate(names):
+                before, after = int((labels0 == i).sum()), int((labels == i).sum())
+                slack = cfg.growth_slack_px * (frame.shape[0] / 64) ** 2
+                if after > cfg.max_growth * before + slack:
+                    return f"{name} covers {after} px at the end vs {before} px at the start"
+        return None
 
     # -------------------------------------------------------------------------- the task
     @staticmethod
@@ -215,8 +254,16 @@ class ProgrammaticJudge:
                 raise ValueError(f"colour {name!r} not in the palette {sorted(palette)!r}")
         finals = frames[-cfg.final_frames :]
         passed, reasons = 0, []
+        garbled = self.implausible(frames, palette)
+        if garbled is not None:
+            return JudgeVerdict(
+                False,
+                0.0,
+                f"implausible final frames: {garbled}",
+                {"family": family, "object": obj, "target": target},
+            )
         if family in ("pick_place", "push"):
-            region = self.region_over_video(frames, target, palette)
+            region = self.static_region(frames, target, palette)
             if region is None:
                 return JudgeVerdict(False, 0.0, f"no {target} visible in the video")
             for frame in finals:

@@ -47,8 +47,8 @@ VIDEO_KEY = "observation.images.scene"
 
 @dataclass
 class DemoGenConfig:
-    items: Path = Path("runs/sim/proposals")  # folder with items.jsonl (executor-propose)
-    output_dir: Path = Path("runs/sim/demos")
+    items: Path = Path("outputs/method_sim/proposals")  # folder with items.jsonl (executor-propose)
+    output_dir: Path = Path("outputs/method_sim/demos")
     demonstrator: Path | None = None  # saved pipeline; None = random model_preset (debug)
     model_preset: str = "sim"
     text: Literal["solution", "prompt"] = "solution"  # what the Demonstrator is given
@@ -80,16 +80,16 @@ class DemoGenConfig:
 
 PRESETS: dict[str, DemoGenConfig] = {
     "debug": DemoGenConfig(
-        items=Path("runs/debug/proposals"),
-        output_dir=Path("runs/debug/demos"),
+        items=Path("outputs/method_debug/proposals"),
+        output_dir=Path("outputs/method_debug/demos"),
         model_preset="debug",
         batch_size=2,
         limit=4,
     ),
     "sim": DemoGenConfig(
-        items=Path("runs/sim/proposals"),
-        output_dir=Path("runs/sim/demos"),
-        demonstrator=Path("runs/sim/demonstrator"),
+        items=Path("outputs/method_sim/proposals"),
+        output_dir=Path("outputs/method_sim/demos"),
+        demonstrator=Path("checkpoints/demonstrator_sim"),
         batch_size=16,
     ),
 }

@@ -22,9 +22,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class DistillConfig:
-    demos: Path = Path("runs/sim/demos/dataset")  # executor-generate-demos output
-    demonstrator: Path | None = Path("runs/sim/demonstrator")  # init; None = from scratch
-    output_dir: Path = Path("runs/sim/executor_distilled")
+    demos: Path = Path("outputs/method_sim/demos/dataset")  # executor-generate-demos output
+    demonstrator: Path | None = Path("checkpoints/demonstrator_sim")  # init; None = scratch
+    output_dir: Path = Path("outputs/method_sim/executor_distilled")
     train_preset: str = "sim"  # preset of executor-train-video
     max_steps: int | None = None  # overrides of the trainer preset
     batch_size: int | None = None
@@ -42,9 +42,9 @@ class DistillConfig:
 
 PRESETS: dict[str, DistillConfig] = {
     "debug": DistillConfig(
-        demos=Path("runs/debug/demos/dataset"),
+        demos=Path("outputs/method_debug/demos/dataset"),
         demonstrator=None,
-        output_dir=Path("runs/debug/executor_distilled"),
+        output_dir=Path("outputs/method_debug/executor_distilled"),
         train_preset="debug",
         only_judged_success=False,
     ),

@@ -49,16 +49,16 @@ CONDITIONS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class ModelPaths:
-    demonstrator: Path | None = Path("runs/sim/demonstrator")
-    executor_distilled: Path | None = Path("runs/sim/executor_distilled/pipeline")
-    executor_rl: Path | None = Path("runs/sim/grpo/pipeline")
+    demonstrator: Path | None = Path("checkpoints/demonstrator_sim")
+    executor_distilled: Path | None = Path("outputs/method_sim/executor_distilled/pipeline")
+    executor_rl: Path | None = Path("outputs/method_sim/grpo/pipeline")
     idm: Path | None = Path("checkpoints/idm_sim")
 
 
 @dataclass
 class EvalConfig:
-    items: Path = Path("runs/sim/heldout")  # held-out items (executor-propose --preset sim-heldout)
-    output_dir: Path = Path("runs/sim/eval")
+    items: Path = Path("outputs/method_sim/heldout")  # held-out items (executor-propose --preset sim-heldout)
+    output_dir: Path = Path("outputs/method_sim/eval")
     models: ModelPaths = field(default_factory=ModelPaths)
     # Debug only: a model whose path is None becomes a random model_preset pipeline (and a
     # missing IDM the random IDM test double). Off: a missing path is an error.
@@ -87,9 +87,15 @@ class EvalConfig:
 
 PRESETS: dict[str, EvalConfig] = {
     "debug": EvalConfig(
-        items=Path("runs/debug/proposals"),
-        output_dir=Path("runs/debug/eval"),
-        models=ModelPaths(demonstrator=None, executor_distilled=None, executor_rl=None, idm=None),
+        items=Path("outputs/method_debug/proposals"),
+        output_dir=Path("outputs/method_debug/eval"),
+        # the debug chain's own outputs; the Demonstrator and the IDM are random
+        models=ModelPaths(
+            demonstrator=None,
+            executor_distilled=Path("outputs/method_debug/executor_distilled/pipeline"),
+            executor_rl=Path("outputs/method_debug/grpo/pipeline"),
+            idm=None,
+        ),
         allow_random_models=True,
         model_preset="debug",
         samples_per_item=1,

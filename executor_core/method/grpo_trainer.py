@@ -55,8 +55,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class GRPOConfig:
-    items: Path = Path("runs/sim/proposals")  # training items (executor-propose)
-    output_dir: Path = Path("runs/sim/grpo")
+    items: Path = Path("outputs/method_sim/proposals")  # training items (executor-propose)
+    output_dir: Path = Path("outputs/method_sim/grpo")
     init_pipeline: Path | None = None  # the distilled Executor; None = random model_preset
     model_preset: str = "sim"
     judge: JudgeConfig = field(default_factory=JudgeConfig)
@@ -64,6 +64,7 @@ class GRPOConfig:
     prompts_per_step: int = 4
     group_size: int = 8
     micro_batch_size: int = 8  # videos per backward pass (memory)
+    minibatches_per_step: int = 1  # optimizer steps per rollout batch (> 1: the clip acts)
     num_inference_steps: int = 10
     eta: float = 0.7  # SDE noise level (0 = ODE, no exploration)
     train_timestep_fraction: float = 0.6  # share of the SDE steps trained on each step
@@ -86,6 +87,7 @@ class GRPOConfig:
             "num_steps",
             "prompts_per_step",
             "micro_batch_size",
+            "minibatches_per_step",
             "num_inference_steps",
             "save_every",
             "keep_checkpoints",
@@ -121,8 +123,9 @@ class GRPOConfig:
 
 PRESETS: dict[str, GRPOConfig] = {
     "debug": GRPOConfig(
-        items=Path("runs/debug/proposals"),
-        output_dir=Path("runs/debug/grpo"),
+        items=Path("outputs/method_debug/proposals"),
+        output_dir=Path("outputs/method_debug/grpo"),
+        init_pipeline=Path("outputs/method_debug/executor_distilled/pipeline"),
         model_preset="debug",
         num_steps=2,
         prompts_per_step=2,
@@ -134,9 +137,10 @@ PRESETS: dict[str, GRPOConfig] = {
         limit_items=4,
     ),
     "sim": GRPOConfig(
-        items=Path("runs/sim/proposals"),
-        output_dir=Path("runs/sim/grpo"),
-        init_pipeline=Path("runs/sim/executor_distilled/pipeline"),
+        items=Path("outputs/method_sim/proposals"),
+        output_dir=Path("outputs/method_sim/grpo"),
+        init_pipeline=Path("outputs/method_sim/executor_distilled/pipeline"),
+        minibatches_per_step=4,
     ),
 }
 
@@ -288,40 +292,52 @@ def grpo_update(
     step: int,
     opt: torch.optim.Optimizer,
 ) -> dict[str, float]:
-    """One optimizer step on the stored rollout; returns averaged diagnostics."""
+    """``minibatches_per_step`` optimizer steps on the stored rollout (the videos split
+    into that many minibatches, each over the chosen SDE steps); averaged diagnostics.
+
+    The first minibatch is on-policy (ratio 1); later ones see the weights the earlier
+    ones moved, which is where the clip acts.
+    """
     pipe = policy.pipe
     # sample_sde makes every step but the last (to sigma = 0, deterministic) an SDE step.
     steps = train_steps(cfg, step, roll.log_probs.shape[0] - 1)
     cap = schedule_sigma_cap(roll.sigmas)
-    batch = roll.latents.shape[1]
-    chunks = [slice(i, i + cfg.micro_batch_size) for i in range(0, batch, cfg.micro_batch_size)]
-    scale = 1.0 / (len(steps) * len(chunks))
+    order = torch.randperm(
+        roll.latents.shape[1], generator=torch.Generator().manual_seed(cfg.seed + step)
+    )
+    minibatches = [m for m in order.chunk(cfg.minibatches_per_step) if len(m)]
     totals = {"policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 0.0}
+    norms = []
+    for mb in minibatches:
+        chunks = [mb[i : i + cfg.micro_batch_size] for i in range(0, len(mb), cfg.micro_batch_size)]
+        scale = 1.0 / (len(steps) * len(chunks))
+        weight = scale / len(minibatches)  # for the diagnostics averaged over the whole step
+        opt.zero_grad(set_to_none=True)
+        for k in steps:
+            s, s_next = roll.sigmas[k], roll.sigmas[k + 1]
+            for idx in chunks:
+                idx = idx.to(roll.latents.device)
+                x, x_next = roll.latents[k, idx], roll.latents[k + 1, idx]
+                cond, emb = roll.condition[idx], roll.embeds[idx]
+                v = velocity(pipe, x, s, cond, emb)
+                _, lp, mean = sde_step(x, v, s, s_next, cfg.eta, cap, sample=x_next)
+                loss, stats = clipped_surrogate_loss(
+                    lp, roll.log_probs[k, idx], advantages[idx], cfg.clip_range
+                )
+                kl = torch.zeros((), device=loss.device)
+                if cfg.kl_beta > 0:
+                    v_ref = policy.reference_velocity(x, s, cond, emb)
+                    mean_ref, std = sde_step_mean_std(x, v_ref, s, s_next, cfg.eta, cap)
+                    kl = gaussian_kl_same_std(mean, mean_ref, std).mean()
+                ((loss + cfg.kl_beta * kl) * scale).backward()
+                totals["policy_loss"] += loss.item() * weight
+                totals["kl"] += kl.item() * weight
+                totals["clip_fraction"] += stats["clip_fraction"] * weight
+                totals["ratio_mean"] += stats["ratio_mean"] * weight
+        norms.append(float(torch.nn.utils.clip_grad_norm_(policy.trainable(), cfg.max_grad_norm)))
+        opt.step()
     opt.zero_grad(set_to_none=True)
-    for k in steps:
-        s, s_next = roll.sigmas[k], roll.sigmas[k + 1]
-        for sl in chunks:
-            x, x_next = roll.latents[k, sl], roll.latents[k + 1, sl]
-            cond, emb = roll.condition[sl], roll.embeds[sl]
-            v = velocity(pipe, x, s, cond, emb)
-            _, lp, mean = sde_step(x, v, s, s_next, cfg.eta, cap, sample=x_next)
-            loss, stats = clipped_surrogate_loss(
-                lp, roll.log_probs[k, sl], advantages[sl], cfg.clip_range
-            )
-            kl = torch.zeros((), device=loss.device)
-            if cfg.kl_beta > 0:
-                v_ref = policy.reference_velocity(x, s, cond, emb)
-                mean_ref, std = sde_step_mean_std(x, v_ref, s, s_next, cfg.eta, cap)
-                kl = gaussian_kl_same_std(mean, mean_ref, std).mean()
-            ((loss + cfg.kl_beta * kl) * scale).backward()
-            totals["policy_loss"] += loss.item() * scale
-            totals["kl"] += kl.item() * scale
-            totals["clip_fraction"] += stats["clip_fraction"] * scale
-            totals["ratio_mean"] += stats["ratio_mean"] * scale
-    grad_norm = torch.nn.utils.clip_grad_norm_(policy.trainable(), cfg.max_grad_norm)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    return {**totals, "grad_norm": float(grad_norm), "trained_sde_steps": len(steps)}
+    return {**totals, "grad_norm": float(np.mean(norms)), "trained_sde_steps": len(steps)}
 
 
 # ----------------------------------------------------------------------------- checkpoints

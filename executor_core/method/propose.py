@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ProposeConfig:
-    output_dir: Path = Path("runs/proposals")
+    output_dir: Path = Path("outputs/method_sim/proposals")
     backend: Literal["sim", "transformers", "http"] = "sim"
     # Unlabeled images (with backend=sim: an executor-sim-scenes folder, whose scenes.jsonl
     # carries the layouts); None = render simulator scenes here.
@@ -69,14 +69,14 @@ class ProposeConfig:
 
 PRESETS: dict[str, ProposeConfig] = {
     "debug": ProposeConfig(
-        output_dir=Path("runs/debug/proposals"), num_sim_scenes=4, image_size_px=32, num_per_scene=1
+        output_dir=Path("outputs/method_debug/proposals"), num_sim_scenes=4, image_size_px=32, num_per_scene=1
     ),
     # Training scenes: seeds 0..511; held-out evaluation scenes start at 1000000 (executor_sim).
     "sim": ProposeConfig(
-        output_dir=Path("runs/sim/proposals"), num_sim_scenes=512, image_size_px=64, num_per_scene=2
+        output_dir=Path("outputs/method_sim/proposals"), num_sim_scenes=512, image_size_px=64, num_per_scene=2
     ),
     "sim-heldout": ProposeConfig(
-        output_dir=Path("runs/sim/heldout"),
+        output_dir=Path("outputs/method_sim/heldout"),
         num_sim_scenes=64,
         first_seed=1_000_000,
         image_size_px=64,

@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ReportConfig:
-    eval_dir: Path = Path("runs/sim/eval")
-    grpo_metrics: Path | None = Path("runs/sim/grpo/metrics.jsonl")
+    eval_dir: Path = Path("outputs/method_sim/eval")
+    grpo_metrics: Path | None = Path("outputs/method_sim/grpo/metrics.jsonl")
     output: Path | None = None  # report.md; None = eval_dir/report.md
     smoothing_window: int = 10  # steps, moving average of the reward curve
 
@@ -37,8 +37,8 @@ class ReportConfig:
 
 PRESETS: dict[str, ReportConfig] = {
     "debug": ReportConfig(
-        eval_dir=Path("runs/debug/eval"),
-        grpo_metrics=Path("runs/debug/grpo/metrics.jsonl"),
+        eval_dir=Path("outputs/method_debug/eval"),
+        grpo_metrics=Path("outputs/method_debug/grpo/metrics.jsonl"),
         smoothing_window=1,
     ),
     "sim": ReportConfig(),

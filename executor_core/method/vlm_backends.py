@@ -223,7 +223,8 @@ class HTTPVLM:
             except (urllib.error.URLError, TimeoutError) as exc:
                 last_error = exc
             logger.warning("request to %s failed (attempt %d): %s", url, attempt + 1, last_error)
-            time.sleep(min(2.0**attempt, 10.0))
+            if attempt < self.cfg.max_retries:
+                time.sleep(min(2.0**attempt, 10.0))
         raise RuntimeError(f"{url} failed after {self.cfg.max_retries + 1} attempts: {last_error}")
 
     def generate(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[str]:

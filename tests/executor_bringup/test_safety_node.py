@@ -36,7 +36,7 @@ def graph():
             context=session.context,
             parameter_overrides=[
                 Parameter("interface", value="topic"),
-                Parameter("heartbeat_timeout_s", value=0.3),
+                Parameter("heartbeat_timeout_s", value=1.0),
             ],
         )
     )

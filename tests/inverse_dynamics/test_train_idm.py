@@ -106,3 +106,22 @@ def test_presets_are_valid_and_debug_is_tiny() -> None:
     assert max(debug.model.conv_channels) <= 32
     with pytest.raises(ValueError, match="-1"):
         replace(debug, steps=-1)
+
+
+def test_time_budget_stops_early_and_saves(synthetic_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "budget"
+    main(
+        [
+            "--preset=debug",
+            f"--dataset_root={synthetic_dataset}",
+            f"--output_dir={out}",
+            "--steps=50",
+            "--save_every=100",
+            "--time_budget_min=1e-6",  # spent after the first step
+        ]
+    )
+    state = json.loads((out / "checkpoints/step_000001/training_state.json").read_text())
+    assert state["step"] == 1
+    assert state["elapsed_s"] > 0
+    assert (out / "model" / "model.safetensors").is_file()
+    assert not (out / "checkpoints/step_000002").exists()

@@ -72,7 +72,7 @@ def test_grpo_climbs_a_reward(synthetic_items: Path, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "pipeline" / "model_index.json").is_file()
 
 
-def test_kl_penalty_is_positive_after_an_update(synthetic_items: Path, tmp_path: Path) -> None:
+def test_kl_and_off_policy_minibatches(synthetic_items: Path, tmp_path: Path) -> None:
     cfg = _cfg(
         synthetic_items,
         tmp_path / "run",
@@ -80,13 +80,14 @@ def test_kl_penalty_is_positive_after_an_update(synthetic_items: Path, tmp_path:
         kl_beta=1.0,
         clip_range=0.2,
         learning_rate=3e-3,
+        minibatches_per_step=2,
     )
     train_grpo(cfg, judge=BrightnessJudgeDouble())
-    rows = [
-        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert rows[0]["kl"] == 0.0  # the policy starts as the reference
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["kl"] > 0.0  # the second minibatch already moved away from the reference
     assert rows[1]["kl"] > 0.0
+    # the second minibatch is scored by weights the first one updated: ratio != 1
+    assert abs(rows[0]["ratio_mean"] - 1.0) > 1e-7
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(
@@ -117,3 +118,36 @@ def test_resume_after_kill_matches_an_uninterrupted_run(
     rows = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert rows[2]["reward_mean"] != -1.0
+
+
+def test_lora_trains_only_the_adapter_and_exports_fused(
+    synthetic_items: Path, tmp_path: Path
+) -> None:
+    from executor_core.method.video_models import load_video_pipeline
+
+    cfg = _cfg(
+        synthetic_items,
+        tmp_path / "lora",
+        num_steps=2,
+        lora_rank=2,
+        kl_beta=1.0,
+        clip_range=0.2,
+        learning_rate=1e-2,
+    )
+    out = train_grpo(cfg, judge=BrightnessJudgeDouble())
+    rows = [json.loads(x) for x in (tmp_path / "lora" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["kl"] == 0.0  # LoRA B starts at 0: the policy is the reference
+    assert rows[1]["kl"] > 0.0
+    saved = load_file(tmp_path / "lora" / "checkpoints" / "step-000002" / "transformer.safetensors")
+    assert saved
+    assert all("lora_" in k for k in saved)
+    fused = load_video_pipeline(out, "debug").transformer
+    base = load_video_pipeline(None, "debug", seed=cfg.seed).transformer
+    assert not any("lora" in n for n, _ in fused.named_parameters())
+    changed = [
+        n
+        for n, p in fused.named_parameters()
+        if not torch.equal(p, dict(base.named_parameters())[n])
+    ]
+    assert changed
+    assert all("attn" in n for n in changed)

@@ -1,0 +1,121 @@
+"""Speed and memory of the video world model: sampling one video, training steps/s.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_video_sampling.py --threads 2
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_video_sampling.py --pipeline \
+        checkpoints/demonstrator_sim           # the committed weights (same speed)
+    python benchmarks/bench_video_sampling.py --device cuda   # the same on a GPU
+(real-scale dims on a GPU: benchmarks/bench_video_gpu_realscale.py)
+
+Targets (issue 5): one 16-frame 64 px video in < 2 s on 2 CPU threads with the default
+step count. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_sampling(pipe, device: str, repeats: int, steps: int | None) -> list[float]:
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    prompt = "put the red cube in the bowl"
+    pipe(image, prompt, seed=0, num_inference_steps=steps)  # warm-up
+    times = []
+    for i in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        pipe(image, prompt, seed=i, num_inference_steps=steps)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def bench_training(pipe, batch: int, iters: int, device: str) -> float:
+    from executor_core.executor.train_executor import flow_matching_loss, sample_sigmas
+
+    cfg = pipe.config
+    transformer = pipe.transformer.train()
+    opt = torch.optim.AdamW(transformer.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    clips = torch.rand(batch, 3, cfg.num_frames, cfg.size_px, cfg.size_px, device=device) * 2 - 1
+    text_dim = transformer.config.text_dim
+    emb = torch.randn(batch, cfg.max_text_tokens, text_dim, device=device)
+    shape = pipe.latent_shape(batch, cfg.num_frames, cfg.size_px)
+    times = []
+    for _ in range(iters + 1):
+        t = time.perf_counter()
+        sig = sample_sigmas(batch, 3.0, 1.0, gen)
+        noise = torch.randn(shape, device=device)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = flow_matching_loss(pipe, transformer, clips, emb, sig, noise)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    transformer.eval()
+    return 1.0 / statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", default="", help="saved pipeline (default: fresh sim)")
+    parser.add_argument("--preset", default="sim")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--train-iters", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from executor_core.executor.configuration_executor import MODEL_PRESETS
+    from executor_core.executor.modeling_executor import build_pipeline
+    from executor_core.executor.pipeline_executor import ExecutorVideoPipeline
+
+    if args.pipeline:
+        pipe = ExecutorVideoPipeline.from_pretrained(args.pipeline)
+    else:
+        pipe = build_pipeline(MODEL_PRESETS[args.preset])
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(args.device)
+    cfg = pipe.config
+    n_params = sum(p.numel() for p in pipe.transformer.parameters())
+    steps = args.steps or cfg.num_inference_steps
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = bench_sampling(pipe, args.device, args.repeats, args.steps)
+    print(
+        f"model: {n_params / 1e6:.2f} M transformer params, {cfg.num_frames} frames x "
+        f"{cfg.size_px}^2 px, {steps} steps, guidance {cfg.guidance_scale}, {args.device}, "
+        f"{args.threads} threads"
+    )
+    print(
+        f"sampling one video: median {statistics.median(times):.3f} s "
+        f"(min {min(times):.3f}, max {max(times):.3f}, n={len(times)})"
+    )
+    sps = bench_training(pipe, args.train_batch, args.train_iters, args.device)
+    print(
+        f"training: {sps:.2f} steps/s at batch {args.train_batch} "
+        f"({sps * args.train_batch:.1f} clips/s)"
+    )
+    print(f"peak host memory (RSS): {peak_rss_mib():.0f} MiB")
+    if args.device == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
