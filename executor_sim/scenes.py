@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from executor_core.config_cli import parse_config, save_config_json
 from executor_sim.env import EnvConfig, make_env
@@ -48,7 +49,7 @@ PRESETS: dict[str, ScenesConfig] = {
 }
 
 
-def _write_png_atomic(path: Path, image_rgb: object) -> None:
+def _write_png_atomic(path: Path, image_rgb: np.ndarray) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
     os.close(fd)
     try:

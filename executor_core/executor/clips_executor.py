@@ -134,7 +134,7 @@ def extract_episode_clips(
         record = meta.episodes[int(ep)]
         steps = clip_frame_indices(int(record["length"]), num_frames, frame_stride)
         if int(record["length"]) > (num_frames - 1) * frame_stride + 1:
-            logger.warning(
+            logger.debug(
                 "episode %d has %d steps, the clip covers the first %d",
                 ep,
                 record["length"],

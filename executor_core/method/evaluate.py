@@ -57,7 +57,9 @@ class ModelPaths:
 
 @dataclass
 class EvalConfig:
-    items: Path = Path("outputs/method_sim/heldout")  # held-out items (executor-propose --preset sim-heldout)
+    items: Path = Path(
+        "outputs/method_sim/heldout"
+    )  # held-out items (executor-propose --preset sim-heldout)
     output_dir: Path = Path("outputs/method_sim/eval")
     models: ModelPaths = field(default_factory=ModelPaths)
     # Debug only: a model whose path is None becomes a random model_preset pipeline (and a

@@ -69,11 +69,17 @@ class ProposeConfig:
 
 PRESETS: dict[str, ProposeConfig] = {
     "debug": ProposeConfig(
-        output_dir=Path("outputs/method_debug/proposals"), num_sim_scenes=4, image_size_px=32, num_per_scene=1
+        output_dir=Path("outputs/method_debug/proposals"),
+        num_sim_scenes=4,
+        image_size_px=32,
+        num_per_scene=1,
     ),
     # Training scenes: seeds 0..511; held-out evaluation scenes start at 1000000 (executor_sim).
     "sim": ProposeConfig(
-        output_dir=Path("outputs/method_sim/proposals"), num_sim_scenes=512, image_size_px=64, num_per_scene=2
+        output_dir=Path("outputs/method_sim/proposals"),
+        num_sim_scenes=512,
+        image_size_px=64,
+        num_per_scene=2,
     ),
     "sim-heldout": ProposeConfig(
         output_dir=Path("outputs/method_sim/heldout"),

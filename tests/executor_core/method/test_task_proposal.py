@@ -90,12 +90,13 @@ class _ChatServerDouble(BaseHTTPRequestHandler):
     remembers what it was sent."""
 
     reply: bytes = b""
+    status: int = 200
     seen: list = []  # noqa: RUF012 - shared on purpose between handler instances
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append((self.path, self.headers.get("Authorization"), body))
-        self.send_response(200)
+        self.send_response(type(self).status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(type(self).reply)
@@ -135,6 +136,32 @@ def test_http_proposer_against_local_server(
     image_part = body["messages"][0]["content"][0]
     assert image_part["image_url"]["url"].startswith("data:image/png;base64,")
     assert secret not in caplog.text
+
+
+def test_http_client_error_is_not_retried_and_names_the_status(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _ChatServerDouble.reply = b'{"error": "bad key"}'
+    _ChatServerDouble.status = 401
+    _ChatServerDouble.seen = []
+    server = HTTPServer(("127.0.0.1", 0), _ChatServerDouble)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("EXEC_TEST_KEY", "sk-wrong-secret")
+    try:
+        cfg = HTTPVLMConfig(
+            base_url=f"http://127.0.0.1:{server.server_port}/v1",
+            api_key_env="EXEC_TEST_KEY",
+            image_size_px=16,
+            max_retries=3,
+        )
+        with caplog.at_level(logging.DEBUG), pytest.raises(RuntimeError, match="HTTP 401"):
+            HTTPVLM(cfg).generate([_scenes(1)[0].image_rgb], ["x"])
+    finally:
+        _ChatServerDouble.status = 200
+        server.shutdown()
+        server.server_close()
+    assert len(_ChatServerDouble.seen) == 1  # a 4xx is final
+    assert "sk-wrong-secret" not in caplog.text
 
 
 def test_http_config_rejects_bad_url() -> None:
