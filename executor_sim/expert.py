@@ -24,10 +24,10 @@ logger = logging.getLogger(__name__)
 
 GRIPPER_OPEN_RAD = 0.7  # ~55 mm between the pads
 GRIPPER_CLOSED_RAD = -0.15  # below contact: the servo keeps squeezing the cube
-GRIPPER_STEP_RAD = 0.25
+GRIPPER_STEP_RAD = 0.25  # per control step (2.5 rad/s at 10 Hz, under the 3 rad/s limit)
 # Fixed pad centre to cube centre at the grasp: cube half + pad half-thickness + 4 mm
 # clearance for arm tracking lag (the moving jaw pushes the cube over when closing).
-FIXED_PAD_TO_GRASP_M = sc.CUBE_HALF_M + 0.00525 + 0.004  # per control step (2.5 rad/s at 10 Hz, under the 3 rad/s limit)
+FIXED_PAD_TO_GRASP_M = sc.CUBE_HALF_M + 0.00525 + 0.004
 HOVER_Z_M = 0.065  # grasp point height for moves (top-down IK holds up to ~0.07 m)
 GRASP_Z_M = sc.CUBE_HALF_M + 0.002  # pads centred just above the cube centre
 PUSH_Z_M = 0.012  # pad bottoms ~5 mm above the table
@@ -184,8 +184,9 @@ class ExpertPolicy:
 
     def __init__(self, env: TabletopEnv, task: Task) -> None:
         self.task = task
-        self.ik = TopDownIK(env.model, env.lower_rad, env.upper_rad,
-                            fixed_pad_to_grasp_m=FIXED_PAD_TO_GRASP_M)
+        self.ik = TopDownIK(
+            env.model, env.lower_rad, env.upper_rad, fixed_pad_to_grasp_m=FIXED_PAD_TO_GRASP_M
+        )
         # Pushing steers the closed-jaw tip; grasping the point between the open pads.
         self.pusher = task.family == "push"
         self._axis_weight = PUSH_AXIS_WEIGHT if self.pusher else 0.5

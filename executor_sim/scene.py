@@ -52,9 +52,9 @@ GOAL_REACH_M = (0.16, 0.23)  # bowl and mat centres: where a carried cube is put
 WORKSPACE_ANGLE_RAD = 0.9
 
 # The fixed scene camera: in front of the arm, above the table, looking back at it.
-CAMERA_POS_M = (0.50, 0.0, 0.52)
-CAMERA_LOOKAT_M = (0.15, 0.0, 0.03)
-CAMERA_FOVY_DEG = 55.0
+CAMERA_POS_M = (0.48, 0.0, 0.46)
+CAMERA_LOOKAT_M = (0.17, 0.0, 0.04)
+CAMERA_FOVY_DEG = 45.0
 
 PHYSICS_TIMESTEP_S = 0.002
 LINK_THICKNESS_SCALE = 0.7
