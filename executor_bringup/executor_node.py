@@ -17,6 +17,10 @@ Policy:
 - After a segment, ``verifying`` compares ``joint_states`` with the last point; if the
   arm did not get there and replans are left (``max_replans``), it re-imagines from the
   new image. ``goal_timeout_s`` bounds the whole goal.
+- ``rectify: true`` with ``camera_info_path`` (the camera_info YAML of
+  ``executor-calibrate-intrinsics``) undistorts every frame with
+  ``calibration.rectify.Rectifier`` before the models see it, in the worker (one remap per
+  goal, not per received frame); a frame of another size than calibrated aborts the goal.
 - Empty model paths load tiny random test-double models (logged as a warning): that is
   for tests and benchmarks of the plumbing, not for controlling an arm.
 """
@@ -45,7 +49,10 @@ from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
+from calibration.camera_info_io import load_camera_info
+from calibration.rectify import Rectifier
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
+from executor_bringup.process_exit import exit_process_now
 from executor_bringup.qos import command_qos, sensor_qos
 from executor_bringup.trajectory_conversion import trajectory_to_msg
 from executor_core.imagine_to_act import (
@@ -140,6 +147,8 @@ class ExecutorNode(Node):
         p("video_fps", 2.5)
         p("goal_tolerance_rad", 0.05)
         p("settle_timeout_s", 2.0)
+        p("camera_info_path", "")
+        p("rectify", False)
         g = self.get_parameter
         self.output_mode = g("output_mode").value
         if self.output_mode not in ("topic", "action"):
@@ -156,6 +165,7 @@ class ExecutorNode(Node):
                 "motion is meaningless. Set executor_pipeline_dir and idm_dir for real use."
             )
         self.using_test_models = test_double
+        self.rectifier = self._make_rectifier(g("camera_info_path").value, g("rectify").value)
 
         self._cb = ReentrantCallbackGroup()
         self._lock = threading.Lock()
@@ -194,6 +204,33 @@ class ExecutorNode(Node):
         self._worker = threading.Thread(target=self._work, name="executor_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(f"ready: output {self.output_mode!r} via {ctrl!r}")
+
+    def _make_rectifier(self, camera_info_path: str, rectify: bool) -> Rectifier | None:
+        if not rectify:
+            if camera_info_path:
+                self.get_logger().warning(
+                    f"camera_info_path {camera_info_path!r} is set but rectify is false: "
+                    "frames reach the models unrectified"
+                )
+            return None
+        if not camera_info_path:
+            raise ValueError("rectify is true but camera_info_path is empty")
+        rectifier = Rectifier(load_camera_info(camera_info_path))
+        cam = rectifier.camera
+        self.get_logger().info(
+            f"rectifying {cam.image_width_px}x{cam.image_height_px} frames "
+            f"({cam.distortion_model}) with {camera_info_path}"
+        )
+        return rectifier
+
+    def model_input(self, image_rgb: np.ndarray) -> np.ndarray:
+        """The frame the models see: rectified when configured. (H, W, 3) uint8."""
+        if self.rectifier is None:
+            return image_rgb
+        try:
+            return self.rectifier(image_rgb)
+        except ValueError as exc:  # frame size differs from the calibration
+            raise GoalAborted(f"cannot rectify image_raw: {exc}") from None
 
     # -- subscriptions
     def _on_image(self, msg: Image) -> None:
@@ -257,10 +294,13 @@ class ExecutorNode(Node):
                     self._busy = False
                 job.done.set()
 
-    def shutdown_worker(self) -> None:
+    def shutdown_worker(self, timeout_s: float = 5.0) -> None:
+        """Stop the worker after its current goal (daemon: abandoned after ``timeout_s``)."""
         self._jobs.put(None)
-        self._worker.join(timeout=5.0)
-        self._video_writer.shutdown(wait=True)
+        self._worker.join(timeout=timeout_s)
+        if self._worker.is_alive():
+            self.get_logger().warning(f"worker still busy after {timeout_s} s; abandoning it")
+        self._video_writer.shutdown(wait=True)  # a video being written is finished, not lost
 
     # -- one goal
     def _run_goal(self, job: Job) -> None:
@@ -283,7 +323,7 @@ class ExecutorNode(Node):
         try:
             while True:
                 self._check_alive(gh, deadline)
-                image = self._fresh_image()
+                image = self.model_input(self._fresh_image())
                 q = self.joint_positions_rad()
                 seed = int(g("seed").value) + result.replans_used
                 plan = imagine_to_act(
@@ -432,9 +472,13 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.shutdown_worker()
+        # A goal in flight cannot finish once the context is down: do not wait long for it.
+        node.shutdown_worker(timeout_s=1.0)
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
+    # Skip the 2-3 s interpreter teardown of torch/diffusers: everything is released.
+    exit_process_now(0)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,12 @@
     executor-run-task "put the red cube in the bowl" [--namespace /robot1] [--timeout 120]
 
 While the goal runs the client publishes the operator heartbeat (the safety node's
-dead-man) at 10 Hz, so motion stops if this process dies. Ctrl-C cancels the goal.
-Exit code: 0 success, 1 goal failed/rejected/canceled, 2 no server, 3 timed out.
+dead-man) at 10 Hz, so motion stops if this process dies. The goal is sent only once the
+heartbeat publisher has matched a subscriber (the safety node) and ``HEARTBEAT_LEAD_BEATS``
+beats went out after that, so the safety node has heard the operator before the first
+trajectory arrives (bounded by ``--heartbeat-wait``). Ctrl-C cancels the goal.
+Exit code: 0 success, 1 goal failed/rejected/canceled, 2 no server or no heartbeat
+subscriber, 3 timed out.
 """
 
 from __future__ import annotations
@@ -23,6 +27,50 @@ from std_msgs.msg import Empty
 
 from executor_bringup.qos import command_qos
 
+HEARTBEAT_PERIOD_S = 0.1
+# Beats published after the subscriber matched, before the goal: the first one can race
+# the subscriber's own side of discovery; a few at 10 Hz cost 0.3 s.
+HEARTBEAT_LEAD_BEATS = 3
+
+
+class Heartbeat:
+    """The operator heartbeat: a 10 Hz timer, counting what it published."""
+
+    def __init__(self, node: Node) -> None:
+        self.publisher = node.create_publisher(Empty, "heartbeat", command_qos())
+        self._lock = threading.Lock()
+        self.beats = 0
+        node.create_timer(HEARTBEAT_PERIOD_S, self._beat)
+
+    def _beat(self) -> None:
+        self.publisher.publish(Empty())
+        with self._lock:
+            self.beats += 1
+
+    def beats_sent(self) -> int:
+        with self._lock:
+            return self.beats
+
+    def wait_until_heard(self, timeout_s: float, lead_beats: int = HEARTBEAT_LEAD_BEATS) -> str:
+        """Block until a subscriber matched and ``lead_beats`` beats followed; '' or why not."""
+        deadline = time.monotonic() + timeout_s
+        while self.publisher.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                return (
+                    f"no subscriber on {self.publisher.topic_name!r} after {timeout_s} s "
+                    "(is the safety node running in this namespace and ROS domain?)"
+                )
+            time.sleep(0.02)
+        target = self.beats_sent() + lead_beats
+        while self.beats_sent() < target:
+            if time.monotonic() > deadline:
+                return (
+                    f"only {self.beats_sent() - target + lead_beats} of {lead_beats} heartbeats "
+                    f"published on {self.publisher.topic_name!r} within {timeout_s} s"
+                )
+            time.sleep(0.02)
+        return ""
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="executor-run-task", description=__doc__.split("\n")[0])
@@ -34,6 +82,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--max-replans", type=int, default=-1, help="-1: node default")
     parser.add_argument(
+        "--heartbeat-wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the safety node to subscribe to the heartbeat",
+    )
+    parser.add_argument(
         "--no-heartbeat", action="store_true", help="do not publish the operator heartbeat"
     )
     args = parser.parse_args(argv)
@@ -41,6 +95,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"task must not be empty, got {args.task!r}")
     if args.timeout <= 0:
         parser.error(f"--timeout must be > 0, got {args.timeout!r}")
+    if args.heartbeat_wait <= 0:
+        parser.error(f"--heartbeat-wait must be > 0, got {args.heartbeat_wait!r}")
     return args
 
 
@@ -50,14 +106,18 @@ def run(args: argparse.Namespace) -> int:
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    heartbeat = node.create_publisher(Empty, "heartbeat", command_qos())
-    if not args.no_heartbeat:
-        node.create_timer(0.1, lambda: heartbeat.publish(Empty()))
+    heartbeat = None if args.no_heartbeat else Heartbeat(node)
     client = ActionClient(node, ExecuteTask, "execute_task")
     try:
         if not client.wait_for_server(timeout_sec=args.server_wait):
             print(f"no execute_task server in namespace {args.namespace or '/'!r}", file=sys.stderr)
             return 2
+        if heartbeat is not None:
+            # Sending earlier races the safety node: "no operator heartbeat received yet".
+            why = heartbeat.wait_until_heard(args.heartbeat_wait)
+            if why:
+                print(f"operator heartbeat not heard: {why}", file=sys.stderr)
+                return 2
         goal = ExecuteTask.Goal(
             task_prompt=args.task, timeout_s=args.timeout, max_replans=args.max_replans
         )

@@ -44,6 +44,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from executor_bringup.image_conversion import fill_image_msg
+from executor_bringup.process_exit import exit_process_now
 from executor_bringup.qos import command_qos, sensor_qos
 from executor_bringup.trajectory_conversion import duration_to_s
 from executor_core.robot_description import RobotDescription, default_robot_path
@@ -77,6 +78,8 @@ class SimArmBackend(Protocol):
     def render(self) -> np.ndarray: ...  # (S, S, 3) uint8 RGB
 
     def camera_matrix(self) -> np.ndarray: ...  # (3, 3) K in pixels
+
+    def close(self) -> None: ...  # free the renderer, on the thread that rendered
 
 
 class MujocoSo101Backend:
@@ -148,6 +151,16 @@ class MujocoSo101Backend:
         if self._renderer is None:
             self.update_scene()
         return self._renderer.render()
+
+    def close(self) -> None:
+        """Free the renderer and its GL context now, on the calling (rendering) thread.
+
+        Left to the garbage collector, the context outlives mujoco's atexit
+        ``eglTerminate`` and its destructor fails with EGL_NOT_INITIALIZED at exit.
+        """
+        renderer, self._renderer = self._renderer, None
+        if renderer is not None:
+            renderer.close()
 
     def camera_matrix(self) -> np.ndarray:
         f_px = 0.5 * self.size_px / math.tan(math.radians(self._fovy_deg) / 2)
@@ -370,10 +383,21 @@ class SimArmNode(LifecycleNode):
         for timer in self._timers:
             self.destroy_timer(timer)
         self._timers = []
-        self._camera_stop.set()
-        self._camera_thread.join(timeout=5.0)
+        self.stop_camera()
         self._preempt("controller deactivated")
         return TransitionCallbackReturn.SUCCESS
+
+    def stop_camera(self, timeout_s: float = 5.0) -> bool:
+        """Stop the camera thread (it frees the renderer on its way out); False if stuck."""
+        thread = getattr(self, "_camera_thread", None)
+        if thread is None:
+            return True
+        self._camera_stop.set()
+        thread.join(timeout=timeout_s)
+        if thread.is_alive():
+            self.get_logger().error(f"camera thread did not stop within {timeout_s} s")
+            return False
+        return True
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._action.destroy()
@@ -515,14 +539,20 @@ class SimArmNode(LifecycleNode):
     def _camera_loop(self, rate_hz: float) -> None:
         period_s = 1.0 / rate_hz
         next_s = time.monotonic()
-        while not self._camera_stop.is_set() and self.context.ok():
-            try:
-                self._camera_tick()
-            except Exception as exc:  # keep the arm running; the camera error is visible
-                self.get_logger().error(f"camera render failed: {exc}")
-                self._camera_stop.wait(1.0)
-            next_s = max(next_s + period_s, time.monotonic())
-            self._camera_stop.wait(max(0.0, next_s - time.monotonic()))
+        try:
+            while not self._camera_stop.is_set() and self.context.ok():
+                try:
+                    self._camera_tick()
+                except Exception as exc:  # keep the arm running; the camera error is visible
+                    self.get_logger().error(f"camera render failed: {exc}")
+                    self._camera_stop.wait(1.0)
+                next_s = max(next_s + period_s, time.monotonic())
+                self._camera_stop.wait(max(0.0, next_s - time.monotonic()))
+        finally:
+            # The GL context belongs to this thread: free it here, before exit tears EGL down.
+            backend = self._backend
+            if backend is not None:
+                backend.close()
 
     def _camera_tick(self) -> None:
         backend = self._backend
@@ -558,8 +588,13 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Renderer first (its thread owns the GL context), then the ROS side.
+        node.stop_camera()
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
+    # Skip the 2-3 s interpreter teardown of torch/lerobot (pulled in by the MJCF package).
+    exit_process_now(0)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import numpy as np
 from executor_core.config_cli import config_to_dict, parse_config, save_config_json
 from executor_sim.env import EnvConfig
 from executor_sim.rollout import Episode, worker_rollout
+from executor_sim.scene import scene_signature
 from executor_sim.tasks import TASK_FAMILIES
 
 logger = logging.getLogger(__name__)
@@ -132,12 +133,32 @@ def _cache_path(cfg: GenerateConfig, seed: int) -> Path:
     return cfg.cache_dir() / f"seed_{seed:07d}.npz"
 
 
+def _episode_defining(cfg: GenerateConfig) -> dict[str, Any]:
+    """The config fields that change an episode with a given seed."""
+    return {
+        "tasks": list(cfg.tasks),
+        "resolution": cfg.resolution,
+        "fps": cfg.fps,
+        "num_frames": cfg.num_frames,
+        "camera_jitter_m": cfg.camera_jitter_m,
+    }
+
+
 def rollout_all(cfg: GenerateConfig, progress: bool = True) -> None:
     """Roll out every episode not yet in the cache (resumable)."""
     from tqdm import tqdm
 
     cache = cfg.cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
+    # Cached episodes are only reusable if they were made the same way.
+    stamp = cache / "cache_signature.json"
+    signature = {"scene": scene_signature(), **_episode_defining(cfg)}
+    if stamp.is_file() and json.loads(stamp.read_text()) != signature:
+        raise SystemExit(
+            f"{cache} holds episodes made with another config or scene version "
+            f"({stamp.read_text().strip()}); delete it to start over"
+        )
+    stamp.write_text(json.dumps(signature) + "\n")
     save_config_json(cfg, cache / "generate_config.json")
     todo = [(s, f) for s, f in episode_plan(cfg) if not _cache_path(cfg, s).is_file()]
     done = cfg.num_episodes - len(todo)
@@ -248,6 +269,7 @@ def _summary(cfg: GenerateConfig, attempted: list[dict[str, Any]], written: int)
         "failed_seeds": [a["seed"] for a in attempted if not a["success"]],
         "train_seed_range": [cfg.seed, cfg.seed + cfg.num_episodes],
         "held_out_seed_start": HELD_OUT_SEED_START,
+        "scene_signature": scene_signature(),
         "config": config_to_dict(cfg),
     }
 
@@ -287,17 +309,18 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_config(GenerateConfig, argv, PRESETS)
     if cfg.root.exists():
         marker = cfg.root / "meta" / "executor_generation.json"
-        previous = json.loads(marker.read_text()).get("config", {}) if marker.is_file() else {}
+        done = json.loads(marker.read_text()) if marker.is_file() else {}
+        previous = done.get("config", {})
         previous.pop("overwrite", None)
         current = config_to_dict(cfg)
         current.pop("overwrite")
-        if previous == current:
+        if previous == current and done.get("scene_signature") == scene_signature():
             print(f"{cfg.root} is already complete for this config; nothing to do")
             return
         if not cfg.overwrite:
             raise SystemExit(
-                f"{cfg.root} exists and was made with another config; pass "
-                f"--overwrite=true to replace it"
+                f"{cfg.root} exists and was made with another config or scene version; "
+                f"pass --overwrite=true to replace it"
             )
     summary = generate(cfg)
     print(

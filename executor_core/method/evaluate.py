@@ -30,7 +30,12 @@ import numpy as np
 from executor_core.config_cli import parse_config, save_config_json
 from executor_core.method.closed_loop import ClosedLoopConfig, make_env, run_expert, run_stack
 from executor_core.method.demo_generation import item_seed
-from executor_core.method.judging import JudgeConfig, episode_for_item, make_judge
+from executor_core.method.judging import (
+    JudgeConfig,
+    episode_for_item,
+    judge_videos,
+    make_judge,
+)
 from executor_core.method.plausibility import physics_plausibility
 from executor_core.method.stats import difference_interval, success_rate
 from executor_core.method.task_items import TaskItem, load_items, write_bytes_atomic, write_png
@@ -136,11 +141,15 @@ def generate_condition(
     return out
 
 
-def score_video(frames: np.ndarray, episode: dict, judge: Any, programmatic: Any) -> dict[str, Any]:
-    verdict = judge.judge(frames, episode)
+def score_video(
+    frames: np.ndarray, episode: dict, verdict: Any, programmatic: Any
+) -> dict[str, Any]:
+    """One video's row: judged success and the two DreamGen-Bench-style scores."""
     if "physics" in verdict.details:  # a VLM judge rated both
         instruction = verdict.details["instruction_following"] / 10.0
         physics = verdict.details["physics"] / 10.0
+    elif "error" in verdict.details:  # a VLM judge whose answer was unusable: no credit
+        instruction = physics = 0.0
     else:
         instruction = verdict.score
         physics, _ = physics_plausibility(frames, episode, programmatic)
@@ -189,14 +198,18 @@ def evaluate_worldtasks(
             )
         t0 = time.perf_counter()
         videos = generate_condition(pipes[model], items, text, cfg)
+        episodes = [episode_for_item(item) for item, _, _ in videos]
+        verdicts = judge_videos(judge, [frames for _, _, frames in videos], episodes)
         rows = []
-        for k, (item, sample, frames) in enumerate(videos):
+        for k, ((item, sample, frames), episode, verdict) in enumerate(
+            zip(videos, episodes, verdicts, strict=True)
+        ):
             row = {
                 "condition": condition,
                 "item_id": item.item_id,
                 "sample": sample,
                 "prompt": item.prompt,
-                **score_video(frames, episode_for_item(item), judge, programmatic),
+                **score_video(frames, episode, verdict, programmatic),
             }
             if k < cfg.num_sample_videos:
                 path = out / "videos" / condition / f"{item.item_id}-s{sample}.mp4"

@@ -46,7 +46,12 @@ from executor_core.method.grpo import (
     sde_step,
     sde_step_mean_std,
 )
-from executor_core.method.judging import JudgeConfig, episode_for_item, make_judge
+from executor_core.method.judging import (
+    JudgeConfig,
+    episode_for_item,
+    judge_videos,
+    make_judge,
+)
 from executor_core.method.task_items import TaskItem, load_items, write_bytes_atomic
 from executor_core.method.video_models import load_video_pipeline, resolve_device
 
@@ -430,10 +435,9 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
         roll = sample_groups(pipe, chosen, cfg, step)
         pipe.transformer.train()
         episodes = [episode_for_item(it) for it in chosen]
-        verdicts = [
-            judge.judge(frames, episodes[int(g)])
-            for frames, g in zip(roll.frames, roll.group_ids, strict=True)
-        ]
+        verdicts = judge_videos(
+            judge, list(roll.frames), [episodes[int(g)] for g in roll.group_ids]
+        )
         rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
         adv = group_advantages(rewards, roll.group_ids).clamp(
             -cfg.advantage_clip, cfg.advantage_clip

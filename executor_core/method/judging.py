@@ -8,8 +8,11 @@ Both implement ``executor_core.judges.base.VideoJudge``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import numpy as np
 
 from executor_core.method.task_items import TaskItem
 from executor_core.method.vlm_backends import HTTPVLMConfig, TransformersVLMConfig
@@ -42,6 +45,18 @@ def make_judge(cfg: JudgeConfig) -> Any:  # -> VideoJudge
 
     backend = TransformersVLM(cfg.vlm) if cfg.vlm_backend == "transformers" else HTTPVLM(cfg.http)
     return VLMJudge(backend, VLMJudgeConfig(num_frames=cfg.vlm_frames))
+
+
+def judge_videos(
+    judge: Any, videos: Sequence[np.ndarray], episodes: Sequence[dict[str, Any]]
+) -> list[Any]:  # -> list[JudgeVerdict]
+    """Verdicts for many videos: one batched call when the judge offers ``judge_many``
+    (the VLM judge), else one ``judge`` call per video."""
+    if len(videos) != len(episodes):
+        raise ValueError(f"{len(videos)} videos for {len(episodes)} episodes")
+    if hasattr(judge, "judge_many"):
+        return list(judge.judge_many(videos, episodes))
+    return [judge.judge(v, e) for v, e in zip(videos, episodes, strict=True)]
 
 
 def episode_for_item(item: TaskItem, prompt: str | None = None) -> dict[str, Any]:

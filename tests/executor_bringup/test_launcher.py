@@ -27,7 +27,8 @@ DOUBLE_NODE = textwrap.dedent(
     import json, os, signal, sys, time
     record = os.path.join(os.environ["DOUBLE_RECORD_DIR"], "{name}")
     state = {{"pid": os.getpid(), "argv": sys.argv[1:],
-              "domain_id": os.environ.get("ROS_DOMAIN_ID")}}
+              "domain_id": os.environ.get("ROS_DOMAIN_ID"),
+              "fastdds_transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS")}}
     def write(**extra):
         state.update(extra)
         with open(record + ".tmp", "w") as f:
@@ -82,14 +83,17 @@ def _env(world: dict[str, Path]) -> dict[str, str]:
     env["PATH"] = f"{world['bin']}{os.pathsep}{env.get('PATH', '')}"
     env["DOUBLE_RECORD_DIR"] = str(world["records"])
     env.pop("ROS_DOMAIN_ID", None)
+    env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
     return env
 
 
-def _launch(world: dict[str, Path], config: Path, *extra: str) -> subprocess.Popen:
+def _launch(
+    world: dict[str, Path], config: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "executor_bringup.launcher", "sim", "--config", str(config)]
     return subprocess.Popen(
         [*cmd, *extra],
-        env=_env(world),
+        env={**_env(world), **(env_extra or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -169,10 +173,24 @@ def test_ctrl_c_stops_every_node_and_exits_zero(world: dict[str, Path]) -> None:
         "label:=hello",
     ]
     assert alpha["domain_id"] == beta["domain_id"] == "42"
+    # not set by the user: shared memory for large samples (camera images)
+    assert alpha["fastdds_transports"] == beta["fastdds_transports"] == "LARGE_DATA"
     for name, record in started.items():
         assert _gone(record["pid"]), f"{name} (pid {record['pid']}) still running"
         final = json.loads((world["records"] / f"{name}.json").read_text())
         assert final.get("signal") == signal.SIGINT, f"{name} was not stopped with SIGINT"
+
+
+def test_a_users_fastdds_transport_choice_is_kept(world: dict[str, Path]) -> None:
+    config = _write_config(world, [{"name": "alpha", "executable": "double-sleeper-node"}])
+    proc = _launch(world, config, env_extra={"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"})
+    try:
+        started = _wait_records(world, ["double-sleeper-node"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert started["double-sleeper-node"]["fastdds_transports"] == "UDPv4"
 
 
 def test_sigterm_also_exits_zero(world: dict[str, Path]) -> None:

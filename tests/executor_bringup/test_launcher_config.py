@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -169,3 +173,60 @@ def test_launch_files_are_thin_and_read_the_same_yaml(graph: str) -> None:
         if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
     }
     assert assigns.get("GRAPH") == graph
+
+
+def _dry_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "executor_bringup.launcher", *args, "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def _param_of(dry_run_stdout: str, node: str, param: str) -> str | None:
+    for line in dry_run_stdout.splitlines():
+        if line.startswith(f"{node}: "):
+            words = shlex.split(line.partition(": ")[2])
+            values = [w.partition(":=")[2] for w in words if w.startswith(f"{param}:=")]
+            return values[-1] if values else None
+    raise AssertionError(f"node {node!r} not in the dry run: {dry_run_stdout}")
+
+
+@pytest.mark.parametrize(
+    ("graph", "readers", "others"),
+    [
+        ("sim", ["sim_arm_node", "safety_node", "executor_node"], []),
+        ("robot", ["safety_node", "executor_node"], ["camera_node", "static_tf_node"]),
+    ],
+)
+def test_robot_description_points_every_reader_at_the_calibrated_copy(
+    tmp_path: Path, graph: str, readers: list[str], others: list[str]
+) -> None:
+    calibrated = tmp_path / "so101.calibrated.yaml"
+    shutil.copy(REPO / "config" / "robots" / "so101.yaml", calibrated)
+    proc = _dry_run(
+        graph,
+        "--robot-description",
+        str(calibrated),
+        "--set",
+        "safety_node.robot_description_path=/elsewhere.yaml",
+    )
+    assert proc.returncode == 0, proc.stderr
+    for node in readers:
+        expected = "/elsewhere.yaml" if node == "safety_node" else str(calibrated)  # --set wins
+        assert _param_of(proc.stdout, node, "robot_description_path") == expected, node
+    for node in others:
+        assert _param_of(proc.stdout, node, "robot_description_path") is None, node
+
+
+def test_robot_description_that_does_not_load_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("joints: 3\n")
+    proc = _dry_run("sim", "--robot-description", str(bad))
+    assert proc.returncode == 2
+    assert f"--robot-description '{bad}' does not load" in proc.stderr
+    proc = _dry_run("sim", "--robot-description", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 2
+    assert "missing.yaml" in proc.stderr

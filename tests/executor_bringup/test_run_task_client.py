@@ -1,15 +1,20 @@
-"""executor-run-task: argument validation and exit codes without a server."""
+"""executor-run-task: argument validation, exit codes, the heartbeat before the goal."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 
 import pytest
-from ros_helpers import REPO, fresh_domain_id
+from executor_interfaces.action import ExecuteTask
+from rclpy.action import ActionServer, GoalResponse
+from ros_helpers import REPO, RosSession, fresh_domain_id
+from std_msgs.msg import Empty
 
-from executor_bringup.run_task_client import parse_args
+from executor_bringup.qos import command_qos
+from executor_bringup.run_task_client import HEARTBEAT_LEAD_BEATS, parse_args
 
 
 def test_parse_args() -> None:
@@ -19,6 +24,8 @@ def test_parse_args() -> None:
         parse_args(["   "])
     with pytest.raises(SystemExit):
         parse_args(["go", "--timeout", "-1"])
+    with pytest.raises(SystemExit):
+        parse_args(["go", "--heartbeat-wait", "0"])
 
 
 @pytest.mark.ros
@@ -43,3 +50,91 @@ def test_exit_code_2_without_server() -> None:
     )
     assert proc.returncode == 2
     assert "no execute_task server in namespace '/nobody_here'" in proc.stderr
+
+
+def _client(domain: int, namespace: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "executor_bringup.run_task_client",
+            "put the red cube in the bowl",
+            "--namespace",
+            namespace,
+            "--timeout",
+            "20",
+            *extra,
+        ],
+        env={**os.environ, "ROS_DOMAIN_ID": str(domain)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+class ExecutorDouble:
+    """Test double of executor_node's action server; a heartbeat listener like safety_node's.
+
+    It records how many heartbeats had arrived when each goal came in.
+    """
+
+    def __init__(self, session: RosSession, namespace: str, listen: bool) -> None:
+        node = session.node("executor_double", namespace)
+        self.beats = 0
+        self.beats_at_goal: list[int] = []
+        if listen:
+            node.create_subscription(Empty, "heartbeat", self._on_beat, command_qos())
+        self.server = ActionServer(
+            node, ExecuteTask, "execute_task", self._execute, goal_callback=self._on_goal
+        )
+
+    def _on_beat(self, _msg: Empty) -> None:
+        self.beats += 1
+
+    def _on_goal(self, _goal: ExecuteTask.Goal) -> GoalResponse:
+        self.beats_at_goal.append(self.beats)
+        return GoalResponse.ACCEPT
+
+    def _execute(self, goal_handle: object) -> ExecuteTask.Result:
+        goal_handle.succeed()
+        return ExecuteTask.Result(success=True, message="double: done")
+
+
+@pytest.mark.ros
+def test_goal_is_sent_only_after_the_safety_node_heard_heartbeats() -> None:
+    domain = fresh_domain_id()
+    session = RosSession(domain)
+    try:
+        double = ExecutorDouble(session, "/hb_ok", listen=True)
+        proc = _client(domain, "/hb_ok")
+        assert proc.returncode == 0, proc.stderr
+        assert "success: True" in proc.stdout
+        assert len(double.beats_at_goal) == 1
+        # HEARTBEAT_LEAD_BEATS beats follow the match; the first may race discovery.
+        assert double.beats_at_goal[0] >= HEARTBEAT_LEAD_BEATS - 1
+    finally:
+        session.close()
+
+
+@pytest.mark.ros
+def test_no_heartbeat_subscriber_is_a_clear_bounded_error() -> None:
+    domain = fresh_domain_id()
+    session = RosSession(domain)
+    try:
+        double = ExecutorDouble(session, "/hb_nobody", listen=False)
+        t0 = time.monotonic()
+        proc = _client(domain, "/hb_nobody", "--heartbeat-wait", "1.5")
+        assert proc.returncode == 2
+        assert (
+            "operator heartbeat not heard: no subscriber on '/hb_nobody/heartbeat' after 1.5 s"
+            in (proc.stderr)
+        )
+        assert double.beats_at_goal == []  # no goal was sent
+        assert time.monotonic() - t0 < 30
+        # --no-heartbeat skips the wait (bench setups with heartbeat_timeout_s 0)
+        proc = _client(domain, "/hb_nobody", "--no-heartbeat")
+        assert proc.returncode == 0, proc.stderr
+        assert double.beats_at_goal == [0]
+    finally:
+        session.close()

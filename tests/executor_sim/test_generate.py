@@ -133,3 +133,13 @@ def test_config_and_cli_helpers() -> None:
         GenerateConfig(tasks=("fly",))
     with pytest.raises(ValueError, match=str(HELD_OUT_SEED_START)):
         GenerateConfig(seed=HELD_OUT_SEED_START - 1, num_episodes=5)
+
+
+def test_stale_cache_is_refused(tmp_path: Path) -> None:
+    from executor_sim.generate import rollout_all
+
+    cfg = _cfg(tmp_path / "ds")
+    cfg.cache_dir().mkdir(parents=True)
+    (cfg.cache_dir() / "cache_signature.json").write_text('{"scene": "old"}\n')
+    with pytest.raises(SystemExit, match="another config or scene version"):
+        rollout_all(cfg, progress=False)

@@ -104,6 +104,30 @@ def test_type_hashes_equal_upstream_control_msgs() -> None:
         assert hashes[type_name] == expected, type_name
 
 
+# tf2_msgs (TFMessage only): the hash upstream geometry2 generates for the same definition.
+UPSTREAM_TF_MESSAGE_HASH = "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087"
+
+
+def test_tf_message_matches_upstream_tf2_msgs() -> None:
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.serialization import deserialize_message, serialize_message
+    from tf2_msgs.msg import TFMessage
+
+    assert list(TFMessage.get_fields_and_field_types().items()) == [
+        ("transforms", "sequence<geometry_msgs/TransformStamped>")
+    ]
+    data = json.loads((SHARE / "tf2_msgs" / "msg" / "TFMessage.json").read_text())
+    hashes = {h["type_name"]: h["hash_string"] for h in data["type_hashes"]}
+    assert hashes["tf2_msgs/msg/TFMessage"] == UPSTREAM_TF_MESSAGE_HASH
+    tf = TransformStamped(child_frame_id="camera_optical_frame")
+    tf.header.frame_id = "gripper_link"
+    tf.transform.translation.x = 0.0125
+    tf.transform.rotation.w = 1.0
+    back = deserialize_message(serialize_message(TFMessage(transforms=[tf])), TFMessage)
+    assert back.transforms[0].child_frame_id == "camera_optical_frame"
+    assert back.transforms[0].transform.translation.x == 0.0125
+
+
 def test_executor_interfaces_round_trip_through_cdr() -> None:
     from executor_interfaces.action import ExecuteTask
     from executor_interfaces.msg import SafetyStatus
@@ -134,7 +158,8 @@ def test_rebuild_is_skipped_when_nothing_changed() -> None:
     assert first.returncode == 0, first.stderr
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr
-    assert second.stderr.count("up to date (stamp matches)") == 2, second.stderr
+    # control_msgs, tf2_msgs, executor_interfaces
+    assert second.stderr.count("up to date (stamp matches)") == 3, second.stderr
 
 
 SERVER = textwrap.dedent(

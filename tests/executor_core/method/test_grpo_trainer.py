@@ -33,7 +33,8 @@ class BrightnessJudgeDouble:
 
 
 def _cfg(items_dir: Path, out: Path, **kw: object) -> GRPOConfig:
-    return replace(PRESETS["debug"], items=items_dir, output_dir=out, **kw)
+    # init_pipeline=None: a fresh random debug model, whatever outputs/ holds
+    return replace(PRESETS["debug"], items=items_dir, output_dir=out, init_pipeline=None, **kw)
 
 
 def test_pick_items_is_a_function_of_step() -> None:
@@ -150,4 +151,4 @@ def test_lora_trains_only_the_adapter_and_exports_fused(
         if not torch.equal(p, dict(base.named_parameters())[n])
     ]
     assert changed
-    assert all("attn" in n for n in changed)
+    assert all("attn" in n for n in changed), changed

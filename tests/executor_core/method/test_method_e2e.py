@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from executor_core.method import demo_generation, distill, evaluate, grpo_trainer, report
 from executor_core.method.closed_loop import ClosedLoopConfig
@@ -102,3 +104,28 @@ def test_debug_pipeline_end_to_end(debug_items: Path, tmp_path: Path) -> None:
     assert (eval_dir / "worldtasks.png").is_file()
     assert (eval_dir / "grpo_reward.png").is_file()
     assert list((eval_dir / "closed_loop_videos" / "executor_rl").glob("*-imagined.mp4"))
+
+
+def test_distillation_resumes_from_its_checkpoint(
+    debug_items: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The distillation entry point: 2 debug steps, then a rerun with 3 resumes at step 2."""
+    dataset = demo_generation.run_generate(
+        replace(
+            demo_generation.PRESETS["debug"],
+            items=debug_items,
+            output_dir=tmp_path / "d",
+            judge_demos=False,
+        )
+    )
+    cfg = replace(distill.PRESETS["debug"], demos=dataset, output_dir=tmp_path / "distilled")
+    distill.run_distill(cfg)
+    ckpts = sorted(p.name for p in (tmp_path / "distilled" / "checkpoints").glob("step-*"))
+    assert ckpts[-1] == "step-000002"
+    with caplog.at_level(logging.INFO, logger="executor_core.executor.train_executor"):
+        distill.run_distill(replace(cfg, max_steps=3))
+    assert "step-000002 at step 2" in caplog.text  # resumed, not restarted
+    state = json.loads(
+        (tmp_path / "distilled" / "checkpoints" / "step-000003" / "trainer_state.json").read_text()
+    )
+    assert state["step"] == 3
