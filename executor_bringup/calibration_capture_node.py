@@ -27,6 +27,7 @@ from sensor_msgs.msg import Image
 from calibration.intrinsics import CalibrationError, IntrinsicsResult
 from calibration.intrinsics_cli import PRESETS as INTRINSICS_PRESETS
 from calibration.intrinsics_cli import IntrinsicsCliConfig, StreamCalibrator
+from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.image_conversion import ImageConversionError, image_to_array
 from executor_bringup.qos import sensor_qos
 from executor_core.config_cli import ConfigError, parse_config
@@ -115,6 +116,7 @@ class CalibrationCaptureNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     argv = list(sys.argv if args is None else args)
+    apply_default_transports()  # before rclpy.init: every process must agree
     rclpy.init(args=argv)
     # Our options are what rclpy leaves after removing --ros-args ... sections.
     ours = rclpy.utilities.remove_ros_args(argv)[1:]

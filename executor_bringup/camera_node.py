@@ -31,6 +31,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CameraInfo, Image
 
 from calibration.camera_info_io import CameraInfoData, load_camera_info
+from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.image_conversion import fill_image_msg
 from executor_bringup.qos import sensor_qos
 
@@ -214,6 +215,7 @@ class CameraNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    apply_default_transports()  # before rclpy.init: every process must agree
     rclpy.init(args=args if args is not None else sys.argv)
     node = CameraNode()
     executor = SingleThreadedExecutor()

@@ -51,6 +51,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from calibration.camera_info_io import load_camera_info
 from calibration.rectify import Rectifier
+from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.process_exit import exit_process_now
 from executor_bringup.qos import command_qos, sensor_qos
@@ -457,6 +458,7 @@ class ExecutorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
+    apply_default_transports()  # before rclpy.init: every process must agree
     rclpy.init(args=args if args is not None else sys.argv)
     torch.set_num_threads(max(1, torch.get_num_threads() // 2))
     try:

@@ -17,7 +17,7 @@ line or config.
 Environment of the nodes: ours, plus ``ROS_DOMAIN_ID`` from ``--domain-id`` and
 ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` unless already set (camera images need it:
 measured 640x480 rgb8 at 30 Hz, Fast DDS's default UDP transport delivered 7 Hz with 1284
-drops, LARGE_DATA 29.97 Hz with none).
+drops, LARGE_DATA 29.97 Hz with none; see ``executor_bringup.dds_transport``).
 
 ``--robot-description`` points every node that has a ``robot_description_path``
 parameter (in its parameter files) at one description, e.g. the calibrated copy written
@@ -49,15 +49,12 @@ from executor_bringup.bringup_config import (
     default_config_path,
     load_bringup_config,
 )
+from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.interfaces_env import InterfacesMissingError, require_ros_modules
 from executor_core.robot_description import RobotDescription
 
 logger = logging.getLogger(__name__)
 
-# Fast DDS builtin transports for the nodes unless the user chose: shared memory for large
-# samples (images) instead of UDP fragments, which drop most frames on a busy host.
-FASTDDS_TRANSPORTS_ENV = "FASTDDS_BUILTIN_TRANSPORTS"
-FASTDDS_TRANSPORTS_DEFAULT = "LARGE_DATA"
 ROBOT_DESCRIPTION_PARAM = "robot_description_path"
 
 EXIT_OK = 0
@@ -100,8 +97,7 @@ def node_environment(base: dict[str, str], domain_id: int | None) -> dict[str, s
     env = dict(base)
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
-    if not env.get(FASTDDS_TRANSPORTS_ENV):
-        env[FASTDDS_TRANSPORTS_ENV] = FASTDDS_TRANSPORTS_DEFAULT
+    apply_default_transports(env)  # see dds_transport: all processes must agree
     return env
 
 

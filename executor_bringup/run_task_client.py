@@ -25,6 +25,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Empty
 
+from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.qos import command_qos
 
 HEARTBEAT_PERIOD_S = 0.1
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ros_args = argv[argv.index("--ros-args") :] if "--ros-args" in argv else []
     args = parse_args(argv[: len(argv) - len(ros_args)])
+    apply_default_transports()  # before rclpy.init: every process must agree
     rclpy.init(args=["run_task_client", *ros_args])
     try:
         code = run(args)

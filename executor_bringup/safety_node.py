@@ -43,6 +43,7 @@ from std_msgs.msg import Bool, Empty
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
+from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.qos import command_qos, sensor_qos, status_qos
 from executor_bringup.trajectory_conversion import msg_arrays
 from executor_core.robot_description import RobotDescription, default_robot_path
@@ -309,6 +310,7 @@ class SafetyNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
+    apply_default_transports()  # before rclpy.init: every process must agree
     rclpy.init(args=args if args is not None else sys.argv)
     try:
         node = SafetyNode()

@@ -43,6 +43,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
+from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.image_conversion import fill_image_msg
 from executor_bringup.process_exit import exit_process_now
 from executor_bringup.qos import command_qos, sensor_qos
@@ -579,6 +580,7 @@ class SimArmNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
+    apply_default_transports()  # before rclpy.init: every process must agree
     rclpy.init(args=args if args is not None else sys.argv)
     node = SimArmNode()
     executor = MultiThreadedExecutor(num_threads=4)

@@ -29,6 +29,7 @@ from tf2_msgs.msg import TFMessage
 
 from calibration.handeye_io import StaticTransform, load_handeye_result
 from calibration.transforms import quaternion_xyzw_from_rotation
+from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.qos import status_qos
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class StaticTfNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
+    apply_default_transports()  # before rclpy.init: every process must agree
     rclpy.init(args=args if args is not None else sys.argv)
     try:
         node = StaticTfNode()

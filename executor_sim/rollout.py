@@ -6,6 +6,7 @@ the parent alone writes the LeRobotDataset (its writer is not multi-process safe
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +27,6 @@ class Episode:
     metadata: dict[str, Any]  # task texts, scene, seed, success, expert_done_frame
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
-        import json
-
         return {
             "images": self.images,
             "states_rad": self.states_rad,
@@ -37,8 +36,6 @@ class Episode:
 
     @classmethod
     def from_npz(cls, data: Any) -> Episode:
-        import json
-
         return cls(
             images=data["images"],
             states_rad=data["states_rad"],

@@ -21,6 +21,7 @@ from typing import Literal
 
 TextEncoderKind = Literal["minilm", "t5", "tiny-random"]
 Space = Literal["pixel", "latent"]
+Prediction = Literal["velocity", "sample"]
 DType = Literal["float32", "bfloat16", "float16"]
 
 
@@ -94,6 +95,12 @@ class ExecutorModelConfig:
     text_dim: int = 384  # width of the text encoder's hidden states (MiniLM: 384)
     max_text_tokens: int = 112  # the sim's 6-step solutions are <= 100 MiniLM tokens
     flow_shift: float = 3.0  # timestep shift of the flow-matching schedule (Wan uses 3-5)
+    # What the transformer outputs. In pixel space with 8x8 patches a token is narrower than
+    # its patch (160 < 2*8*8*3), so it cannot carry the noise that a velocity contains:
+    # velocity prediction leaves the initial noise in the video (measured). It predicts the
+    # clean video instead ("sample") and the pipeline converts it to a velocity.
+    # Pretrained Wan checkpoints predict "velocity".
+    prediction: Prediction = "sample"
     num_inference_steps: int = 8
     guidance_scale: float = 1.0  # > 1 turns classifier-free guidance on (2 passes per step)
     # Real scale only: a diffusers-format folder (model_index.json, transformer/, vae/, ...).
@@ -131,6 +138,8 @@ class ExecutorModelConfig:
                 f"text_dim and max_text_tokens must be > 0, got {self.text_dim!r}, "
                 f"{self.max_text_tokens!r}"
             )
+        if self.prediction not in ("velocity", "sample"):
+            raise ValueError(f"prediction must be 'velocity' or 'sample', got {self.prediction!r}")
         if self.flow_shift <= 0:
             raise ValueError(f"flow_shift must be > 0, got {self.flow_shift!r}")
         if self.num_inference_steps <= 0:
@@ -187,6 +196,7 @@ WAN21_I2V_14B_480P = ExecutorModelConfig(
     ),
     text_encoder="t5",
     text_dim=4096,
+    prediction="velocity",
     max_text_tokens=512,
     flow_shift=3.0,
     num_inference_steps=40,

@@ -88,6 +88,7 @@ def build_pipeline(cfg: ExecutorModelConfig, seed: int = 0) -> ExecutorVideoPipe
         num_inference_steps=cfg.num_inference_steps,
         guidance_scale=cfg.guidance_scale,
         text_encoder_package="minilm" if cfg.text_encoder == "minilm" else None,
+        prediction=cfg.prediction,
     )
 
 

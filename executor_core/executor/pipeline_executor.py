@@ -104,6 +104,7 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         num_inference_steps: int = 10,
         guidance_scale: float = 1.0,
         text_encoder_package: str | None = None,
+        prediction: str = "velocity",
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -124,6 +125,7 @@ class ExecutorVideoPipeline(DiffusionPipeline):
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
             text_encoder_package=text_encoder_package,
+            prediction=prediction,
         )
 
     # ----------------------------------------------------------------------------- geometry
@@ -257,6 +259,20 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         noise = [torch.randn(shape[1:], generator=g, dtype=torch.float32) for g in generators]
         return torch.stack(noise).to(device=device, dtype=self.transformer.dtype)
 
+    def to_velocity(
+        self, output: torch.Tensor, latents: torch.Tensor, timestep: torch.Tensor
+    ) -> torch.Tensor:
+        """The transformer's output as a velocity ``noise - x_0``.
+
+        ``prediction == "sample"``: the output is ``x_0`` and ``v = (x_t - x_0) / sigma``
+        (sigma > 0 at every sampling step of the schedule).
+        """
+        if self.config.get("prediction", "velocity") == "velocity":
+            return output
+        sigma = (timestep.float() / self.scheduler.config.num_train_timesteps).to(output.device)
+        sigma = sigma.reshape(-1, *([1] * (output.ndim - 1)))
+        return (latents.float() - output.float()) / sigma
+
     def predict_velocity(
         self,
         latents: torch.Tensor,
@@ -284,14 +300,16 @@ class ExecutorVideoPipeline(DiffusionPipeline):
                 return_dict=False,
             )[0]
             cond, free = both.chunk(2)
-            return free + guidance_scale * (cond - free)
-        return self.transformer(
-            hidden_states=model_input,
-            timestep=t,
-            encoder_hidden_states=prompt_embeds,
-            encoder_hidden_states_image=image_embeds,
-            return_dict=False,
-        )[0]
+            out = free + guidance_scale * (cond - free)
+        else:
+            out = self.transformer(
+                hidden_states=model_input,
+                timestep=t,
+                encoder_hidden_states=prompt_embeds,
+                encoder_hidden_states_image=image_embeds,
+                return_dict=False,
+            )[0]
+        return self.to_velocity(out, latents, t).to(latents.dtype)
 
     # ---------------------------------------------------------------------------------- call
     @torch.no_grad()

@@ -167,7 +167,12 @@ def flow_matching_loss(
         encoder_hidden_states=text_embeds,
         return_dict=False,
     )[0]
-    err = (pred.float() - (noise - x0).float()) ** 2
+    if pipe.config.get("prediction", "velocity") == "sample":
+        # x_0-prediction with the velocity loss: (v_hat - v) = (x_0 - x0_hat) / sigma; sigma
+        # clamped at 0.05 so nearly clean inputs do not dominate.
+        err = ((x0.float() - pred.float()) / s.float().clamp(min=0.05)) ** 2
+    else:
+        err = (pred.float() - (noise - x0).float()) ** 2
     return err[:, :, 1:].mean()  # frame 0 is the given first frame
 
 
@@ -374,6 +379,7 @@ def build_training_pipeline(cfg: TrainConfig) -> ExecutorVideoPipeline:
         num_inference_steps=cfg.model.num_inference_steps,
         guidance_scale=cfg.model.guidance_scale,
         text_encoder_package="minilm" if cfg.model.text_encoder == "minilm" else None,
+        prediction=cfg.model.prediction,
     )
 
 

@@ -2,6 +2,9 @@
 
 Every test module gets its own ROS_DOMAIN_ID (derived from the pid, so parallel pytest
 runs of other engineers on this machine do not cross-talk) and its own rclpy context.
+The test process and every node process it starts use the stack's Fast DDS transports
+(LARGE_DATA, ``executor_bringup.dds_transport``): the production setting, and one that
+does not talk to default-transport participants at all.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 
+from executor_bringup.dds_transport import apply_default_transports
+
 REPO = Path(__file__).resolve().parents[2]
+apply_default_transports()  # before any rclpy.init of this process; inherited by children
 _counter = [0]
 
 

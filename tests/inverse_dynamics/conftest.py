@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Offscreen rendering for the replay test; set before any test module imports mujoco.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 from idm_synthetic import write_synthetic_dataset
