@@ -10,6 +10,7 @@ Targets: < 10 ms per chunk at batch 1 on the CPU for the default model.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -37,7 +38,7 @@ class BenchIDMConfig:
     batch_size: int = 64
     evaluate: bool = True  # held-out error + replay success (needs the dataset)
     eval_max_episodes: int | None = None
-    eval_fresh_episodes: int = 90  # extra replays on held-out seeds (see evaluate_idm)
+    eval_fresh_episodes: int = 60  # extra replays on held-out seeds (see evaluate_idm)
 
     def __post_init__(self) -> None:
         if self.latency_iters < 10 or self.train_steps < 2 or self.batch_size < 1:
@@ -76,10 +77,12 @@ def bench_latency(policy: InverseDynamicsPolicy, iters: int) -> None:
             policy.predict_chunk(x, q)
             times_ms.append((time.perf_counter() - t0) * 1e3)
         p50, p99 = np.percentile(times_ms, [50, 99])
-        verdict = "meets" if p99 < LATENCY_TARGET_MS else "misses"
+        verdict = {True: "meets", False: "misses"}
+        # The load average is printed because p99 on a shared CPU measures the neighbours.
         print(
-            f"latency per chunk, batch 1, {label}, head={c.head}: p50 {p50:.2f} ms, "
-            f"p99 {p99:.2f} ms ({verdict} the {LATENCY_TARGET_MS:.0f} ms target)"
+            f"latency per chunk, batch 1, {label}, head={c.head}: p50 {p50:.2f} ms "
+            f"({verdict[p50 < LATENCY_TARGET_MS]} {LATENCY_TARGET_MS:.0f} ms), p99 {p99:.2f} ms "
+            f"({verdict[p99 < LATENCY_TARGET_MS]}), CPU load average {os.getloadavg()[0]:.1f}"
         )
 
 

@@ -8,7 +8,8 @@ for the arm, while the goal's execute callback just waits for the worker's verdi
 Policy:
 - One goal at a time: a goal that arrives while another is running is rejected.
 - The latest ``image_raw`` is used only if younger than ``max_image_age_s`` (its header
-  stamp against this node's clock); otherwise the goal aborts naming the age. Malformed
+  stamp against this node's clock); otherwise the goal aborts naming the age. Before the
+  first image a goal waits up to ``max_image_age_s`` for it. Malformed
   images are rejected at the subscription (logged, counted) and never reach a model.
 - ``output_mode`` ``action`` sends FollowJointTrajectory goals to
   ``<controller_name>/follow_joint_trajectory`` (the safety node's proxy by default);
@@ -384,13 +385,20 @@ class ExecutorNode(Node):
             raise GoalAborted("goal_timeout_s exceeded")
 
     def _fresh_image(self) -> np.ndarray:
-        with self._lock:
-            image, stamp_s = self._image, self._image_stamp_s
+        limit = self.get_parameter("max_image_age_s").value
+        # A goal right after startup may beat the camera's discovery: give the first frame
+        # as long as a frame may be old, then abort naming the reason.
+        first_deadline = time.monotonic() + limit
+        while True:
+            with self._lock:
+                image, stamp_s = self._image, self._image_stamp_s
+            if image is not None or time.monotonic() > first_deadline:
+                break
+            time.sleep(0.02)
         if image is None:
             why = f" (last one rejected: {self.last_image_error})" if self.last_image_error else ""
             raise GoalAborted(f"no valid image received on image_raw yet{why}")
         age_s = self.get_clock().now().nanoseconds * 1e-9 - stamp_s
-        limit = self.get_parameter("max_image_age_s").value
         if age_s > limit:
             raise GoalAborted(f"stale image: age {age_s:.3f} s > max_image_age_s {limit:.3f}")
         return np.ascontiguousarray(image)

@@ -4,11 +4,12 @@
 
 While the goal runs the client publishes the operator heartbeat (the safety node's
 dead-man) at 10 Hz, so motion stops if this process dies. The goal is sent only once the
-heartbeat publisher has matched a subscriber (the safety node) and ``HEARTBEAT_LEAD_BEATS``
-beats went out after that, so the safety node has heard the operator before the first
-trajectory arrives (bounded by ``--heartbeat-wait``). Ctrl-C cancels the goal.
-Exit code: 0 success, 1 goal failed/rejected/canceled, 2 no server or no heartbeat
-subscriber, 3 timed out.
+safety node's latched ``safety_status`` reports ``heartbeat_ok`` (and the heartbeat has a
+matched subscriber and ``HEARTBEAT_LEAD_BEATS`` beats went out), so the safety node has
+heard the operator before the first trajectory arrives (bounded by ``--heartbeat-wait``).
+Ctrl-C cancels the goal.
+Exit code: 0 success, 1 goal failed/rejected/canceled, 2 no server or the heartbeat not
+confirmed, 3 timed out.
 """
 
 from __future__ import annotations
@@ -20,27 +21,36 @@ import time
 
 import rclpy
 from executor_interfaces.action import ExecuteTask
+from executor_interfaces.msg import SafetyStatus
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Empty
 
 from executor_bringup.dds_transport import apply_default_transports
-from executor_bringup.qos import command_qos
+from executor_bringup.qos import command_qos, status_qos
 
 HEARTBEAT_PERIOD_S = 0.1
-# Beats published after the subscriber matched, before the goal: the first one can race
-# the subscriber's own side of discovery; a few at 10 Hz cost 0.3 s.
+# Beats published after the subscriber matched, on top of the safety node's confirmation.
 HEARTBEAT_LEAD_BEATS = 3
 
 
 class Heartbeat:
-    """The operator heartbeat: a 10 Hz timer, counting what it published."""
+    """The operator heartbeat (10 Hz) and the safety node's view of it (``safety_status``).
+
+    A matched subscription alone is not enough: the safety node may not have matched our
+    writer yet, and a volatile reader drops what came before (measured: goals rejected
+    with "no operator heartbeat received yet" after 3 beats to a matched subscriber). So
+    the goal waits until the safety node's latched ``SafetyStatus`` says ``heartbeat_ok``.
+    """
 
     def __init__(self, node: Node) -> None:
         self.publisher = node.create_publisher(Empty, "heartbeat", command_qos())
         self._lock = threading.Lock()
         self.beats = 0
+        self.status: SafetyStatus | None = None
+        self._status_topic = node.resolve_topic_name("safety_status")
+        node.create_subscription(SafetyStatus, "safety_status", self._on_status, status_qos())
         node.create_timer(HEARTBEAT_PERIOD_S, self._beat)
 
     def _beat(self) -> None:
@@ -48,12 +58,20 @@ class Heartbeat:
         with self._lock:
             self.beats += 1
 
+    def _on_status(self, msg: SafetyStatus) -> None:
+        with self._lock:
+            self.status = msg
+
     def beats_sent(self) -> int:
         with self._lock:
             return self.beats
 
+    def heard(self) -> bool:
+        with self._lock:
+            return self.status is not None and self.status.heartbeat_ok
+
     def wait_until_heard(self, timeout_s: float, lead_beats: int = HEARTBEAT_LEAD_BEATS) -> str:
-        """Block until a subscriber matched and ``lead_beats`` beats followed; '' or why not."""
+        """Block until the safety node reports our heartbeat; '' or why not (bounded)."""
         deadline = time.monotonic() + timeout_s
         while self.publisher.get_subscription_count() == 0:
             if time.monotonic() > deadline:
@@ -63,11 +81,15 @@ class Heartbeat:
                 )
             time.sleep(0.02)
         target = self.beats_sent() + lead_beats
-        while self.beats_sent() < target:
+        while self.beats_sent() < target or not self.heard():
             if time.monotonic() > deadline:
+                with self._lock:
+                    status = self.status
+                if status is None:
+                    return f"no SafetyStatus on {self._status_topic!r} within {timeout_s} s"
                 return (
-                    f"only {self.beats_sent() - target + lead_beats} of {lead_beats} heartbeats "
-                    f"published on {self.publisher.topic_name!r} within {timeout_s} s"
+                    f"the safety node did not report heartbeat_ok within {timeout_s} s "
+                    f"({self.beats_sent()} beats sent on {self.publisher.topic_name!r})"
                 )
             time.sleep(0.02)
         return ""

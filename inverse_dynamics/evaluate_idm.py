@@ -81,7 +81,7 @@ class EvalIDMConfig:
 
 PRESETS: dict[str, EvalIDMConfig] = {
     "debug": EvalIDMConfig(max_episodes=2, settle_steps=2),
-    "full": EvalIDMConfig(fresh_episodes=90),
+    "full": EvalIDMConfig(fresh_episodes=60),
 }
 
 

@@ -293,3 +293,59 @@ def load_clip_cache(path: str | Path) -> ClipCache:
             texts=json.loads(bytes(data["texts"]).decode()),
             text_field=bytes(data["text_field"]).decode(),
         )
+
+
+@dataclass(frozen=True)
+class ClipCacheConfig:
+    """``python -m executor_core.executor.clips_executor``: datasets -> one clip cache."""
+
+    dataset_roots: tuple[Path, ...] = ()
+    out: Path = Path("outputs/clips.npz")
+    text_field: str = "solution"
+    model_preset: str = "sim"  # frames, stride, size, text encoder and token count from here
+    compact: bool = False  # 5-bit frames + int8 embeddings (to carry to a GPU machine)
+
+    def __post_init__(self) -> None:
+        if self.text_field not in ("solution", "prompt"):
+            raise ValueError(f"text_field must be 'solution' or 'prompt', got {self.text_field!r}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    from executor_core.config_cli import parse_config
+    from executor_core.executor.configuration_executor import MODEL_PRESETS
+    from executor_core.executor.modeling_executor import build_text_components
+    from executor_core.text_encoding import encode_text
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    cfg = parse_config(
+        ClipCacheConfig,
+        sys.argv[1:] if argv is None else argv,
+        {"debug": ClipCacheConfig(model_preset="debug")},
+    )
+    if not cfg.dataset_roots:
+        raise ValueError("give --dataset_roots=DIR1,DIR2")
+    model = MODEL_PRESETS[cfg.model_preset]
+    tokenizer, encoder = build_text_components(model)
+    caches = [
+        build_clip_cache(
+            root,
+            cfg.text_field,
+            model.num_frames,
+            model.frame_stride,
+            model.size_px,
+            lambda t: encode_text(tokenizer, encoder, t, model.max_text_tokens),
+        )
+        for root in cfg.dataset_roots
+    ]
+    merged = merge_clip_caches(caches)
+    write_clip_cache(merged, cfg.out, compact=cfg.compact)
+    print(
+        f"{len(merged)} clips, {len(merged.texts)} distinct texts -> {cfg.out} "
+        f"({cfg.out.stat().st_size / 2**20:.1f} MiB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ directly.
 from __future__ import annotations
 
 import array
+import time
 
 import numpy as np
 import pytest
@@ -142,3 +143,35 @@ def test_replans_until_max_replans(graph) -> None:
     assert "after 2 replan(s)" in res.result.message
     assert len(sent) == before + 3  # one trajectory per (re)plan
     assert res.result.imagined_video_path.endswith("_2.mp4")
+
+
+def test_goal_right_after_startup_waits_for_the_first_image(tmp_path) -> None:
+    session = RosSession(fresh_domain_id())
+    try:
+        node = session.add(
+            ExecutorNode(
+                namespace="/first_image",
+                context=session.context,
+                parameter_overrides=[
+                    Parameter("output_mode", value="topic"),
+                    Parameter("max_image_age_s", value=3.0),
+                    Parameter("settle_timeout_s", value=0.1),
+                    Parameter("video_dir", value=str(tmp_path)),
+                ],
+            )
+        )
+        probe = session.node("probe", "/first_image")
+        image_pub = probe.create_publisher(Image, "image_raw", sensor_qos())
+        client = ActionClient(probe, ExecuteTask, "execute_task")
+        assert client.wait_for_server(timeout_sec=20)
+        wait_for(lambda: probe.count_subscribers("image_raw") == 1, 10, "image subscription")
+        handle = result_of(client.send_goal_async(ExecuteTask.Goal(task_prompt="wait")), 10)
+        time.sleep(0.5)  # the goal is waiting for a first frame now
+        image_pub.publish(_image(node.get_clock().now().to_msg()))
+        res = result_of(handle.get_result_async(), 30)
+        # It got past the image (verification fails: nobody moves the arm here).
+        assert "no valid image" not in res.result.message
+        assert "arm did not reach the last point" in res.result.message
+    finally:
+        node.shutdown_worker()
+        session.close()

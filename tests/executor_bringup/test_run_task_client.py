@@ -9,12 +9,13 @@ import time
 
 import pytest
 from executor_interfaces.action import ExecuteTask
+from executor_interfaces.msg import SafetyStatus
 from rclpy.action import ActionServer, GoalResponse
 from ros_helpers import REPO, RosSession, fresh_domain_id
 from std_msgs.msg import Empty
 
-from executor_bringup.qos import command_qos
-from executor_bringup.run_task_client import HEARTBEAT_LEAD_BEATS, parse_args
+from executor_bringup.qos import command_qos, status_qos
+from executor_bringup.run_task_client import parse_args
 
 
 def test_parse_args() -> None:
@@ -73,16 +74,21 @@ def _client(domain: int, namespace: str, *extra: str) -> subprocess.CompletedPro
     )
 
 
-class ExecutorDouble:
-    """Test double of executor_node's action server; a heartbeat listener like safety_node's.
+class GraphDouble:
+    """Test doubles of executor_node's action server and of safety_node's heartbeat side.
 
-    It records how many heartbeats had arrived when each goal came in.
+    The safety double reports ``heartbeat_ok`` on its latched ``safety_status`` once a
+    beat arrived (``confirm``), or never; the executor double records how many beats
+    the safety double had received when each goal came in.
     """
 
-    def __init__(self, session: RosSession, namespace: str, listen: bool) -> None:
-        node = session.node("executor_double", namespace)
+    def __init__(self, session: RosSession, namespace: str, listen: bool, confirm: bool) -> None:
+        node = session.node("graph_double", namespace)
         self.beats = 0
         self.beats_at_goal: list[int] = []
+        self._confirm = confirm
+        self._status = node.create_publisher(SafetyStatus, "safety_status", status_qos())
+        self._status.publish(SafetyStatus(heartbeat_ok=False))
         if listen:
             node.create_subscription(Empty, "heartbeat", self._on_beat, command_qos())
         self.server = ActionServer(
@@ -91,6 +97,8 @@ class ExecutorDouble:
 
     def _on_beat(self, _msg: Empty) -> None:
         self.beats += 1
+        if self.beats == 1 and self._confirm:
+            self._status.publish(SafetyStatus(heartbeat_ok=True))
 
     def _on_goal(self, _goal: ExecuteTask.Goal) -> GoalResponse:
         self.beats_at_goal.append(self.beats)
@@ -106,35 +114,42 @@ def test_goal_is_sent_only_after_the_safety_node_heard_heartbeats() -> None:
     domain = fresh_domain_id()
     session = RosSession(domain)
     try:
-        double = ExecutorDouble(session, "/hb_ok", listen=True)
+        double = GraphDouble(session, "/hb_ok", listen=True, confirm=True)
         proc = _client(domain, "/hb_ok")
         assert proc.returncode == 0, proc.stderr
         assert "success: True" in proc.stdout
         assert len(double.beats_at_goal) == 1
-        # HEARTBEAT_LEAD_BEATS beats follow the match; the first may race discovery.
-        assert double.beats_at_goal[0] >= HEARTBEAT_LEAD_BEATS - 1
+        # heartbeat_ok came after a beat, and HEARTBEAT_LEAD_BEATS were published
+        assert double.beats_at_goal[0] >= 1
     finally:
         session.close()
 
 
 @pytest.mark.ros
-def test_no_heartbeat_subscriber_is_a_clear_bounded_error() -> None:
+def test_unconfirmed_heartbeat_is_a_clear_bounded_error() -> None:
     domain = fresh_domain_id()
     session = RosSession(domain)
     try:
-        double = ExecutorDouble(session, "/hb_nobody", listen=False)
+        deaf = GraphDouble(session, "/hb_nobody", listen=False, confirm=False)
         t0 = time.monotonic()
         proc = _client(domain, "/hb_nobody", "--heartbeat-wait", "1.5")
         assert proc.returncode == 2
         assert (
             "operator heartbeat not heard: no subscriber on '/hb_nobody/heartbeat' after 1.5 s"
-            in (proc.stderr)
+            in proc.stderr
         )
-        assert double.beats_at_goal == []  # no goal was sent
+        assert deaf.beats_at_goal == []  # no goal was sent
         assert time.monotonic() - t0 < 30
         # --no-heartbeat skips the wait (bench setups with heartbeat_timeout_s 0)
         proc = _client(domain, "/hb_nobody", "--no-heartbeat")
         assert proc.returncode == 0, proc.stderr
-        assert double.beats_at_goal == [0]
+        assert deaf.beats_at_goal == [0]
+
+        silent = GraphDouble(session, "/hb_silent", listen=True, confirm=False)
+        proc = _client(domain, "/hb_silent", "--heartbeat-wait", "1.5")
+        assert proc.returncode == 2
+        assert "the safety node did not report heartbeat_ok within 1.5 s" in proc.stderr
+        assert silent.beats > 0
+        assert silent.beats_at_goal == []
     finally:
         session.close()
