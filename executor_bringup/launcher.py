@@ -15,9 +15,8 @@ own (its name and exit code are reported, the others are stopped); 2 for a bad c
 line or config.
 
 Environment of the nodes: ours, plus ``ROS_DOMAIN_ID`` from ``--domain-id`` and
-``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` unless already set (camera images need it:
-measured 640x480 rgb8 at 30 Hz, Fast DDS's default UDP transport delivered 7 Hz with 1284
-drops, LARGE_DATA 29.97 Hz with none; see ``executor_bringup.dds_transport``).
+``FASTDDS_BUILTIN_TRANSPORTS`` (the stack's one default, see
+``executor_bringup.dds_transport``) unless already set, so that all processes agree.
 
 ``--robot-description`` points every node that has a ``robot_description_path``
 parameter (in its parameter files) at one description, e.g. the calibrated copy written

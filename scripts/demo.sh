@@ -13,7 +13,7 @@ export ROS_DOMAIN_ID="$DOMAIN_ID"
 # The same Fast DDS transports as the nodes (executor_bringup/dds_transport.py): the
 # camera wait below is a plain rclpy process, and LARGE_DATA and default participants do
 # not discover each other.
-export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
+export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-DEFAULT}"
 
 [[ -x .venv/bin/executor-bringup ]] || { echo "demo: run scripts/install.sh first" >&2; exit 2; }
 

@@ -3,8 +3,7 @@
 Every test module gets its own ROS_DOMAIN_ID (derived from the pid, so parallel pytest
 runs of other engineers on this machine do not cross-talk) and its own rclpy context.
 The test process and every node process it starts use the stack's Fast DDS transports
-(LARGE_DATA, ``executor_bringup.dds_transport``): the production setting, and one that
-does not talk to default-transport participants at all.
+(``executor_bringup.dds_transport``): the production setting.
 """
 
 from __future__ import annotations

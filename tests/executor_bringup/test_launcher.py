@@ -173,8 +173,8 @@ def test_ctrl_c_stops_every_node_and_exits_zero(world: dict[str, Path]) -> None:
         "label:=hello",
     ]
     assert alpha["domain_id"] == beta["domain_id"] == "42"
-    # not set by the user: shared memory for large samples (camera images)
-    assert alpha["fastdds_transports"] == beta["fastdds_transports"] == "LARGE_DATA"
+    # not set by the user: the stack's one default, the same for every node
+    assert alpha["fastdds_transports"] == beta["fastdds_transports"] == "DEFAULT"
     for name, record in started.items():
         assert _gone(record["pid"]), f"{name} (pid {record['pid']}) still running"
         final = json.loads((world["records"] / f"{name}.json").read_text())
