@@ -1,6 +1,6 @@
 """Evaluate an IDM checkpoint: held-out action error and replay success in the simulator.
 
-    idm-evaluate --checkpoint checkpoints/idm_sim --dataset_root data/sim_v1
+    executor-idm-evaluate --checkpoint checkpoints/idm_sim --dataset_root data/sim_v1
 
 1. **Action error** on the held-out episodes (the split saved with the checkpoint's training
    config): mean absolute error per joint in radians, with and without the joint state.

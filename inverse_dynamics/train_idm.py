@@ -1,6 +1,6 @@
 """Train the IDM on a LeRobotDataset v3 (simulated or real teleoperation, same joint space).
 
-    idm-train --preset sim_cpu --dataset_root data/sim_v1 --output_dir outputs/idm_sim
+    executor-idm-train --preset sim_cpu --dataset_root data/sim_v1 --output_dir outputs/idm_sim
     accelerate launch -m inverse_dynamics.train_idm --preset real_gpu --dataset_root ...
 
 The same command scales to several GPUs/nodes through ``accelerate`` (each process draws its

@@ -72,6 +72,9 @@ class GRPOConfig:
     minibatches_per_step: int = 1  # optimizer steps per rollout batch (> 1: the clip acts)
     num_inference_steps: int = 10
     eta: float = 0.7  # SDE noise level (0 = ODE, no exploration)
+    # Classifier-free guidance of the policy's velocity; None = the pipeline's own
+    # guidance_scale, so that RL trains the very sampler the pipeline runs at inference.
+    guidance_scale: float | None = None
     train_timestep_fraction: float = 0.6  # share of the SDE steps trained on each step
     clip_range: float = 1e-3  # ratios of element-averaged log-probs stay close to 1
     advantage_clip: float = 5.0
@@ -163,11 +166,23 @@ class GroupRollout:
 
 
 def velocity(
-    pipe: Any, x: torch.Tensor, sigma: torch.Tensor, condition: torch.Tensor, embeds: torch.Tensor
+    pipe: Any,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    condition: torch.Tensor,
+    embeds: torch.Tensor,
+    guidance_scale: float = 1.0,
 ) -> torch.Tensor:
-    """The pipeline's velocity at noise level ``sigma`` (timestep = 1000 sigma), no CFG."""
+    """The pipeline's velocity at noise level ``sigma`` (timestep = 1000 sigma); CFG with
+    zero text as the unconditional input when ``guidance_scale`` > 1."""
     t = (sigma * pipe.scheduler.config.num_train_timesteps).reshape(1).to(x.device)
-    return pipe.predict_velocity(x, condition, t, embeds, guidance_scale=1.0)
+    return pipe.predict_velocity(x, condition, t, embeds, guidance_scale=guidance_scale)
+
+
+def policy_guidance(pipe: Any, cfg: GRPOConfig) -> float:
+    if cfg.guidance_scale is not None:
+        return float(cfg.guidance_scale)
+    return float(getattr(pipe.config, "guidance_scale", 1.0) or 1.0)
 
 
 @torch.no_grad()
@@ -190,7 +205,7 @@ def sample_groups(pipe: Any, items: list[TaskItem], cfg: GRPOConfig, step: int) 
     x0 = pipe.prepare_latents(pipe.latent_shape(len(images), num_frames, size), generators, device)
     step_gen = torch.Generator(device=device).manual_seed(base + 999_983)
     roll = sample_sde(
-        lambda x, s: velocity(pipe, x, s, condition, embeds),
+        lambda x, s: velocity(pipe, x, s, condition, embeds, policy_guidance(pipe, cfg)),
         x0,
         sigmas.to(device),
         cfg.eta,
@@ -227,6 +242,7 @@ class PolicyAndReference:
     def __init__(self, pipe: Any, cfg: GRPOConfig) -> None:
         self.pipe = pipe
         self.lora = cfg.lora_rank > 0
+        self.guidance = policy_guidance(pipe, cfg)
         transformer = pipe.transformer
         if self.lora:
             from executor_core.executor.configuration_executor import LoraConfigSpec
@@ -268,14 +284,14 @@ class PolicyAndReference:
         if self.lora:
             self.pipe.transformer.disable_adapters()
             try:
-                return velocity(self.pipe, x, sigma, condition, embeds)
+                return velocity(self.pipe, x, sigma, condition, embeds, self.guidance)
             finally:
                 self.pipe.transformer.enable_adapters()
         trained = self.pipe.transformer
         # predict_velocity calls self.transformer; swap in the reference for one call.
         self.pipe.register_modules(transformer=self.reference)
         try:
-            return velocity(self.pipe, x, sigma, condition, embeds)
+            return velocity(self.pipe, x, sigma, condition, embeds, self.guidance)
         finally:
             self.pipe.register_modules(transformer=trained)
 
@@ -324,7 +340,7 @@ def grpo_update(
                 idx = idx.to(roll.latents.device)
                 x, x_next = roll.latents[k, idx], roll.latents[k + 1, idx]
                 cond, emb = roll.condition[idx], roll.embeds[idx]
-                v = velocity(pipe, x, s, cond, emb)
+                v = velocity(pipe, x, s, cond, emb, policy.guidance)
                 _, lp, mean = sde_step(x, v, s, s_next, cfg.eta, cap, sample=x_next)
                 loss, stats = clipped_surrogate_loss(
                     lp, roll.log_probs[k, idx], advantages[idx], cfg.clip_range

@@ -1,0 +1,357 @@
+"""Issue 7 §1-4 on one GPU machine: demos -> judge -> self-distillation -> GRPO -> evaluation.
+
+The GPU machine has torch but neither the MiniLM package, mujoco nor lerobot. So the chain is
+split in two:
+
+* ``--stage=pack`` (here, CPU): copy the proposal folders (``executor-propose --preset sim``
+  and ``--preset sim-heldout``: images + scene records, all the programmatic judge needs)
+  and encode every prompt and solution once with MiniLM into a ragged int8 table
+  (``texts.npz``), all under one gitignored folder that travels with ``carry``.
+* ``--stage=run`` (GPU): the pipelines' ``encode_prompt`` reads that table instead of MiniLM
+  (exactly the embeddings MiniLM gives, up to int8 rounding, which the Demonstrator was
+  trained with anyway); demos are rendered in memory and judged, the judged successes
+  become a clip cache with the SHORT prompt as text, then the method's own stages run
+  unchanged: ``train_executor.train`` (init = Demonstrator), ``grpo_trainer.train_grpo``
+  (resumed in chunks so that it stops on a wall-clock budget) and
+  ``evaluate.run_evaluate`` (closed loop off: that needs the simulator).
+
+    .venv/bin/python scripts/executor_gpu_chain.py --preset sim --stage pack
+    .venv/bin/python scripts/executor_gpu_chain.py --preset sim --stage run   # on the GPU
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from executor_core.config_cli import parse_config, save_config_json
+
+logger = logging.getLogger("executor_gpu_chain")
+
+
+@dataclass
+class GpuChainConfig:
+    stage: Literal["pack", "run"] = "pack"
+    proposals: Path = Path("outputs/method_sim/proposals")  # train scenes (seeds < 1e6)
+    heldout: Path = Path("outputs/method_sim/heldout")  # held-out scenes (seeds >= 1e6)
+    pack_dir: Path = Path("outputs/exec_gpu/pack")  # what travels to the GPU machine
+    output_dir: Path = Path("outputs/exec_gpu/run")
+    demonstrator: Path = Path("checkpoints/demonstrator_sim")
+    demo_items: int = 1024  # train items rendered (each demo_samples times)
+    demo_samples: int = 2
+    demo_batch_size: int = 128
+    distill_minutes: float = 2.5
+    distill_max_steps: int = 40000
+    distill_batch_size: int = 128
+    distill_learning_rate: float = 2e-4
+    distill_warmup_steps: int = 50
+    mixed_precision: Literal["no", "bf16"] = "bf16"
+    grpo_minutes: float = 3.0
+    grpo_max_steps: int = 400
+    grpo_chunk_steps: int = 10  # train_grpo is resumed chunk by chunk until the budget ends
+    grpo_prompts_per_step: int = 8
+    grpo_group_size: int = 8
+    grpo_micro_batch_size: int = 64
+    grpo_learning_rate: float = 3e-5
+    grpo_inference_steps: int = 8
+    eval_items: int | None = None
+    eval_samples_per_item: int = 2
+    eval_batch_size: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("pack", "run"):
+            raise ValueError(f"stage must be 'pack' or 'run', got {self.stage!r}")
+        for name in ("demo_items", "demo_samples", "demo_batch_size", "grpo_chunk_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.distill_minutes <= 0 or self.grpo_minutes <= 0:
+            raise ValueError(
+                f"time budgets must be > 0, got {self.distill_minutes!r}, {self.grpo_minutes!r}"
+            )
+
+
+PRESETS: dict[str, GpuChainConfig] = {
+    # the real Demonstrator on a handful of items: a CPU dry run of the exact GPU code path
+    "debug": GpuChainConfig(
+        output_dir=Path("outputs/exec_gpu/run_debug"),
+        demo_items=6,
+        demo_samples=1,
+        demo_batch_size=6,
+        distill_minutes=0.2,
+        distill_max_steps=2,
+        distill_batch_size=2,
+        mixed_precision="no",
+        grpo_minutes=0.1,
+        grpo_max_steps=2,
+        grpo_chunk_steps=1,
+        grpo_prompts_per_step=2,
+        grpo_group_size=2,
+        grpo_micro_batch_size=4,
+        grpo_inference_steps=2,
+        eval_items=2,
+        eval_samples_per_item=1,
+        eval_batch_size=2,
+    ),
+    "sim": GpuChainConfig(),
+}
+
+
+# ----------------------------------------------------------------------------- text table
+def item_texts(items_dir: Path) -> list[str]:
+    from executor_core.method.task_items import load_items
+
+    texts: list[str] = []
+    for item in load_items(items_dir):
+        texts += [item.prompt, item.proposal.solution_text]
+    return list(dict.fromkeys(texts))
+
+
+def write_text_table(texts: list[str], path: Path) -> None:
+    """MiniLM token states of ``texts``, ragged (padding rows are zero and dropped), int8
+    with one scale per token."""
+    from executor_core.text_encoding import encode_text, load_minilm
+
+    tokenizer, encoder = load_minilm()
+    rows, lengths, scales = [], [], []
+    for start in range(0, len(texts), 64):
+        emb = encode_text(tokenizer, encoder, texts[start : start + 64], 112).float().numpy()
+        for e in emb:  # (L, D)
+            n = int((np.abs(e).sum(-1) > 0).nonzero()[0].max()) + 1
+            scale = np.abs(e[:n]).max(-1, keepdims=True) / 127.0
+            scale[scale == 0] = 1.0
+            rows.append(np.round(e[:n] / scale).astype(np.int8))
+            scales.append(scale.astype(np.float32))
+            lengths.append(n)
+    np.savez_compressed(
+        path,
+        texts=np.frombuffer(json.dumps(texts).encode(), dtype=np.uint8),
+        lengths=np.array(lengths, dtype=np.int64),
+        tokens_int8=np.concatenate(rows),
+        scales=np.concatenate(scales),
+    )
+
+
+def load_text_table(path: Path) -> dict[str, torch.Tensor]:
+    with np.load(path, allow_pickle=False) as data:
+        texts = json.loads(bytes(data["texts"]).decode())
+        tokens = data["tokens_int8"].astype(np.float32) * data["scales"]
+        lengths = data["lengths"]
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    return {t: torch.from_numpy(tokens[s:e]) for t, s, e in zip(texts, starts, ends, strict=True)}
+
+
+def install_text_table(table: dict[str, torch.Tensor]) -> None:
+    """Pipelines load without MiniLM and encode text by looking it up in ``table``."""
+    import executor_core.executor.pipeline_executor as pe
+
+    pe.load_minilm = lambda: (None, None)
+
+    def encode_prompt(self, prompts: list[str], device: torch.device) -> torch.Tensor:
+        missing = [p for p in prompts if p not in table]
+        if missing:
+            raise KeyError(f"text not in the precomputed table: {missing[0]!r}")
+        width = next(iter(table.values())).shape[-1]
+        out = torch.zeros(len(prompts), self.config.max_text_tokens, width)
+        for i, p in enumerate(prompts):
+            out[i, : table[p].shape[0]] = table[p]
+        return out.to(device=device, dtype=self.transformer.dtype)
+
+    pe.ExecutorVideoPipeline.encode_prompt = encode_prompt
+
+
+def stage_pack(cfg: GpuChainConfig) -> None:
+    pack = Path(cfg.pack_dir)
+    shutil.rmtree(pack, ignore_errors=True)
+    for name, src in (("proposals", cfg.proposals), ("heldout", cfg.heldout)):
+        dst = pack / name
+        dst.mkdir(parents=True)
+        shutil.copy2(Path(src) / "items.jsonl", dst / "items.jsonl")
+        shutil.copytree(Path(src) / "scenes", dst / "scenes")
+    texts = item_texts(pack / "proposals") + item_texts(pack / "heldout")
+    write_text_table(list(dict.fromkeys(texts)), pack / "texts.npz")
+    logger.info("packed %d texts into %s", len(texts), pack)
+
+
+# ------------------------------------------------------------------------------- GPU run
+def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
+    """Demonstrator videos (solution text) of the train items, judged; the successes become
+    a clip cache whose text is the short prompt."""
+    from executor_core.executor.clips_executor import ClipCache, write_clip_cache
+    from executor_core.judges.programmatic import ProgrammaticJudge
+    from executor_core.method.demo_generation import item_seed
+    from executor_core.method.judging import episode_for_item
+    from executor_core.method.task_items import load_items
+    from executor_core.method.video_models import load_video_pipeline
+
+    items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
+    pipe = load_video_pipeline(Path(cfg.demonstrator), "sim")
+    judge = ProgrammaticJudge()
+    jobs = [(it, s) for s in range(cfg.demo_samples) for it in items]
+    t0 = time.perf_counter()
+    kept, kept_items, successes = [], [], 0
+    for start in range(0, len(jobs), cfg.demo_batch_size):
+        batch = jobs[start : start + cfg.demo_batch_size]
+        with torch.no_grad():
+            frames = pipe(
+                [it.image_rgb for it, _ in batch],
+                [it.proposal.solution_text for it, _ in batch],
+                seed=[item_seed(it.item_id, cfg.seed + 1000 * s) for it, s in batch],
+            ).frames
+        for (it, _), video in zip(batch, frames, strict=True):
+            if judge.judge(video, episode_for_item(it)).success:
+                successes += 1
+                kept.append(video)
+                kept_items.append(it)
+    logger.info(
+        "demos: %d/%d judged successes (%.1f s)", successes, len(jobs), time.perf_counter() - t0
+    )
+    prompts = list(dict.fromkeys(it.prompt for it in kept_items))
+    table = load_text_table(Path(cfg.pack_dir) / "texts.npz")
+    embeds = np.zeros((len(prompts), pipe.config.max_text_tokens, 384), dtype=np.float16)
+    for i, p in enumerate(prompts):
+        embeds[i, : table[p].shape[0]] = table[p].numpy()
+    cache = ClipCache(
+        frames=np.stack(kept),
+        episode_index=np.arange(len(kept), dtype=np.int64),
+        text_id=np.array([prompts.index(it.prompt) for it in kept_items], dtype=np.int64),
+        text_embeds=embeds,
+        texts=prompts,
+        text_field="prompt",
+    )
+    stats = {"demos": len(jobs), "judged_successes": successes, "distinct_prompts": len(prompts)}
+    (out / "demo_stats.json").write_text(json.dumps(stats, indent=2))
+    return write_clip_cache(cache, out / "demos_prompt.npz")
+
+
+def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
+    from executor_core.executor.train_executor import PRESETS as TRAIN_PRESETS
+    from executor_core.executor.train_executor import train
+
+    base = TRAIN_PRESETS["sim"]
+    # sample the Executor with the Demonstrator's guidance, so every condition is compared
+    # (and GRPO trains) under the same sampler
+    index = json.loads((Path(cfg.demonstrator) / "model_index.json").read_text())
+    train_cfg = replace(
+        base,
+        model=replace(base.model, guidance_scale=float(index.get("guidance_scale", 1.0))),
+        output_dir=out / "executor_distilled",
+        init_from=Path(cfg.demonstrator),
+        data=replace(base.data, cache_path=cache, text_field="prompt", heldout_fraction=0.02),
+        max_steps=cfg.distill_max_steps,
+        max_minutes=cfg.distill_minutes,
+        batch_size=cfg.distill_batch_size,
+        learning_rate=cfg.distill_learning_rate,
+        warmup_steps=cfg.distill_warmup_steps,
+        mixed_precision=cfg.mixed_precision,
+        checkpoint_every=100000,
+        sample_every=100000,
+    )
+    return train(train_cfg)
+
+
+def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
+    from executor_core.method.grpo_trainer import PRESETS as GRPO_PRESETS
+    from executor_core.method.grpo_trainer import train_grpo
+
+    t0 = time.perf_counter()
+    done = 0
+    final = None
+    while done < cfg.grpo_max_steps:
+        done = min(done + cfg.grpo_chunk_steps, cfg.grpo_max_steps)
+        gcfg = replace(
+            GRPO_PRESETS["sim"],
+            items=Path(cfg.pack_dir) / "proposals",
+            output_dir=out / "grpo",
+            init_pipeline=distilled,
+            num_steps=done,
+            save_every=cfg.grpo_chunk_steps,
+            prompts_per_step=cfg.grpo_prompts_per_step,
+            group_size=cfg.grpo_group_size,
+            micro_batch_size=cfg.grpo_micro_batch_size,
+            learning_rate=cfg.grpo_learning_rate,
+            num_inference_steps=cfg.grpo_inference_steps,
+            seed=cfg.seed,
+        )
+        final = train_grpo(gcfg)
+        elapsed = (time.perf_counter() - t0) / 60
+        # stop when one more chunk would overrun the budget
+        if elapsed * (done + cfg.grpo_chunk_steps) / done > cfg.grpo_minutes:
+            break
+    logger.info("GRPO: %d steps in %.2f min", done, (time.perf_counter() - t0) / 60)
+    return final
+
+
+def evaluate(cfg: GpuChainConfig, distilled: Path, rl: Path, out: Path) -> dict:
+    from executor_core.method.closed_loop import ClosedLoopConfig
+    from executor_core.method.evaluate import PRESETS as EVAL_PRESETS
+    from executor_core.method.evaluate import ModelPaths, run_evaluate
+
+    ecfg = replace(
+        EVAL_PRESETS["sim"],
+        items=Path(cfg.pack_dir) / "heldout",
+        output_dir=out / "eval",
+        models=ModelPaths(
+            demonstrator=Path(cfg.demonstrator),
+            executor_distilled=distilled,
+            executor_rl=rl,
+            idm=None,
+        ),
+        samples_per_item=cfg.eval_samples_per_item,
+        limit_items=cfg.eval_items,
+        batch_size=cfg.eval_batch_size,
+        num_sample_videos=0,
+        closed_loop=replace(ClosedLoopConfig(), enabled=False),
+        seed=cfg.seed,
+    )
+    return run_evaluate(ecfg)
+
+
+def stage_run(cfg: GpuChainConfig) -> None:
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config_json(cfg, out / "chain_config.json")
+    install_text_table(load_text_table(Path(cfg.pack_dir) / "texts.npz"))
+    torch.backends.cuda.matmul.allow_tf32 = True
+    timings = {}
+    t = time.perf_counter()
+    cache = render_and_judge_demos(cfg, out)
+    timings["demos_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    distilled = distill(cfg, cache, out)
+    timings["distill_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rl = grpo(cfg, distilled, out)
+    timings["grpo_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    results = evaluate(cfg, distilled, rl, out)
+    timings["eval_s"] = time.perf_counter() - t
+    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    print(json.dumps({"timings": timings, "worldtasks": results["worldtasks"]}, indent=1))
+    print(json.dumps(results["done_when"], indent=1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    torch.set_num_threads(min(8, torch.get_num_threads()))
+    cfg = parse_config(GpuChainConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    if cfg.stage == "pack":
+        stage_pack(cfg)
+    else:
+        stage_run(cfg)
+
+
+if __name__ == "__main__":
+    main()
