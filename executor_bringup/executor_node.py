@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,7 @@ from executor_core.imagine_to_act import (
     imagine_to_act,
     save_video_mp4,
 )
+from executor_core.retiming import retime_to_limits
 from executor_core.robot_description import RobotDescription, default_robot_path
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,18 @@ class GoalCanceled(Exception):  # noqa: N818
     pass
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _resolve_model_dir(path: str) -> str:
+    """A relative model path is taken from the working directory, else from the repository
+    root, so that the bringup YAML can name the committed checkpoints/ wherever it runs."""
+    if Path(path).is_absolute() or Path(path).exists():
+        return path
+    in_repo = REPO_ROOT / path
+    return str(in_repo) if in_repo.exists() else path
+
+
 def load_models(
     executor_dir: str, idm_dir: str, robot: RobotDescription, seed: int
 ) -> tuple[VideoModel, InverseDynamics, bool]:
@@ -110,6 +123,7 @@ def load_models(
             f"give both model paths or neither: executor_pipeline_dir="
             f"{executor_dir!r}, idm_dir={idm_dir!r}"
         )
+    executor_dir, idm_dir = _resolve_model_dir(executor_dir), _resolve_model_dir(idm_dir)
     # Imported here: the real pipelines pull in diffusers/transformers, tests do not need it.
     from executor_core.executor.pipeline_executor import ExecutorVideoPipeline
     from inverse_dynamics.processing_idm import InverseDynamicsPolicy
@@ -338,6 +352,9 @@ class ExecutorNode(Node):
                     seed=seed,
                     on_phase=lambda ph: publish(ph, 0.1 if ph == PHASE.PHASE_IMAGINING else 0.4),
                 )
+                # Imagined motion has no notion of the arm's limits: keep the path, slow
+                # the clock (the safety node still checks, and rejects rather than clips).
+                plan = replace(plan, trajectory=retime_to_limits(plan.trajectory, self.robot, q))
                 self._check_alive(gh, deadline)
                 video_path = Path(g("video_dir").value) / (
                     f"{bytes(gh.goal_id.uuid).hex()[:12]}_{result.replans_used}.mp4"
