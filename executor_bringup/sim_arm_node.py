@@ -179,6 +179,7 @@ class ActiveTrajectory:
     path_tolerance_rad: np.ndarray  # (J,), inf = unchecked
     goal_time_tolerance_s: float
     outcome: tuple[int, str] | None = None  # (error_code, error_string) once finished
+    path_checked: bool = False  # at least one control tick compared against the path
 
     @property
     def end_s(self) -> float:
@@ -269,16 +270,21 @@ def step_outcome(
     active: ActiveTrajectory, now_s: float, q_rad: np.ndarray, robot_names: tuple[str, ...]
 ) -> tuple[int, str] | None:
     """Tolerance bookkeeping for one control tick; an outcome once the goal is decided."""
-    if now_s <= active.end_s:
-        err = np.abs(q_rad - active.desired(now_s))
+    if now_s <= active.end_s or not active.path_checked:
+        # A short trajectory can end before a (late) tick ever saw it: the path is then
+        # checked once at its end point, so a path tolerance is never skipped silently.
+        t_s = min(now_s, active.end_s)
+        active.path_checked = True
+        err = np.abs(q_rad - active.desired(t_s))
         bad = np.flatnonzero(err > active.path_tolerance_rad)
         if bad.size:
             j = int(bad[0])
             return PATH_TOLERANCE_VIOLATED, (
                 f"joint {robot_names[j]!r} path error {err[j]:.4g} rad > tolerance "
-                f"{active.path_tolerance_rad[j]:.4g} at t={now_s - active.knots_t_s[0]:.3f} s"
+                f"{active.path_tolerance_rad[j]:.4g} at t={t_s - active.knots_t_s[0]:.3f} s"
             )
-        return None
+        if now_s <= active.end_s:
+            return None
     err = np.abs(q_rad - active.knots_q_rad[-1])
     bad = np.flatnonzero(err > active.goal_tolerance_rad)
     if not bad.size:
