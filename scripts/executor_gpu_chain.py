@@ -40,7 +40,7 @@ logger = logging.getLogger("executor_gpu_chain")
 
 @dataclass
 class GpuChainConfig:
-    stage: Literal["pack", "run"] = "pack"
+    stage: Literal["pack", "run", "closed_loop"] = "pack"
     proposals: Path = Path("outputs/method_sim/proposals")  # train scenes (seeds < 1e6)
     heldout: Path = Path("outputs/method_sim/heldout")  # held-out scenes (seeds >= 1e6)
     pack_dir: Path = Path("outputs/exec_gpu/pack")  # what travels to the GPU machine
@@ -67,10 +67,15 @@ class GpuChainConfig:
     eval_samples_per_item: int = 2
     eval_batch_size: int = 128
     seed: int = 0
+    # --stage closed_loop (CPU, needs the simulator): the GPU run's pipelines + the IDM
+    executor_rl: Path = Path("checkpoints/executor_sim")
+    executor_distilled: Path = Path("outputs/exec_gpu/result/executor_distilled/pipeline")
+    idm: Path = Path("checkpoints/idm_sim")
+    closed_loop_episodes: int = 16
 
     def __post_init__(self) -> None:
-        if self.stage not in ("pack", "run"):
-            raise ValueError(f"stage must be 'pack' or 'run', got {self.stage!r}")
+        if self.stage not in ("pack", "run", "closed_loop"):
+            raise ValueError(f"stage must be pack/run/closed_loop, got {self.stage!r}")
         for name in ("demo_items", "demo_samples", "demo_batch_size", "grpo_chunk_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -341,16 +346,39 @@ def stage_run(cfg: GpuChainConfig) -> None:
     print(json.dumps(results["done_when"], indent=1))
 
 
+def stage_closed_loop(cfg: GpuChainConfig) -> None:
+    """The full stack (video model -> IDM -> simulated arm) on the held-out scenes."""
+    from executor_core.method.closed_loop import ClosedLoopConfig
+    from executor_core.method.evaluate import PRESETS as EVAL_PRESETS
+    from executor_core.method.evaluate import ModelPaths, run_evaluate
+
+    ecfg = replace(
+        EVAL_PRESETS["sim"],
+        items=Path(cfg.pack_dir) / "heldout",
+        output_dir=Path(cfg.output_dir) / "closed_loop",
+        conditions=(),
+        num_sample_videos=0,
+        models=ModelPaths(
+            demonstrator=Path(cfg.demonstrator),
+            executor_distilled=cfg.executor_distilled,
+            executor_rl=cfg.executor_rl,
+            idm=cfg.idm,
+        ),
+        closed_loop=ClosedLoopConfig(num_episodes=cfg.closed_loop_episodes),
+        seed=cfg.seed,
+    )
+    results = run_evaluate(ecfg)
+    print(json.dumps({"closed_loop": results["closed_loop"], **results["done_when"]}, indent=1))
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     torch.set_num_threads(min(8, torch.get_num_threads()))
     cfg = parse_config(GpuChainConfig, sys.argv[1:] if argv is None else argv, PRESETS)
-    if cfg.stage == "pack":
-        stage_pack(cfg)
-    else:
-        stage_run(cfg)
+    stages = {"pack": stage_pack, "run": stage_run, "closed_loop": stage_closed_loop}
+    stages[cfg.stage](cfg)
 
 
 if __name__ == "__main__":

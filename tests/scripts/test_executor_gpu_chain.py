@@ -1,0 +1,67 @@
+"""The GPU chain's text table: MiniLM embeddings carried without MiniLM."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import executor_core.executor.pipeline_executor as pe
+from executor_core.text_encoding import encode_text, load_minilm
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "executor_gpu_chain.py"
+
+
+def _chain():
+    spec = importlib.util.spec_from_file_location("executor_gpu_chain", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_config_rejects_bad_values() -> None:
+    chain = _chain()
+    with pytest.raises(ValueError, match="'gpu'"):
+        chain.GpuChainConfig(stage="gpu")
+    with pytest.raises(ValueError, match="demo_items"):
+        chain.GpuChainConfig(demo_items=0)
+
+
+def test_text_table_round_trip_and_lookup(tmp_path: Path, monkeypatch) -> None:
+    torch.set_num_threads(1)
+    chain = _chain()
+    texts = ["put the red cube in the bowl", "1. Open the gripper. 2. Lower it onto the cube."]
+    chain.write_text_table(texts, tmp_path / "texts.npz")
+    table = chain.load_text_table(tmp_path / "texts.npz")
+    tokenizer, encoder = load_minilm()
+    ref = encode_text(tokenizer, encoder, texts, 112).float()  # (2, 112, 384)
+    for i, text in enumerate(texts):
+        n = table[text].shape[0]
+        assert 3 < n < 112
+        assert torch.all(ref[i, n:] == 0)  # only padding was dropped
+        err = (table[text] - ref[i, :n]).abs().max() / ref[i, :n].abs().max()
+        assert err < 0.01
+
+    # the lookup replaces MiniLM inside pipelines; restored after the test
+    monkeypatch.setattr(
+        pe.ExecutorVideoPipeline, "encode_prompt", pe.ExecutorVideoPipeline.encode_prompt
+    )
+    monkeypatch.setattr(pe, "load_minilm", pe.load_minilm)
+    chain.install_text_table(table)
+    assert pe.load_minilm() == (None, None)
+
+    # test double of a pipeline: only what encode_prompt reads
+    pipe = SimpleNamespace(
+        config=SimpleNamespace(max_text_tokens=112),
+        transformer=SimpleNamespace(dtype=torch.float32),
+    )
+    out = pe.ExecutorVideoPipeline.encode_prompt(pipe, texts[::-1], torch.device("cpu"))
+    assert out.shape == (2, 112, 384)
+    torch.testing.assert_close(out[0], ref[1], atol=0.02, rtol=0.02)
+    with pytest.raises(KeyError, match="stack the blue cube"):
+        pe.ExecutorVideoPipeline.encode_prompt(pipe, ["stack the blue cube"], None)
