@@ -15,9 +15,8 @@ import pytest
 from action_msgs.msg import GoalStatus
 from builtin_interfaces.msg import Time
 from executor_interfaces.action import ExecuteTask
-from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
-from ros_helpers import RosSession, fresh_domain_id, result_of, wait_for
+from ros_helpers import RosSession, SafeActionClient, fresh_domain_id, result_of, wait_for
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
@@ -54,7 +53,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
         "image": probe.create_publisher(Image, "image_raw", sensor_qos()),
         "js": probe.create_publisher(JointState, "joint_states", sensor_qos()),
     }
-    client = ActionClient(probe, ExecuteTask, "execute_task")
+    client = SafeActionClient(probe, ExecuteTask, "execute_task")
     assert client.wait_for_server(timeout_sec=20)
     wait_for(lambda: probe.count_subscribers("image_raw") == 1, 10, "image subscription")
     yield node, probe, pubs, client, sent
@@ -69,7 +68,7 @@ def _image(stamp: Time) -> Image:
     return msg
 
 
-def _run_goal(client: ActionClient, prompt: str = "put the red cube in the bowl"):
+def _run_goal(client: SafeActionClient, prompt: str = "put the red cube in the bowl"):
     handle = result_of(client.send_goal_async(ExecuteTask.Goal(task_prompt=prompt)), 10)
     assert handle.accepted
     return result_of(handle.get_result_async(), 30)
@@ -162,7 +161,7 @@ def test_goal_right_after_startup_waits_for_the_first_image(tmp_path) -> None:
         )
         probe = session.node("probe", "/first_image")
         image_pub = probe.create_publisher(Image, "image_raw", sensor_qos())
-        client = ActionClient(probe, ExecuteTask, "execute_task")
+        client = SafeActionClient(probe, ExecuteTask, "execute_task")
         assert client.wait_for_server(timeout_sec=20)
         wait_for(lambda: probe.count_subscribers("image_raw") == 1, 10, "image subscription")
         handle = result_of(client.send_goal_async(ExecuteTask.Goal(task_prompt="wait")), 10)

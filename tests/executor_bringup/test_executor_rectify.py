@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus
 from executor_interfaces.action import ExecuteTask
-from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
-from ros_helpers import RosSession, fresh_domain_id, result_of, wait_for
+from ros_helpers import RosSession, SafeActionClient, fresh_domain_id, result_of, wait_for
 from sensor_msgs.msg import Image, JointState
 
 from calibration.camera_info_io import CameraInfoData, save_camera_info
@@ -112,7 +111,7 @@ def test_models_see_the_rectified_frame(tmp_path: Path, camera_info_path: Path) 
         probe = session.node("probe", NS)
         image_pub = probe.create_publisher(Image, "image_raw", sensor_qos())
         js_pub = probe.create_publisher(JointState, "joint_states", sensor_qos())
-        client = ActionClient(probe, ExecuteTask, "execute_task")
+        client = SafeActionClient(probe, ExecuteTask, "execute_task")
         assert client.wait_for_server(timeout_sec=20)
         wait_for(lambda: probe.count_subscribers("image_raw") == 1, 10, "image subscription")
         msg = fill_image_msg(Image(), raw, "rgb8")
@@ -157,7 +156,7 @@ def test_wrong_frame_size_aborts_the_goal_naming_both_sizes(
         )
         probe = session.node("probe", NS)
         image_pub = probe.create_publisher(Image, "image_raw", sensor_qos())
-        client = ActionClient(probe, ExecuteTask, "execute_task")
+        client = SafeActionClient(probe, ExecuteTask, "execute_task")
         assert client.wait_for_server(timeout_sec=20)
         wait_for(lambda: probe.count_subscribers("image_raw") == 1, 10, "image subscription")
         msg = fill_image_msg(Image(), np.zeros((48, 64, 3), np.uint8), "rgb8")

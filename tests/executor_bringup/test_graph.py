@@ -19,10 +19,10 @@ import pytest
 from action_msgs.msg import GoalStatus
 from executor_interfaces.action import ExecuteTask
 from executor_interfaces.msg import SafetyStatus
-from rclpy.action import ActionClient
 from ros_helpers import (
     REPO,
     RosSession,
+    SafeActionClient,
     fresh_domain_id,
     node_process,
     result_of,
@@ -59,7 +59,7 @@ class Operator:
         self._hb = n.create_publisher(Empty, "heartbeat", command_qos())
         self.estop = n.create_publisher(Bool, "e_stop", command_qos())
         self.reset = n.create_client(Trigger, "reset_e_stop")
-        self.client = ActionClient(n, ExecuteTask, "execute_task")
+        self.client = SafeActionClient(n, ExecuteTask, "execute_task")
         n.create_timer(0.1, self._beat)
 
     def _on_js(self, msg: JointState) -> None:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from executor_interfaces.action import ExecuteTask
-from rclpy.action import ActionClient
-from ros_helpers import RosSession, fresh_domain_id, node_process, wait_for
+from ros_helpers import RosSession, SafeActionClient, fresh_domain_id, node_process, wait_for
 from sensor_msgs.msg import Image
 
 from executor_bringup.qos import sensor_qos
@@ -58,7 +57,7 @@ def test_sim_arm_and_executor_nodes_exit_promptly_without_egl_errors(tmp_path: P
         probe = session.node("probe", NS)
         images: list[Image] = []
         probe.create_subscription(Image, "image_raw", images.append, sensor_qos())
-        client = ActionClient(probe, ExecuteTask, "execute_task")
+        client = SafeActionClient(probe, ExecuteTask, "execute_task")
         # Rendering must really run (the renderer exists) before we stop the node.
         wait_for(
             lambda: len(images) >= 3 and client.server_is_ready(),

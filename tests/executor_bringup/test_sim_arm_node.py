@@ -13,9 +13,8 @@ import pytest
 from action_msgs.msg import GoalStatus
 from control_msgs.action import FollowJointTrajectory
 from control_msgs.msg import JointTolerance
-from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
-from ros_helpers import RosSession, fresh_domain_id, result_of, wait_for
+from ros_helpers import RosSession, SafeActionClient, fresh_domain_id, result_of, wait_for
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
@@ -136,7 +135,9 @@ def arm():
     probe = session.node("probe", "/sim_test")
     states: list = []
     probe.create_subscription(JointState, "joint_states", states.append, sensor_qos())
-    client = ActionClient(probe, FollowJointTrajectory, "arm_controller/follow_joint_trajectory")
+    client = SafeActionClient(
+        probe, FollowJointTrajectory, "arm_controller/follow_joint_trajectory"
+    )
     topic = probe.create_publisher(
         JointTrajectoryMsg, "arm_controller/joint_trajectory", command_qos()
     )
@@ -153,7 +154,7 @@ def _goal(target: list[float], t_s: float, names: tuple[str, ...] = NAMES):
     return goal
 
 
-def _send(client: ActionClient, goal: FollowJointTrajectory.Goal):
+def _send(client: SafeActionClient, goal: FollowJointTrajectory.Goal):
     handle = result_of(client.send_goal_async(goal), 10)
     assert handle.accepted
     return result_of(handle.get_result_async(), 20)
