@@ -6,6 +6,7 @@ tabletop) with the camera off, so they need neither the tabletop world nor rende
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -169,12 +170,12 @@ def test_lifecycle_gates_joint_states(arm) -> None:
     time.sleep(0.3)
     assert states == []  # configured but inactive
     assert node.trigger_activate().name == "SUCCESS"
-    wait_for(lambda: len(states) >= 25, 5, "joint_states")
-    t0, n0 = time.monotonic(), len(states)
-    time.sleep(1.0)
-    rate_hz = (len(states) - n0) / (time.monotonic() - t0)
-    assert 15 <= rate_hz <= 60  # 50 Hz nominal; a loaded 2-core machine slows the timer
+    # The publishing rate is a figure for benchmarks/bench_sim_arm_rate.py: a loaded CI runner
+    # slows the timer, so this test checks what activation gates, not how fast.
+    wait_for(lambda: len(states) >= 10, 10, "joint_states")
     assert list(states[-1].name) == list(NAMES)
+    stamps_s = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in states]
+    assert all(b > a for a, b in itertools.pairwise(stamps_s))
 
 
 @pytest.mark.ros
