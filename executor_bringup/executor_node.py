@@ -15,9 +15,18 @@ Policy:
   ``<controller_name>/follow_joint_trajectory`` (the safety node's proxy by default);
   ``topic`` publishes on ``<controller_name>/joint_trajectory``. Cancel cancels that goal
   (action) or publishes an empty trajectory, the controller's "hold" (topic).
-- After a segment, ``verifying`` compares ``joint_states`` with the last point; if the
-  arm did not get there and replans are left (``max_replans``), it re-imagines from the
-  new image. ``goal_timeout_s`` bounds the whole goal.
+- After a segment, ``verifying`` compares ``joint_states`` with the last point. Without a
+  verifier (``success_service`` empty, a real robot today) reaching it is the success; if
+  the arm did not get there and replans are left (``max_replans``), it re-imagines from
+  the new image. With ``success_service`` (a std_srvs/Trigger that judges the task, e.g.
+  sim_arm_node's ``task_success``) its answer is the success: a "no" re-imagines from the
+  new image while replans are left, then fails saying the task predicate was not met. A
+  verifier that is configured but not there fails the goal before the arm moves, naming
+  the service. ``goal_timeout_s`` bounds the whole goal.
+- From sending a segment until its verification is done, the camera frames that arrive
+  (at most ``executed_video_fps``) are recorded and written next to the imagined video
+  (``<goal>_<segment>_executed.mp4``), so the result names what was imagined and what the
+  camera saw happen.
 - ``rectify: true`` with ``camera_info_path`` (the camera_info YAML of
   ``executor-calibrate-intrinsics``) undistorts every frame with
   ``calibration.rectify.Rectifier`` before the models see it, in the worker (one remap per
@@ -48,11 +57,13 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from calibration.camera_info_io import load_camera_info
 from calibration.rectify import Rectifier
 from executor_bringup.dds_transport import apply_default_transports
+from executor_bringup.frame_recorder import FrameRecorder
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.process_exit import exit_process_now
 from executor_bringup.qos import command_qos, sensor_qos
@@ -71,6 +82,9 @@ from executor_core.robot_description import RobotDescription, default_robot_path
 logger = logging.getLogger(__name__)
 
 PHASE = ExecuteTask.Feedback
+# How long the task verifier may take to be discovered and to answer one request. A sim
+# predicate answers in milliseconds; the bound only turns a dead verifier into a message.
+VERIFIER_WAIT_S = 5.0
 
 
 def wait_future(future: Future, timeout_s: float) -> bool:
@@ -165,6 +179,8 @@ class ExecutorNode(Node):
         p("settle_timeout_s", 2.0)
         p("camera_info_path", "")
         p("rectify", False)
+        p("success_service", "")
+        p("executed_video_fps", 10.0)
         g = self.get_parameter
         self.output_mode = g("output_mode").value
         if self.output_mode not in ("topic", "action"):
@@ -193,6 +209,10 @@ class ExecutorNode(Node):
         self.last_image_error = ""
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._video_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video")
+        record_fps = float(g("executed_video_fps").value)
+        if record_fps < 0:
+            raise ValueError(f"executed_video_fps must be >= 0 (0: off), got {record_fps!r}")
+        self._recorder = FrameRecorder(record_fps) if record_fps > 0 else None
 
         ctrl = g("controller_name").value
         self._fjt_name = f"{ctrl}/follow_joint_trajectory"
@@ -208,6 +228,11 @@ class ExecutorNode(Node):
         self._fjt = ActionClient(
             self, FollowJointTrajectory, f"{ctrl}/follow_joint_trajectory", callback_group=self._cb
         )
+        verifier = g("success_service").value
+        self._verifier = (
+            self.create_client(Trigger, verifier, callback_group=self._cb) if verifier else None
+        )
+        self._verifier_name = self.resolve_service_name(verifier) if verifier else ""
         self._server = ActionServer(
             self,
             ExecuteTask,
@@ -219,7 +244,8 @@ class ExecutorNode(Node):
         )
         self._worker = threading.Thread(target=self._work, name="executor_worker", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"ready: output {self.output_mode!r} via {ctrl!r}")
+        judge = f"task verifier {self._verifier_name!r}" if verifier else "no task verifier"
+        self.get_logger().info(f"ready: output {self.output_mode!r} via {ctrl!r}, {judge}")
 
     def _make_rectifier(self, camera_info_path: str, rectify: bool) -> Rectifier | None:
         if not rectify:
@@ -260,6 +286,8 @@ class ExecutorNode(Node):
         with self._lock:
             self._image = rgb
             self._image_stamp_s = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        if self._recorder is not None:
+            self._recorder.add(rgb, time.monotonic())
 
     def _on_joint_state(self, msg: JointState) -> None:
         names = list(msg.name)
@@ -337,6 +365,11 @@ class ExecutorNode(Node):
             gh.publish_feedback(feedback)
 
         try:
+            # Fail before the arm moves: a goal that cannot be judged must not run.
+            if self._verifier is not None and not self._verifier.wait_for_service(
+                timeout_sec=VERIFIER_WAIT_S
+            ):
+                raise GoalAborted(self._verifier_missing())
             while True:
                 self._check_alive(gh, deadline)
                 image = self.model_input(self._fresh_image())
@@ -365,27 +398,45 @@ class ExecutorNode(Node):
                 )
                 msg = trajectory_to_msg(plan.trajectory)
                 publish(PHASE.PHASE_EXECUTING, 0.5)
+                executed_path = video_path.with_name(f"{video_path.stem}_executed.mp4")
+                if self._recorder is not None:
+                    self._recorder.start()
+                verdict: tuple[bool, str] | None = None
                 try:
                     self._send(msg, gh, deadline)
+                    result.trajectory = msg
+                    publish(PHASE.PHASE_VERIFYING, 0.95)
+                    reached, err = self._verify(plan.trajectory.positions_rad[-1], deadline)
+                    if self._verifier is not None:
+                        verdict = self._ask_verifier(gh, deadline)
                 finally:
                     result.imagined_video_path = str(saving.result())
-                result.trajectory = msg
-                publish(PHASE.PHASE_VERIFYING, 0.95)
-                reached, err = self._verify(plan.trajectory.positions_rad[-1], deadline)
-                if reached:
-                    result.success = True
-                    result.message = (
-                        f"done: {len(msg.points)} points executed, final joint error {err:.4f} rad"
-                    )
-                    gh.succeed()
-                    return
-                if result.replans_used >= max_replans:
-                    raise GoalAborted(
-                        f"arm did not reach the last point: max joint error "
-                        f"{err:.4f} rad > goal_tolerance_rad "
-                        f"{g('goal_tolerance_rad').value} after "
-                        f"{result.replans_used} replan(s)"
-                    )
+                    result.executed_video_path = self._save_executed(executed_path)
+                executed = f"{len(msg.points)} points executed, final joint error {err:.4f} rad"
+                missed = (
+                    f"arm did not reach the last point: max joint error "
+                    f"{err:.4f} rad > goal_tolerance_rad {g('goal_tolerance_rad').value}"
+                )
+                if verdict is None:  # no verifier: reaching the last point is the success
+                    if reached:
+                        result.success, result.message = True, f"done: {executed}"
+                        gh.succeed()
+                        return
+                    if result.replans_used >= max_replans:
+                        raise GoalAborted(f"{missed} after {result.replans_used} replan(s)")
+                else:
+                    task_ok, verifier_says = verdict
+                    if task_ok:
+                        result.success = True
+                        result.message = f"task done ({verifier_says}): {executed}"
+                        gh.succeed()
+                        return
+                    if result.replans_used >= max_replans:
+                        also = "" if reached else f"; {missed}"
+                        raise GoalAborted(
+                            f"task predicate not met after {result.replans_used} replan(s): "
+                            f"{self._verifier_name} says {verifier_says!r}{also}"
+                        )
                 result.replans_used += 1
         except GoalCanceled:
             result.success, result.message = False, "canceled; the arm was told to hold"
@@ -394,6 +445,51 @@ class ExecutorNode(Node):
             result.success, result.message = False, str(exc)
             self.get_logger().error(f"goal aborted: {exc}")
             gh.abort()
+
+    def _verifier_missing(self) -> str:
+        return (
+            f"task verifier service {self._verifier_name!r} (parameter success_service) "
+            f"is not available after {VERIFIER_WAIT_S} s"
+        )
+
+    def _ask_verifier(self, gh: object, deadline: float) -> tuple[bool, str]:
+        """(task succeeded, the verifier's message); blocks this worker thread only."""
+        if not self._verifier.wait_for_service(timeout_sec=VERIFIER_WAIT_S):
+            raise GoalAborted(self._verifier_missing())
+        future = self._verifier.call_async(Trigger.Request())
+        answered = threading.Event()
+        future.add_done_callback(lambda _f: answered.set())
+        end = time.monotonic() + VERIFIER_WAIT_S
+        while not answered.wait(0.02):
+            try:
+                self._check_alive(gh, deadline)
+                if time.monotonic() > end:
+                    raise GoalAborted(
+                        f"task verifier service {self._verifier_name!r} did not answer "
+                        f"within {VERIFIER_WAIT_S} s"
+                    )
+            except (GoalCanceled, GoalAborted):
+                self._verifier.remove_pending_request(future)
+                raise
+        response = future.result()
+        return bool(response.success), str(response.message)
+
+    def _save_executed(self, path: Path) -> str:
+        """Stop recording and write the executed video; its path, or '' if none."""
+        if self._recorder is None:
+            return ""
+        frames, fps = self._recorder.stop()
+        if frames is None:
+            self.get_logger().warning(
+                "no camera frame arrived while the segment executed: no executed video"
+            )
+            return ""
+        try:
+            return str(save_video_mp4(frames, path, fps))
+        except (OSError, ValueError) as exc:
+            # A by-product: it must not hide how the goal itself ended.
+            self.get_logger().error(f"could not write the executed video {path}: {exc}")
+            return ""
 
     def _check_alive(self, gh: object, deadline: float) -> None:
         if gh.is_cancel_requested:

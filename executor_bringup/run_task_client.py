@@ -7,7 +7,9 @@ dead-man) at 10 Hz, so motion stops if this process dies. The goal is sent only 
 safety node's latched ``safety_status`` reports ``heartbeat_ok`` (and the heartbeat has a
 matched subscriber and ``HEARTBEAT_LEAD_BEATS`` beats went out), so the safety node has
 heard the operator before the first trajectory arrives (bounded by ``--heartbeat-wait``).
-Ctrl-C cancels the goal.
+Ctrl-C cancels the goal. The result prints ``success``, the message (with a task
+verifier configured, the verifier's verdict), and the paths of the imagined and the
+executed videos.
 Exit code: 0 success, 1 goal failed/rejected/canceled, 2 no server or the heartbeat not
 confirmed, 3 timed out.
 """
@@ -179,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"success: {res.success}")
         print(f"message: {res.message}")
         print(f"trajectory points: {len(res.trajectory.points)}")
-        print(f"imagined video: {res.imagined_video_path}")
+        print(f"imagined video: {res.imagined_video_path or '(none)'}")
+        print(f"executed video: {res.executed_video_path or '(none)'}")
         print(f"replans used: {res.replans_used}")
         return 0 if res.success else 1
     finally:

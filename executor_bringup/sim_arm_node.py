@@ -6,6 +6,12 @@ camera loop (``camera_rate_hz``, publishes ``image_raw`` + ``camera_info`` itsel
 simulation there is no camera_node, the sim is the camera). ``autostart: true`` makes the
 node configure and activate itself (tests, bringup without a lifecycle manager).
 
+The tabletop scene knows its task (``executor_sim`` lays it out with
+``TabletopEnv.reset(scene_seed)``): the ``task_success`` service (std_srvs/Trigger, from
+configure on) answers that task's success predicate on the current simulator state, with
+a message naming the task prompt. executor_node asks it after each executed segment when
+its ``success_service`` names it (config/bringup_sim.yaml).
+
 Like the JTC it accepts ``<controller>/joint_trajectory`` (topic; an empty trajectory means
 "hold here") and ``<controller>/follow_joint_trajectory`` (action, error codes
 INVALID_JOINTS / INVALID_GOAL / PATH_TOLERANCE_VIOLATED / GOAL_TOLERANCE_VIOLATED, with
@@ -41,6 +47,7 @@ from rclpy.callback_groups import (
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from executor_bringup.dds_transport import apply_default_transports
@@ -82,6 +89,8 @@ class SimArmBackend(Protocol):
 
     def close(self) -> None: ...  # free the renderer, on the thread that rendered
 
+    def task_success(self) -> bool | None: ...  # the scene task's predicate; None: no task
+
 
 class MujocoSo101Backend:
     """The SO-101 in MuJoCo with position actuators and one scene camera.
@@ -105,11 +114,13 @@ class MujocoSo101Backend:
 
         self._mj = mujoco
         self.task_prompt = ""
+        self.env = None  # the tabletop world, kept for its task predicate
         if scene == "tabletop":
             from executor_sim import EnvConfig, make_env
 
             env = make_env(EnvConfig(image_size_px=image_size_px, robot_yaml=robot_yaml))
             env.reset(scene_seed)
+            self.env = env
             self.model, self.camera = env.model, "scene"
             self.task_prompt = env.task.prompt if env.task is not None else ""
         elif scene == "lerobot_pick":
@@ -173,6 +184,15 @@ class MujocoSo101Backend:
         renderer, self._renderer = self._renderer, None
         if renderer is not None:
             renderer.close()
+
+    def task_success(self) -> bool | None:
+        """The scene task's success predicate on the current state; None if no task.
+
+        The caller holds the simulation lock: the predicate reads MjData.
+        """
+        if self.env is None or self.env.task is None:
+            return None
+        return bool(self.env.task.is_success(self.env))
 
     def camera_matrix(self) -> np.ndarray:
         f_px = 0.5 * self.size_px / math.tan(math.radians(self._fovy_deg) / 2)
@@ -383,6 +403,9 @@ class SimArmNode(LifecycleNode):
             cancel_callback=lambda _g: CancelResponse.ACCEPT,
             callback_group=self._cb,
         )
+        self._task_srv = self.create_service(
+            Trigger, "task_success", self._on_task_success, callback_group=self._cb
+        )
         self.get_logger().info(f"configured: controller {ctrl!r}, joints {list(self.names)}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -431,6 +454,7 @@ class SimArmNode(LifecycleNode):
         for ent in (self._js_pub, self._img_pub, self._info_pub):
             self.destroy_publisher(ent)
         self.destroy_subscription(self._traj_sub)
+        self.destroy_service(self._task_srv)
         self._backend = None
         return TransitionCallbackReturn.SUCCESS
 
@@ -530,6 +554,24 @@ class SimArmNode(LifecycleNode):
             )
             goal_handle.abort()
         return result
+
+    # -- task verdict
+    def _on_task_success(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        backend = self._backend
+        if backend is None:
+            resp.success, resp.message = False, "the simulator is not configured"
+            return resp
+        with self._sim_lock:  # the predicate reads MjData; physics must not step meanwhile
+            verdict = backend.task_success()
+        if verdict is None:
+            scene = self.get_parameter("scene").value
+            resp.success, resp.message = False, f"scene {scene!r} has no task to judge"
+            return resp
+        seed = self.get_parameter("scene_seed").value
+        met = "met" if verdict else "not met"
+        resp.success = verdict
+        resp.message = f"task {backend.task_prompt!r} (scene seed {seed}): predicate {met}"
+        return resp
 
     # -- loops
     def _control_tick(self) -> None:

@@ -155,9 +155,13 @@ def test_goal_from_client_process_moves_the_arm(graph) -> None:
     assert "executing" in proc.stdout
     assert "verifying" in proc.stdout
     assert "trajectory points: 16" in proc.stdout  # 4 frame pairs x 4 control steps
-    videos = list(Path(video_dir).glob("*.mp4"))
-    assert len(videos) == 1
-    assert videos[0].stat().st_size > 0
+    imagined = sorted(Path(video_dir).glob("*_0.mp4"))
+    executed = sorted(Path(video_dir).glob("*_0_executed.mp4"))
+    assert len(imagined) == len(executed) == 1  # the sim camera ran while the arm moved
+    assert imagined[0].stat().st_size > 0
+    assert executed[0].stat().st_size > 0
+    assert f"imagined video: {imagined[0]}" in proc.stdout
+    assert f"executed video: {executed[0]}" in proc.stdout
     assert op.motion_since(t0) > 0.01  # the simulated joints really moved
 
 

@@ -106,7 +106,12 @@ class GraphDouble:
 
     def _execute(self, goal_handle: object) -> ExecuteTask.Result:
         goal_handle.succeed()
-        return ExecuteTask.Result(success=True, message="double: done")
+        return ExecuteTask.Result(
+            success=True,
+            message="double: done",
+            imagined_video_path="/videos/abc_0.mp4",
+            executed_video_path="/videos/abc_0_executed.mp4",
+        )
 
 
 @pytest.mark.ros
@@ -118,6 +123,9 @@ def test_goal_is_sent_only_after_the_safety_node_heard_heartbeats() -> None:
         proc = _client(domain, "/hb_ok")
         assert proc.returncode == 0, proc.stderr
         assert "success: True" in proc.stdout
+        assert "message: double: done" in proc.stdout
+        assert "imagined video: /videos/abc_0.mp4" in proc.stdout
+        assert "executed video: /videos/abc_0_executed.mp4" in proc.stdout
         assert len(double.beats_at_goal) == 1
         # heartbeat_ok came after a beat, and HEARTBEAT_LEAD_BEATS were published
         assert double.beats_at_goal[0] >= 1

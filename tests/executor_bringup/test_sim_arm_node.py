@@ -1,7 +1,8 @@
 """sim_arm_node: JTC-like rules (pure) and the lifecycle node over real DDS.
 
-The ROS tests use the ``lerobot_pick`` scene (same SO-101 MJCF and actuators as the
-tabletop) with the camera off, so they need neither the tabletop world nor rendering.
+The controller tests use the ``lerobot_pick`` scene (same SO-101 MJCF and actuators as the
+tabletop) with the camera off, so they need neither the tabletop world nor rendering; the
+``task_success`` tests use the tabletop world (its task predicate), also without camera.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from control_msgs.msg import JointTolerance
 from rclpy.parameter import Parameter
 from ros_helpers import RosSession, SafeActionClient, fresh_domain_id, result_of, wait_for
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
@@ -34,6 +36,7 @@ from executor_bringup.sim_arm_node import (
     validate_trajectory,
 )
 from executor_bringup.trajectory_conversion import s_to_duration
+from executor_sim import scene as sc
 
 NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 LOWER = np.full(6, -1.5)
@@ -226,3 +229,59 @@ def test_topic_trajectory_and_empty_hold(arm) -> None:
     count = len(states)
     time.sleep(0.5)
     assert len(states) == count  # inactive: no joint_states
+
+
+# ---------------------------------------------------------------- the task verdict
+
+
+@pytest.fixture(scope="module")
+def tabletop():
+    """The tabletop scene of the demo (seed 11: "put the red cube in the bowl"), no camera."""
+    session = RosSession(fresh_domain_id())
+    node = session.add(
+        SimArmNode(
+            namespace="/sim_task_test",
+            context=session.context,
+            parameter_overrides=[
+                Parameter("scene", value="tabletop"),
+                Parameter("scene_seed", value=11),
+                Parameter("camera_rate_hz", value=0.0),
+                Parameter("autostart", value=True),
+            ],
+        )
+    )
+    probe = session.node("probe", "/sim_task_test")
+    client = probe.create_client(Trigger, "task_success")
+    assert client.wait_for_service(timeout_sec=20)
+    yield node, client
+    session.close()
+
+
+def _ask(client) -> Trigger.Response:
+    return result_of(client.call_async(Trigger.Request()), 10)
+
+
+@pytest.mark.ros
+def test_task_success_is_false_on_a_fresh_scene(tabletop) -> None:
+    _, client = tabletop
+    response = _ask(client)
+    assert response.success is False
+    assert response.message == (
+        "task 'put the red cube in the bowl' (scene seed 11): predicate not met"
+    )
+
+
+@pytest.mark.ros
+def test_task_success_is_true_once_the_cube_rests_in_the_bowl(tabletop) -> None:
+    node, client = tabletop
+    env = node._backend.env
+    with node._sim_lock:  # the control loop steps physics on another thread
+        bowl = env.object_position("bowl")
+        env.set_object_pose("red", np.array([bowl[0], bowl[1], 0.004 + sc.CUBE_HALF_M + 0.001]))
+    # The cube drops a millimetre and must come to rest before the predicate holds.
+    wait_for(lambda: _ask(client).success, 10, "the predicate to hold")
+    response = _ask(client)
+    assert response.message == "task 'put the red cube in the bowl' (scene seed 11): predicate met"
+    with node._sim_lock:
+        env.set_object_pose("red", np.array([bowl[0] + 0.15, bowl[1], sc.CUBE_HALF_M + 0.001]))
+    wait_for(lambda: not _ask(client).success, 10, "the predicate to fail again")

@@ -149,6 +149,11 @@ def test_executor_interfaces_round_trip_through_cdr() -> None:
     assert back.last_rejection == status.last_rejection
     assert ExecuteTask.Feedback.PHASE_VERIFYING == "verifying"
     assert "trajectory" in ExecuteTask.Result.get_fields_and_field_types()
+    fields = list(ExecuteTask.Result.get_fields_and_field_types())
+    assert fields.index("executed_video_path") == fields.index("imagined_video_path") + 1
+    result = ExecuteTask.Result(success=True, executed_video_path="/tmp/v/a_0_executed.mp4")
+    back = deserialize_message(serialize_message(result), ExecuteTask.Result)
+    assert back.executed_video_path == "/tmp/v/a_0_executed.mp4"
 
 
 def test_rebuild_is_skipped_when_nothing_changed() -> None:
