@@ -178,3 +178,41 @@ class TransitionSampler:
             "action_mean_rad": self.action_rad.mean(0),
             "action_std_rad": self.action_rad.std(0),
         }
+
+
+class CorrectionSampler:
+    """Random batches from a corrections file (``executor-idm-corrections``): (current,
+    goal) frame pairs visited in closed loop, labelled with the expert's targets."""
+
+    def __init__(self, paths: list[Path], config: IDMConfig) -> None:
+        if config.num_input_frames != 2:
+            raise ValueError(
+                f"corrections are (current, goal) pairs: num_input_frames must be 2, got "
+                f"{config.num_input_frames!r}"
+            )
+        frames, state, actions = [], [], []
+        for path in paths:
+            with np.load(path, allow_pickle=False) as data:
+                f, q, a = data["frames"], data["state_rad"], data["actions_rad"]
+            expected = (2, 3, config.image_size_px, config.image_size_px)
+            if f.shape[1:] != expected or a.shape[1:] != (config.frame_stride, config.num_joints):
+                raise ValueError(
+                    f"{path}: frames {f.shape[1:]!r} / actions {a.shape[1:]!r} do not fit the "
+                    f"IDM's {expected!r} / ({config.frame_stride}, {config.num_joints})"
+                )
+            frames.append(torch.from_numpy(f))
+            state.append(torch.from_numpy(q.astype(np.float32)))
+            actions.append(torch.from_numpy(a.astype(np.float32)))
+            logger.info("loaded %d correction samples from %s", f.shape[0], path)
+        self.frames = torch.cat(frames)  # (N, 2, 3, S, S) uint8
+        self.state_rad = torch.cat(state)  # (N, J)
+        self.action_rad = torch.cat(actions)  # (N, s, J)
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    def sample(
+        self, batch_size: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids = torch.randint(len(self), (batch_size,), generator=generator)
+        return self.frames[ids], self.state_rad[ids], self.action_rad[ids]

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from executor_core.config_cli import parse_config, save_config_json
 from inverse_dynamics.configuration_idm import IDMConfig
 from inverse_dynamics.dataset_idm import (
+    CorrectionSampler,
     TransitionSampler,
     load_episodes,
     split_episodes,
@@ -48,7 +49,16 @@ TRAIN_CONFIG_NAME = "train_config.json"
 @dataclass(frozen=True)
 class TrainIDMConfig:
     dataset_root: Path = Path("data/sim_v1")
+    # More datasets in the same joint space, used for training only: the held-out split
+    # (and so the evaluation) stays defined on dataset_root alone.
+    extra_dataset_roots: tuple[Path, ...] = ()
     output_dir: Path = Path("outputs/idm_sim")
+    # Start from these weights and normalisation (e.g. a DAgger round on top of a checkpoint);
+    # the optimizer and schedule start fresh.
+    init_from: Path | None = None
+    # Closed-loop corrections (executor-idm-corrections) mixed into every batch.
+    corrections: tuple[Path, ...] = ()
+    corrections_fraction: float = 0.5
     model: IDMConfig = field(default_factory=IDMConfig)
     image_key: str = "observation.images.scene"
     max_episodes: int | None = None  # use only the first N episodes (None = all)
@@ -90,6 +100,10 @@ class TrainIDMConfig:
             raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter!r}")
         if self.time_budget_min is not None and not self.time_budget_min > 0:
             raise ValueError(f"time_budget_min must be > 0 or None, got {self.time_budget_min!r}")
+        if not 0.0 < self.corrections_fraction < 1.0:
+            raise ValueError(
+                f"corrections_fraction must be in (0, 1), got {self.corrections_fraction!r}"
+            )
         if self.state_noise_std_rad < 0:
             raise ValueError(f"state_noise_std_rad must be >= 0, got {self.state_noise_std_rad!r}")
 
@@ -216,12 +230,28 @@ def train(cfg: TrainIDMConfig) -> Path:
     logger.info("episodes: %d train, %d held out %s", len(train_eps), len(val_eps), val_eps)
     episodes = load_episodes(cfg.dataset_root, cfg.model, all_eps, cfg.image_key)
     by_index = {e.episode_index: e for e in episodes}
-    train_sampler = TransitionSampler([by_index[i] for i in train_eps], cfg.model)
+    train_episodes = [by_index[i] for i in train_eps]
+    for root in cfg.extra_dataset_roots:
+        extra = load_episodes(root, cfg.model, None, cfg.image_key)
+        logger.info("%s: %d more training episodes", root, len(extra))
+        train_episodes += extra
+    train_sampler = TransitionSampler(train_episodes, cfg.model)
     val_sampler = TransitionSampler([by_index[i] for i in val_eps], cfg.model) if val_eps else None
 
+    corrections = CorrectionSampler(list(cfg.corrections), cfg.model) if cfg.corrections else None
+
     torch.manual_seed(cfg.seed)
-    model = InverseDynamicsModel(cfg.model)
-    model.set_normalization(**train_sampler.statistics())
+    if cfg.init_from is not None:
+        model = InverseDynamicsModel.from_pretrained(cfg.init_from)
+        if model.config != cfg.model:
+            raise ValueError(
+                f"init_from {str(cfg.init_from)!r} has model config {model.config!r}, the run "
+                f"asks for {cfg.model!r}"
+            )
+        logger.info("initialised from %s (its normalisation kept)", cfg.init_from)
+    else:
+        model = InverseDynamicsModel(cfg.model)
+        model.set_normalization(**train_sampler.statistics())
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
@@ -276,6 +306,13 @@ def train(cfg: TrainIDMConfig) -> Path:
             cfg.seed * 1_000_003 + step * accelerator.num_processes + accelerator.process_index
         )
         frames, state, actions = train_sampler.sample(cfg.batch_size, gen)
+        if corrections is not None:
+            n = round(cfg.batch_size * cfg.corrections_fraction)
+            extra = corrections.sample(n, gen)
+            frames, state, actions = (
+                torch.cat([a[: cfg.batch_size - n], b])
+                for a, b in zip((frames, state, actions), extra, strict=True)
+            )
         x = augment(frames, cfg, gen).to(accelerator.device)
         present = torch.rand(cfg.batch_size, generator=gen) >= cfg.model.state_dropout_prob
         state = state + cfg.state_noise_std_rad * torch.randn(state.shape, generator=gen)

@@ -1,0 +1,212 @@
+"""Closed-loop corrections for the IDM (DAgger): where the policy drifts, what the expert did.
+
+    executor-idm-corrections --checkpoint checkpoints/idm_sim --dataset_root data/sim_v1 \\
+        --output outputs/idm_corrections/round1.npz
+
+Trained only on expert transitions, the IDM never sees the arm *off* the expert's path. In
+closed loop it gets there after a few chunks (its own small errors), and then it repeats the
+expert's motion from the wrong place instead of closing the gap to the goal frame: the
+tracking error grows like a random walk. This collector runs the policy closed loop in the
+simulator on *training* episodes, exactly as ``executor-idm-evaluate`` does (current frame
+rendered by the simulator, measured joint state, the expert's recorded frame one stride
+ahead as the goal), and stores each visited (current frame, goal frame, state) with the
+expert's recorded absolute joint targets for that stride as the label (Ross et al., 2011).
+Absolute targets are the right label from an off-path state too: a position-controlled arm
+commanded to them ends where the goal frame shows it.
+
+Only the checkpoint's training episodes are used (``--dataset_root``'s held-out split is
+never touched), plus every episode of ``--extra_dataset_roots``. ``--action_noise_std_rad``
+adds Gaussian noise to the executed (not the stored) targets, for states a little further
+off the path than the policy alone reaches.
+
+Output: one ``.npz`` written atomically (``frames`` (N, 2, 3, S, S) uint8 current+goal,
+``state_rad`` (N, J), ``actions_rad`` (N, s, J), ``metadata_json``) that ``executor-idm-train
+--corrections`` mixes into its batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from executor_core.config_cli import parse_config
+from inverse_dynamics.dataset_idm import EpisodeArrays, load_episodes
+from inverse_dynamics.evaluate_idm import _env_for_dataset, _episode_records, _reset_to_record
+from inverse_dynamics.processing_idm import InverseDynamicsPolicy
+from inverse_dynamics.train_idm import TRAIN_CONFIG_NAME
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CollectCorrectionsConfig:
+    checkpoint: Path = Path("checkpoints/idm_sim")
+    dataset_root: Path = Path("data/sim_v1")  # its training episodes (the checkpoint's split)
+    extra_dataset_roots: tuple[Path, ...] = ()  # all of their episodes
+    output: Path = Path("outputs/idm_corrections/round1.npz")
+    max_episodes_per_root: int | None = None
+    action_noise_std_rad: float = 0.0
+    seed: int = 0
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_episodes_per_root is not None and self.max_episodes_per_root < 1:
+            raise ValueError(
+                f"max_episodes_per_root must be >= 1 or None, got {self.max_episodes_per_root!r}"
+            )
+        if not (np.isfinite(self.action_noise_std_rad) and self.action_noise_std_rad >= 0):
+            raise ValueError(
+                f"action_noise_std_rad must be >= 0, got {self.action_noise_std_rad!r}"
+            )
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {self.num_threads!r}")
+        if self.output.suffix != ".npz":
+            raise ValueError(f"output must be a .npz file, got {str(self.output)!r}")
+
+
+PRESETS: dict[str, CollectCorrectionsConfig] = {
+    "debug": CollectCorrectionsConfig(
+        output=Path("outputs/idm_corrections/debug.npz"), max_episodes_per_root=2
+    ),
+}
+
+
+def _training_episodes(checkpoint: Path, dataset_root: Path) -> list[int]:
+    """The training split saved with the checkpoint; refuse to guess it."""
+    path = checkpoint / TRAIN_CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: the training split decides which episodes may be used"
+        )
+    train_cfg = json.loads(path.read_text())
+    trained_on = Path(train_cfg["dataset_root"]).resolve()
+    if trained_on != dataset_root.resolve():
+        raise ValueError(
+            f"checkpoint {checkpoint} was trained on {str(trained_on)!r}, not "
+            f"{str(dataset_root)!r}: its held-out split is defined there"
+        )
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+    from inverse_dynamics.dataset_idm import split_episodes
+
+    total = LeRobotDatasetMetadata("local/dataset", root=dataset_root).total_episodes
+    all_eps = list(range(total))[: train_cfg.get("max_episodes")]
+    train_eps, _ = split_episodes(all_eps, float(train_cfg["val_fraction"]), int(train_cfg["seed"]))
+    return train_eps
+
+
+def collect_episode(
+    policy: InverseDynamicsPolicy,
+    env: Any,  # executor_sim.env.TabletopEnv
+    record: dict[str, Any],
+    episode: EpisodeArrays,
+    rng: np.random.Generator,
+    action_noise_std_rad: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One closed-loop run -> frames (C, 2, 3, S, S) uint8, state (C, J), actions (C, s, J)."""
+    s = policy.config.frame_stride
+    size = policy.config.image_size_px
+    obs = _reset_to_record(env, record)
+    goals = episode.frames[s::s]  # (C, 3, S, S) recorded goal frames
+    frames, states, actions = [], [], []
+    for c in range(goals.shape[0]):
+        t = c * s
+        if obs["image"].shape != (size, size, 3):
+            raise ValueError(
+                f"the simulator renders {obs['image'].shape!r}, the IDM needs ({size}, {size}, 3)"
+            )
+        current_u8 = torch.from_numpy(np.ascontiguousarray(obs["image"])).permute(2, 0, 1)
+        goal_hwc = goals[c].permute(1, 2, 0).numpy()
+        frames.append(torch.stack([current_u8, goals[c]]))
+        states.append(obs["state"].astype(np.float32))
+        actions.append(episode.action_rad[t : t + s].numpy())
+        chunk = policy.predict_chunk(np.stack([obs["image"], goal_hwc]), obs["state"])
+        for target in chunk.joint_positions_rad:
+            noise = rng.normal(0.0, action_noise_std_rad, target.shape)
+            obs = env.step(target + noise)
+    return torch.stack(frames).numpy(), np.stack(states), np.stack(actions)
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
+    torch.set_num_threads(cfg.num_threads)
+    policy = InverseDynamicsPolicy.from_pretrained(cfg.checkpoint)
+    if policy.config.num_input_frames != 2:
+        raise ValueError(
+            f"corrections are (current, goal) pairs: num_input_frames must be 2, got "
+            f"{policy.config.num_input_frames!r}"
+        )
+    rng = np.random.default_rng(cfg.seed)
+    plan = [(cfg.dataset_root, _training_episodes(cfg.checkpoint, cfg.dataset_root))]
+    for root in cfg.extra_dataset_roots:
+        records = _episode_records(root)
+        plan.append((root, sorted(records)))
+    frames, states, actions, sources = [], [], [], []
+    for root, eps in plan:
+        eps = eps[: cfg.max_episodes_per_root]
+        records = _episode_records(root)
+        env = _env_for_dataset(root, policy.config.image_size_px)
+        try:
+            episodes = load_episodes(root, policy.config, eps)
+            for episode in tqdm(episodes, desc=f"corrections {root.name}", mininterval=5.0):
+                f, q, a = collect_episode(
+                    policy,
+                    env,
+                    records[episode.episode_index],
+                    episode,
+                    rng,
+                    cfg.action_noise_std_rad,
+                )
+                frames.append(f)
+                states.append(q)
+                actions.append(a)
+            sources.append({"dataset_root": str(root), "episodes": eps})
+        finally:
+            env.close()
+    metadata = {
+        "checkpoint": str(cfg.checkpoint),
+        "sources": sources,
+        "action_noise_std_rad": cfg.action_noise_std_rad,
+        "seed": cfg.seed,
+    }
+    arrays = {
+        "frames": np.concatenate(frames),
+        "state_rad": np.concatenate(states),
+        "actions_rad": np.concatenate(actions),
+        "metadata_json": np.array(json.dumps(metadata)),
+    }
+    _save_npz_atomic(cfg.output, arrays)
+    logger.info("wrote %d correction samples to %s", arrays["frames"].shape[0], cfg.output)
+    return {"num_samples": int(arrays["frames"].shape[0]), "output": str(cfg.output)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    cfg = parse_config(CollectCorrectionsConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    summary = collect(cfg)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
