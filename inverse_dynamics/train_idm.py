@@ -274,6 +274,8 @@ def train(cfg: TrainIDMConfig) -> Path:
         ckpt = out / "checkpoints" / f"step_{step:06d}"
         raw_model.save_pretrained(ckpt / "model")
         save_config_json(cfg, ckpt / TRAIN_CONFIG_NAME)
+        # Also beside the weights, so every model folder names its data and split.
+        save_config_json(cfg, ckpt / "model" / TRAIN_CONFIG_NAME)
         save_training_state(
             ckpt,
             optimizer,
