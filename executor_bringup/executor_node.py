@@ -31,6 +31,14 @@ Policy:
   ``executor-calibrate-intrinsics``) undistorts every frame with
   ``calibration.rectify.Rectifier`` before the models see it, in the worker (one remap per
   goal, not per received frame); a frame of another size than calibrated aborts the goal.
+- ``idm_mode`` says how the imagined video becomes motion. ``open_loop``: the IDM chains
+  all chunks from the imagined frames up front (``imagine_to_act``) and the segment is one
+  trajectory, sent once. ``closed_loop``: after imagining, the worker tracks the imagined
+  frames one by one: latest camera frame (the same preprocessing, rectification included)
+  + latest ``joint_states`` + the next imagined frame -> one IDM chunk (``frame_stride``
+  points, 0.4 s) -> sent the same way as a whole trajectory -> wait for it -> next frame.
+  The result's ``trajectory`` is then the segment's chunks back to back (their own clocks,
+  without the gaps between them); verification follows the last chunk, as in open loop.
 - Empty model paths load tiny random test-double models (logged as a warning): that is
   for tests and benchmarks of the plumbing, not for controlling an arm.
 """
@@ -42,8 +50,9 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +82,17 @@ from executor_core.imagine_to_act import (
     TinyRandomInverseDynamics,
     TinyRandomVideoModel,
     VideoModel,
+    check_idm_mode,
+    chunk_towards,
+    concatenate_trajectories,
+    goal_frames,
     imagine_to_act,
+    imagine_video,
     save_video_mp4,
 )
 from executor_core.retiming import retime_to_limits
 from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.types import JointTrajectory
 
 logger = logging.getLogger(__name__)
 
@@ -181,10 +196,12 @@ class ExecutorNode(Node):
         p("rectify", False)
         p("success_service", "")
         p("executed_video_fps", 10.0)
+        p("idm_mode", "open_loop")
         g = self.get_parameter
         self.output_mode = g("output_mode").value
         if self.output_mode not in ("topic", "action"):
             raise ValueError(f"output_mode must be 'topic' or 'action', got {self.output_mode!r}")
+        self.idm_mode = check_idm_mode(g("idm_mode").value)
         self.robot = RobotDescription.from_yaml(
             g("robot_description_path").value or default_robot_path()
         )
@@ -197,6 +214,11 @@ class ExecutorNode(Node):
                 "motion is meaningless. Set executor_pipeline_dir and idm_dir for real use."
             )
         self.using_test_models = test_double
+        if self.idm_mode == "closed_loop" and not hasattr(self.idm, "predict_chunk"):
+            raise ValueError(
+                f"idm_mode 'closed_loop' needs an IDM with predict_chunk; "
+                f"{type(self.idm).__name__} has none"
+            )
         self.rectifier = self._make_rectifier(g("camera_info_path").value, g("rectify").value)
 
         self._cb = ReentrantCallbackGroup()
@@ -204,6 +226,7 @@ class ExecutorNode(Node):
         self._busy = False
         self._image: np.ndarray | None = None  # (H, W, 3) uint8 RGB, view on the message
         self._image_stamp_s = 0.0
+        self._image_count = 0  # images accepted so far: "a frame newer than ..." in closed loop
         self._q: np.ndarray | None = None  # (J,) robot order
         self.images_rejected = 0
         self.last_image_error = ""
@@ -245,7 +268,9 @@ class ExecutorNode(Node):
         self._worker = threading.Thread(target=self._work, name="executor_worker", daemon=True)
         self._worker.start()
         judge = f"task verifier {self._verifier_name!r}" if verifier else "no task verifier"
-        self.get_logger().info(f"ready: output {self.output_mode!r} via {ctrl!r}, {judge}")
+        self.get_logger().info(
+            f"ready: output {self.output_mode!r} via {ctrl!r}, IDM {self.idm_mode}, {judge}"
+        )
 
     def _make_rectifier(self, camera_info_path: str, rectify: bool) -> Rectifier | None:
         if not rectify:
@@ -286,6 +311,7 @@ class ExecutorNode(Node):
         with self._lock:
             self._image = rgb
             self._image_stamp_s = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            self._image_count += 1
         if self._recorder is not None:
             self._recorder.add(rgb, time.monotonic())
 
@@ -375,44 +401,47 @@ class ExecutorNode(Node):
                 image = self.model_input(self._fresh_image())
                 q = self.joint_positions_rad()
                 seed = int(g("seed").value) + result.replans_used
-                plan = imagine_to_act(
+                video, planned = self._imagine(
                     image,
                     goal.task_prompt,
-                    self.video_model,
-                    self.idm,
-                    self.robot.joint_names,
                     q,
-                    seed=seed,
-                    on_phase=lambda ph: publish(ph, 0.1 if ph == PHASE.PHASE_IMAGINING else 0.4),
+                    seed,
+                    lambda ph: publish(ph, 0.1 if ph == PHASE.PHASE_IMAGINING else 0.4),
                 )
-                # Imagined motion has no notion of the arm's limits: keep the path, slow
-                # the clock (the safety node still checks, and rejects rather than clips).
-                plan = replace(plan, trajectory=retime_to_limits(plan.trajectory, self.robot, q))
                 self._check_alive(gh, deadline)
                 video_path = Path(g("video_dir").value) / (
                     f"{bytes(gh.goal_id.uuid).hex()[:12]}_{result.replans_used}.mp4"
                 )
                 # The mp4 is written while the arm moves: motion does not wait for disk.
                 saving = self._video_writer.submit(
-                    save_video_mp4, plan.video, video_path, g("video_fps").value
+                    save_video_mp4, video, video_path, g("video_fps").value
                 )
-                msg = trajectory_to_msg(plan.trajectory)
                 publish(PHASE.PHASE_EXECUTING, 0.5)
                 executed_path = video_path.with_name(f"{video_path.stem}_executed.mp4")
                 if self._recorder is not None:
                     self._recorder.start()
                 verdict: tuple[bool, str] | None = None
                 try:
-                    self._send(msg, gh, deadline)
-                    result.trajectory = msg
+                    if planned is not None:
+                        sent = planned
+                        self._send(trajectory_to_msg(sent), gh, deadline)
+                    else:
+                        sent = self._track(
+                            video,
+                            gh,
+                            deadline,
+                            lambda done: publish(PHASE.PHASE_EXECUTING, 0.5 + 0.45 * done),
+                        )
+                    result.trajectory = trajectory_to_msg(sent)
                     publish(PHASE.PHASE_VERIFYING, 0.95)
-                    reached, err = self._verify(plan.trajectory.positions_rad[-1], deadline)
+                    reached, err = self._verify(sent.positions_rad[-1], deadline)
                     if self._verifier is not None:
                         verdict = self._ask_verifier(gh, deadline)
                 finally:
                     result.imagined_video_path = str(saving.result())
                     result.executed_video_path = self._save_executed(executed_path)
-                executed = f"{len(msg.points)} points executed, final joint error {err:.4f} rad"
+                points = sent.positions_rad.shape[0]
+                executed = f"{points} points executed, final joint error {err:.4f} rad"
                 missed = (
                     f"arm did not reach the last point: max joint error "
                     f"{err:.4f} rad > goal_tolerance_rad {g('goal_tolerance_rad').value}"
@@ -445,6 +474,67 @@ class ExecutorNode(Node):
             result.success, result.message = False, str(exc)
             self.get_logger().error(f"goal aborted: {exc}")
             gh.abort()
+
+    def _imagine(
+        self,
+        image: np.ndarray,  # (H, W, 3) uint8, model input
+        prompt: str,
+        q: np.ndarray | None,  # (J,) measured
+        seed: int,
+        on_phase: Callable[[str], None],
+    ) -> tuple[np.ndarray, JointTrajectory | None]:
+        """(imagined video, the whole trajectory in open loop; None in closed loop, where
+        ``_track`` asks the IDM chunk by chunk while the arm moves)."""
+        if self.idm_mode == "closed_loop":
+            return imagine_video(image, prompt, self.video_model, seed, on_phase), None
+        plan = imagine_to_act(
+            image, prompt, self.video_model, self.idm, self.robot.joint_names, q, seed, on_phase
+        )
+        # Imagined motion has no notion of the arm's limits: keep the path, slow the clock
+        # (the safety node still checks, and rejects rather than clips).
+        return plan.video, retime_to_limits(plan.trajectory, self.robot, q)
+
+    def _track(
+        self,
+        video: np.ndarray,  # (T, S, S, 3) uint8, the imagined segment
+        gh: object,
+        deadline: float,
+        progress: Callable[[float], None],  # fraction of the goal frames done, 0..1
+    ) -> JointTrajectory:
+        """Closed loop over one imagined segment: one IDM chunk per goal frame, each from
+        the latest camera frame and joint state, sent and waited for before the next.
+        Returns what was sent, back to back."""
+        goals = goal_frames(video)
+        sent: list[JointTrajectory] = []
+        images_seen = 0
+        for i, goal in enumerate(goals):
+            self._check_alive(gh, deadline)
+            if i > 0:
+                # A frame taken after the last chunk ended, not while the arm still moved
+                # (costs up to one camera period).
+                self._wait_image_after(images_seen, deadline, gh)
+            image = self.model_input(self._fresh_image())
+            q = self.joint_positions_rad()
+            chunk = chunk_towards(self.idm, image, goal, self.robot.joint_names, q)
+            # Same reason as the open-loop retiming: an imagined step may be too fast.
+            chunk = retime_to_limits(chunk, self.robot, q)
+            self._send(trajectory_to_msg(chunk), gh, deadline)
+            with self._lock:
+                images_seen = self._image_count
+            sent.append(chunk)
+            progress((i + 1) / len(goals))
+        return concatenate_trajectories(sent)
+
+    def _wait_image_after(self, seen: int, deadline: float, gh: object) -> None:
+        """Wait for an image beyond the first ``seen`` ones, at most ``max_image_age_s``;
+        then the latest one is used anyway (``_fresh_image`` still refuses a stale one)."""
+        end = time.monotonic() + self.get_parameter("max_image_age_s").value
+        while time.monotonic() < end:
+            with self._lock:
+                if self._image_count > seen:
+                    return
+            self._check_alive(gh, deadline)
+            time.sleep(0.005)
 
     def _verifier_missing(self) -> str:
         return (

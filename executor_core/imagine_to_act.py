@@ -3,6 +3,12 @@
 camera image + prompt --VideoModel--> imagined frames (T, H', W', 3)
 --InverseDynamics--> one ActionChunk per consecutive frame pair --chain--> JointTrajectory.
 
+That is the *open-loop* use of the IDM: the whole trajectory is fixed before the arm moves.
+In *closed loop* (``idm_mode="closed_loop"``) the caller tracks the imagined video instead:
+for each goal frame (``goal_frames``) it asks the IDM for one chunk from the camera frame
+and joint state measured now (``chunk_towards``), executes it, and repeats, so drift is
+corrected every ``frame_stride`` control steps rather than accumulating over the video.
+
 The two models are small Protocols so the concrete Executor pipeline and IDM plug in
 without this module knowing them. ``TinyRandomVideoModel`` / ``TinyRandomInverseDynamics``
 are test doubles (random weights, tiny) that satisfy the protocols; the executor node uses
@@ -18,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import cv2
 import numpy as np
@@ -33,6 +39,16 @@ logger = logging.getLogger(__name__)
 PHASE_IMAGINING = "imagining"
 PHASE_CONVERTING = "converting"
 
+IdmMode = Literal["open_loop", "closed_loop"]
+IDM_MODES: tuple[str, ...] = get_args(IdmMode)
+
+
+def check_idm_mode(mode: str) -> IdmMode:
+    """The mode itself if known; a ValueError quoting it otherwise."""
+    if mode not in IDM_MODES:
+        raise ValueError(f"idm_mode must be one of {list(IDM_MODES)}, got {mode!r}")
+    return mode  # type: ignore[return-value]
+
 
 class VideoModel(Protocol):
     def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int) -> np.ndarray:
@@ -45,6 +61,14 @@ class InverseDynamics(Protocol):
         self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
     ) -> Sequence[ActionChunk]:
         """(T, H, W, 3) uint8 + (J,) state -> T-1 chunks, one per consecutive pair."""
+        ...
+
+
+class ClosedLoopInverseDynamics(Protocol):
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        """(2, H, W, 3) uint8 [current frame, goal frame] + measured (J,) state -> 1 chunk."""
         ...
 
 
@@ -83,6 +107,32 @@ def chain_chunks(
     )
 
 
+def imagine_video(
+    image_rgb: np.ndarray,  # (H, W, 3) uint8
+    prompt: str,
+    video_model: VideoModel,
+    seed: int = 0,
+    on_phase: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """Run the video model on validated inputs; (T >= 2, H', W', 3) uint8, frame 0 = now."""
+    if not prompt.strip():
+        raise ValueError(f"task prompt must not be empty, got {prompt!r}")
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+        raise ValueError(
+            f"image_rgb must be (H, W, 3) uint8, got {image_rgb.shape!r} {image_rgb.dtype}"
+        )
+    if on_phase:
+        on_phase(PHASE_IMAGINING)
+    video = np.asarray(video_model(image_rgb, prompt, seed))
+    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+        raise ValueError(
+            f"video model returned {video.shape!r} {video.dtype}, expected (T, H, W, 3) uint8"
+        )
+    if video.shape[0] < 2:
+        raise ValueError(f"video model returned {video.shape[0]} frame(s); need >= 2")
+    return video
+
+
 def imagine_to_act(
     image_rgb: np.ndarray,  # (H, W, 3) uint8
     prompt: str,
@@ -94,23 +144,9 @@ def imagine_to_act(
     on_phase: Callable[[str], None] | None = None,
 ) -> ImaginedPlan:
     """Run the video model then the IDM; returns the video and the joint trajectory."""
-    if not prompt.strip():
-        raise ValueError(f"task prompt must not be empty, got {prompt!r}")
-    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
-        raise ValueError(
-            f"image_rgb must be (H, W, 3) uint8, got {image_rgb.shape!r} {image_rgb.dtype}"
-        )
-    if on_phase:
-        on_phase(PHASE_IMAGINING)
     t0 = time.perf_counter()
-    video = np.asarray(video_model(image_rgb, prompt, seed))
+    video = imagine_video(image_rgb, prompt, video_model, seed, on_phase)
     t1 = time.perf_counter()
-    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
-        raise ValueError(
-            f"video model returned {video.shape!r} {video.dtype}, expected (T, H, W, 3) uint8"
-        )
-    if video.shape[0] < 2:
-        raise ValueError(f"video model returned {video.shape[0]} frame(s); need >= 2")
     if on_phase:
         on_phase(PHASE_CONVERTING)
     chunks = idm.predict(video, joint_positions_rad)
@@ -129,6 +165,60 @@ def imagine_to_act(
         t2 - t1,
     )
     return ImaginedPlan(video, trajectory, {"imagine_s": t1 - t0, "convert_s": t2 - t1})
+
+
+def goal_frames(video: np.ndarray) -> np.ndarray:
+    """The frames a closed-loop run tracks, in order: every imagined frame after the first.
+
+    Frame 0 is the camera image the video was imagined from, i.e. where the arm already is;
+    the result is (T-1, H', W', 3), one goal (and one IDM chunk) per ``frame_stride`` steps.
+    """
+    if video.ndim != 4 or video.shape[0] < 2 or video.shape[-1] != 3:
+        raise ValueError(f"need an imagined video (T >= 2, H, W, 3), got {video.shape!r}")
+    return video[1:]
+
+
+def chunk_towards(
+    idm: ClosedLoopInverseDynamics,
+    current_rgb: np.ndarray,  # (H, W, 3) uint8, the camera frame now
+    goal_rgb: np.ndarray,  # (H', W', 3) uint8, one imagined frame
+    joint_names: tuple[str, ...],
+    joint_positions_rad: np.ndarray | None = None,  # (J,) measured now
+) -> JointTrajectory:
+    """One closed-loop step: the IDM chunk from where the arm is to the goal frame.
+
+    The camera frame gets the video model's own input preprocessing (centre crop, resize
+    to the imagined resolution) so that both frames the IDM compares look alike. The
+    chunk is returned as a trajectory starting now, first row one control period ahead.
+    """
+    if goal_rgb.ndim != 3 or goal_rgb.shape[0] != goal_rgb.shape[1]:
+        raise ValueError(f"goal frame must be a square (S, S, 3) frame, got {goal_rgb.shape!r}")
+    current = center_crop_resize(current_rgb, goal_rgb.shape[0])
+    chunk = idm.predict_chunk(np.stack([current, goal_rgb]), joint_positions_rad)
+    return chain_chunks([chunk], joint_names)
+
+
+def concatenate_trajectories(parts: Sequence[JointTrajectory]) -> JointTrajectory:
+    """Back-to-back concatenation: part i+1's clock starts where part i ends.
+
+    Records what a closed-loop segment commanded as one trajectory; the wall-clock gaps
+    between the chunks (prediction, sending) are not in it.
+    """
+    if not parts:
+        raise ValueError("no trajectories to concatenate")
+    names = tuple(parts[0].joint_names)
+    offsets = np.cumsum([0.0] + [p.duration_s for p in parts[:-1]])
+    for i, p in enumerate(parts):
+        if tuple(p.joint_names) != names:
+            raise ValueError(f"trajectory {i} joint names {p.joint_names!r} differ from {names!r}")
+    return JointTrajectory(
+        joint_names=names,
+        positions_rad=np.concatenate([p.positions_rad for p in parts]),
+        time_from_start_s=np.concatenate(
+            [p.time_from_start_s + off for p, off in zip(parts, offsets, strict=True)]
+        ),
+        metadata={"chunks": str(len(parts))},
+    )
 
 
 def save_video_mp4(frames: np.ndarray, path: Path, fps: float) -> Path:
@@ -231,3 +321,11 @@ class TinyRandomInverseDynamics(nn.Module):
                 ActionChunk(targets.astype(np.float32), self.control_rate_hz, self.joint_names)
             )
         return chunks
+
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        """Closed-loop use, as ``InverseDynamicsPolicy.predict_chunk``: [current, goal]."""
+        if frames.ndim != 4 or frames.shape[0] != 2:
+            raise ValueError(f"predict_chunk needs (2, H, W, 3) frames, got {frames.shape!r}")
+        return self.predict(frames, joint_positions_rad)[0]

@@ -2,10 +2,14 @@
 
 One episode: reset the simulator to the item's seed, set the item's task, then repeat up to
 ``max_replans`` times: imagine a video from the current camera image and the (possibly
-paraphrased) short prompt, turn it into a joint trajectory with the IDM
-(``executor_core.imagine_to_act``), execute it on the simulated arm; stop at success or
-when the step budget is spent. The expert runs the same seed and task with its scripted
-plan. Success is the simulator's own predicate (``Task.is_success``), never a judge.
+paraphrased) short prompt and execute it on the simulated arm; stop at success or when the
+step budget is spent. ``idm_mode`` says how the IDM turns the video into motion
+(``executor_core.imagine_to_act``): ``closed_loop`` (default) tracks the imagined frames
+one by one, each chunk predicted from the simulator's current frame and joint state to the
+next imagined frame, as the executor node does; ``open_loop`` chains all chunks from the
+imagined frames up front and executes them blind. The expert runs the same seed and task
+with its scripted plan. Success is the simulator's own predicate (``Task.is_success``),
+never a judge.
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from executor_core.imagine_to_act import (
+    IdmMode,
+    check_idm_mode,
+    chunk_towards,
+    goal_frames,
+    imagine_to_act,
+    imagine_video,
+)
 from executor_core.method.task_items import TaskItem
 
 logger = logging.getLogger(__name__)
@@ -36,8 +48,12 @@ class ClosedLoopConfig:
         "executor_distilled",
         "demonstrator_prompt",
     )
+    # closed_loop corrects drift every chunk: in simulation on the expert's frames it
+    # succeeds far more often than chaining all chunks blind (open_loop)
+    idm_mode: IdmMode = "closed_loop"
 
     def __post_init__(self) -> None:
+        check_idm_mode(self.idm_mode)
         if self.num_episodes <= 0 or self.max_replans <= 0 or self.max_steps <= 0:
             raise ValueError(
                 f"need num_episodes, max_replans, max_steps > 0; got {self.num_episodes!r}, "
@@ -133,33 +149,79 @@ def run_stack(
     cfg: ClosedLoopConfig,
     seed: int,
 ) -> EpisodeResult:
-    """Imagine -> IDM -> execute, replanning from the new camera image."""
-    from executor_core.imagine_to_act import imagine_to_act
-
+    """Imagine -> IDM -> execute (open or closed loop), replanning from the new camera image."""
     task = task_for_item(env, item)
     prompt = choose_prompt(item, cfg.paraphrase, seed)
-    obs = env.observation()
-    frames, imagined = [obs["image"]], []
-    steps, replans, success = 0, 0, False
-    while replans < cfg.max_replans and steps < cfg.max_steps and not success:
-        plan = imagine_to_act(
-            obs["image"],
-            prompt,
-            video_model,
-            idm,
-            env.robot.joint_names,
-            obs["state"],
-            seed=seed * 101 + replans,
-        )
-        imagined.append(plan.video)
+    run = _StackRun(env, cfg.max_steps)
+    imagined = []
+    replans, success = 0, False
+    while replans < cfg.max_replans and not run.out_of_steps and not success:
+        segment_seed = seed * 101 + replans
+        if cfg.idm_mode == "open_loop":
+            imagined.append(_open_loop_segment(run, prompt, video_model, idm, segment_seed))
+        else:
+            imagined.append(_closed_loop_segment(run, prompt, video_model, idm, segment_seed))
         replans += 1
-        for target in plan.trajectory.positions_rad:
-            obs = env.step(target)
-            frames.append(obs["image"])
-            steps += 1
-            if steps >= cfg.max_steps:
-                break
         success = bool(task.is_success(env))
     return EpisodeResult(
-        item.item_id, condition, prompt, success, steps, replans, np.stack(frames), imagined
+        item.item_id,
+        condition,
+        prompt,
+        success,
+        run.steps,
+        replans,
+        np.stack(run.frames),
+        imagined,
     )
+
+
+class _StackRun:
+    """The simulator, its latest observation, the camera frames so far and the step budget."""
+
+    def __init__(self, env: Any, max_steps: int) -> None:
+        self.env, self.max_steps = env, max_steps
+        self.obs = env.observation()
+        self.frames: list[np.ndarray] = [self.obs["image"]]
+        self.steps = 0
+
+    @property
+    def out_of_steps(self) -> bool:
+        return self.steps >= self.max_steps
+
+    def execute(self, targets_rad: np.ndarray) -> None:  # (N, J) absolute joint targets
+        for target in targets_rad:
+            if self.out_of_steps:
+                return
+            self.obs = self.env.step(target)
+            self.frames.append(self.obs["image"])
+            self.steps += 1
+
+
+def _open_loop_segment(
+    run: _StackRun, prompt: str, video_model: Any, idm: Any, seed: int
+) -> np.ndarray:
+    plan = imagine_to_act(
+        run.obs["image"],
+        prompt,
+        video_model,
+        idm,
+        run.env.robot.joint_names,
+        run.obs["state"],
+        seed=seed,
+    )
+    run.execute(plan.trajectory.positions_rad)
+    return plan.video
+
+
+def _closed_loop_segment(
+    run: _StackRun, prompt: str, video_model: Any, idm: Any, seed: int
+) -> np.ndarray:
+    video = imagine_video(run.obs["image"], prompt, video_model, seed)
+    for goal in goal_frames(video):
+        if run.out_of_steps:
+            break
+        chunk = chunk_towards(
+            idm, run.obs["image"], goal, run.env.robot.joint_names, run.obs["state"]
+        )
+        run.execute(chunk.positions_rad)
+    return video

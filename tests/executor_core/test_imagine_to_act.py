@@ -7,18 +7,24 @@ import numpy as np
 import pytest
 import torch
 
+from executor_core.frames import center_crop_resize
 from executor_core.imagine_to_act import (
     PHASE_CONVERTING,
     PHASE_IMAGINING,
     TinyRandomInverseDynamics,
     TinyRandomVideoModel,
     chain_chunks,
+    check_idm_mode,
+    chunk_towards,
+    concatenate_trajectories,
+    goal_frames,
     imagine_to_act,
+    imagine_video,
     save_video_mp4,
 )
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.safety import check_joint_trajectory
-from executor_core.types import ActionChunk
+from executor_core.types import ActionChunk, JointTrajectory
 
 torch.set_num_threads(1)
 NAMES = ("a", "b")
@@ -102,3 +108,94 @@ def test_save_video_mp4_atomic_and_readable(tmp_path) -> None:
     assert reds == pytest.approx([0, 120, 240], abs=8)
     with pytest.raises(ValueError, match="fps must be > 0"):
         save_video_mp4(frames, tmp_path / "x.mp4", fps=0)
+
+
+# -- closed loop: the pieces the executor node and the sim evaluation share
+
+
+class RecordingIDM:
+    """Wraps the tiny IDM and keeps every (frames, state) predict_chunk was given."""
+
+    def __init__(self, idm: TinyRandomInverseDynamics) -> None:
+        self.idm = idm
+        self.calls: list[tuple[np.ndarray, np.ndarray | None]] = []
+
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        self.calls.append((frames.copy(), joint_positions_rad))
+        return self.idm.predict_chunk(frames, joint_positions_rad)
+
+
+def test_check_idm_mode_names_the_bad_value() -> None:
+    assert check_idm_mode("closed_loop") == "closed_loop"
+    assert check_idm_mode("open_loop") == "open_loop"
+    with pytest.raises(ValueError, match=r"idm_mode must be one of .*got 'closed-loop'"):
+        check_idm_mode("closed-loop")
+
+
+def test_goal_frames_are_the_imagined_frames_after_the_first() -> None:
+    video = np.arange(5)[:, None, None, None] * np.ones((5, 4, 4, 3), np.uint8)
+    goals = goal_frames(video)
+    assert goals.shape == (4, 4, 4, 3)
+    assert [int(g[0, 0, 0]) for g in goals] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"T >= 2.*\(1, 4, 4, 3\)"):
+        goal_frames(video[:1])
+
+
+def test_chunk_towards_compares_the_camera_frame_with_the_goal() -> None:
+    robot = RobotDescription.from_yaml(default_robot_path())
+    torch.manual_seed(0)
+    idm = RecordingIDM(TinyRandomInverseDynamics(robot.joint_names, robot.home_rad, size_px=8))
+    camera = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    goal = np.full((16, 16, 3), 200, np.uint8)
+    q = np.full(6, 0.1)
+    traj = chunk_towards(idm, camera, goal, robot.joint_names, q)
+    ((frames, state),) = idm.calls
+    # the camera frame gets the video model's preprocessing: both frames at 16 px
+    np.testing.assert_array_equal(frames[0], center_crop_resize(camera, 16))
+    np.testing.assert_array_equal(frames[1], goal)
+    np.testing.assert_array_equal(state, q)
+    assert traj.positions_rad.shape == (4, 6)  # frame_stride rows
+    np.testing.assert_allclose(traj.time_from_start_s, [0.1, 0.2, 0.3, 0.4])
+    assert check_joint_trajectory(traj, robot, q).ok
+    with pytest.raises(ValueError, match=r"square.*\(16, 12, 3\)"):
+        chunk_towards(idm, camera, goal[:, :12], robot.joint_names, q)
+
+
+def test_tiny_idm_predict_chunk_is_its_first_open_loop_chunk() -> None:
+    torch.manual_seed(0)
+    idm = TinyRandomInverseDynamics(NAMES, np.zeros(2), size_px=8)
+    frames = np.random.default_rng(2).integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)
+    q = np.array([0.3, -0.2])
+    np.testing.assert_array_equal(
+        idm.predict_chunk(frames, q).joint_positions_rad,
+        idm.predict(frames, q)[0].joint_positions_rad,
+    )
+    with pytest.raises(ValueError, match=r"\(2, H, W, 3\).*\(3, 8, 8, 3\)"):
+        idm.predict_chunk(np.concatenate([frames, frames[:1]]), q)
+
+
+def test_concatenate_trajectories_back_to_back() -> None:
+    a = JointTrajectory(NAMES, np.zeros((2, 2)), np.array([0.1, 0.2]))
+    b = JointTrajectory(NAMES, np.ones((2, 2)), np.array([0.3, 0.6]))  # a retimed chunk
+    traj = concatenate_trajectories([a, b])
+    np.testing.assert_allclose(traj.time_from_start_s, [0.1, 0.2, 0.5, 0.8])
+    np.testing.assert_array_equal(traj.positions_rad[:, 0], [0, 0, 1, 1])
+    assert traj.metadata["chunks"] == "2"
+    with pytest.raises(ValueError, match="no trajectories"):
+        concatenate_trajectories([])
+    with pytest.raises(ValueError, match=r"trajectory 1 joint names \('a', 'c'\)"):
+        concatenate_trajectories([a, JointTrajectory(("a", "c"), np.ones((1, 2)), np.ones(1))])
+
+
+def test_imagine_video_validates_like_imagine_to_act() -> None:
+    torch.manual_seed(0)
+    phases: list[str] = []
+    image = np.zeros((20, 30, 3), np.uint8)
+    video = imagine_video(image, "go", TinyRandomVideoModel(8, 3), seed=1, on_phase=phases.append)
+    assert video.shape == (3, 8, 8, 3)
+    assert video.dtype == np.uint8
+    assert phases == [PHASE_IMAGINING]
+    with pytest.raises(ValueError, match="prompt must not be empty"):
+        imagine_video(image, " ", TinyRandomVideoModel(8, 3))

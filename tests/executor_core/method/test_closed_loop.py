@@ -1,0 +1,128 @@
+"""run_stack in the simulator with tiny test-double models: closed loop (the default)
+tracks the imagined frames from the simulator's own camera frames; open loop stays as it
+was; a bad ``idm_mode`` is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from executor_core.config_cli import parse_config
+from executor_core.imagine_to_act import TinyRandomInverseDynamics, TinyRandomVideoModel
+from executor_core.method import evaluate
+from executor_core.method.closed_loop import ClosedLoopConfig, make_env, run_stack
+from executor_core.method.task_items import load_items
+from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.types import ActionChunk
+
+SIZE_PX = 32
+NUM_FRAMES = 4  # T: 3 goal frames, 3 chunks of 4 steps per segment
+
+
+class RecordingIDM:
+    """The tiny IDM, keeping what each predict / predict_chunk call was given."""
+
+    def __init__(self, idm: TinyRandomInverseDynamics) -> None:
+        self.idm = idm
+        self.chunk_frames: list[np.ndarray] = []
+        self.chunk_states: list[np.ndarray | None] = []
+        self.predict_calls = 0
+
+    def predict(self, frames: np.ndarray, joint_positions_rad: np.ndarray | None) -> list:
+        self.predict_calls += 1
+        return self.idm.predict(frames, joint_positions_rad)
+
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        self.chunk_frames.append(frames.copy())
+        q = joint_positions_rad
+        self.chunk_states.append(None if q is None else np.array(q))
+        return self.idm.predict_chunk(frames, joint_positions_rad)
+
+
+class RecordingVideoModel(TinyRandomVideoModel):
+    def __init__(self) -> None:
+        super().__init__(size_px=SIZE_PX, num_frames=NUM_FRAMES)
+        self.videos: list[np.ndarray] = []
+
+    def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        video = super().__call__(image_rgb, prompt, seed)
+        self.videos.append(video)
+        return video
+
+
+@pytest.fixture(scope="module")
+def env():
+    sim = make_env(SIZE_PX)
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def models():
+    torch.manual_seed(0)
+    robot = RobotDescription.from_yaml(default_robot_path())
+    idm = RecordingIDM(TinyRandomInverseDynamics(robot.joint_names, robot.home_rad))
+    return RecordingVideoModel(), idm
+
+
+def _item(debug_items: Path):
+    return next(it for it in load_items(debug_items) if it.seed is not None)
+
+
+def test_closed_loop_is_the_default_and_tracks_from_the_simulators_frames(
+    env, models, debug_items: Path
+) -> None:
+    video_model, idm = models
+    cfg = ClosedLoopConfig(max_replans=2, max_steps=1000, image_size_px=SIZE_PX)
+    assert cfg.idm_mode == "closed_loop"
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    assert not result.success  # random models; the task is not solved by chance
+    assert idm.predict_calls == 0  # no open-loop chaining
+    assert result.replans == 2
+    assert result.steps == 2 * (NUM_FRAMES - 1) * 4  # (T-1) chunks of 4 steps per segment
+    assert result.executed.shape[0] == result.steps + 1
+    assert len(idm.chunk_frames) == 2 * (NUM_FRAMES - 1)
+    for n, frames in enumerate(idm.chunk_frames):
+        segment, i = divmod(n, NUM_FRAMES - 1)
+        # the simulator's frame after the 4 steps of every earlier chunk, and the next goal
+        np.testing.assert_array_equal(frames[0], result.executed[4 * n])
+        np.testing.assert_array_equal(frames[1], video_model.videos[segment][i + 1])
+    # each segment is imagined from the simulator's frame where the previous one ended
+    np.testing.assert_array_equal(video_model.videos[1][0], result.executed[4 * (NUM_FRAMES - 1)])
+    assert [v.shape for v in result.imagined] == [(NUM_FRAMES, SIZE_PX, SIZE_PX, 3)] * 2
+    # the measured state goes in, not the previous chunk's last target
+    assert all(s is not None and s.shape == (6,) for s in idm.chunk_states)
+
+
+def test_closed_loop_stops_at_the_step_budget(env, models, debug_items: Path) -> None:
+    video_model, idm = models
+    cfg = ClosedLoopConfig(max_replans=3, max_steps=6, image_size_px=SIZE_PX)
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    assert result.steps == 6
+    assert result.replans == 1
+    assert len(idm.chunk_frames) == 2  # the second chunk is cut after 2 of its 4 steps
+
+
+def test_open_loop_still_chains_all_chunks_up_front(env, models, debug_items: Path) -> None:
+    video_model, idm = models
+    cfg = ClosedLoopConfig(
+        max_replans=2, max_steps=1000, image_size_px=SIZE_PX, idm_mode="open_loop"
+    )
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    assert idm.chunk_frames == []
+    assert idm.predict_calls == 2
+    assert result.steps == 2 * (NUM_FRAMES - 1) * 4
+
+
+def test_bad_idm_mode_is_named() -> None:
+    with pytest.raises(ValueError, match=r"idm_mode must be one of .*got 'closedloop'"):
+        ClosedLoopConfig(idm_mode="closedloop")
+    with pytest.raises(ValueError, match="'blind'"):
+        parse_config(evaluate.EvalConfig, ["--closed_loop.idm_mode=blind"], evaluate.PRESETS)
+    cfg = parse_config(evaluate.EvalConfig, ["--closed_loop.idm_mode=open_loop"], evaluate.PRESETS)
+    assert cfg.closed_loop.idm_mode == "open_loop"
