@@ -47,6 +47,9 @@ class ClosedLoopConfig:
         "executor_rl",
         "executor_distilled",
         "demonstrator_prompt",
+        # the Demonstrator given the detailed solution: what the stack does when the
+        # imagined video is right (the reference distillation aims at)
+        "demonstrator_solution",
     )
     # closed_loop corrects drift every chunk: in simulation on the expert's frames it
     # succeeds far more often than chaining all chunks blind (open_loop)
@@ -59,7 +62,13 @@ class ClosedLoopConfig:
                 f"need num_episodes, max_replans, max_steps > 0; got {self.num_episodes!r}, "
                 f"{self.max_replans!r}, {self.max_steps!r}"
             )
-        known = {"expert", "executor_rl", "executor_distilled", "demonstrator_prompt"}
+        known = {
+            "expert",
+            "executor_rl",
+            "executor_distilled",
+            "demonstrator_prompt",
+            "demonstrator_solution",
+        }
         unknown = sorted(set(self.conditions) - known)
         if unknown:
             raise ValueError(f"unknown closed-loop conditions {unknown!r}; known {sorted(known)}")
@@ -151,7 +160,10 @@ def run_stack(
 ) -> EpisodeResult:
     """Imagine -> IDM -> execute (open or closed loop), replanning from the new camera image."""
     task = task_for_item(env, item)
-    prompt = choose_prompt(item, cfg.paraphrase, seed)
+    if condition == "demonstrator_solution":
+        prompt = item.proposal.solution_text  # the caption the Demonstrator was trained on
+    else:
+        prompt = choose_prompt(item, cfg.paraphrase, seed)
     run = _StackRun(env, cfg.max_steps)
     imagined = []
     replans, success = 0, False

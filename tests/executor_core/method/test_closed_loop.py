@@ -48,8 +48,10 @@ class RecordingVideoModel(TinyRandomVideoModel):
     def __init__(self) -> None:
         super().__init__(size_px=SIZE_PX, num_frames=NUM_FRAMES)
         self.videos: list[np.ndarray] = []
+        self.prompts: list[str] = []
 
     def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        self.prompts.append(prompt)
         video = super().__call__(image_rgb, prompt, seed)
         self.videos.append(video)
         return video
@@ -126,3 +128,16 @@ def test_bad_idm_mode_is_named() -> None:
         parse_config(evaluate.EvalConfig, ["--closed_loop.idm_mode=blind"], evaluate.PRESETS)
     cfg = parse_config(evaluate.EvalConfig, ["--closed_loop.idm_mode=open_loop"], evaluate.PRESETS)
     assert cfg.closed_loop.idm_mode == "open_loop"
+
+
+def test_demonstrator_solution_imagines_from_the_detailed_solution(
+    env, models, debug_items: Path
+) -> None:
+    video_model, idm = models
+    item = _item(debug_items)
+    cfg = ClosedLoopConfig(max_replans=1, conditions=("demonstrator_solution",))
+    result = run_stack(env, item, "demonstrator_solution", video_model, idm, cfg, seed=0)
+    assert video_model.prompts == [item.proposal.solution_text]
+    assert result.prompt == item.proposal.solution_text
+    run_stack(env, item, "demonstrator_prompt", video_model, idm, cfg, seed=0)
+    assert video_model.prompts[-1] != item.proposal.solution_text
