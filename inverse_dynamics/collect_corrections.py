@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from executor_core.config_cli import parse_config
 from inverse_dynamics.dataset_idm import EpisodeArrays, load_episodes
-from inverse_dynamics.evaluate_idm import _env_for_dataset, _episode_records, _reset_to_record
+from inverse_dynamics.evaluate_idm import env_for_dataset, episode_records, reset_to_record
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from inverse_dynamics.train_idm import TRAIN_CONFIG_NAME
 
@@ -116,7 +116,7 @@ def collect_episode(
     """One closed-loop run -> frames (C, 2, 3, S, S) uint8, state (C, J), actions (C, s, J)."""
     s = policy.config.frame_stride
     size = policy.config.image_size_px
-    obs = _reset_to_record(env, record)
+    obs = reset_to_record(env, record)
     goals = episode.frames[s::s]  # (C, 3, S, S) recorded goal frames
     frames, states, actions = [], [], []
     for c in range(goals.shape[0]):
@@ -159,15 +159,16 @@ def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
             f"{policy.config.num_input_frames!r}"
         )
     rng = np.random.default_rng(cfg.seed)
-    plan = [(cfg.dataset_root, _training_episodes(cfg.checkpoint, cfg.dataset_root))]
-    for root in cfg.extra_dataset_roots:
-        records = _episode_records(root)
-        plan.append((root, sorted(records)))
+    # None: every episode of an extra root (none of them is held out)
+    plan: list[tuple[Path, list[int] | None]] = [
+        (cfg.dataset_root, _training_episodes(cfg.checkpoint, cfg.dataset_root))
+    ]
+    plan += [(root, None) for root in cfg.extra_dataset_roots]
     frames, states, actions, sources = [], [], [], []
-    for root, eps in plan:
-        eps = eps[: cfg.max_episodes_per_root]
-        records = _episode_records(root)
-        env = _env_for_dataset(root, policy.config.image_size_px)
+    for root, chosen in plan:
+        records = episode_records(root)
+        eps = (sorted(records) if chosen is None else chosen)[: cfg.max_episodes_per_root]
+        env = env_for_dataset(root, policy.config.image_size_px)
         try:
             episodes = load_episodes(root, policy.config, eps)
             for episode in tqdm(episodes, desc=f"corrections {root.name}", mininterval=5.0):

@@ -85,7 +85,7 @@ PRESETS: dict[str, EvalIDMConfig] = {
 }
 
 
-def _episode_records(dataset_root: Path) -> dict[int, dict[str, Any]]:
+def episode_records(dataset_root: Path) -> dict[int, dict[str, Any]]:
     path = dataset_root / "meta" / "executor_episodes.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: replay needs each episode's seed and task")
@@ -100,7 +100,7 @@ def _stride_frames(episode: EpisodeArrays, stride: int) -> np.ndarray:
     return episode.frames[idx].permute(0, 2, 3, 1).numpy()
 
 
-def _reset_to_record(env: Any, record: dict[str, Any]) -> dict[str, np.ndarray]:
+def reset_to_record(env: Any, record: dict[str, Any]) -> dict[str, np.ndarray]:
     """Reset the simulator to a recorded episode's scene and task. Generators may reset with
     or without naming the family (it changes the random stream), so both are tried and the
     recorded prompt decides."""
@@ -128,7 +128,7 @@ def replay_episode(
     the joint limits)."""
     stride = policy.config.frame_stride
     k = policy.config.num_input_frames
-    obs = _reset_to_record(env, record)
+    obs = reset_to_record(env, record)
     env.num_clipped_actions = 0
     frames = _stride_frames(episode, stride)
     # Every mode runs exactly as many steps as the recording (+ settling) before judging,
@@ -161,7 +161,7 @@ def replay_episode(
     return bool(env.task.is_success(env)), int(env.num_clipped_actions)
 
 
-def _env_for_dataset(dataset_root: Path, image_size_px: int) -> Any:
+def env_for_dataset(dataset_root: Path, image_size_px: int) -> Any:
     """The simulator configured as the dataset generator was (camera jitter, rate)."""
     from executor_sim.env import EnvConfig, make_env
 
@@ -297,10 +297,10 @@ def evaluate(cfg: EvalIDMConfig) -> dict[str, Any]:
         "action_mae_rad_without_state": err["without_state"].round(5).tolist(),
     }
     if cfg.replay or cfg.fresh_episodes:
-        env = _env_for_dataset(Path(dataset_root), int(loaded[0].frames.shape[-1]))
+        env = env_for_dataset(Path(dataset_root), int(loaded[0].frames.shape[-1]))
         try:
             if cfg.replay:
-                records = _episode_records(Path(dataset_root))
+                records = episode_records(Path(dataset_root))
                 items = [(records[e.episode_index], e) for e in loaded]
                 results["replay_heldout"] = _replay_all(policy, env, items, cfg.settle_steps)
             if cfg.fresh_episodes:

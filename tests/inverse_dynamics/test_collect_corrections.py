@@ -129,3 +129,21 @@ def test_training_mixes_corrections_from_a_checkpoint(
     assert actions.shape == (5, 4, 6)
     with pytest.raises(ValueError, match="num_input_frames"):
         CorrectionSampler([output], replace(start.config, num_input_frames=3))
+
+
+def test_extra_roots_contribute_every_episode(sim_run: tuple[Path, Path], tmp_path: Path) -> None:
+    root, run = sim_run
+    summary = collect(
+        CollectCorrectionsConfig(
+            checkpoint=run / "model",
+            dataset_root=root,
+            extra_dataset_roots=(root,),
+            max_episodes_per_root=2,
+            output=tmp_path / "c.npz",
+        )
+    )
+    with np.load(tmp_path / "c.npz") as data:
+        sources = json.loads(str(data["metadata_json"]))["sources"]
+    # The extra root is used whole (no held-out split there): episodes 0 and 1 of 3.
+    assert sources[1] == {"dataset_root": str(root), "episodes": [0, 1]}
+    assert summary["num_samples"] == (2 + 2) * 3
