@@ -73,6 +73,7 @@ class SafetyNode(Node):
         p("heartbeat_timeout_s", 0.5)
         p("joint_state_timeout_s", 0.5)
         p("max_start_jump_rad", 0.25)
+        p("start_jump_exempt_joints", "")  # comma-separated joint names
         p("server_wait_s", 2.0)
         g = self.get_parameter
         self.interface = g("interface").value
@@ -83,7 +84,17 @@ class SafetyNode(Node):
         self.robot = RobotDescription.from_yaml(
             g("robot_description_path").value or default_robot_path()
         )
-        self.safety_config = SafetyConfig(max_start_jump_rad=g("max_start_jump_rad").value)
+        names = g("start_jump_exempt_joints").value.split(",")
+        exempt = tuple(n.strip() for n in names if n.strip())
+        unknown = sorted(set(exempt) - set(self.robot.joint_names))
+        if unknown:
+            raise ValueError(
+                f"start_jump_exempt_joints names unknown joints {unknown!r}; the robot has "
+                f"{list(self.robot.joint_names)}"
+            )
+        self.safety_config = SafetyConfig(
+            max_start_jump_rad=g("max_start_jump_rad").value, start_jump_exempt_joints=exempt
+        )
         self.supervisor = SafetySupervisor(heartbeat_timeout_s=g("heartbeat_timeout_s").value)
         self.joint_state_timeout_s = float(g("joint_state_timeout_s").value)
         ctrl, inp = g("controller_name").value, g("input_name").value

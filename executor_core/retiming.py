@@ -86,3 +86,50 @@ def retime_to_limits(
         accelerations_rad_s2=None if acc is None else acc / k**2,
         metadata={**trajectory.metadata, "time_scale": f"{k:.4g}"},
     )
+
+
+def within_position_limits(
+    trajectory: JointTrajectory,
+    robot: RobotDescription,
+    tolerance_rad: float = 0.05,
+) -> JointTrajectory:
+    """Move targets at most ``tolerance_rad`` beyond a joint's range onto the range limit.
+
+    A learned model estimates targets, and one that imitates a gripper squeezing an object
+    (commanded to its closed limit) lands a little past the limit about half the time. Such
+    near-misses are put on the limit and logged with the joint and the largest excess;
+    anything further out is refused with a ValueError naming joint, point and value, since
+    that is a wrong prediction rather than an estimate's noise. The safety layer still
+    checks the result and never clips.
+    """
+    if trajectory.joint_names != robot.joint_names:
+        raise ValueError(
+            f"trajectory joints {trajectory.joint_names!r} are not the robot's "
+            f"{robot.joint_names!r} in order"
+        )
+    if not (np.isfinite(tolerance_rad) and tolerance_rad >= 0):
+        raise ValueError(f"tolerance_rad must be >= 0, got {tolerance_rad!r}")
+    q = trajectory.positions_rad
+    lower, upper = robot.lower_rad, robot.upper_rad
+    excess = np.maximum(lower - q, q - upper)  # (N, J) > 0 where outside the range
+    if np.all(excess <= 0):
+        return trajectory
+    i, j = np.unravel_index(np.argmax(excess), excess.shape)
+    if excess[i, j] > tolerance_rad:
+        raise ValueError(
+            f"joint {robot.joint_names[j]!r} point {i}: target {q[i, j]:.6g} rad is "
+            f"{excess[i, j]:.4g} rad outside [{lower[j]:.6g}, {upper[j]:.6g}] "
+            f"(more than tolerance_rad {tolerance_rad:.4g})"
+        )
+    for j_out in np.flatnonzero(np.any(excess > 0, axis=0)):
+        logger.warning(
+            "joint %r: %d target(s) up to %.4f rad outside its range put on the limit",
+            robot.joint_names[j_out],
+            int(np.sum(excess[:, j_out] > 0)),
+            float(np.max(excess[:, j_out])),
+        )
+    return replace(
+        trajectory,
+        positions_rad=np.clip(q, lower, upper),
+        metadata={**trajectory.metadata, "limited_targets": str(int(np.sum(excess > 0)))},
+    )

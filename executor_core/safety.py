@@ -33,6 +33,10 @@ class SafetyConfig:
     """Checks beyond the robot description's per-joint limits."""
 
     max_start_jump_rad: float = 0.25  # |first point - measured position| per joint
+    # Joints whose first point may be any distance from the measured position (still
+    # velocity-checked from it): a gripper squeezing an object is commanded past where
+    # the object stops it, so its command and its measurement legitimately disagree.
+    start_jump_exempt_joints: tuple[str, ...] = ()
     require_current_state: bool = True  # reject when no joint state has been measured
     max_violations_reported: int = 5
 
@@ -239,7 +243,9 @@ def check_trajectory(
             current = None
         else:
             jump = np.abs(q[0] - current)
-            for j in np.flatnonzero(jump > config.max_start_jump_rad * (1 + _REL_SLACK)):
+            exempt = np.isin(robot_names, config.start_jump_exempt_joints)
+            too_far = (jump > config.max_start_jump_rad * (1 + _REL_SLACK)) & ~exempt
+            for j in np.flatnonzero(too_far):
                 violations.append(
                     Violation(
                         "start_jump",

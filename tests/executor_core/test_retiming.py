@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from executor_core.retiming import retime_to_limits, time_scale_factor
-from executor_core.robot_description import JointSpec, RobotDescription
+from executor_core.retiming import retime_to_limits, time_scale_factor, within_position_limits
+from executor_core.robot_description import JointSpec, RobotDescription, default_robot_path
 from executor_core.safety import check_joint_trajectory
 from executor_core.types import JointTrajectory
 
@@ -52,3 +52,19 @@ def test_bad_margin_and_joint_mismatch():
     other = JointTrajectory(("x", "y"), np.zeros((3, 2)), np.array([0.1, 0.2, 0.3]))
     with pytest.raises(ValueError, match="'x'"):
         time_scale_factor(other, ROBOT)
+
+
+def test_within_position_limits_moves_near_misses_and_refuses_the_rest() -> None:
+    robot = RobotDescription.from_yaml(default_robot_path())
+    q = np.tile(robot.home_rad, (3, 1))
+    q[1, 5] = robot.lower_rad[5] - 0.014  # a gripper squeeze predicted a little too far
+    traj = JointTrajectory(robot.joint_names, q, np.array([0.1, 0.2, 0.3]))
+    fixed = within_position_limits(traj, robot, tolerance_rad=0.05)
+    assert fixed.positions_rad[1, 5] == robot.lower_rad[5]
+    np.testing.assert_array_equal(np.delete(fixed.positions_rad, 5, 1), np.delete(q, 5, 1))
+    assert fixed.metadata["limited_targets"] == "1"
+    assert within_position_limits(fixed, robot) is fixed  # already inside: unchanged
+    q[2, 2] = robot.upper_rad[2] + 0.3
+    far = JointTrajectory(robot.joint_names, q, np.array([0.1, 0.2, 0.3]))
+    with pytest.raises(ValueError, match=r"'elbow_flex' point 2: target 1\.99"):
+        within_position_limits(far, robot, tolerance_rad=0.05)

@@ -188,3 +188,17 @@ def test_supervisor_heartbeat_and_latch() -> None:
     assert sup.may_forward(11.2) == (True, "")
     assert sup.reset_estop() == "e-stop was not latched"
     assert SafetySupervisor(heartbeat_timeout_s=0).may_forward(0.0) == (True, "")
+
+
+def test_start_jump_exempt_joint_is_still_velocity_checked(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot, step_rad=0.0)
+    q[:, 5] = -0.15  # gripper commanded shut while measured open at 0.55 (squeezing a cube)
+    t = t + 0.2  # first point at 0.3 s: 0.7 rad in 0.3 s is under the 3 rad/s limit
+    current = np.array([0, 0, 0, 0, 0, 0.55])
+    strict = check_trajectory(names, q, t, robot, current)
+    assert [(v.rule, v.joint) for v in strict.violations] == [("start_jump", "gripper")]
+    exempt = SafetyConfig(start_jump_exempt_joints=("gripper",))
+    assert check_trajectory(names, q, t, robot, current, config=exempt).ok
+    fast = check_trajectory(names, q, t - 0.2, robot, current, config=exempt)  # 7 rad/s
+    assert ("velocity", "gripper") in [(v.rule, v.joint) for v in fast.violations]
+    assert all(v.rule != "start_jump" for v in fast.violations)
