@@ -8,7 +8,11 @@ tabletop) with the camera off, so they need neither the tabletop world nor rende
 from __future__ import annotations
 
 import itertools
+import os
 import time
+
+# The tabletop scene builds a MuJoCo renderer: offscreen, whichever tests run with it.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import pytest
