@@ -210,7 +210,8 @@ class ActiveTrajectory:
     path_tolerance_rad: np.ndarray  # (J,), inf = unchecked
     goal_time_tolerance_s: float
     outcome: tuple[int, str] | None = None  # (error_code, error_string) once finished
-    path_checked: bool = False  # at least one control tick compared against the path
+    # The latest trajectory time a control tick compared against the path (monotonic s).
+    path_checked_s: float = -np.inf
 
     @property
     def end_s(self) -> float:
@@ -301,11 +302,12 @@ def step_outcome(
     active: ActiveTrajectory, now_s: float, q_rad: np.ndarray, robot_names: tuple[str, ...]
 ) -> tuple[int, str] | None:
     """Tolerance bookkeeping for one control tick; an outcome once the goal is decided."""
-    if now_s <= active.end_s or not active.path_checked:
-        # A short trajectory can end before a (late) tick ever saw it: the path is then
-        # checked once at its end point, so a path tolerance is never skipped silently.
+    if now_s <= active.end_s or active.path_checked_s < active.end_s:
+        # A loaded machine can stall the control timer across the end of a trajectory (or
+        # past all of a short one): the first late tick then checks the path at its end
+        # point, so a path tolerance is never skipped silently.
         t_s = min(now_s, active.end_s)
-        active.path_checked = True
+        active.path_checked_s = t_s
         err = np.abs(q_rad - active.desired(t_s))
         bad = np.flatnonzero(err > active.path_tolerance_rad)
         if bad.size:

@@ -121,7 +121,15 @@ def test_path_is_checked_even_when_the_first_tick_comes_after_the_end() -> None:
         q, np.array([0.3]), 10.0, np.zeros(6), np.full(6, 0.05), np.full(6, 0.01), 1.0
     )
     assert step_outcome(on_path, 10.5, q[0], NAMES) == (SUCCESSFUL, "")
-    assert on_path.path_checked
+    assert on_path.path_checked_s == 10.3
+    # a tick early in the trajectory, then a stall past its end: the end point is checked
+    stalled = make_active(
+        q, np.array([0.3]), 10.0, np.zeros(6), np.full(6, 0.05), np.full(6, 0.01), 1.0
+    )
+    assert step_outcome(stalled, 10.0, np.zeros(6), NAMES) is None
+    code, text = step_outcome(stalled, 10.6, np.array([0.2, 0, 0, 0, 0, 0]), NAMES)
+    assert code == PATH_TOLERANCE_VIOLATED
+    assert "t=0.300 s" in text
 
 
 # ---------------------------------------------------------------- the node
