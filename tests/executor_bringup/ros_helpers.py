@@ -74,7 +74,15 @@ class RosSession:
         rclpy.try_shutdown(context=self.context)
 
 
+# CI runners are shared and stall a test process for seconds at a time (a 20 Hz timer was
+# seen silent for 3.7 s). A wait that succeeds returns as soon as its predicate holds, so
+# the slack costs nothing on a passing run; it only delays the report of a real failure.
+WAIT_SLACK = 4.0
+
+
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` until it holds; ``timeout_s`` is stretched by ``WAIT_SLACK``."""
+    timeout_s *= WAIT_SLACK
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if predicate():

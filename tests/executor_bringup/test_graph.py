@@ -38,8 +38,8 @@ from executor_bringup.qos import command_qos, sensor_qos, status_qos
 pytestmark = pytest.mark.ros
 NS = "/graph_test"
 PROMPT = "put the red cube in the bowl"
-# Generous for a 2-core machine shared with other jobs (a 10 Hz heartbeat can stall).
-HEARTBEAT_TIMEOUT_S = 1.5
+# Generous for a shared CI runner: a 10 Hz heartbeat was seen silent for 3.7 s there.
+HEARTBEAT_TIMEOUT_S = 5.0
 
 
 class Operator:
