@@ -165,4 +165,3 @@ def test_status_is_latched_for_late_joiners(graph) -> None:
     finally:
         safety.destroy_subscription(sub)
         assert result_of(pubs["reset"].call_async(Trigger.Request()), 5).success
-
