@@ -7,7 +7,8 @@ Every entry point calls :func:`parse_config` with its config dataclass and its p
 ``--preset NAME`` picks a starting point (default: the dataclass defaults), then
 ``--a.b=value`` or ``--a.b value`` overrides fields, parsed by the field's annotation.
 Nested dataclasses are addressed with dots. Unknown keys and unparsable values raise
-:class:`ConfigError` naming the offending key and value.
+:class:`ConfigError` naming the offending key and value. ``--help`` lists every key with
+its value under the chosen preset, and the preset names.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 import types
 import typing
@@ -110,10 +112,43 @@ def apply_overrides[T](cfg: T, overrides: list[str]) -> T:
     return cfg
 
 
+def help_text(cfg: Any, presets: dict[str, Any], prog: str) -> str:
+    """Usage: the presets and every dotted key with its type and current value."""
+    lines = [
+        f"usage: {prog} [--preset NAME] [--key=value | --key value ...]",
+        "",
+        f"presets: {', '.join(sorted(presets)) or '(none)'}",
+        f"keys ({type(cfg).__name__}; values as resolved for the preset given):",
+    ]
+
+    def walk(node: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(type(node))
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+                continue
+            hint = hints[f.name]
+            if typing.get_origin(hint) is typing.Literal:
+                kind = " | ".join(map(str, typing.get_args(hint)))
+            else:
+                kind = getattr(hint, "__name__", None) or str(hint).replace("pathlib.", "")
+            shown = str(value) if isinstance(value, Path) else repr(value)
+            lines.append(f"  --{prefix}{f.name}  ({kind})  = {shown}")
+
+    walk(cfg, "")
+    return "\n".join(lines) + "\n"
+
+
 def parse_config[T](cls: type[T], argv: list[str], presets: dict[str, T] | None = None) -> T:
-    """Build a config from ``--preset NAME`` (optional) and dotted overrides."""
+    """Build a config from ``--preset NAME`` (optional) and dotted overrides.
+
+    ``-h`` / ``--help`` writes :func:`help_text` to stdout and exits 0.
+    """
     presets = presets or {}
     argv = list(argv)
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    argv = [a for a in argv if a not in ("-h", "--help")]
     cfg: T = cls()
     for i, arg in enumerate(argv):
         name = None
@@ -130,6 +165,9 @@ def parse_config[T](cls: type[T], argv: list[str], presets: dict[str, T] | None 
                 raise ConfigError(f"unknown preset {name!r}; known: {sorted(presets)}")
             cfg = presets[name]
             break
+    if wants_help:
+        sys.stdout.write(help_text(cfg, presets, Path(sys.argv[0]).name))
+        raise SystemExit(0)
     return apply_overrides(cfg, argv)
 
 

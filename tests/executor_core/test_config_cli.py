@@ -79,3 +79,14 @@ def test_json_round_trip(tmp_path):
     loaded = config_from_dict(Train, json.loads(path.read_text()))
     assert loaded == cfg
     assert config_to_dict(loaded)["optim"]["lr"] == 0.25
+
+
+def test_help_lists_presets_and_resolved_keys(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(Train, ["--preset=debug", "--help"], PRESETS)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "presets: debug" in out
+    assert "--steps  (int)  = 2" in out  # the preset's value, not the dataclass default
+    assert "--optim.lr  (float)  = 0.001" in out
+    assert "--out  (Path | None)  = None" in out
