@@ -9,7 +9,10 @@ one by one, each chunk predicted from the simulator's current frame and joint st
 next imagined frame, as the executor node does; ``open_loop`` chains all chunks from the
 imagined frames up front and executes them blind. The expert runs the same seed and task
 with its scripted plan. Success is the simulator's own predicate (``Task.is_success``),
-never a judge.
+never a judge. With ``stop_on_success`` (default) the predicate is checked after every
+control step and the episode ends the moment it holds, as sim benchmarks score a policy
+(and as the expert's episode ends); otherwise only after each imagine-execute segment, so
+a success that a segment's later motion undoes is not counted.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class ClosedLoopConfig:
     # closed_loop corrects drift every chunk: in simulation on the expert's frames it
     # succeeds far more often than chaining all chunks blind (open_loop)
     idm_mode: IdmMode = "closed_loop"
+    stop_on_success: bool = True  # check the task after every control step, end on success
 
     def __post_init__(self) -> None:
         check_idm_mode(self.idm_mode)
@@ -164,17 +168,17 @@ def run_stack(
         prompt = item.proposal.solution_text  # the caption the Demonstrator was trained on
     else:
         prompt = choose_prompt(item, cfg.paraphrase, seed)
-    run = _StackRun(env, cfg.max_steps)
+    run = _StackRun(env, cfg.max_steps, task if cfg.stop_on_success else None)
     imagined = []
     replans, success = 0, False
-    while replans < cfg.max_replans and not run.out_of_steps and not success:
+    while replans < cfg.max_replans and not run.done and not success:
         segment_seed = seed * 101 + replans
         if cfg.idm_mode == "open_loop":
             imagined.append(_open_loop_segment(run, prompt, video_model, idm, segment_seed))
         else:
             imagined.append(_closed_loop_segment(run, prompt, video_model, idm, segment_seed))
         replans += 1
-        success = bool(task.is_success(env))
+        success = run.succeeded or bool(task.is_success(env))
     return EpisodeResult(
         item.item_id,
         condition,
@@ -188,25 +192,31 @@ def run_stack(
 
 
 class _StackRun:
-    """The simulator, its latest observation, the camera frames so far and the step budget."""
+    """The simulator, its latest observation, the camera frames so far and the step budget.
 
-    def __init__(self, env: Any, max_steps: int) -> None:
-        self.env, self.max_steps = env, max_steps
+    Given a task, every step checks it and the run is done once it succeeds.
+    """
+
+    def __init__(self, env: Any, max_steps: int, task: Any | None = None) -> None:
+        self.env, self.max_steps, self.task = env, max_steps, task
         self.obs = env.observation()
         self.frames: list[np.ndarray] = [self.obs["image"]]
         self.steps = 0
+        self.succeeded = False
 
     @property
-    def out_of_steps(self) -> bool:
-        return self.steps >= self.max_steps
+    def done(self) -> bool:
+        return self.succeeded or self.steps >= self.max_steps
 
     def execute(self, targets_rad: np.ndarray) -> None:  # (N, J) absolute joint targets
         for target in targets_rad:
-            if self.out_of_steps:
+            if self.done:
                 return
             self.obs = self.env.step(target)
             self.frames.append(self.obs["image"])
             self.steps += 1
+            if self.task is not None:
+                self.succeeded = bool(self.task.is_success(self.env))
 
 
 def _open_loop_segment(
@@ -230,7 +240,7 @@ def _closed_loop_segment(
 ) -> np.ndarray:
     video = imagine_video(run.obs["image"], prompt, video_model, seed)
     for goal in goal_frames(video):
-        if run.out_of_steps:
+        if run.done:
             break
         chunk = chunk_towards(
             idm, run.obs["image"], goal, run.env.robot.joint_names, run.obs["state"]

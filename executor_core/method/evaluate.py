@@ -37,7 +37,7 @@ from executor_core.method.judging import (
     make_judge,
 )
 from executor_core.method.plausibility import physics_plausibility
-from executor_core.method.stats import difference_interval, success_rate
+from executor_core.method.stats import difference_interval, paired_difference, success_rate
 from executor_core.method.task_items import TaskItem, load_items, write_bytes_atomic, write_png
 from executor_core.method.video_models import load_video_pipeline
 
@@ -311,9 +311,33 @@ def evaluate_closed_loop(
 
 
 # ----------------------------------------------------------------------------- checks
-def done_when_checks(world: dict[str, Any], closed: dict[str, Any]) -> dict[str, Any]:
-    """The issue's acceptance criteria, computed (None where a condition was not run)."""
+def outcomes_by_item(rows: list[dict[str, Any]], condition: str) -> dict[str, list[bool]]:
+    """item id -> the condition's per-sample successes, in sample order."""
+    out: dict[str, list[tuple[int, bool]]] = {}
+    for r in rows:
+        if r["condition"] == condition:
+            out.setdefault(r["item_id"], []).append((r["sample"], bool(r["success"])))
+    return {k: [ok for _, ok in sorted(v)] for k, v in out.items()}
+
+
+def done_when_checks(
+    world: dict[str, Any], closed: dict[str, Any], world_rows: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The issue's acceptance criteria, computed (None where a condition was not run).
+
+    Differences carry Newcombe's interval (independent samples) and, given ``world_rows``,
+    the paired item-bootstrap interval, the right one here: conditions share items and
+    sampling seeds.
+    """
     from executor_core.method.stats import Rate
+
+    def paired(a: str, b: str) -> list[float] | None:
+        if not world_rows:
+            return None
+        _, lo, hi = paired_difference(
+            outcomes_by_item(world_rows, a), outcomes_by_item(world_rows, b)
+        )
+        return [lo, hi]
 
     def rate(summary: dict[str, Any]) -> Rate:
         return Rate(
@@ -332,13 +356,19 @@ def done_when_checks(world: dict[str, Any], closed: dict[str, Any]) -> dict[str,
         checks["executor_minus_demonstrator_prompt"] = {
             "diff": d,
             "ci95": [lo, hi],
+            "paired_ci95": paired("executor_rl", "demonstrator_prompt"),
             "passes_20_points": d >= 0.20,
         }
     if "executor_rl" in world and "executor_distilled" in world:
         d, lo, hi = difference_interval(
             rate(world["executor_rl"]), rate(world["executor_distilled"])
         )
-        checks["rl_minus_distilled"] = {"diff": d, "ci95": [lo, hi], "rl_improves": d > 0}
+        checks["rl_minus_distilled"] = {
+            "diff": d,
+            "ci95": [lo, hi],
+            "paired_ci95": paired("executor_rl", "executor_distilled"),
+            "rl_improves": d > 0,
+        }
     if "expert" in closed:
         expert = closed["expert"]["rate"]
         best = max((v["rate"] for k, v in closed.items() if k.startswith("executor")), default=None)
@@ -368,7 +398,7 @@ def run_evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "judge": cfg.judge.kind,
         "worldtasks": world,
         "closed_loop": closed,
-        "done_when": done_when_checks(world, closed),
+        "done_when": done_when_checks(world, closed, world_rows),
     }
     write_bytes_atomic(
         out / "worldtasks.jsonl", "".join(json.dumps(r) + "\n" for r in world_rows).encode()

@@ -1,4 +1,5 @@
-"""Confidence intervals for success rates (Wilson score) and their differences (Newcombe).
+"""Confidence intervals for success rates (Wilson score) and their differences (Newcombe
+for independent samples, an item bootstrap for paired ones).
 
 Wilson instead of the normal approximation because evaluation sets are small (tens of
 items) and rates near 0 or 1 are common; the normal interval then leaves [0, 1] or has
@@ -8,7 +9,10 @@ zero width.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 Z_95 = 1.959963984540054
 
@@ -56,3 +60,39 @@ def difference_interval(a: Rate, b: Rate) -> tuple[float, float, float]:
     low = d - math.sqrt((a.rate - a.low) ** 2 + (b.high - b.rate) ** 2)
     high = d + math.sqrt((a.high - a.rate) ** 2 + (b.rate - b.low) ** 2)
     return d, max(-1.0, low), min(1.0, high)
+
+
+def paired_difference(
+    a: Mapping[str, Sequence[bool]],
+    b: Mapping[str, Sequence[bool]],
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(rate_a - rate_b, low, high) for two conditions scored on the same items.
+
+    The evaluation gives every condition the same items and the same sampling seeds, so the
+    outcomes are paired; resampling whole items (a cluster bootstrap, percentile interval)
+    keeps that pairing and the correlation of samples within an item, which Newcombe's
+    independent-samples interval ignores. ``a`` and ``b`` map item id -> per-sample outcomes.
+    """
+    if set(a) != set(b):
+        only = sorted(set(a) ^ set(b))[:5]
+        raise ValueError(f"paired conditions must cover the same items; unmatched: {only!r}")
+    if not a:
+        raise ValueError("paired_difference needs at least one item")
+    if resamples <= 0:
+        raise ValueError(f"resamples must be > 0, got {resamples!r}")
+    ids = sorted(a)
+    for item in ids:
+        if len(a[item]) != len(b[item]) or not a[item]:
+            raise ValueError(
+                f"item {item!r}: {len(a[item])} vs {len(b[item])} samples; need equal, > 0"
+            )
+    per_item = np.array([np.mean(a[i], dtype=float) - np.mean(b[i], dtype=float) for i in ids])
+    weights = np.array([len(a[i]) for i in ids], dtype=float)
+    d = float(np.average(per_item, weights=weights))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(len(ids), size=(resamples, len(ids)))
+    boot = (per_item[idx] * weights[idx]).sum(1) / weights[idx].sum(1)
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return d, float(low), float(high)

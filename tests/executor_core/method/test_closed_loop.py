@@ -141,3 +141,34 @@ def test_demonstrator_solution_imagines_from_the_detailed_solution(
     assert result.prompt == item.proposal.solution_text
     run_stack(env, item, "demonstrator_prompt", video_model, idm, cfg, seed=0)
     assert video_model.prompts[-1] != item.proposal.solution_text
+
+
+def test_episode_ends_the_step_the_task_succeeds(
+    env, models, debug_items: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from executor_sim.tasks import Task
+
+    calls = {"n": 0}
+
+    def succeeds_on_fifth_check(self, env) -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 5
+
+    monkeypatch.setattr(Task, "is_success", succeeds_on_fifth_check)
+    video_model, idm = models
+    cfg = ClosedLoopConfig(max_replans=3, max_steps=1000, image_size_px=SIZE_PX)
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    assert result.success
+    assert result.steps == 5  # mid-chunk: no further target is sent once the task holds
+    assert result.replans == 1
+    assert len(idm.chunk_frames) == 2
+
+    # without stop_on_success the task is checked once per segment: 3 checks, never the 5th
+    calls["n"] = 0
+    late = ClosedLoopConfig(
+        max_replans=3, max_steps=1000, image_size_px=SIZE_PX, stop_on_success=False
+    )
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, late, seed=5)
+    assert calls["n"] == 3
+    assert not result.success
+    assert result.steps == 3 * (NUM_FRAMES - 1) * 4

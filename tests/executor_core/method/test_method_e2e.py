@@ -90,7 +90,9 @@ def test_debug_pipeline_end_to_end(debug_items: Path, tmp_path: Path) -> None:
         assert 0.0 <= summary["ci95_low"] <= summary["ci95_high"] <= 1.0
         assert 0.0 <= summary["physics"] <= 1.0
     assert results["closed_loop"]["executor_rl"]["mean_steps"] == 8.0
-    assert "rl_minus_distilled" in results["done_when"]
+    rl = results["done_when"]["rl_minus_distilled"]
+    low, high = rl["paired_ci95"]  # conditions share items and seeds: the paired interval
+    assert low <= rl["diff"] <= high
     md = report.run_report(
         replace(
             report.PRESETS["debug"],

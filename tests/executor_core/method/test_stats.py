@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from executor_core.method.stats import difference_interval, success_rate, wilson_interval
+from executor_core.method.stats import (
+    difference_interval,
+    paired_difference,
+    success_rate,
+    wilson_interval,
+)
 
 
 def test_wilson_hand_computed() -> None:
@@ -30,3 +35,35 @@ def test_bad_counts_are_rejected() -> None:
         wilson_interval(0, 0)
     with pytest.raises(ValueError, match="11"):
         wilson_interval(11, 10)
+
+
+def test_paired_difference_hand_cases() -> None:
+    same = {f"i{k}": [True, False] for k in range(10)}
+    assert paired_difference(same, same) == (0.0, 0.0, 0.0)
+    # a wins one extra sample on every item: the difference is exactly +0.5 in every resample
+    better = {f"i{k}": [True, True] for k in range(10)}
+    assert paired_difference(better, same) == pytest.approx((0.5, 0.5, 0.5))
+    # +1 on 3 of 10 items, 0 elsewhere: diff 0.3; an item bootstrap never goes below 0 or
+    # above 1, and the interval brackets the estimate
+    a = {f"i{k}": [k < 3] for k in range(10)}
+    b = {f"i{k}": [False] for k in range(10)}
+    d, low, high = paired_difference(a, b)
+    assert d == pytest.approx(0.3)
+    assert 0.0 <= low < 0.3 < high <= 0.7
+
+
+def test_paired_difference_is_tighter_than_newcombe_for_paired_outcomes() -> None:
+    # two conditions that agree on 90 of 100 items and differ on 10 (8 for a, 2 for b)
+    a = {f"i{k}": [k < 50 or 90 <= k < 98] for k in range(100)}
+    b = {f"i{k}": [k < 50 or k >= 98] for k in range(100)}
+    d, low, high = paired_difference(a, b)
+    nd, nlow, nhigh = difference_interval(success_rate(58, 100), success_rate(52, 100))
+    assert d == pytest.approx(nd) == pytest.approx(0.06)
+    assert high - low < 0.5 * (nhigh - nlow)
+
+
+def test_paired_difference_rejects_unpaired_input() -> None:
+    with pytest.raises(ValueError, match="'x'"):
+        paired_difference({"x": [True]}, {"y": [True]})
+    with pytest.raises(ValueError, match="item 'x': 2 vs 1"):
+        paired_difference({"x": [True, False]}, {"x": [True]})
