@@ -198,6 +198,50 @@ def chunk_towards(
     return chain_chunks([chunk], joint_names)
 
 
+def return_home(
+    joint_names: tuple[str, ...],
+    joint_positions_rad: np.ndarray,  # (J,) measured now
+    home_rad: np.ndarray,  # (J,) the pose every training clip starts from
+    speed_rad_s: float,
+    rate_hz: float,
+    keep_joints: tuple[str, ...] = ("gripper",),
+    tolerance_rad: float = 0.05,
+) -> JointTrajectory | None:
+    """A straight joint-space move back to the home pose before re-imagining, or None.
+
+    The video models learn from clips that start with the arm at home; a video imagined
+    from a camera image with the arm elsewhere is out of their distribution (in the sim
+    evaluation such re-imagined videos were mostly noise). Joints in ``keep_joints`` hold
+    their measured position, so a grasped object stays in the hand. The fastest joint moves
+    at ``speed_rad_s``; one row per control period (``rate_hz``). None when every moving
+    joint is already within ``tolerance_rad`` of home.
+    """
+    q = np.asarray(joint_positions_rad, dtype=np.float64)
+    home = np.asarray(home_rad, dtype=np.float64)
+    if q.shape != (len(joint_names),) or home.shape != q.shape:
+        raise ValueError(
+            f"need (J,) = ({len(joint_names)},) positions and home, got {q.shape!r}, {home.shape!r}"
+        )
+    if not (speed_rad_s > 0 and rate_hz > 0):
+        raise ValueError(f"need speed_rad_s, rate_hz > 0; got {speed_rad_s!r}, {rate_hz!r}")
+    unknown = sorted(set(keep_joints) - set(joint_names))
+    if unknown:
+        raise ValueError(f"keep_joints {unknown!r} are not joints of {joint_names!r}")
+    moving = np.array([name not in keep_joints for name in joint_names])
+    delta = np.where(moving, home - q, 0.0)
+    largest = float(np.abs(delta).max())
+    if largest <= tolerance_rad:
+        return None
+    n = int(np.ceil(largest / (speed_rad_s / rate_hz)))
+    fraction = np.arange(1, n + 1)[:, None] / n  # (N, 1)
+    return JointTrajectory(
+        joint_names=tuple(joint_names),
+        positions_rad=q[None, :] + fraction * delta[None, :],
+        time_from_start_s=np.arange(1, n + 1) / rate_hz,
+        metadata={"kind": "return_home"},
+    )
+
+
 def concatenate_trajectories(parts: Sequence[JointTrajectory]) -> JointTrajectory:
     """Back-to-back concatenation: part i+1's clock starts where part i ends.
 

@@ -9,7 +9,10 @@ one by one, each chunk predicted from the simulator's current frame and joint st
 next imagined frame, as the executor node does; ``open_loop`` chains all chunks from the
 imagined frames up front and executes them blind. The expert runs the same seed and task
 with its scripted plan. Success is the simulator's own predicate (``Task.is_success``),
-never a judge. With ``stop_on_success`` (default) the predicate is checked after every
+never a judge. With ``replan_from_home`` (default) every segment after the first starts
+with the arm moved back to its home pose (gripper held), the pose the video models' training
+clips start from (``imagine_to_act.return_home``); the move counts against the step budget.
+With ``stop_on_success`` (default) the predicate is checked after every
 control step and the episode ends the moment it holds, as sim benchmarks score a policy
 (and as the expert's episode ends); otherwise only after each imagine-execute segment, so
 a success that a segment's later motion undoes is not counted.
@@ -31,6 +34,7 @@ from executor_core.imagine_to_act import (
     goal_frames,
     imagine_to_act,
     imagine_video,
+    return_home,
 )
 from executor_core.method.task_items import TaskItem
 
@@ -58,9 +62,13 @@ class ClosedLoopConfig:
     # succeeds far more often than chaining all chunks blind (open_loop)
     idm_mode: IdmMode = "closed_loop"
     stop_on_success: bool = True  # check the task after every control step, end on success
+    replan_from_home: bool = True  # re-imagine from the home pose (in the models' distribution)
+    home_speed_rad_s: float = 1.0  # fastest joint's speed on the way home
 
     def __post_init__(self) -> None:
         check_idm_mode(self.idm_mode)
+        if not self.home_speed_rad_s > 0:
+            raise ValueError(f"home_speed_rad_s must be > 0, got {self.home_speed_rad_s!r}")
         if self.num_episodes <= 0 or self.max_replans <= 0 or self.max_steps <= 0:
             raise ValueError(
                 f"need num_episodes, max_replans, max_steps > 0; got {self.num_episodes!r}, "
@@ -173,12 +181,17 @@ def run_stack(
     replans, success = 0, False
     while replans < cfg.max_replans and not run.done and not success:
         segment_seed = seed * 101 + replans
+        if replans > 0 and cfg.replan_from_home:
+            run.go_home(cfg.home_speed_rad_s)
+            if run.done:
+                break
         if cfg.idm_mode == "open_loop":
             imagined.append(_open_loop_segment(run, prompt, video_model, idm, segment_seed))
         else:
             imagined.append(_closed_loop_segment(run, prompt, video_model, idm, segment_seed))
         replans += 1
         success = run.succeeded or bool(task.is_success(env))
+    success = success or run.succeeded  # e.g. the object settled while the arm went home
     return EpisodeResult(
         item.item_id,
         condition,
@@ -207,6 +220,18 @@ class _StackRun:
     @property
     def done(self) -> bool:
         return self.succeeded or self.steps >= self.max_steps
+
+    def go_home(self, speed_rad_s: float) -> None:
+        robot = self.env.robot
+        move = return_home(
+            robot.joint_names,
+            self.obs["state"],
+            robot.home_rad,
+            speed_rad_s,
+            self.env.cfg.fps_hz,
+        )
+        if move is not None:
+            self.execute(move.positions_rad)
 
     def execute(self, targets_rad: np.ndarray) -> None:  # (N, J) absolute joint targets
         for target in targets_rad:

@@ -199,3 +199,33 @@ def test_imagine_video_validates_like_imagine_to_act() -> None:
     assert phases == [PHASE_IMAGINING]
     with pytest.raises(ValueError, match="prompt must not be empty"):
         imagine_video(image, " ", TinyRandomVideoModel(8, 3))
+
+
+def test_return_home_is_a_straight_move_at_the_speed_holding_the_gripper() -> None:
+    from executor_core.imagine_to_act import return_home
+
+    names = ("a", "b", "gripper")
+    q = np.array([0.5, -0.2, 0.8])
+    home = np.array([0.0, 0.0, 0.0])
+    move = return_home(names, q, home, speed_rad_s=1.0, rate_hz=10.0)
+    assert move is not None
+    assert move.positions_rad.shape == (5, 3)  # 0.5 rad at 0.1 rad per period
+    np.testing.assert_allclose(move.time_from_start_s, [0.1, 0.2, 0.3, 0.4, 0.5])
+    np.testing.assert_allclose(move.positions_rad[-1], [0.0, 0.0, 0.8])  # gripper kept
+    np.testing.assert_allclose(move.positions_rad[0], [0.4, -0.16, 0.8])
+    steps = np.abs(np.diff(np.vstack([q, move.positions_rad]), axis=0))
+    assert steps.max() <= 0.1 + 1e-12
+    # already home (gripper anywhere): nothing to do
+    assert return_home(names, np.array([0.01, -0.02, 1.0]), home, 1.0, 10.0) is None
+
+
+def test_return_home_names_bad_input() -> None:
+    from executor_core.imagine_to_act import return_home
+
+    names = ("a", "gripper")
+    with pytest.raises(ValueError, match=r"\(2,\)"):
+        return_home(names, np.zeros(3), np.zeros(3), 1.0, 10.0)
+    with pytest.raises(ValueError, match=r"-1\.0"):
+        return_home(names, np.zeros(2), np.zeros(2), -1.0, 10.0)
+    with pytest.raises(ValueError, match="'hand'"):
+        return_home(names, np.zeros(2), np.zeros(2), 1.0, 10.0, keep_joints=("hand",))

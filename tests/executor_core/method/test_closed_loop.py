@@ -80,7 +80,9 @@ def test_closed_loop_is_the_default_and_tracks_from_the_simulators_frames(
     env, models, debug_items: Path
 ) -> None:
     video_model, idm = models
-    cfg = ClosedLoopConfig(max_replans=2, max_steps=1000, image_size_px=SIZE_PX)
+    cfg = ClosedLoopConfig(
+        max_replans=2, max_steps=1000, image_size_px=SIZE_PX, replan_from_home=False
+    )
     assert cfg.idm_mode == "closed_loop"
     result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
     assert not result.success  # random models; the task is not solved by chance
@@ -113,7 +115,11 @@ def test_closed_loop_stops_at_the_step_budget(env, models, debug_items: Path) ->
 def test_open_loop_still_chains_all_chunks_up_front(env, models, debug_items: Path) -> None:
     video_model, idm = models
     cfg = ClosedLoopConfig(
-        max_replans=2, max_steps=1000, image_size_px=SIZE_PX, idm_mode="open_loop"
+        max_replans=2,
+        max_steps=1000,
+        image_size_px=SIZE_PX,
+        idm_mode="open_loop",
+        replan_from_home=False,
     )
     result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
     assert idm.chunk_frames == []
@@ -156,7 +162,9 @@ def test_episode_ends_the_step_the_task_succeeds(
 
     monkeypatch.setattr(Task, "is_success", succeeds_on_fifth_check)
     video_model, idm = models
-    cfg = ClosedLoopConfig(max_replans=3, max_steps=1000, image_size_px=SIZE_PX)
+    cfg = ClosedLoopConfig(
+        max_replans=3, max_steps=1000, image_size_px=SIZE_PX, replan_from_home=False
+    )
     result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
     assert result.success
     assert result.steps == 5  # mid-chunk: no further target is sent once the task holds
@@ -166,9 +174,60 @@ def test_episode_ends_the_step_the_task_succeeds(
     # without stop_on_success the task is checked once per segment: 3 checks, never the 5th
     calls["n"] = 0
     late = ClosedLoopConfig(
-        max_replans=3, max_steps=1000, image_size_px=SIZE_PX, stop_on_success=False
+        max_replans=3,
+        max_steps=1000,
+        image_size_px=SIZE_PX,
+        stop_on_success=False,
+        replan_from_home=False,
     )
     result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, late, seed=5)
     assert calls["n"] == 3
     assert not result.success
     assert result.steps == 3 * (NUM_FRAMES - 1) * 4
+
+
+class SwingingIDM(RecordingIDM):
+    """Every chunk swings the shoulder and opens the gripper by 0.1 rad a step."""
+
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        chunk = super().predict_chunk(frames, joint_positions_rad)
+        q0 = np.asarray(joint_positions_rad, dtype=np.float32)
+        steps = np.arange(1, chunk.horizon + 1, dtype=np.float32)[:, None] * 0.1
+        targets = np.repeat(q0[None], chunk.horizon, 0)
+        targets[:, [0, 5]] += steps
+        return ActionChunk(targets, chunk.control_rate_hz, chunk.joint_names)
+
+
+def test_replans_start_from_the_home_pose(env, models, debug_items: Path) -> None:
+    video_model, tiny = models
+    idm = SwingingIDM(tiny.idm)
+    cfg = ClosedLoopConfig(max_replans=2, max_steps=1000, image_size_px=SIZE_PX)
+    assert cfg.replan_from_home
+    states: list[np.ndarray] = []
+    real_step = env.step
+
+    def recording_step(action_rad: np.ndarray) -> dict:
+        obs = real_step(action_rad)
+        states.append(obs["state"].copy())
+        return obs
+
+    env.step = recording_step
+    try:
+        result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    finally:
+        del env.step
+    segment_steps = (NUM_FRAMES - 1) * 4
+    homing_steps = result.steps - 2 * segment_steps
+    assert result.replans == 2
+    assert homing_steps > 0
+    # the second video is imagined from the camera frame after the homing move, where the
+    # arm joints are back near home and the gripper kept its position
+    at_second = segment_steps + homing_steps
+    np.testing.assert_array_equal(video_model.videos[1][0], result.executed[at_second])
+    q_before, q_home = states[segment_steps - 1], states[at_second - 1]
+    home = env.robot.home_rad
+    assert np.abs(q_home[:5] - home[:5]).max() < np.abs(q_before[:5] - home[:5]).max()
+    assert np.abs(q_home[:5] - home[:5]).max() < 0.15  # tracking lag of the position servos
+    assert abs(q_home[5] - q_before[5]) < 0.05
