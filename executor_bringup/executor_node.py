@@ -39,6 +39,12 @@ Policy:
   points, 0.4 s) -> sent the same way as a whole trajectory -> wait for it -> next frame.
   The result's ``trajectory`` is then the segment's chunks back to back (their own clocks,
   without the gaps between them); verification follows the last chunk, as in open loop.
+- ``replan_from_home`` (default true): before re-imagining, the arm moves back to the
+  robot description's home pose (straight in joint space, fastest joint at
+  ``home_speed_rad_s``, gripper held; ``executor_core.imagine_to_act.return_home``), sent
+  like a segment, and the next video is imagined from a camera frame taken after the move.
+  The video models learn from clips that start at home; an image with the arm elsewhere
+  is out of their distribution.
 - Empty model paths load tiny random test-double models (logged as a warning): that is
   for tests and benchmarks of the plumbing, not for controlling an arm.
 """
@@ -88,6 +94,7 @@ from executor_core.imagine_to_act import (
     goal_frames,
     imagine_to_act,
     imagine_video,
+    return_home,
     save_video_mp4,
 )
 from executor_core.retiming import retime_to_limits, within_position_limits
@@ -100,6 +107,7 @@ PHASE = ExecuteTask.Feedback
 # How long the task verifier may take to be discovered and to answer one request. A sim
 # predicate answers in milliseconds; the bound only turns a dead verifier into a message.
 VERIFIER_WAIT_S = 5.0
+HOME_POINT_RATE_HZ = 10.0  # point spacing of the move home; the controller interpolates
 
 
 def wait_future(future: Future, timeout_s: float) -> bool:
@@ -198,6 +206,8 @@ class ExecutorNode(Node):
         p("executed_video_fps", 10.0)
         p("limit_tolerance_rad", 0.05)
         p("idm_mode", "open_loop")
+        p("replan_from_home", True)
+        p("home_speed_rad_s", 1.0)
         g = self.get_parameter
         self.output_mode = g("output_mode").value
         if self.output_mode not in ("topic", "action"):
@@ -404,6 +414,9 @@ class ExecutorNode(Node):
                 raise GoalAborted(self._verifier_missing())
             while True:
                 self._check_alive(gh, deadline)
+                if result.replans_used > 0 and g("replan_from_home").value:
+                    publish(PHASE.PHASE_EXECUTING, 0.0)
+                    self._go_home(gh, deadline)
                 image = self.model_input(self._fresh_image())
                 q = self.joint_positions_rad()
                 seed = int(g("seed").value) + result.replans_used
@@ -678,6 +691,37 @@ class ExecutorNode(Node):
             raise GoalAborted(
                 f"trajectory failed (error_code {res.error_code}): {res.error_string}"
             )
+
+    def _go_home(self, gh: object, deadline: float) -> None:
+        """Move to the home pose (gripper held), then wait for a camera frame taken there."""
+        q = self.joint_positions_rad()
+        if q is None:
+            raise GoalAborted("no joint_states to move home from")
+        speed = float(self.get_parameter("home_speed_rad_s").value)
+        move = return_home(
+            self.robot.joint_names, q, self.robot.home_rad, speed, HOME_POINT_RATE_HZ
+        )
+        if move is None:
+            return
+        self.get_logger().info(
+            f"returning home before re-imagining: {move.positions_rad.shape[0]} points, "
+            f"{move.duration_s:.1f} s"
+        )
+        self._send(trajectory_to_msg(move), gh, deadline, tolerate_goal_miss=True)
+        arrived_s = self.get_clock().now().nanoseconds * 1e-9
+        limit = float(self.get_parameter("max_image_age_s").value)
+        end = min(deadline, time.monotonic() + limit)
+        while True:
+            with self._lock:
+                stamp_s = self._image_stamp_s
+            if stamp_s >= arrived_s:
+                return
+            if time.monotonic() > end:
+                raise GoalAborted(
+                    f"no camera frame after the move home within max_image_age_s {limit:.3f}"
+                )
+            self._check_alive(gh, deadline)
+            time.sleep(0.02)
 
     def _verify(self, final_q: np.ndarray, deadline: float) -> tuple[bool, float]:
         tol = self.get_parameter("goal_tolerance_rad").value

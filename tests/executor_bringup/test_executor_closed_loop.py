@@ -37,6 +37,7 @@ from std_srvs.srv import Trigger
 from executor_bringup.executor_node import ExecutorNode
 from executor_bringup.image_conversion import fill_image_msg
 from executor_bringup.qos import sensor_qos
+from executor_core.robot_description import RobotDescription, default_robot_path
 
 pytestmark = pytest.mark.ros
 NS = "/executor_closed_loop_test"
@@ -159,18 +160,26 @@ def test_each_imagined_frame_becomes_one_short_trajectory(graph) -> None:
     assert res.result.replans_used == 1
     assert res.result.message.startswith("task predicate not met after 1 replan(s)")
     sent = arm.goals[goals_before:]
+    q_at = arm.q_at_goal[goals_before:]
     per_segment = NUM_FRAMES - 1
-    assert len(sent) == 2 * per_segment  # (T-1) chunks per segment
-    assert all(len(t.points) == CHUNK for t in sent)
+    # (T-1) chunks per segment; between the segments the move home (replan_from_home)
+    assert len(sent) == 2 * per_segment + 1
+    home_move = sent[per_segment]
+    home = RobotDescription.from_yaml(default_robot_path()).home_rad
+    np.testing.assert_allclose(home_move.points[-1].positions[:5], home[:5], atol=1e-9)
+    gripper_then = q_at[per_segment][5]
+    assert all(abs(pt.positions[5] - gripper_then) < 1e-9 for pt in home_move.points)
+    chunks = sent[:per_segment] + sent[per_segment + 1 :]
+    assert all(len(t.points) == CHUNK for t in chunks)
     assert all(list(t.joint_names) == NAMES for t in sent)
     assert sent[0].points[0].time_from_start.nanosec == 100_000_000  # one control period
     # every chunk starts next to where the arm measured it was (tiny IDM: <= 0.02 rad/step)
-    for traj, q in zip(sent, arm.q_at_goal[goals_before:], strict=True):
+    for traj, q in zip(chunks, q_at[:per_segment] + q_at[per_segment + 1 :], strict=True):
         assert np.max(np.abs(np.array(traj.points[0].positions) - q)) <= 0.02 + 1e-6
     # verified once per segment, after its last chunk
     assert verifier.asked_after_goals[asked_before:] == [
         goals_before + per_segment,
-        goals_before + 2 * per_segment,
+        goals_before + 2 * per_segment + 1,
     ]
     # the result: the last segment's chunks back to back
     points = res.result.trajectory.points
