@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless default; see executor_sim/__init__.py
 import mujoco
 import numpy as np
 

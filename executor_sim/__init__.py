@@ -10,9 +10,22 @@ Public API::
     env.task.is_success(env)
 """
 
+import os
+
+# MuJoCo picks its GL backend once, when it is first imported. The simulator renders
+# offscreen on machines without a display (CI, servers), so default to EGL before any
+# submodule imports mujoco; a MUJOCO_GL the user set (osmesa, glfw) wins.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
 from executor_sim.env import EnvConfig, SimState, TabletopEnv, make_env
 from executor_sim.expert import ExpertPolicy, expert_policy
-from executor_sim.tasks import TASK_FAMILIES, SceneInfo, Task, make_task, sample_task
+from executor_sim.tasks import (
+    TASK_FAMILIES,
+    SceneInfo,
+    Task,
+    make_task,
+    sample_task,
+)
 
 __all__ = [
     "TASK_FAMILIES",

@@ -158,10 +158,11 @@ def test_status_is_latched_for_late_joiners(graph) -> None:
     pubs["estop"].publish(Bool(data=True))  # a state a late joiner could not have guessed
     wait_for(lambda: seen["status"][-1].estop_latched, 3, "estop latched")
     got: list = []
-    sub = safety.create_subscription(SafetyStatus, "safety_status", got.append, status_qos())
+    # Not destroyed here: destroying an entity while the executor thread waits on it kills
+    # that thread (rclpy InvalidHandle); the session's teardown destroys it with the node.
+    safety.create_subscription(SafetyStatus, "safety_status", got.append, status_qos())
     try:
         wait_for(lambda: bool(got), 3, "latched status")
         assert got[0].estop_latched is True
     finally:
-        safety.destroy_subscription(sub)
         assert result_of(pubs["reset"].call_async(Trigger.Request()), 5).success
