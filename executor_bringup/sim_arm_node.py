@@ -389,12 +389,15 @@ class SimArmNode(LifecycleNode):
         self._js_pub = self.create_publisher(JointState, "joint_states", sensor_qos())
         self._img_pub = self.create_publisher(Image, "image_raw", sensor_qos())
         self._info_pub = self.create_publisher(CameraInfo, "camera_info", sensor_qos())
+        # Commands on the topic are applied one at a time, in arrival order, as a
+        # controller does: in the reentrant group a hold could overtake the trajectory
+        # before it, which then ran to its end.
         self._traj_sub = self.create_subscription(
             JointTrajectoryMsg,
             f"{ctrl}/joint_trajectory",
             self._on_topic_trajectory,
             command_qos(),
-            callback_group=self._cb,
+            callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self._action = ActionServer(
             self,
