@@ -113,6 +113,7 @@ class TabletopEnv:
         self.target_rad = self.home_rad.copy()
         self.step_index = 0
         self.num_clipped_actions = 0
+        self._clip_warned = False  # one warning per episode; the rest at DEBUG, all counted
         self.scene: SceneInfo | None = None
         self.task: Task | None = None
         self.camera_pos_m = np.array(sc.CAMERA_POS_M)
@@ -133,6 +134,7 @@ class TabletopEnv:
         self.data.ctrl[self._act_ids] = self.home_rad
         self.target_rad = self.home_rad.copy()
         self.step_index = 0
+        self._clip_warned = False
         mujoco.mj_forward(self.model, self.data)
         # Let the cubes settle on the table before the first frame.
         for _ in range(10):
@@ -219,9 +221,22 @@ class TabletopEnv:
             raise ValueError(f"action_rad must be finite, got {action!r}")
         clipped = np.clip(action, self.lower_rad, self.upper_rad)
         if not np.array_equal(clipped, action):
-            # Not silent: counted and logged; a servo cannot go past its limits either.
+            # Not silent: counted and logged; a servo cannot go past its limits either. One
+            # warning per episode: a policy that rides a limit would otherwise flood the log.
             self.num_clipped_actions += 1
-            logger.warning("action %s outside joint limits, clipped to %s", action, clipped)
+            beyond = {
+                name: round(float(a - c), 4)
+                for name, a, c in zip(self.robot.joint_names, action, clipped, strict=True)
+                if a != c
+            }
+            log = logger.debug if self._clip_warned else logger.warning
+            log(
+                "step %d: action outside joint limits by %s rad, clipped (further clips this "
+                "episode at DEBUG; counted in num_clipped_actions)",
+                self.step_index,
+                beyond,
+            )
+            self._clip_warned = True
         start = self.target_rad
         for k in range(1, self.substeps + 1):
             self.data.ctrl[self._act_ids] = start + (clipped - start) * (k / self.substeps)

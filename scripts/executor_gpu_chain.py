@@ -1,7 +1,7 @@
 """Issue 7 §1-4 on one GPU machine: demos -> judge -> self-distillation -> GRPO -> evaluation.
 
 The GPU machine has torch but neither the MiniLM package, mujoco nor lerobot. So the chain is
-split in two:
+split into stages:
 
 * ``--stage=pack`` (here, CPU): copy the proposal folders (``executor-propose --preset sim``
   and ``--preset sim-heldout``: images + scene records, all the programmatic judge needs)
@@ -14,6 +14,10 @@ split in two:
   unchanged: ``train_executor.train`` (init = Demonstrator), ``grpo_trainer.train_grpo``
   (resumed in chunks so that it stops on a wall-clock budget) and
   ``evaluate.run_evaluate`` (closed loop off: that needs the simulator).
+* ``--stage=distill`` (CPU or GPU): the run's first two steps only, demos (reused when
+  ``output_dir`` already holds them) and distillation, from the Demonstrator or, with
+  ``--distill_init``, going on from an Executor.
+* ``--stage=closed_loop`` (CPU): the full stack in the simulator with the run's pipelines.
 
     .venv/bin/python scripts/executor_gpu_chain.py --preset sim --stage pack
     .venv/bin/python scripts/executor_gpu_chain.py --preset sim --stage run   # on the GPU
@@ -40,7 +44,7 @@ logger = logging.getLogger("executor_gpu_chain")
 
 @dataclass
 class GpuChainConfig:
-    stage: Literal["pack", "run", "closed_loop"] = "pack"
+    stage: Literal["pack", "run", "distill", "closed_loop"] = "pack"
     proposals: Path = Path("outputs/method_sim/proposals")  # train scenes (seeds < 1e6)
     heldout: Path = Path("outputs/method_sim/heldout")  # held-out scenes (seeds >= 1e6)
     pack_dir: Path = Path("outputs/exec_gpu/pack")  # what travels to the GPU machine
@@ -54,6 +58,9 @@ class GpuChainConfig:
     distill_batch_size: int = 128
     distill_learning_rate: float = 2e-4
     distill_warmup_steps: int = 50
+    # None: distil from the Demonstrator's weights (the method); a pipeline folder: go on
+    # distilling that Executor, e.g. on more demos (--stage distill)
+    distill_init: Path | None = None
     mixed_precision: Literal["no", "bf16"] = "bf16"
     grpo_minutes: float = 3.0
     grpo_max_steps: int = 400
@@ -74,8 +81,8 @@ class GpuChainConfig:
     closed_loop_episodes: int = 16
 
     def __post_init__(self) -> None:
-        if self.stage not in ("pack", "run", "closed_loop"):
-            raise ValueError(f"stage must be pack/run/closed_loop, got {self.stage!r}")
+        if self.stage not in ("pack", "run", "distill", "closed_loop"):
+            raise ValueError(f"stage must be pack/run/distill/closed_loop, got {self.stage!r}")
         for name in ("demo_items", "demo_samples", "demo_batch_size", "grpo_chunk_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -191,7 +198,21 @@ def stage_pack(cfg: GpuChainConfig) -> None:
 # ------------------------------------------------------------------------------- GPU run
 def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
     """Demonstrator videos (solution text) of the train items, judged; the successes become
-    a clip cache whose text is the short prompt."""
+    a clip cache whose text is the short prompt. A cache this config already wrote in
+    ``out`` is reused (rendering is most of the chain's CPU time); one from another
+    ``demo_items`` x ``demo_samples`` is an error, not silently reused."""
+    cache_path, stats_path = out / "demos_prompt.npz", out / "demo_stats.json"
+    if cache_path.is_file() and stats_path.is_file():
+        stats = json.loads(stats_path.read_text())
+        rendered = (stats.get("demo_items"), stats.get("demo_samples"))
+        if rendered != (cfg.demo_items, cfg.demo_samples):
+            raise ValueError(
+                f"{cache_path} holds demos of (demo_items, demo_samples) = {rendered!r}, "
+                f"this config asks for {(cfg.demo_items, cfg.demo_samples)!r}; use another "
+                f"output_dir"
+            )
+        logger.info("reusing the judged demos in %s", cache_path)
+        return cache_path
     from executor_core.executor.clips_executor import ClipCache, write_clip_cache
     from executor_core.judges.programmatic import ProgrammaticJudge
     from executor_core.method.demo_generation import item_seed
@@ -234,9 +255,16 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
         texts=prompts,
         text_field="prompt",
     )
-    stats = {"demos": len(jobs), "judged_successes": successes, "distinct_prompts": len(prompts)}
-    (out / "demo_stats.json").write_text(json.dumps(stats, indent=2))
-    return write_clip_cache(cache, out / "demos_prompt.npz")
+    stats = {
+        "demo_items": cfg.demo_items,
+        "demo_samples": cfg.demo_samples,
+        "demos": len(jobs),
+        "judged_successes": successes,
+        "distinct_prompts": len(prompts),
+    }
+    cache_path = write_clip_cache(cache, out / "demos_prompt.npz")
+    stats_path.write_text(json.dumps(stats, indent=2))  # last: it marks the cache complete
+    return cache_path
 
 
 def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
@@ -251,7 +279,7 @@ def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
         base,
         model=replace(base.model, guidance_scale=float(index.get("guidance_scale", 1.0))),
         output_dir=out / "executor_distilled",
-        init_from=Path(cfg.demonstrator),
+        init_from=Path(cfg.distill_init or cfg.demonstrator),
         data=replace(base.data, cache_path=cache, text_field="prompt", heldout_fraction=0.02),
         max_steps=cfg.distill_max_steps,
         max_minutes=cfg.distill_minutes,
@@ -346,6 +374,22 @@ def stage_run(cfg: GpuChainConfig) -> None:
     print(json.dumps(results["done_when"], indent=1))
 
 
+def stage_distill(cfg: GpuChainConfig) -> None:
+    """Demos (or the ones already in ``output_dir``) -> distillation only, no GRPO/eval."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config_json(cfg, out / "chain_config.json")
+    install_text_table(load_text_table(Path(cfg.pack_dir) / "texts.npz"))
+    t = time.perf_counter()
+    cache = render_and_judge_demos(cfg, out)
+    demos_s = time.perf_counter() - t
+    t = time.perf_counter()
+    distilled = distill(cfg, cache, out)
+    timings = {"demos_s": demos_s, "distill_s": time.perf_counter() - t}
+    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    print(distilled)
+
+
 def stage_closed_loop(cfg: GpuChainConfig) -> None:
     """The full stack (video model -> IDM -> simulated arm) on the held-out scenes."""
     from executor_core.method.closed_loop import ClosedLoopConfig
@@ -377,7 +421,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     torch.set_num_threads(min(8, torch.get_num_threads()))
     cfg = parse_config(GpuChainConfig, sys.argv[1:] if argv is None else argv, PRESETS)
-    stages = {"pack": stage_pack, "run": stage_run, "closed_loop": stage_closed_loop}
+    stages = {
+        "pack": stage_pack,
+        "run": stage_run,
+        "distill": stage_distill,
+        "closed_loop": stage_closed_loop,
+    }
     stages[cfg.stage](cfg)
 
 

@@ -96,6 +96,7 @@ class EpisodeResult:
     replans: int
     executed: np.ndarray  # (N, H, W, 3) uint8 camera frames, first = initial
     imagined: list[np.ndarray]  # one (T, S, S, 3) video per plan
+    clipped_actions: int = 0  # targets the simulator clipped to the joint limits
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -105,6 +106,7 @@ class EpisodeResult:
             "success": self.success,
             "steps": self.steps,
             "replans": self.replans,
+            "clipped_actions": self.clipped_actions,
         }
 
 
@@ -127,6 +129,7 @@ def task_for_item(env: Any, item: TaskItem) -> Any:
     if missing:
         raise ValueError(f"item {item.item_id!r} lacks {missing} in its proposal metadata")
     env.reset(int(item.seed))
+    env.num_clipped_actions = 0  # counted per episode
     task = make_task(meta["task_family"], meta["object"], meta.get("target") or "", env.scene)
     env.task = task
     return task
@@ -157,7 +160,15 @@ def run_expert(env: Any, item: TaskItem, cfg: ClosedLoopConfig) -> EpisodeResult
                 break
     success = success or bool(task.is_success(env))
     return EpisodeResult(
-        item.item_id, "expert", task.prompt, success, steps, 0, np.stack(frames), []
+        item.item_id,
+        "expert",
+        task.prompt,
+        success,
+        steps,
+        0,
+        np.stack(frames),
+        [],
+        int(env.num_clipped_actions),
     )
 
 
@@ -201,6 +212,7 @@ def run_stack(
         replans,
         np.stack(run.frames),
         imagined,
+        int(env.num_clipped_actions),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -62,7 +64,7 @@ def test_tracks_joint_targets(env: TabletopEnv) -> None:
     np.testing.assert_allclose(env.joint_positions_rad(), target, atol=0.03)
 
 
-def test_bad_actions_are_rejected_or_counted(env: TabletopEnv) -> None:
+def test_bad_actions_are_rejected_or_counted(env: TabletopEnv, caplog) -> None:
     env.reset(0)
     with pytest.raises(ValueError, match=r"\(5,\)"):
         env.step(np.zeros(5))
@@ -70,9 +72,18 @@ def test_bad_actions_are_rejected_or_counted(env: TabletopEnv) -> None:
         env.step(np.full(6, np.nan))
     before = env.num_clipped_actions
     beyond = env.upper_rad + 0.5
-    env.step(beyond)
-    assert env.num_clipped_actions == before + 1
+    with caplog.at_level(logging.DEBUG, logger="executor_sim.env"):
+        env.step(beyond)
+        env.step(beyond)
+    assert env.num_clipped_actions == before + 2
     np.testing.assert_array_equal(env.target_rad, env.upper_rad)
+    levels = [r.levelno for r in caplog.records if "outside joint limits" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG]  # one warning per episode
+    assert "'gripper': 0.5" in caplog.records[0].getMessage()  # names joint and excess
+    caplog.clear()
+    env.reset(1)
+    env.step(beyond)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
 
 
 def test_config_errors_quote_the_value() -> None:

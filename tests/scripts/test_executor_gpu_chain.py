@@ -1,8 +1,10 @@
-"""The GPU chain's text table: MiniLM embeddings carried without MiniLM."""
+"""The GPU chain: its config, demo reuse, and the text table (MiniLM embeddings carried
+without MiniLM)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,6 +32,20 @@ def test_config_rejects_bad_values() -> None:
         chain.GpuChainConfig(stage="gpu")
     with pytest.raises(ValueError, match="demo_items"):
         chain.GpuChainConfig(demo_items=0)
+    assert chain.GpuChainConfig(stage="distill").distill_init is None
+
+
+def test_judged_demos_are_reused_only_for_the_same_request(tmp_path: Path) -> None:
+    chain = _chain()
+    cache = tmp_path / "demos_prompt.npz"
+    cache.write_bytes(b"stands in for a clip cache: reuse must not read it")
+    stats = {"demo_items": 8, "demo_samples": 2, "demos": 16, "judged_successes": 11}
+    (tmp_path / "demo_stats.json").write_text(json.dumps(stats))
+    same = chain.GpuChainConfig(stage="distill", demo_items=8, demo_samples=2)
+    assert chain.render_and_judge_demos(same, tmp_path) == cache
+    other = chain.GpuChainConfig(stage="distill", demo_items=16, demo_samples=2)
+    with pytest.raises(ValueError, match=r"\(8, 2\).*\(16, 2\)"):
+        chain.render_and_judge_demos(other, tmp_path)
 
 
 def test_text_table_round_trip_and_lookup(tmp_path: Path, monkeypatch) -> None:

@@ -112,6 +112,32 @@ def test_closed_loop_stops_at_the_step_budget(env, models, debug_items: Path) ->
     assert len(idm.chunk_frames) == 2  # the second chunk is cut after 2 of its 4 steps
 
 
+class BeyondLimitsIDM(RecordingIDM):
+    """Chunks whose every target is past the joints' upper limits."""
+
+    def __init__(self, idm: TinyRandomInverseDynamics, upper_rad: np.ndarray) -> None:
+        super().__init__(idm)
+        self.upper_rad = upper_rad
+
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        chunk = super().predict_chunk(frames, joint_positions_rad)
+        beyond = np.tile(self.upper_rad + 0.1, (chunk.joint_positions_rad.shape[0], 1))
+        return ActionChunk(beyond, chunk.control_rate_hz, chunk.joint_names)
+
+
+def test_clipped_targets_are_counted_per_episode(env, models, debug_items: Path) -> None:
+    video_model, idm = models
+    beyond = BeyondLimitsIDM(idm.idm, env.upper_rad)
+    cfg = ClosedLoopConfig(max_replans=1, max_steps=6, image_size_px=SIZE_PX)
+    for _ in range(2):  # the count restarts with each episode
+        result = run_stack(env, _item(debug_items), "executor_rl", video_model, beyond, cfg, 5)
+        assert result.steps == 6
+        assert result.clipped_actions == 6
+        assert result.to_record()["clipped_actions"] == 6
+
+
 def test_open_loop_still_chains_all_chunks_up_front(env, models, debug_items: Path) -> None:
     video_model, idm = models
     cfg = ClosedLoopConfig(
