@@ -235,7 +235,8 @@ def test_action_success_and_error_codes(arm) -> None:
 @pytest.mark.ros
 def test_topic_trajectory_and_empty_hold(arm) -> None:
     node, states, _, topic = arm
-    msg = _goal([-0.4, 0, 0, 0, 0, 0], 2.0).trajectory
+    # slow (8 s), so that a stalled test process still holds well before the target
+    msg = _goal([-0.4, 0, 0, 0, 0, 0], 8.0).trajectory
     topic.publish(msg)
     wait_for(lambda: states[-1].position[0] < -0.1, 5, "motion toward -0.4")
     topic.publish(JointTrajectoryMsg(joint_names=list(NAMES)))  # empty: hold here
