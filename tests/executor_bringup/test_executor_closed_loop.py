@@ -54,6 +54,9 @@ class FakeArm:
         self.goals: list = []  # trajectory_msgs/JointTrajectory per goal
         self.q_at_goal: list[np.ndarray] = []  # where the arm was when each goal arrived
         self.canceled = 0
+        # goals from this index on run until canceled (at most 60 s): a cancel then always
+        # finds a chunk in flight, however the runner schedules the threads
+        self.stall_from: int | None = None
         self._lock = threading.Lock()
         self._js = node.create_publisher(JointState, "joint_states", sensor_qos())
         self._server = ActionServer(
@@ -75,8 +78,12 @@ class FakeArm:
         with self._lock:
             self.goals.append(traj)
             self.q_at_goal.append(self.q.copy())
+            stall = self.stall_from is not None and len(self.goals) > self.stall_from
         last = traj.points[-1]
-        end = time.monotonic() + last.time_from_start.sec + 1e-9 * last.time_from_start.nanosec
+        duration_s = (
+            60.0 if stall else last.time_from_start.sec + 1e-9 * last.time_from_start.nanosec
+        )
+        end = time.monotonic() + duration_s
         while time.monotonic() < end:
             if gh.is_cancel_requested:
                 with self._lock:
@@ -198,13 +205,17 @@ def test_each_imagined_frame_becomes_one_short_trajectory(graph) -> None:
 def test_cancel_mid_way_stops_sending_chunks(graph) -> None:
     _, arm, _, client = graph
     before, canceled_before = len(arm.goals), arm.canceled
-    handle = result_of(
-        client.send_goal_async(ExecuteTask.Goal(task_prompt="stack the cubes", max_replans=0)),
-        10,
-    )
-    wait_for(lambda: len(arm.goals) >= before + 2, 30, "the second chunk")
-    result_of(handle.cancel_goal_async(), 10)
-    res = result_of(handle.get_result_async(), 30)
+    arm.stall_from = before + 1  # the second chunk is in flight until canceled
+    try:
+        handle = result_of(
+            client.send_goal_async(ExecuteTask.Goal(task_prompt="stack the cubes", max_replans=0)),
+            10,
+        )
+        wait_for(lambda: len(arm.goals) >= before + 2, 30, "the second chunk")
+        result_of(handle.cancel_goal_async(), 10)
+        res = result_of(handle.get_result_async(), 30)
+    finally:
+        arm.stall_from = None
     assert res.status == GoalStatus.STATUS_CANCELED
     assert "canceled" in res.result.message
     wait_for(lambda: arm.canceled == canceled_before + 1, 5, "the arm's goal canceled")
