@@ -303,7 +303,6 @@ def normalise_cli_args(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     argv = normalise_cli_args(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(GenerateConfig, argv, PRESETS)

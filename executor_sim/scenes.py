@@ -91,7 +91,6 @@ def generate_scenes(cfg: ScenesConfig) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("MUJOCO_GL", "egl")
     argv = normalise_cli_args(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(ScenesConfig, argv, PRESETS)
     records = generate_scenes(cfg)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,11 +338,7 @@ def format_results(results: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering for the replays
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    # The simulator logs every out-of-limit target it clips (the IDM may ask for a gripper
-    # squeeze past the limit, as the expert does); the counts are in the results instead.
-    logging.getLogger("executor_sim.env").setLevel(logging.ERROR)
     cfg = parse_config(EvalIDMConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     print("\n".join(format_results(evaluate(cfg))))
 

@@ -21,7 +21,6 @@ a success that a segment's later motion undoes is not counted.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +110,6 @@ class EpisodeResult:
 
 
 def make_env(image_size_px: int) -> Any:
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from executor_sim.env import EnvConfig
     from executor_sim.env import make_env as make_sim_env
 

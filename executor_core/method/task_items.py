@@ -195,8 +195,6 @@ def render_sim_scenes(
     seeds: Sequence[int], image_size_px: int, task_families: Sequence[str] | None = None
 ) -> list[SceneImage]:
     """Initial scene images of the simulator for ``seeds``, with scene record and seed."""
-    # Headless offscreen rendering; only takes effect before mujoco is first imported.
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from executor_sim.env import EnvConfig, make_env
 
     kwargs: dict[str, Any] = {"image_size_px": image_size_px}
