@@ -60,17 +60,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     cfg = parse_config(BenchConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     torch.set_num_threads(cfg.threads)
-    from executor_core.method import demo_generation as dg
-    from executor_core.method import grpo_trainer as gt
-    from executor_core.method.task_items import (
+    from self_distillation import demo_generation as dg
+    from self_distillation import grpo_trainer as gt
+    from self_distillation.task_items import (
         SimSceneTaskSource,
         items_from_batch,
         render_sim_scenes,
         save_items,
     )
-    from executor_core.method.task_proposal import SimTaskFamilyProposer, VLMTaskProposer
-    from executor_core.method.tiny_vlm import build_tiny_idefics3
-    from executor_core.method.vlm_backends import TransformersVLM, TransformersVLMConfig
+    from self_distillation.task_proposal import SimTaskFamilyProposer, VLMTaskProposer
+    from self_distillation.tiny_vlm import build_tiny_idefics3
+    from self_distillation.vlm_backends import TransformersVLM, TransformersVLMConfig
 
     work = Path(tempfile.mkdtemp(prefix="bench_method_"))
     scenes = render_sim_scenes(range(cfg.num_scenes), cfg.image_size_px)

@@ -64,8 +64,8 @@ def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
     torch.set_num_threads(args.threads)
 
-    from executor_core.executor.pipeline_executor import ExecutorVideoPipeline
-    from executor_core.judges import ProgrammaticJudge
+    from self_distillation.judges import ProgrammaticJudge
+    from video_models.pipeline_executor import ExecutorVideoPipeline
 
     pipe = ExecutorVideoPipeline.from_pretrained(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
@@ -107,7 +107,7 @@ def main() -> None:
                 row[f"{field}_reason"] = verdict.reason
             results.append(row)
             if args.save_videos:
-                from executor_core.executor.train_executor import write_sample_strip
+                from video_models.train_executor import write_sample_strip
 
                 both = np.concatenate(
                     [t["expert_clip"], videos["solution"][j], videos["prompt"][j]], axis=1

@@ -42,7 +42,7 @@ def bench_sampling(pipe, device: str, repeats: int, steps: int | None) -> list[f
 
 
 def bench_training(pipe, batch: int, iters: int, device: str) -> float:
-    from executor_core.executor.train_executor import flow_matching_loss, sample_sigmas
+    from video_models.train_executor import flow_matching_loss, sample_sigmas
 
     cfg = pipe.config
     transformer = pipe.transformer.train()
@@ -82,9 +82,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from executor_core.executor.configuration_executor import MODEL_PRESETS
-    from executor_core.executor.modeling_executor import build_pipeline
-    from executor_core.executor.pipeline_executor import ExecutorVideoPipeline
+    from video_models.configuration_executor import MODEL_PRESETS
+    from video_models.modeling_executor import build_pipeline
+    from video_models.pipeline_executor import ExecutorVideoPipeline
 
     if args.pipeline:
         pipe = ExecutorVideoPipeline.from_pretrained(args.pipeline)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from calibration.atomic_io import write_text_atomic
+from executor_core.atomic_io import write_text_atomic
 
 logger = logging.getLogger(__name__)
 

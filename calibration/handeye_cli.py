@@ -21,7 +21,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calibration.atomic_io import write_text_atomic
 from calibration.camera_info_io import load_camera_info
 from calibration.handeye import (
     ALL_METHODS,
@@ -41,6 +40,7 @@ from calibration.intrinsics import CalibrationError
 from calibration.joint_space import real_to_model_rad
 from calibration.kinematics import ArmKinematics, default_mjcf_path
 from calibration.targets import TargetSpec, detect_target
+from executor_core.atomic_io import write_text_atomic
 from executor_core.config_cli import ConfigError, config_to_dict, parse_config
 from executor_core.robot_description import RobotDescription, default_robot_path
 

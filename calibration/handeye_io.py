@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from calibration.atomic_io import write_text_atomic
 from calibration.handeye import HandEyeResult, Setup
 from calibration.transforms import (
     make_pose,
     quaternion_xyzw_from_rotation,
     rotation_from_quaternion_xyzw,
 )
+from executor_core.atomic_io import write_text_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from typing import Literal
 
 import numpy as np
 
-from calibration.atomic_io import write_text_atomic
 from calibration.camera_info_io import save_camera_info
 from calibration.image_sources import iter_images
 from calibration.intrinsics import (
@@ -31,6 +30,7 @@ from calibration.intrinsics import (
 )
 from calibration.sample_selection import CoverageSelector, SelectionOptions
 from calibration.targets import Detection, TargetSpec, detect_target
+from executor_core.atomic_io import write_text_atomic
 from executor_core.config_cli import ConfigError, config_to_dict, parse_config
 
 logger = logging.getLogger(__name__)

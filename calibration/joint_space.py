@@ -28,8 +28,8 @@ from typing import Literal
 import numpy as np
 import yaml
 
-from calibration.atomic_io import write_text_atomic
 from calibration.intrinsics import CalibrationError
+from executor_core.atomic_io import write_text_atomic
 from executor_core.robot_description import RobotDescription
 
 logger = logging.getLogger(__name__)

@@ -83,23 +83,21 @@ from executor_bringup.image_conversion import ImageConversionError, image_to_rgb
 from executor_bringup.process_exit import exit_process_now
 from executor_bringup.qos import command_qos, sensor_qos
 from executor_bringup.trajectory_conversion import trajectory_to_msg
-from executor_core.imagine_to_act import (
+from executor_core.chunks import concatenate_trajectories, return_home
+from executor_core.policy import (
     InverseDynamics,
-    TinyRandomInverseDynamics,
-    TinyRandomVideoModel,
     VideoModel,
     check_idm_mode,
     chunk_towards,
-    concatenate_trajectories,
     goal_frames,
     imagine_to_act,
     imagine_video,
-    return_home,
-    save_video_mp4,
 )
 from executor_core.retiming import retime_to_limits, within_position_limits
 from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.test_doubles import TinyRandomInverseDynamics, TinyRandomVideoModel
 from executor_core.types import JointTrajectory
+from executor_core.video_io import save_video_mp4
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +160,8 @@ def load_models(
         )
     executor_dir, idm_dir = _resolve_model_dir(executor_dir), _resolve_model_dir(idm_dir)
     # Imported here: the real pipelines pull in diffusers/transformers, tests do not need it.
-    from executor_core.executor.pipeline_executor import ExecutorVideoPipeline
     from inverse_dynamics.processing_idm import InverseDynamicsPolicy
+    from video_models.pipeline_executor import ExecutorVideoPipeline
 
     idm = InverseDynamicsPolicy.from_pretrained(Path(idm_dir))
     if tuple(idm.config.joint_names) != robot.joint_names:

@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from executor_core.config_cli import parse_config, save_config_json
+from executor_core.train_state import STATE_JSON, load_training_state, save_training_state
 from inverse_dynamics.configuration_idm import IDMConfig
 from inverse_dynamics.dataset_idm import (
     CorrectionSampler,
@@ -39,7 +40,6 @@ from inverse_dynamics.dataset_idm import (
     split_episodes,
 )
 from inverse_dynamics.modeling_idm import WEIGHTS_NAME, InverseDynamicsModel
-from inverse_dynamics.train_state import STATE_JSON, load_training_state, save_training_state
 
 logger = logging.getLogger(__name__)
 

@@ -120,7 +120,7 @@ PRESETS: dict[str, GpuChainConfig] = {
 
 # ----------------------------------------------------------------------------- text table
 def item_texts(items_dir: Path) -> list[str]:
-    from executor_core.method.task_items import load_items
+    from self_distillation.task_items import load_items
 
     texts: list[str] = []
     for item in load_items(items_dir):
@@ -131,7 +131,7 @@ def item_texts(items_dir: Path) -> list[str]:
 def write_text_table(texts: list[str], path: Path) -> None:
     """MiniLM token states of ``texts``, ragged (padding rows are zero and dropped), int8
     with one scale per token."""
-    from executor_core.text_encoding import encode_text, load_minilm
+    from video_models.text_encoding import encode_text, load_minilm
 
     tokenizer, encoder = load_minilm()
     rows, lengths, scales = [], [], []
@@ -165,7 +165,7 @@ def load_text_table(path: Path) -> dict[str, torch.Tensor]:
 
 def install_text_table(table: dict[str, torch.Tensor]) -> None:
     """Pipelines load without MiniLM and encode text by looking it up in ``table``."""
-    import executor_core.executor.pipeline_executor as pe
+    import video_models.pipeline_executor as pe
 
     pe.load_minilm = lambda: (None, None)
 
@@ -213,12 +213,12 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
             )
         logger.info("reusing the judged demos in %s", cache_path)
         return cache_path
-    from executor_core.executor.clips_executor import ClipCache, write_clip_cache
-    from executor_core.judges.programmatic import ProgrammaticJudge
-    from executor_core.method.demo_generation import item_seed
-    from executor_core.method.judging import episode_for_item
-    from executor_core.method.task_items import load_items
-    from executor_core.method.video_models import load_video_pipeline
+    from self_distillation.demo_generation import item_seed
+    from self_distillation.judges.programmatic import ProgrammaticJudge
+    from self_distillation.judging import episode_for_item
+    from self_distillation.task_items import load_items
+    from self_distillation.video_models import load_video_pipeline
+    from video_models.clips_executor import ClipCache, write_clip_cache
 
     items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
     pipe = load_video_pipeline(Path(cfg.demonstrator), "sim")
@@ -268,8 +268,8 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
 
 
 def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
-    from executor_core.executor.train_executor import PRESETS as TRAIN_PRESETS
-    from executor_core.executor.train_executor import train
+    from video_models.train_executor import PRESETS as TRAIN_PRESETS
+    from video_models.train_executor import train
 
     base = TRAIN_PRESETS["sim"]
     # sample the Executor with the Demonstrator's guidance, so every condition is compared
@@ -294,8 +294,8 @@ def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
 
 
 def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
-    from executor_core.method.grpo_trainer import PRESETS as GRPO_PRESETS
-    from executor_core.method.grpo_trainer import train_grpo
+    from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
+    from self_distillation.grpo_trainer import train_grpo
 
     t0 = time.perf_counter()
     done = 0
@@ -326,9 +326,9 @@ def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
 
 
 def evaluate(cfg: GpuChainConfig, distilled: Path, rl: Path, out: Path) -> dict:
-    from executor_core.method.closed_loop import ClosedLoopConfig
-    from executor_core.method.evaluate import PRESETS as EVAL_PRESETS
-    from executor_core.method.evaluate import ModelPaths, run_evaluate
+    from self_distillation.closed_loop import ClosedLoopConfig
+    from self_distillation.evaluate import PRESETS as EVAL_PRESETS
+    from self_distillation.evaluate import ModelPaths, run_evaluate
 
     ecfg = replace(
         EVAL_PRESETS["sim"],
@@ -392,9 +392,9 @@ def stage_distill(cfg: GpuChainConfig) -> None:
 
 def stage_closed_loop(cfg: GpuChainConfig) -> None:
     """The full stack (video model -> IDM -> simulated arm) on the held-out scenes."""
-    from executor_core.method.closed_loop import ClosedLoopConfig
-    from executor_core.method.evaluate import PRESETS as EVAL_PRESETS
-    from executor_core.method.evaluate import ModelPaths, run_evaluate
+    from self_distillation.closed_loop import ClosedLoopConfig
+    from self_distillation.evaluate import PRESETS as EVAL_PRESETS
+    from self_distillation.evaluate import ModelPaths, run_evaluate
 
     ecfg = replace(
         EVAL_PRESETS["sim"],

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import executor_core.executor.pipeline_executor as pe
-from executor_core.text_encoding import encode_text, load_minilm
+import video_models.pipeline_executor as pe
+from video_models.text_encoding import encode_text, load_minilm
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "executor_gpu_chain.py"
 

@@ -1,0 +1,119 @@
+"""``executor-distill``: self-distillation of the Executor from the Demonstrator's videos.
+
+The Executor starts from the Demonstrator's weights and is trained with the video engineer's
+flow-matching trainer (``video_models.train_executor``) on the generated demo
+dataset, conditioned on the SHORT prompt only (``text_field=prompt``). This driver builds
+the clip cache itself so that it can choose which demos to keep: all of them, or only those
+the judge marked successful (``only_judged_success``); the trainer's own cache builder
+would drop every unjudged demo, whose ``success`` is None.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from executor_core.config_cli import parse_config, save_config_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DistillConfig:
+    demos: Path = Path("outputs/method_sim/demos/dataset")  # executor-generate-demos output
+    demonstrator: Path | None = Path("checkpoints/demonstrator_sim")  # init; None = scratch
+    output_dir: Path = Path("outputs/method_sim/executor_distilled")
+    train_preset: str = "sim"  # preset of executor-train-video
+    max_steps: int | None = None  # overrides of the trainer preset
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    only_judged_success: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value!r}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
+
+
+PRESETS: dict[str, DistillConfig] = {
+    "debug": DistillConfig(
+        demos=Path("outputs/method_debug/demos/dataset"),
+        demonstrator=None,
+        output_dir=Path("outputs/method_debug/executor_distilled"),
+        train_preset="debug",
+        only_judged_success=False,
+    ),
+    "sim": DistillConfig(),
+}
+
+
+def build_prompt_cache(cfg: DistillConfig, train_cfg) -> Path:
+    """The clip cache of the demos with their short prompts (built once)."""
+    from video_models.clips_executor import build_clip_cache, write_clip_cache
+    from video_models.modeling_executor import build_text_components
+    from video_models.text_encoding import encode_text
+
+    path = Path(cfg.output_dir) / "clips_prompt.npz"
+    if path.is_file():
+        return path
+    model = train_cfg.model
+    tokenizer, encoder = build_text_components(model)
+    cache = build_clip_cache(
+        cfg.demos,
+        "prompt",
+        model.num_frames,
+        model.frame_stride,
+        model.size_px,
+        lambda texts: encode_text(tokenizer, encoder, texts, model.max_text_tokens),
+        only_successful=cfg.only_judged_success,
+    )
+    logger.info("distillation data: %d clips from %s", len(cache), cfg.demos)
+    write_clip_cache(cache, path)
+    return path
+
+
+def run_distill(cfg: DistillConfig) -> Path:
+    from video_models.train_executor import PRESETS as TRAIN_PRESETS
+    from video_models.train_executor import train
+
+    if cfg.train_preset not in TRAIN_PRESETS:
+        raise ValueError(
+            f"unknown train preset {cfg.train_preset!r}; known: {sorted(TRAIN_PRESETS)}"
+        )
+    save_config_json(cfg, Path(cfg.output_dir) / "distill_config.json")
+    base = TRAIN_PRESETS[cfg.train_preset]
+    overrides = {
+        k: v
+        for k, v in (
+            ("max_steps", cfg.max_steps),
+            ("batch_size", cfg.batch_size),
+            ("learning_rate", cfg.learning_rate),
+        )
+        if v is not None
+    }
+    train_cfg = replace(
+        base, output_dir=Path(cfg.output_dir), init_from=cfg.demonstrator, **overrides
+    )
+    cache = build_prompt_cache(cfg, train_cfg)
+    train_cfg = replace(
+        train_cfg,
+        data=replace(
+            train_cfg.data, dataset_roots=(cfg.demos,), cache_path=cache, text_field="prompt"
+        ),
+    )
+    return train(train_cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = parse_config(DistillConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    print(run_distill(cfg))
+
+
+if __name__ == "__main__":
+    main()

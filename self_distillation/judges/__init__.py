@@ -1,0 +1,6 @@
+"""Video judges: did the (imagined or real) video solve the task?"""
+
+from self_distillation.judges.base import JudgeVerdict, VideoJudge
+from self_distillation.judges.programmatic import ProgrammaticJudge, ProgrammaticJudgeConfig
+
+__all__ = ["JudgeVerdict", "ProgrammaticJudge", "ProgrammaticJudgeConfig", "VideoJudge"]

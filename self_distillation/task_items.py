@@ -1,0 +1,260 @@
+"""The unit every stage of the method works on: one scene image with one proposed task.
+
+Stages hand items to each other as ``items.jsonl`` + one PNG per scene:
+``executor-propose`` writes them, demonstration generation, GRPO and evaluation read them.
+Simulator scenes also carry the scene record and the seed that reproduces the initial
+state, which closed-loop evaluation and the programmatic judge need.
+
+``executor_sim`` is imported lazily and only here and in closed-loop evaluation: it is the
+scene-grounded proposer's source of tasks, not a dependency of the pure method code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from self_distillation.proposal_schema import TaskProposal
+from self_distillation.task_proposal import SceneImage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskItem:
+    """One (scene image, proposed task) pair with a stable id."""
+
+    item_id: str  # stable across runs: generation is idempotent per item_id
+    scene_id: str
+    image_rgb: np.ndarray  # (H, W, 3) uint8, the first frame
+    proposal: TaskProposal
+    scene: dict[str, Any] = field(default_factory=dict)  # simulator scene record, {} if real
+    seed: int | None = None  # simulator seed of the initial state, None if real
+
+    @property
+    def prompt(self) -> str:
+        return self.proposal.task_prompt
+
+
+def write_png(path: Path, image_rgb: np.ndarray) -> None:
+    """Atomic PNG write (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"could not encode {path} from an image of shape {image_rgb.shape!r}")
+    write_bytes_atomic(path, buf.tobytes())
+
+
+def read_png(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl_atomic(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    write_bytes_atomic(path, text.encode())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON: {exc}") from None
+    return records
+
+
+def save_items(items: Sequence[TaskItem], out_dir: Path) -> Path:
+    """``out_dir/items.jsonl`` + ``out_dir/scenes/<scene_id>.png``; returns the jsonl path."""
+    out_dir = Path(out_dir)
+    for item in items:
+        png = out_dir / "scenes" / f"{item.scene_id}.png"
+        if not png.is_file():
+            write_png(png, item.image_rgb)
+    path = out_dir / "items.jsonl"
+    write_jsonl_atomic(
+        path,
+        (
+            {
+                "item_id": it.item_id,
+                "scene_id": it.scene_id,
+                "image": f"scenes/{it.scene_id}.png",
+                "proposal": it.proposal.to_dict(),
+                "scene": it.scene,
+                "seed": it.seed,
+            }
+            for it in items
+        ),
+    )
+    return path
+
+
+def load_items(path: Path, limit: int | None = None) -> list[TaskItem]:
+    """Items written by :func:`save_items` (``path`` is the jsonl or its folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "items.jsonl"
+    records = read_jsonl(path)[:limit]
+    ids = [r["item_id"] for r in records]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: duplicate item_id values")
+    return [
+        TaskItem(
+            item_id=r["item_id"],
+            scene_id=r["scene_id"],
+            image_rgb=read_png(path.parent / r["image"]),
+            proposal=TaskProposal.from_dict(r["proposal"]),
+            scene=r.get("scene") or {},
+            seed=r.get("seed"),
+        )
+        for r in records
+    ]
+
+
+def items_from_batch(
+    scenes: Sequence[SceneImage], proposals: Sequence[tuple[str, TaskProposal]]
+) -> list[TaskItem]:
+    """Pair accepted proposals with their scenes; item ids are ``<scene_id>-<k>``."""
+    by_id = {s.scene_id: s for s in scenes}
+    counts: dict[str, int] = {}
+    items = []
+    for scene_id, proposal in proposals:
+        k = counts.get(scene_id, 0)
+        counts[scene_id] = k + 1
+        scene = by_id[scene_id]
+        items.append(
+            TaskItem(
+                item_id=f"{scene_id}-{k}",
+                scene_id=scene_id,
+                image_rgb=scene.image_rgb,
+                proposal=proposal,
+                scene=scene.metadata.get("scene", {}),
+                seed=scene.metadata.get("seed"),
+            )
+        )
+    return items
+
+
+def load_scene_dir(scene_dir: Path) -> list[SceneImage]:
+    """Unlabeled scene images (``*.png``/``*.jpg``) of a folder; ids are the file stems.
+
+    Metadata comes from ``scenes.jsonl`` when present (the format ``executor-sim-scenes``
+    writes: ``seed``, ``file``, ``scene``), else from an optional ``<stem>.json`` sidecar.
+    """
+    scene_dir = Path(scene_dir)
+    index = scene_dir / "scenes.jsonl"
+    if index.is_file():
+        return [
+            SceneImage(
+                Path(r["file"]).stem,
+                read_png(scene_dir / r["file"]),
+                {k: v for k, v in r.items() if k != "file"},
+            )
+            for r in read_jsonl(index)
+        ]
+    files = sorted(p for p in scene_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not files:
+        raise FileNotFoundError(f"no .png/.jpg scene images in {scene_dir}")
+    scenes = []
+    for f in files:
+        side = f.with_suffix(".json")
+        meta = json.loads(side.read_text()) if side.is_file() else {}
+        scenes.append(SceneImage(f.stem, read_png(f), meta))
+    return scenes
+
+
+# --------------------------------------------------------------------- the simulator side
+def render_sim_scenes(
+    seeds: Sequence[int], image_size_px: int, task_families: Sequence[str] | None = None
+) -> list[SceneImage]:
+    """Initial scene images of the simulator for ``seeds``, with scene record and seed."""
+    from executor_sim.env import EnvConfig, make_env
+
+    kwargs: dict[str, Any] = {"image_size_px": image_size_px}
+    if task_families:
+        kwargs["task_families"] = tuple(task_families)
+    env = make_env(EnvConfig(**kwargs))
+    try:
+        scenes = []
+        for seed in seeds:
+            env.reset(int(seed))
+            scenes.append(
+                SceneImage(
+                    f"sim{int(seed):06d}",
+                    env.render(),
+                    {"seed": int(seed), "scene": env.scene.to_json(), "task": env.task.to_json()},
+                )
+            )
+        return scenes
+    finally:
+        env.close()
+
+
+class SimSceneTaskSource:
+    """The task family's feasible tasks for a recorded scene (scene-grounded proposals).
+
+    The task the simulator drew at reset comes first; the others follow in an order fixed
+    by the scene's seed, so proposals are reproducible.
+    """
+
+    def __init__(self, task_families: Sequence[str] | None = None) -> None:
+        from executor_sim.tasks import TASK_FAMILIES
+
+        self.task_families = tuple(task_families or TASK_FAMILIES)
+
+    def tasks_for_scene(self, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        from executor_sim.tasks import SceneInfo, make_task
+
+        info = scene_info_from_json(metadata["scene"], SceneInfo)
+        tasks = []
+        for family in self.task_families:
+            for obj in info.cubes:
+                targets = [c for c in info.cubes if c != obj] if family == "stack" else [""]
+                tasks.extend(make_task(family, obj, t, info).to_json() for t in targets)
+        rng = np.random.default_rng(int(metadata.get("seed") or 0))
+        tasks = [tasks[i] for i in rng.permutation(len(tasks))]
+        drawn = metadata.get("task")
+        if drawn is not None:  # stable sort: the drawn task first, the rest keep their order
+            tasks.sort(key=lambda t: t["prompt"] != drawn.get("prompt"))
+        return tasks
+
+
+def scene_info_from_json(scene: dict[str, Any], scene_info_cls: type) -> Any:
+    """Rebuild the simulator's ``SceneInfo`` from its ``to_json`` record."""
+    try:
+        return scene_info_cls(
+            cubes=tuple(scene["cubes"]),
+            cube_poses={k: tuple(v) for k, v in scene["cube_poses"].items()},
+            bowl_xy=tuple(scene["bowl_xy"]),
+            mat_xy=tuple(scene["mat_xy"]),
+            camera_pos_m=tuple(scene["camera_pos_m"]),
+        )
+    except KeyError as exc:
+        raise ValueError(f"scene record lacks {exc}; keys: {sorted(scene)}") from None

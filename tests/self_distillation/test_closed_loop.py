@@ -1,0 +1,259 @@
+"""run_stack in the simulator with tiny test-double models: closed loop (the default)
+tracks the imagined frames from the simulator's own camera frames; open loop stays as it
+was; a bad ``idm_mode`` is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from executor_core.config_cli import parse_config
+from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.test_doubles import TinyRandomInverseDynamics, TinyRandomVideoModel
+from executor_core.types import ActionChunk
+from self_distillation import evaluate
+from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_stack
+from self_distillation.task_items import load_items
+
+SIZE_PX = 32
+NUM_FRAMES = 4  # T: 3 goal frames, 3 chunks of 4 steps per segment
+
+
+class RecordingIDM:
+    """The tiny IDM, keeping what each predict / predict_chunk call was given."""
+
+    def __init__(self, idm: TinyRandomInverseDynamics) -> None:
+        self.idm = idm
+        self.chunk_frames: list[np.ndarray] = []
+        self.chunk_states: list[np.ndarray | None] = []
+        self.predict_calls = 0
+
+    def predict(self, frames: np.ndarray, joint_positions_rad: np.ndarray | None) -> list:
+        self.predict_calls += 1
+        return self.idm.predict(frames, joint_positions_rad)
+
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        self.chunk_frames.append(frames.copy())
+        q = joint_positions_rad
+        self.chunk_states.append(None if q is None else np.array(q))
+        return self.idm.predict_chunk(frames, joint_positions_rad)
+
+
+class RecordingVideoModel(TinyRandomVideoModel):
+    def __init__(self) -> None:
+        super().__init__(size_px=SIZE_PX, num_frames=NUM_FRAMES)
+        self.videos: list[np.ndarray] = []
+        self.prompts: list[str] = []
+
+    def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        self.prompts.append(prompt)
+        video = super().__call__(image_rgb, prompt, seed)
+        self.videos.append(video)
+        return video
+
+
+@pytest.fixture(scope="module")
+def env():
+    sim = make_env(SIZE_PX)
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def models():
+    torch.manual_seed(0)
+    robot = RobotDescription.from_yaml(default_robot_path())
+    idm = RecordingIDM(TinyRandomInverseDynamics(robot.joint_names, robot.home_rad))
+    return RecordingVideoModel(), idm
+
+
+def _item(debug_items: Path):
+    return next(it for it in load_items(debug_items) if it.seed is not None)
+
+
+def test_closed_loop_is_the_default_and_tracks_from_the_simulators_frames(
+    env, models, debug_items: Path
+) -> None:
+    video_model, idm = models
+    cfg = ClosedLoopConfig(
+        max_replans=2, max_steps=1000, image_size_px=SIZE_PX, replan_from_home=False
+    )
+    assert cfg.idm_mode == "closed_loop"
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    assert not result.success  # random models; the task is not solved by chance
+    assert idm.predict_calls == 0  # no open-loop chaining
+    assert result.replans == 2
+    assert result.steps == 2 * (NUM_FRAMES - 1) * 4  # (T-1) chunks of 4 steps per segment
+    assert result.executed.shape[0] == result.steps + 1
+    assert len(idm.chunk_frames) == 2 * (NUM_FRAMES - 1)
+    for n, frames in enumerate(idm.chunk_frames):
+        segment, i = divmod(n, NUM_FRAMES - 1)
+        # the simulator's frame after the 4 steps of every earlier chunk, and the next goal
+        np.testing.assert_array_equal(frames[0], result.executed[4 * n])
+        np.testing.assert_array_equal(frames[1], video_model.videos[segment][i + 1])
+    # each segment is imagined from the simulator's frame where the previous one ended
+    np.testing.assert_array_equal(video_model.videos[1][0], result.executed[4 * (NUM_FRAMES - 1)])
+    assert [v.shape for v in result.imagined] == [(NUM_FRAMES, SIZE_PX, SIZE_PX, 3)] * 2
+    # the measured state goes in, not the previous chunk's last target
+    assert all(s is not None and s.shape == (6,) for s in idm.chunk_states)
+
+
+def test_closed_loop_stops_at_the_step_budget(env, models, debug_items: Path) -> None:
+    video_model, idm = models
+    cfg = ClosedLoopConfig(max_replans=3, max_steps=6, image_size_px=SIZE_PX)
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    assert result.steps == 6
+    assert result.replans == 1
+    assert len(idm.chunk_frames) == 2  # the second chunk is cut after 2 of its 4 steps
+
+
+class BeyondLimitsIDM(RecordingIDM):
+    """Chunks whose every target is past the joints' upper limits."""
+
+    def __init__(self, idm: TinyRandomInverseDynamics, upper_rad: np.ndarray) -> None:
+        super().__init__(idm)
+        self.upper_rad = upper_rad
+
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        chunk = super().predict_chunk(frames, joint_positions_rad)
+        beyond = np.tile(self.upper_rad + 0.1, (chunk.joint_positions_rad.shape[0], 1))
+        return ActionChunk(beyond, chunk.control_rate_hz, chunk.joint_names)
+
+
+def test_clipped_targets_are_counted_per_episode(env, models, debug_items: Path) -> None:
+    video_model, idm = models
+    beyond = BeyondLimitsIDM(idm.idm, env.upper_rad)
+    cfg = ClosedLoopConfig(max_replans=1, max_steps=6, image_size_px=SIZE_PX)
+    for _ in range(2):  # the count restarts with each episode
+        result = run_stack(env, _item(debug_items), "executor_rl", video_model, beyond, cfg, 5)
+        assert result.steps == 6
+        assert result.clipped_actions == 6
+        assert result.to_record()["clipped_actions"] == 6
+
+
+def test_open_loop_still_chains_all_chunks_up_front(env, models, debug_items: Path) -> None:
+    video_model, idm = models
+    cfg = ClosedLoopConfig(
+        max_replans=2,
+        max_steps=1000,
+        image_size_px=SIZE_PX,
+        idm_mode="open_loop",
+        replan_from_home=False,
+    )
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    assert idm.chunk_frames == []
+    assert idm.predict_calls == 2
+    assert result.steps == 2 * (NUM_FRAMES - 1) * 4
+
+
+def test_bad_idm_mode_is_named() -> None:
+    with pytest.raises(ValueError, match=r"idm_mode must be one of .*got 'closedloop'"):
+        ClosedLoopConfig(idm_mode="closedloop")
+    with pytest.raises(ValueError, match="'blind'"):
+        parse_config(evaluate.EvalConfig, ["--closed_loop.idm_mode=blind"], evaluate.PRESETS)
+    cfg = parse_config(evaluate.EvalConfig, ["--closed_loop.idm_mode=open_loop"], evaluate.PRESETS)
+    assert cfg.closed_loop.idm_mode == "open_loop"
+
+
+def test_demonstrator_solution_imagines_from_the_detailed_solution(
+    env, models, debug_items: Path
+) -> None:
+    video_model, idm = models
+    item = _item(debug_items)
+    cfg = ClosedLoopConfig(max_replans=1, conditions=("demonstrator_solution",))
+    result = run_stack(env, item, "demonstrator_solution", video_model, idm, cfg, seed=0)
+    assert video_model.prompts == [item.proposal.solution_text]
+    assert result.prompt == item.proposal.solution_text
+    run_stack(env, item, "demonstrator_prompt", video_model, idm, cfg, seed=0)
+    assert video_model.prompts[-1] != item.proposal.solution_text
+
+
+def test_episode_ends_the_step_the_task_succeeds(
+    env, models, debug_items: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from executor_sim.tasks import Task
+
+    calls = {"n": 0}
+
+    def succeeds_on_fifth_check(self, env) -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 5
+
+    monkeypatch.setattr(Task, "is_success", succeeds_on_fifth_check)
+    video_model, idm = models
+    cfg = ClosedLoopConfig(
+        max_replans=3, max_steps=1000, image_size_px=SIZE_PX, replan_from_home=False
+    )
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    assert result.success
+    assert result.steps == 5  # mid-chunk: no further target is sent once the task holds
+    assert result.replans == 1
+    assert len(idm.chunk_frames) == 2
+
+    # without stop_on_success the task is checked once per segment: 3 checks, never the 5th
+    calls["n"] = 0
+    late = ClosedLoopConfig(
+        max_replans=3,
+        max_steps=1000,
+        image_size_px=SIZE_PX,
+        stop_on_success=False,
+        replan_from_home=False,
+    )
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, late, seed=5)
+    assert calls["n"] == 3
+    assert not result.success
+    assert result.steps == 3 * (NUM_FRAMES - 1) * 4
+
+
+class SwingingIDM(RecordingIDM):
+    """Every chunk swings the shoulder and opens the gripper by 0.1 rad a step."""
+
+    def predict_chunk(
+        self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
+    ) -> ActionChunk:
+        chunk = super().predict_chunk(frames, joint_positions_rad)
+        q0 = np.asarray(joint_positions_rad, dtype=np.float32)
+        steps = np.arange(1, chunk.horizon + 1, dtype=np.float32)[:, None] * 0.1
+        targets = np.repeat(q0[None], chunk.horizon, 0)
+        targets[:, [0, 5]] += steps
+        return ActionChunk(targets, chunk.control_rate_hz, chunk.joint_names)
+
+
+def test_replans_start_from_the_home_pose(env, models, debug_items: Path) -> None:
+    video_model, tiny = models
+    idm = SwingingIDM(tiny.idm)
+    cfg = ClosedLoopConfig(max_replans=2, max_steps=1000, image_size_px=SIZE_PX)
+    assert cfg.replan_from_home
+    states: list[np.ndarray] = []
+    real_step = env.step
+
+    def recording_step(action_rad: np.ndarray) -> dict:
+        obs = real_step(action_rad)
+        states.append(obs["state"].copy())
+        return obs
+
+    env.step = recording_step
+    try:
+        result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    finally:
+        del env.step
+    segment_steps = (NUM_FRAMES - 1) * 4
+    homing_steps = result.steps - 2 * segment_steps
+    assert result.replans == 2
+    assert homing_steps > 0
+    # the second video is imagined from the camera frame after the homing move, where the
+    # arm joints are back near home and the gripper kept its position
+    at_second = segment_steps + homing_steps
+    np.testing.assert_array_equal(video_model.videos[1][0], result.executed[at_second])
+    q_before, q_home = states[segment_steps - 1], states[at_second - 1]
+    home = env.robot.home_rad
+    assert np.abs(q_home[:5] - home[:5]).max() < np.abs(q_before[:5] - home[:5]).max()
+    assert np.abs(q_home[:5] - home[:5]).max() < 0.15  # tracking lag of the position servos
+    assert abs(q_home[5] - q_before[5]) < 0.05

@@ -1,0 +1,182 @@
+"""The video trainer: clip cache from a LeRobotDataset, debug run + resume, 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from video_models.clips_executor import (
+    build_clip_cache,
+    clip_frame_indices,
+    load_clip_cache,
+    split_episodes,
+    write_clip_cache,
+)
+from video_models.pipeline_executor import ExecutorVideoPipeline
+from video_models.text_encoding import build_tiny_text_encoder, build_tiny_tokenizer, encode_text
+from video_models.train_executor import PRESETS, TrainConfig, main, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from lerobot_fixture import SIZE_PX, make_tiny_dataset
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("lerobot") / "tiny_video")
+
+
+def _embed(texts: list[str]):
+    return encode_text(build_tiny_tokenizer(), build_tiny_text_encoder(16), texts, 16)
+
+
+def _square_column(frame: np.ndarray, color: tuple[int, int, int]) -> int:
+    dist = np.abs(frame[8].astype(int) - np.array(color)).sum(-1)  # row 8 crosses the square
+    return int(np.argmin(dist))
+
+
+def test_clip_frame_indices_pad_short_episodes():
+    assert clip_frame_indices(20, 4, 4) == [0, 4, 8, 12]
+    assert clip_frame_indices(6, 4, 4) == [0, 4, 5, 5]
+    with pytest.raises(ValueError, match="episode_length"):
+        clip_frame_indices(0, 4, 4)
+
+
+def test_split_is_deterministic_and_disjoint():
+    a = split_episodes(list(range(50)), 0.2, seed=1)
+    assert a == split_episodes(list(range(50)), 0.2, seed=1)
+    assert len(a[1]) == 10
+    assert not set(a[0]) & set(a[1])
+    with pytest.raises(ValueError, match=r"1\.5"):
+        split_episodes([1], 1.5)
+
+
+def test_clip_cache_from_lerobot_dataset(tiny_dataset: Path, tmp_path: Path):
+    cache = build_clip_cache(
+        tiny_dataset, "solution", num_frames=4, frame_stride=2, size_px=SIZE_PX, embed_texts=_embed
+    )
+    assert cache.frames.shape == (3, 4, SIZE_PX, SIZE_PX, 3)
+    # Frame k of an episode is dataset step k * stride (the square moves 1 px per step);
+    # episode 1 has 5 steps, so its clip is padded with the last step.
+    assert [_square_column(f, (220, 30, 30)) for f in cache.frames[0]] == [0, 2, 4, 6]
+    assert [_square_column(f, (30, 60, 220)) for f in cache.frames[1]] == [0, 2, 4, 4]
+    assert cache.texts[0].startswith("1. step one of put the red cube")
+    path = write_clip_cache(cache, tmp_path / "c.npz")
+    again = load_clip_cache(path)
+    np.testing.assert_array_equal(again.frames, cache.frames)
+    assert again.texts == cache.texts
+    assert again.text_field == "solution"
+    prompts = build_clip_cache(tiny_dataset, "prompt", 4, 2, SIZE_PX, _embed)
+    assert prompts.texts[1] == "push the blue cube onto the cyan mat"
+
+
+def _debug_cfg(tiny_dataset: Path, out: Path, cache: Path, **kw) -> TrainConfig:
+    cfg = PRESETS["debug"]
+    data = replace(cfg.data, dataset_roots=(tiny_dataset,), cache_path=cache)
+    return replace(cfg, output_dir=out, data=data, **kw)
+
+
+def test_debug_training_runs_and_resumes_exactly(tiny_dataset: Path, tmp_path: Path):
+    cache = tmp_path / "clips.npz"
+    # Uninterrupted 4 steps.
+    straight = train(_debug_cfg(tiny_dataset, tmp_path / "a", cache, max_steps=4))
+    # 2 steps, "preempted", then resumed to 4 by the CLI (same command, resume is automatic).
+    train(_debug_cfg(tiny_dataset, tmp_path / "b", cache, max_steps=4, stop_at_step=2))
+    ckpt = tmp_path / "b" / "checkpoints" / "step-000002"
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state["step"] == 2
+    assert state["samples_per_rank"] == [4]
+    assert np.isfinite(state["loss"])
+    assert not [p for p in ckpt.rglob("*") if p.suffix in (".bin", ".pt", ".pkl")]
+    assert json.loads((ckpt / "train_config.json").read_text())["stop_at_step"] == 2
+    init = load_file(ckpt / "transformer_raw.safetensors")
+    main(
+        [
+            "--preset",
+            "debug",
+            f"--output_dir={tmp_path / 'b'}",
+            f"--data.cache_path={cache}",
+            "--max_steps=4",
+        ]
+    )
+    state = json.loads(
+        (tmp_path / "b" / "checkpoints" / "step-000004" / "trainer_state.json").read_text()
+    )
+    assert state["step"] == 4
+    assert state["samples_per_rank"] == [8]
+    a = load_file(tmp_path / "a" / "checkpoints" / "step-000004" / "transformer_raw.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step-000004" / "transformer_raw.safetensors")
+    for name in a:
+        np.testing.assert_allclose(a[name].numpy(), b[name].numpy(), rtol=1e-5, atol=1e-6)
+    assert any((a[n] - init[n]).abs().max() > 0 for n in a)  # training moved the weights
+    # The exported pipeline loads and samples; sample strips were written.
+    pipe = ExecutorVideoPipeline.from_pretrained(straight)
+    pipe.set_progress_bar_config(disable=True)
+    frames = pipe(np.zeros((32, 32, 3), np.uint8), "put the red cube in the bowl").frames
+    assert frames.shape == (1, 4, 16, 16, 3)
+    assert list((tmp_path / "a" / "samples").glob("step-000004-*.png"))
+
+
+def test_bad_config_values_are_quoted():
+    with pytest.raises(ValueError, match="'caption'"):
+        replace(PRESETS["debug"].data, text_field="caption")
+    with pytest.raises(ValueError, match="-1"):
+        replace(PRESETS["debug"], batch_size=-1)
+
+
+def test_two_process_accelerate_run(tiny_dataset: Path, tmp_path: Path):
+    """Two CPU processes (gloo DDP): both ranks train, replicas stay equal.
+
+    With accelerate 1.x, ``accelerate launch --num_processes 2 --cpu`` starts ONE process
+    unless MPI is configured; ``--multi_gpu --num_processes 2`` with ``ACCELERATE_USE_CPU=1``
+    starts two torchrun workers that use gloo on the CPU (docs/video_models.md).
+    """
+    cache = tmp_path / "clips.npz"
+    out = tmp_path / "ddp"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+        "ACCELERATE_USE_CPU": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "video_models.train_executor",
+        "--preset",
+        "debug",
+        f"--output_dir={out}",
+        f"--data.dataset_roots={tiny_dataset}",
+        f"--data.cache_path={cache}",
+        "--max_steps=2",
+    ]
+    run = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stderr[-3000:]
+    state = json.loads((out / "checkpoints" / "step-000002" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2
+    assert state["samples_per_rank"] == [4, 4]  # batch 2 per rank x 2 steps, on each rank
+    c0, c1 = state["param_checksum_per_rank"]
+    assert c0 == pytest.approx(c1, rel=1e-9)
+    pipe = ExecutorVideoPipeline.from_pretrained(out / "pipeline")
+    assert pipe.config.num_frames == 4

