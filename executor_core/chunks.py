@@ -107,3 +107,27 @@ def return_home(
         time_from_start_s=np.arange(1, n + 1) / rate_hz,
         metadata={"kind": "return_home"},
     )
+
+
+def sample_at_rate(
+    trajectory: JointTrajectory,
+    start_rad: np.ndarray,  # (J,) where the arm is when the trajectory starts (t = 0)
+    rate_hz: float,
+) -> np.ndarray:
+    """Targets at each control tick k / rate_hz, k = 1 .. ceil(duration * rate_hz).
+
+    Linear interpolation from ``start_rad`` at t = 0 through the points, as a position
+    controller samples a trajectory; the last tick holds the last point. A trajectory
+    whose points already lie on the ticks (an IDM chunk at the controller's rate) comes
+    back unchanged. Returns (N, J) float64.
+    """
+    if not rate_hz > 0:
+        raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
+    start = np.asarray(start_rad, dtype=np.float64)
+    if start.shape != (len(trajectory.joint_names),):
+        raise ValueError(f"start_rad must be ({len(trajectory.joint_names)},), got {start.shape!r}")
+    times = np.concatenate([[0.0], trajectory.time_from_start_s])
+    points = np.concatenate([start[None], trajectory.positions_rad])
+    n = max(1, int(np.ceil(trajectory.duration_s * rate_hz - 1e-9)))
+    ticks = np.minimum(np.arange(1, n + 1) / rate_hz, times[-1])
+    return np.stack([np.interp(ticks, times, points[:, j]) for j in range(start.shape[0])], 1)

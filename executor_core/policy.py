@@ -99,6 +99,22 @@ def imagine_video(
     return video
 
 
+def trajectory_from_video(
+    video: np.ndarray,  # (T, H', W', 3) uint8 imagined frames
+    idm: InverseDynamics,
+    joint_names: tuple[str, ...],
+    joint_positions_rad: np.ndarray | None = None,  # (J,) measured now
+) -> JointTrajectory:
+    """Open loop: one IDM chunk per consecutive frame pair, chained into one trajectory."""
+    chunks = idm.predict(video, joint_positions_rad)
+    if len(chunks) != video.shape[0] - 1:
+        raise ValueError(
+            f"IDM returned {len(chunks)} chunks for {video.shape[0]} frames; expected "
+            f"{video.shape[0] - 1} (one per consecutive pair)"
+        )
+    return chain_chunks(chunks, joint_names)
+
+
 def imagine_to_act(
     image_rgb: np.ndarray,  # (H, W, 3) uint8
     prompt: str,
@@ -115,13 +131,7 @@ def imagine_to_act(
     t1 = time.perf_counter()
     if on_phase:
         on_phase(PHASE_CONVERTING)
-    chunks = idm.predict(video, joint_positions_rad)
-    if len(chunks) != video.shape[0] - 1:
-        raise ValueError(
-            f"IDM returned {len(chunks)} chunks for {video.shape[0]} frames; expected "
-            f"{video.shape[0] - 1} (one per consecutive pair)"
-        )
-    trajectory = chain_chunks(chunks, joint_names)
+    trajectory = trajectory_from_video(video, idm, joint_names, joint_positions_rad)
     t2 = time.perf_counter()
     logger.info(
         "imagined %d frames in %.3f s, %d trajectory points in %.3f s",

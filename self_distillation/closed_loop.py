@@ -1,21 +1,16 @@
 """Closed-loop success of the full stack in the simulator, against the scripted expert.
 
-One episode: reset the simulator to the item's seed, set the item's task, then repeat up to
-``max_replans`` times: imagine a video from the current camera image and the (possibly
-paraphrased) short prompt and execute it on the simulated arm; stop at success or when the
-step budget is spent. ``idm_mode`` says how the IDM turns the video into motion
-(``executor_core.imagine_to_act``): ``closed_loop`` (default) tracks the imagined frames
-one by one, each chunk predicted from the simulator's current frame and joint state to the
-next imagined frame, as the executor node does; ``open_loop`` chains all chunks from the
-imagined frames up front and executes them blind. The expert runs the same seed and task
-with its scripted plan. Success is the simulator's own predicate (``Task.is_success``),
-never a judge. With ``replan_from_home`` (default) every segment after the first starts
-with the arm moved back to its home pose (gripper held), the pose the video models' training
-clips start from (``imagine_to_act.return_home``); the move counts against the step budget.
-With ``stop_on_success`` (default) the predicate is checked after every
-control step and the episode ends the moment it holds, as sim benchmarks score a policy
-(and as the expert's episode ends); otherwise only after each imagine-execute segment, so
-a success that a segment's later motion undoes is not counted.
+The stack runs through the same goal runner as the robot (``executor_core.goal_runner``),
+over the simulator adapter ``executor_sim.sim_arm.SimArm`` instead of ROS: imagine a video
+from the camera image and the (possibly paraphrased) short prompt, track it with the IDM
+(``idm_mode``), make every chunk feasible and retime it, verify with the task's own
+success predicate (``Task.is_success``, never a judge), and re-imagine from the home pose
+while the verdict is "no" and replans are left. The runner's settings come from
+``GoalRunnerConfig`` and mean what they mean on the robot: ``max_replans`` counts
+re-imaginings after the first segment; with ``verify_each_chunk`` the predicate is asked
+after every chunk and the episode ends when it holds (the robot's task verifier is asked at
+the same points). The step budget ``max_steps`` is the goal timeout in simulated time
+(imagining takes none). The expert runs the same seed and task with its scripted plan.
 """
 
 from __future__ import annotations
@@ -26,26 +21,26 @@ from typing import Any
 
 import numpy as np
 
-from executor_core.chunks import return_home
-from executor_core.policy import (
-    IdmMode,
-    check_idm_mode,
-    chunk_towards,
-    goal_frames,
-    imagine_to_act,
-    imagine_video,
-)
+from executor_core.goal_runner import GoalRunner, GoalRunnerConfig, Guard
+from executor_core.policy import IdmMode, InverseDynamics, VideoModel
+from executor_sim.env import EnvConfig, TabletopEnv
+from executor_sim.env import make_env as make_sim_env
+from executor_sim.expert import expert_policy
+from executor_sim.sim_arm import SimArm
+from executor_sim.tasks import Task, make_task
 from self_distillation.task_items import TaskItem
 
 logger = logging.getLogger(__name__)
+_RUNNER_DEFAULTS = GoalRunnerConfig()
 
 
 @dataclass(frozen=True)
 class ClosedLoopConfig:
     enabled: bool = True
     num_episodes: int = 32
-    max_replans: int = 4
-    max_steps: int = 240  # control steps (24 s at 10 Hz)
+    # re-imaginings after the first segment, as on the robot (3: at most 4 segments)
+    max_replans: int = _RUNNER_DEFAULTS.max_replans
+    max_steps: int = 240  # control steps (24 s at 10 Hz): the goal timeout in sim time
     paraphrase: bool = True  # give the stack a paraphrase of the prompt, not the prompt
     image_size_px: int = 64
     conditions: tuple[str, ...] = (
@@ -57,22 +52,19 @@ class ClosedLoopConfig:
         # imagined video is right (the reference distillation aims at)
         "demonstrator_solution",
     )
-    # closed_loop corrects drift every chunk: in simulation on the expert's frames it
-    # succeeds far more often than chaining all chunks blind (open_loop)
-    idm_mode: IdmMode = "closed_loop"
-    stop_on_success: bool = True  # check the task after every control step, end on success
-    replan_from_home: bool = True  # re-imagine from the home pose (in the models' distribution)
-    home_speed_rad_s: float = 1.0  # fastest joint's speed on the way home
+    # The goal runner's settings; defaults are the runner's (docs: GoalRunnerConfig).
+    idm_mode: IdmMode = _RUNNER_DEFAULTS.idm_mode
+    verify_each_chunk: bool = _RUNNER_DEFAULTS.verify_each_chunk
+    replan_from_home: bool = _RUNNER_DEFAULTS.replan_from_home
+    home_speed_rad_s: float = _RUNNER_DEFAULTS.home_speed_rad_s
 
     def __post_init__(self) -> None:
-        check_idm_mode(self.idm_mode)
-        if not self.home_speed_rad_s > 0:
-            raise ValueError(f"home_speed_rad_s must be > 0, got {self.home_speed_rad_s!r}")
-        if self.num_episodes <= 0 or self.max_replans <= 0 or self.max_steps <= 0:
+        if self.num_episodes <= 0 or self.max_replans < 0 or self.max_steps <= 0:
             raise ValueError(
-                f"need num_episodes, max_replans, max_steps > 0; got {self.num_episodes!r}, "
-                f"{self.max_replans!r}, {self.max_steps!r}"
+                f"need num_episodes > 0, max_replans >= 0, max_steps > 0; got "
+                f"{self.num_episodes!r}, {self.max_replans!r}, {self.max_steps!r}"
             )
+        self.runner_config(0, 10.0)  # validates the runner's settings
         known = {
             "expert",
             "executor_rl",
@@ -84,6 +76,19 @@ class ClosedLoopConfig:
         if unknown:
             raise ValueError(f"unknown closed-loop conditions {unknown!r}; known {sorted(known)}")
 
+    def runner_config(self, seed: int, fps_hz: float) -> GoalRunnerConfig:
+        """The goal runner's config for one episode: the step budget as its timeout."""
+        return GoalRunnerConfig(
+            idm_mode=self.idm_mode,
+            max_replans=self.max_replans,
+            replan_from_home=self.replan_from_home,
+            home_speed_rad_s=self.home_speed_rad_s,
+            home_rate_hz=fps_hz,
+            verify_each_chunk=self.verify_each_chunk,
+            timeout_s=self.max_steps / fps_hz,
+            seed=seed,
+        )
+
 
 @dataclass
 class EpisodeResult:
@@ -92,10 +97,11 @@ class EpisodeResult:
     prompt: str
     success: bool
     steps: int
-    replans: int
+    replans: int  # re-imaginings after the first segment
     executed: np.ndarray  # (N, H, W, 3) uint8 camera frames, first = initial
-    imagined: list[np.ndarray]  # one (T, S, S, 3) video per plan
+    imagined: list[np.ndarray]  # one (T, S, S, 3) video per segment
     clipped_actions: int = 0  # targets the simulator clipped to the joint limits
+    message: str = ""  # the goal runner's closing message
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -105,21 +111,18 @@ class EpisodeResult:
             "success": self.success,
             "steps": self.steps,
             "replans": self.replans,
+            "segments": len(self.imagined),
             "clipped_actions": self.clipped_actions,
+            "message": self.message,
         }
 
 
-def make_env(image_size_px: int) -> Any:
-    from executor_sim.env import EnvConfig
-    from executor_sim.env import make_env as make_sim_env
-
+def make_env(image_size_px: int) -> TabletopEnv:
     return make_sim_env(EnvConfig(image_size_px=image_size_px))
 
 
-def task_for_item(env: Any, item: TaskItem) -> Any:
+def task_for_item(env: TabletopEnv, item: TaskItem) -> Task:
     """Reset to the item's seed and return the simulator task it describes."""
-    from executor_sim.tasks import make_task
-
     if item.seed is None:
         raise ValueError(f"item {item.item_id!r} has no simulator seed: not a sim scene")
     meta = item.proposal.metadata
@@ -140,9 +143,7 @@ def choose_prompt(item: TaskItem, paraphrase: bool, seed: int) -> str:
     return options[np.random.default_rng([seed, len(item.item_id)]).integers(len(options))]
 
 
-def run_expert(env: Any, item: TaskItem, cfg: ClosedLoopConfig) -> EpisodeResult:
-    from executor_sim.expert import expert_policy
-
+def run_expert(env: TabletopEnv, item: TaskItem, cfg: ClosedLoopConfig) -> EpisodeResult:
     task = task_for_item(env, item)
     obs = env.observation()
     frames = [obs["image"]]
@@ -171,114 +172,35 @@ def run_expert(env: Any, item: TaskItem, cfg: ClosedLoopConfig) -> EpisodeResult
 
 
 def run_stack(
-    env: Any,
+    env: TabletopEnv,
     item: TaskItem,
     condition: str,
-    video_model: Any,
-    idm: Any,
+    video_model: VideoModel,
+    idm: InverseDynamics,
     cfg: ClosedLoopConfig,
     seed: int,
 ) -> EpisodeResult:
-    """Imagine -> IDM -> execute (open or closed loop), replanning from the new camera image."""
+    """One goal through the goal runner on the simulator; the runner's verdict is the result.
+
+    Segment k imagines with seed ``seed * 101 + k``.
+    """
     task = task_for_item(env, item)
     if condition == "demonstrator_solution":
         prompt = item.proposal.solution_text  # the caption the Demonstrator was trained on
     else:
         prompt = choose_prompt(item, cfg.paraphrase, seed)
-    run = _StackRun(env, cfg.max_steps, task if cfg.stop_on_success else None)
-    imagined = []
-    replans, success = 0, False
-    while replans < cfg.max_replans and not run.done and not success:
-        segment_seed = seed * 101 + replans
-        if replans > 0 and cfg.replan_from_home:
-            run.go_home(cfg.home_speed_rad_s)
-            if run.done:
-                break
-        if cfg.idm_mode == "open_loop":
-            imagined.append(_open_loop_segment(run, prompt, video_model, idm, segment_seed))
-        else:
-            imagined.append(_closed_loop_segment(run, prompt, video_model, idm, segment_seed))
-        replans += 1
-        success = run.succeeded or bool(task.is_success(env))
-    success = success or run.succeeded  # e.g. the object settled while the arm went home
+    arm = SimArm(env, task)
+    runner = GoalRunner(video_model, idm, env.robot, cfg.runner_config(seed * 101, env.cfg.fps_hz))
+    result = runner.run(prompt, arm, Guard(runner.config.timeout_s, clock=arm.clock))
     return EpisodeResult(
         item.item_id,
         condition,
         prompt,
-        success,
-        run.steps,
-        replans,
-        np.stack(run.frames),
-        imagined,
+        result.success,
+        arm.steps,
+        result.replans_used,
+        np.stack(arm.frames),
+        [segment.video for segment in result.segments],
         int(env.num_clipped_actions),
+        result.message,
     )
-
-
-class _StackRun:
-    """The simulator, its latest observation, the camera frames so far and the step budget.
-
-    Given a task, every step checks it and the run is done once it succeeds.
-    """
-
-    def __init__(self, env: Any, max_steps: int, task: Any | None = None) -> None:
-        self.env, self.max_steps, self.task = env, max_steps, task
-        self.obs = env.observation()
-        self.frames: list[np.ndarray] = [self.obs["image"]]
-        self.steps = 0
-        self.succeeded = False
-
-    @property
-    def done(self) -> bool:
-        return self.succeeded or self.steps >= self.max_steps
-
-    def go_home(self, speed_rad_s: float) -> None:
-        robot = self.env.robot
-        move = return_home(
-            robot.joint_names,
-            self.obs["state"],
-            robot.home_rad,
-            speed_rad_s,
-            self.env.cfg.fps_hz,
-        )
-        if move is not None:
-            self.execute(move.positions_rad)
-
-    def execute(self, targets_rad: np.ndarray) -> None:  # (N, J) absolute joint targets
-        for target in targets_rad:
-            if self.done:
-                return
-            self.obs = self.env.step(target)
-            self.frames.append(self.obs["image"])
-            self.steps += 1
-            if self.task is not None:
-                self.succeeded = bool(self.task.is_success(self.env))
-
-
-def _open_loop_segment(
-    run: _StackRun, prompt: str, video_model: Any, idm: Any, seed: int
-) -> np.ndarray:
-    plan = imagine_to_act(
-        run.obs["image"],
-        prompt,
-        video_model,
-        idm,
-        run.env.robot.joint_names,
-        run.obs["state"],
-        seed=seed,
-    )
-    run.execute(plan.trajectory.positions_rad)
-    return plan.video
-
-
-def _closed_loop_segment(
-    run: _StackRun, prompt: str, video_model: Any, idm: Any, seed: int
-) -> np.ndarray:
-    video = imagine_video(run.obs["image"], prompt, video_model, seed)
-    for goal in goal_frames(video):
-        if run.done:
-            break
-        chunk = chunk_towards(
-            idm, run.obs["image"], goal, run.env.robot.joint_names, run.obs["state"]
-        )
-        run.execute(chunk.positions_rad)
-    return video

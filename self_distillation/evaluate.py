@@ -28,8 +28,13 @@ from typing import Any
 import numpy as np
 
 from executor_core.config_cli import parse_config, save_config_json
+from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.test_doubles import TinyRandomInverseDynamics
+from executor_core.video_io import save_video_mp4
+from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_expert, run_stack
 from self_distillation.demo_generation import item_seed
+from self_distillation.judges.programmatic import ProgrammaticJudge
 from self_distillation.judging import (
     JudgeConfig,
     episode_for_item,
@@ -37,9 +42,10 @@ from self_distillation.judging import (
     make_judge,
 )
 from self_distillation.plausibility import physics_plausibility
-from self_distillation.stats import difference_interval, paired_difference, success_rate
+from self_distillation.stats import Rate, difference_interval, paired_difference, success_rate
 from self_distillation.task_items import TaskItem, load_items, write_bytes_atomic, write_png
-from self_distillation.video_models import load_video_pipeline
+from self_distillation.video_models import load_video_pipeline, resolve_device
+from video_models.world_model import VideoWorldModel
 
 logger = logging.getLogger(__name__)
 
@@ -183,8 +189,6 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 def evaluate_worldtasks(
     cfg: EvalConfig, items: list[TaskItem], judge: Any
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from executor_core.video_io import save_video_mp4
-    from self_distillation.judges.programmatic import ProgrammaticJudge
 
     programmatic = ProgrammaticJudge()
     out = Path(cfg.output_dir)
@@ -240,12 +244,7 @@ def evaluate_worldtasks(
 def load_idm(cfg: EvalConfig) -> Any:
     path = model_path(cfg, "idm")
     if path is not None:
-        from inverse_dynamics.processing_idm import InverseDynamicsPolicy
-        from self_distillation.video_models import resolve_device
-
         return InverseDynamicsPolicy.from_pretrained(path, device=resolve_device(cfg.device))
-    from executor_core.robot_description import RobotDescription, default_robot_path
-    from executor_core.test_doubles import TinyRandomInverseDynamics
 
     logger.warning("no IDM path: closed loop uses the RANDOM IDM test double (debug only)")
     robot = RobotDescription.from_yaml(default_robot_path())
@@ -255,8 +254,6 @@ def load_idm(cfg: EvalConfig) -> Any:
 def evaluate_closed_loop(
     cfg: EvalConfig, items: list[TaskItem]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from executor_core.video_io import save_video_mp4
-    from video_models.world_model import VideoWorldModel
 
     cl = cfg.closed_loop
     sim_items = [it for it in items if it.seed is not None][: cl.num_episodes]
@@ -329,7 +326,6 @@ def done_when_checks(
     the paired item-bootstrap interval, the right one here: conditions share items and
     sampling seeds.
     """
-    from self_distillation.stats import Rate
 
     def paired(a: str, b: str) -> list[float] | None:
         if not world_rows:

@@ -14,8 +14,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from self_distillation.judges.programmatic import ProgrammaticJudge
+from self_distillation.judges.vlm import VLMJudge, VLMJudgeConfig
 from self_distillation.task_items import TaskItem
-from self_distillation.vlm_backends import HTTPVLMConfig, TransformersVLMConfig
+from self_distillation.vlm_backends import (
+    HTTPVLM,
+    HTTPVLMConfig,
+    TransformersVLM,
+    TransformersVLMConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +44,7 @@ class JudgeConfig:
 
 def make_judge(cfg: JudgeConfig) -> Any:  # -> VideoJudge
     if cfg.kind == "programmatic":
-        from self_distillation.judges.programmatic import ProgrammaticJudge
-
         return ProgrammaticJudge()
-    from self_distillation.judges.vlm import VLMJudge, VLMJudgeConfig
-    from self_distillation.vlm_backends import HTTPVLM, TransformersVLM
 
     backend = TransformersVLM(cfg.vlm) if cfg.vlm_backend == "transformers" else HTTPVLM(cfg.http)
     return VLMJudge(backend, VLMJudgeConfig(num_frames=cfg.vlm_frames))

@@ -27,6 +27,7 @@ from self_distillation.proposal_schema import (
     ProposalRejectedError,
     TaskProposal,
     parse_proposal,
+    parse_steps,
 )
 from self_distillation.vlm_backends import VLMBackend
 
@@ -209,7 +210,6 @@ class SimTaskFamilyProposer:
 
 def proposal_from_task_dict(task: dict[str, Any], source: str) -> TaskProposal:
     """A task-family record (``prompt``, ``solution``, ``success_criterion``) -> proposal."""
-    from self_distillation.proposal_schema import parse_steps
 
     meta = {k: task[k] for k in ("task_family", "object", "target", "paraphrases") if k in task}
     return TaskProposal(

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 import torch
 
+from executor_core.frames import center_crop_resize
+
 logger = logging.getLogger(__name__)
 
 
@@ -184,7 +186,6 @@ class HTTPVLM:
         self.name = f"http:{cfg.model}"
 
     def _request(self, image_rgb: np.ndarray, prompt: str) -> str:
-        from executor_core.frames import center_crop_resize
 
         image = center_crop_resize(image_rgb, self.cfg.image_size_px)
         body = {

@@ -1,4 +1,5 @@
-"""Repository layout rules: pure core without ROS, and packaging that matches the code."""
+"""Repository layout rules: layers that import only downward, a pure core without ROS,
+and packaging that matches the code."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PURE_PACKAGES = ("executor_core", "inverse_dynamics", "calibration", "executor_sim")
+# The layers, bottom up (docs/ARCHITECTURE.md). A package imports its own layer's packages
+# (without a loop) and the layers below, never one above.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("executor_core",),  # foundation: types, I/O, safety, retiming, policy, goal runner
+    ("executor_sim", "inverse_dynamics", "video_models", "calibration"),  # world and models
+    ("self_distillation",),  # the method: proposal, demos, judges, distill, RL, benchmark
+    ("executor_bringup",),  # the ROS nodes
+)
+OUR_PACKAGES = {package for layer in LAYERS for package in layer}
+PURE_PACKAGES = tuple(p for layer in LAYERS[:-1] for p in layer)
 # Top-level modules that mean "ROS": the client library, launch, and every interface
 # package we use or might reach for.
 ROS_MODULES = {
@@ -40,6 +50,80 @@ ROS_MODULES = {
 }
 # Python imports of executor_bringup -> the rosdep key package.xml must list.
 PYTHON_ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml"}
+
+
+def _layer(package: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if package in layer)
+
+
+def _our_imports(path: Path) -> list[tuple[str, int, bool]]:
+    """(our top-level package, line, inside a function or class body) for each import."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    nested: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            nested.update(id(n) for n in ast.walk(node) if n is not node)
+    found = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            top = name.split(".")[0]
+            if top in OUR_PACKAGES:
+                found.append((top, node.lineno, id(node) in nested))
+    return found
+
+
+def _package_sources() -> dict[str, list[Path]]:
+    return {p: sorted((REPO / p).rglob("*.py")) for p in sorted(OUR_PACKAGES)}
+
+
+def test_every_package_belongs_to_a_layer() -> None:
+    on_disk = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    assert on_disk == OUR_PACKAGES, f"packages {sorted(on_disk)} vs layers {sorted(OUR_PACKAGES)}"
+
+
+def test_layers_import_only_downward() -> None:
+    upward = []
+    for package, sources in _package_sources().items():
+        for path in sources:
+            for imported, line, _ in _our_imports(path):
+                if _layer(imported) > _layer(package):
+                    where = f"{path.relative_to(REPO)}:{line}"
+                    upward.append(
+                        f"{where} ({package}, layer {_layer(package) + 1}) imports "
+                        f"{imported} (layer {_layer(imported) + 1})"
+                    )
+    assert not upward, "imports up a layer:\n" + "\n".join(upward)
+
+
+def test_no_import_loop_between_packages() -> None:
+    graph: dict[str, set[str]] = {p: set() for p in OUR_PACKAGES}
+    for package, sources in _package_sources().items():
+        for path in sources:
+            graph[package].update(i for i, _, _ in _our_imports(path) if i != package)
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(nxt == goal or reaches(nxt, goal, seen | {nxt}) for nxt in graph[start] - seen)
+
+    loops = sorted(p for p in OUR_PACKAGES if reaches(p, p, set()))
+    assert not loops, f"packages in an import loop: {loops} ({graph})"
+
+
+def test_no_function_level_imports_of_our_own_modules() -> None:
+    # A function-level import of our own code hides a loop between modules; heavy third
+    # party libraries may still be imported lazily.
+    nested = [
+        f"{path.relative_to(REPO)}:{line} imports {imported}"
+        for sources in _package_sources().values()
+        for path in sources
+        for imported, line, inside in _our_imports(path)
+        if inside
+    ]
+    assert not nested, "function-level imports of our modules:\n" + "\n".join(nested)
 
 
 def _imported_top_modules(path: Path) -> set[str]:

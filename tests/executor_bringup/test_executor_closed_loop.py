@@ -154,7 +154,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
 
 def test_each_imagined_frame_becomes_one_short_trajectory(graph) -> None:
     node, arm, verifier, client = graph
-    assert node.idm_mode == "closed_loop"
+    assert node.runner.config.idm_mode == "closed_loop"
     goals_before, asked_before = len(arm.goals), len(verifier.asked_after_goals)
     feedback: list = []
     goal = ExecuteTask.Goal(task_prompt="put the red cube in the bowl", max_replans=1)
@@ -183,11 +183,10 @@ def test_each_imagined_frame_becomes_one_short_trajectory(graph) -> None:
     # every chunk starts next to where the arm measured it was (tiny IDM: <= 0.02 rad/step)
     for traj, q in zip(chunks, q_at[:per_segment] + q_at[per_segment + 1 :], strict=True):
         assert np.max(np.abs(np.array(traj.points[0].positions) - q)) <= 0.02 + 1e-6
-    # verified once per segment, after its last chunk
-    assert verifier.asked_after_goals[asked_before:] == [
-        goals_before + per_segment,
-        goals_before + 2 * per_segment + 1,
-    ]
+    # verified after every chunk (verify_each_chunk), none after the move home
+    first = list(range(goals_before + 1, goals_before + per_segment + 1))
+    second = [n + per_segment + 1 for n in first]
+    assert verifier.asked_after_goals[asked_before:] == first + second
     # the result: the last segment's chunks back to back
     points = res.result.trajectory.points
     assert len(points) == per_segment * CHUNK
@@ -218,6 +217,8 @@ def test_cancel_mid_way_stops_sending_chunks(graph) -> None:
         arm.stall_from = None
     assert res.status == GoalStatus.STATUS_CANCELED
     assert "canceled" in res.result.message
+    # the result names what was sent before the cancel: the first two chunks
+    assert len(res.result.trajectory.points) == 2 * CHUNK
     wait_for(lambda: arm.canceled == canceled_before + 1, 5, "the arm's goal canceled")
     received = len(arm.goals)
     time.sleep(1.0)  # longer than two chunks: none may follow

@@ -38,6 +38,8 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
             context=session.context,
             parameter_overrides=[
                 Parameter("output_mode", value="topic"),
+                # the open-loop path: one trajectory per segment (closed loop has its tests)
+                Parameter("idm_mode", value="open_loop"),
                 Parameter("max_image_age_s", value=1.0),
                 Parameter("settle_timeout_s", value=0.5),
                 Parameter("video_dir", value=str(tmp_path_factory.mktemp("videos"))),
@@ -92,7 +94,7 @@ def test_stale_image_aborts_naming_the_age(graph) -> None:
     now_ns = node.get_clock().now().nanoseconds
     old = Time(sec=int(now_ns // 1_000_000_000) - 5, nanosec=int(now_ns % 1_000_000_000))
     pubs["image"].publish(_image(old))
-    wait_for(lambda: node._image is not None, 5, "the image")
+    wait_for(lambda: node.sensors.image is not None, 5, "the image")
     res = _run_goal(client)
     assert res.status == GoalStatus.STATUS_ABORTED
     assert "stale image: age 5." in res.result.message
@@ -127,21 +129,27 @@ def test_empty_prompt_is_rejected(graph) -> None:
 
 
 def test_replans_until_max_replans(graph) -> None:
-    node, _, pubs, client, sent = graph
+    node, probe, pubs, client, sent = graph
     node.set_parameters(
         [
             Parameter("goal_tolerance_rad", value=1e-5),
-            Parameter("max_image_age_s", value=30.0),
-            # one frozen image and no arm here: the move home (closed-loop tests) is off
+            Parameter("max_image_age_s", value=2.0),
+            # no arm here: the move home (closed-loop tests) is off
             Parameter("replan_from_home", value=False),
         ]
     )
-    pubs["image"].publish(_image(node.get_clock().now().to_msg()))
     pubs["js"].publish(JointState(name=NAMES, position=[0.0] * 6))
+    # a 10 Hz camera: each re-imagining waits for a frame taken after the last motion
+    camera = probe.create_timer(
+        0.1, lambda: pubs["image"].publish(_image(node.get_clock().now().to_msg()))
+    )
     before = len(sent)
     goal = ExecuteTask.Goal(task_prompt="stack the cubes", max_replans=2)
-    handle = result_of(client.send_goal_async(goal), 10)
-    res = result_of(handle.get_result_async(), 30)
+    try:
+        handle = result_of(client.send_goal_async(goal), 10)
+        res = result_of(handle.get_result_async(), 30)
+    finally:
+        probe.destroy_timer(camera)
     assert res.status == GoalStatus.STATUS_ABORTED
     assert res.result.replans_used == 2
     assert "after 2 replan(s)" in res.result.message
@@ -158,6 +166,9 @@ def test_goal_right_after_startup_waits_for_the_first_image(tmp_path) -> None:
                 context=session.context,
                 parameter_overrides=[
                     Parameter("output_mode", value="topic"),
+                    Parameter("idm_mode", value="open_loop"),
+                    # so tight that the unmoved arm never "reaches" the last point
+                    Parameter("goal_tolerance_rad", value=1e-5),
                     Parameter("max_image_age_s", value=3.0),
                     Parameter("settle_timeout_s", value=0.1),
                     Parameter("video_dir", value=str(tmp_path)),
@@ -166,12 +177,14 @@ def test_goal_right_after_startup_waits_for_the_first_image(tmp_path) -> None:
         )
         probe = session.node("probe", "/first_image")
         image_pub = probe.create_publisher(Image, "image_raw", sensor_qos())
+        js_pub = probe.create_publisher(JointState, "joint_states", sensor_qos())
         client = SafeActionClient(probe, ExecuteTask, "execute_task")
         assert client.wait_for_server(timeout_sec=20)
         wait_for(lambda: probe.count_subscribers("image_raw") == 1, 10, "image subscription")
         handle = result_of(client.send_goal_async(ExecuteTask.Goal(task_prompt="wait")), 10)
         time.sleep(0.5)  # the goal is waiting for a first frame now
         image_pub.publish(_image(node.get_clock().now().to_msg()))
+        js_pub.publish(JointState(name=NAMES, position=[0.0] * 6))
         res = result_of(handle.get_result_async(), 30)
         # It got past the image (verification fails: nobody moves the arm here).
         assert "no valid image" not in res.result.message

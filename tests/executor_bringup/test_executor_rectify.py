@@ -106,8 +106,8 @@ def test_models_see_the_rectified_frame(tmp_path: Path, camera_info_path: Path) 
                 ],
             )
         )
-        recorder = RecordingVideoModel(node.video_model)
-        node.video_model = recorder
+        recorder = RecordingVideoModel(node.runner.video_model)
+        node.runner.video_model = recorder
         probe = session.node("probe", NS)
         image_pub = probe.create_publisher(Image, "image_raw", sensor_qos())
         js_pub = probe.create_publisher(JointState, "joint_states", sensor_qos())
@@ -118,9 +118,9 @@ def test_models_see_the_rectified_frame(tmp_path: Path, camera_info_path: Path) 
         msg.header.stamp = node.get_clock().now().to_msg()
         image_pub.publish(msg)
         js_pub.publish(JointState(name=NAMES, position=[0.0] * 6))
-        wait_for(lambda: node._image is not None, 5, "the image")
+        wait_for(lambda: node.sensors.image is not None, 5, "the image")
         # The callback keeps the raw frame; rectification happens in the worker.
-        assert np.array_equal(node._image, raw)
+        assert np.array_equal(node.sensors.image, raw)
         handle = result_of(client.send_goal_async(ExecuteTask.Goal(task_prompt="look")), 10)
         result_of(handle.get_result_async(), 30)
         assert len(recorder.frames) == 1
@@ -162,7 +162,7 @@ def test_wrong_frame_size_aborts_the_goal_naming_both_sizes(
         msg = fill_image_msg(Image(), np.zeros((48, 64, 3), np.uint8), "rgb8")
         msg.header.stamp = node.get_clock().now().to_msg()
         image_pub.publish(msg)
-        wait_for(lambda: node._image is not None, 5, "the image")
+        wait_for(lambda: node.sensors.image is not None, 5, "the image")
         handle = result_of(client.send_goal_async(ExecuteTask.Goal(task_prompt="look")), 10)
         res = result_of(handle.get_result_async(), 30)
         assert res.status == GoalStatus.STATUS_ABORTED

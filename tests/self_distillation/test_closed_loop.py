@@ -1,6 +1,7 @@
-"""run_stack in the simulator with tiny test-double models: closed loop (the default)
-tracks the imagined frames from the simulator's own camera frames; open loop stays as it
-was; a bad ``idm_mode`` is named."""
+"""run_stack: the goal runner on the simulator with tiny test-double models. Closed loop
+(the default) tracks the imagined frames from the simulator's own camera frames; open loop
+chains all chunks up front; targets are made feasible as on the robot; a bad ``idm_mode``
+is named. ``max_replans`` counts re-imaginings after the first segment."""
 
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ def env():
 def models():
     torch.manual_seed(0)
     robot = RobotDescription.from_yaml(default_robot_path())
-    idm = RecordingIDM(TinyRandomInverseDynamics(robot.joint_names, robot.home_rad))
+    # small random steps: the random IDM stays inside the joint range over a few segments
+    tiny = TinyRandomInverseDynamics(robot.joint_names, robot.home_rad, max_step_rad=0.005)
+    idm = RecordingIDM(tiny)
     return RecordingVideoModel(), idm
 
 
@@ -81,13 +84,14 @@ def test_closed_loop_is_the_default_and_tracks_from_the_simulators_frames(
 ) -> None:
     video_model, idm = models
     cfg = ClosedLoopConfig(
-        max_replans=2, max_steps=1000, image_size_px=SIZE_PX, replan_from_home=False
+        max_replans=1, max_steps=1000, image_size_px=SIZE_PX, replan_from_home=False
     )
     assert cfg.idm_mode == "closed_loop"
     result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
     assert not result.success  # random models; the task is not solved by chance
+    assert result.message.startswith("task predicate not met after 1 replan(s)")
     assert idm.predict_calls == 0  # no open-loop chaining
-    assert result.replans == 2
+    assert result.replans == 1
     assert result.steps == 2 * (NUM_FRAMES - 1) * 4  # (T-1) chunks of 4 steps per segment
     assert result.executed.shape[0] == result.steps + 1
     assert len(idm.chunk_frames) == 2 * (NUM_FRAMES - 1)
@@ -108,40 +112,51 @@ def test_closed_loop_stops_at_the_step_budget(env, models, debug_items: Path) ->
     cfg = ClosedLoopConfig(max_replans=3, max_steps=6, image_size_px=SIZE_PX)
     result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
     assert result.steps == 6
-    assert result.replans == 1
+    assert result.replans == 0
+    assert result.message == "goal timeout of 0.6 s exceeded"
     assert len(idm.chunk_frames) == 2  # the second chunk is cut after 2 of its 4 steps
 
 
 class BeyondLimitsIDM(RecordingIDM):
-    """Chunks whose every target is past the joints' upper limits."""
+    """Chunks whose every target is ``excess_rad`` past the joints' upper limits."""
 
-    def __init__(self, idm: TinyRandomInverseDynamics, upper_rad: np.ndarray) -> None:
+    def __init__(
+        self, idm: TinyRandomInverseDynamics, upper_rad: np.ndarray, excess_rad: float
+    ) -> None:
         super().__init__(idm)
-        self.upper_rad = upper_rad
+        self.upper_rad, self.excess_rad = upper_rad, excess_rad
 
     def predict_chunk(
         self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
     ) -> ActionChunk:
         chunk = super().predict_chunk(frames, joint_positions_rad)
-        beyond = np.tile(self.upper_rad + 0.1, (chunk.joint_positions_rad.shape[0], 1))
-        return ActionChunk(beyond, chunk.control_rate_hz, chunk.joint_names)
+        beyond = np.tile(self.upper_rad + self.excess_rad, (chunk.joint_positions_rad.shape[0], 1))
+        return ActionChunk(beyond.astype(np.float32), chunk.control_rate_hz, chunk.joint_names)
 
 
-def test_clipped_targets_are_counted_per_episode(env, models, debug_items: Path) -> None:
+def test_targets_beyond_the_limits_are_handled_as_on_the_robot(
+    env, models, debug_items: Path
+) -> None:
     video_model, idm = models
-    beyond = BeyondLimitsIDM(idm.idm, env.upper_rad)
-    cfg = ClosedLoopConfig(max_replans=1, max_steps=6, image_size_px=SIZE_PX)
-    for _ in range(2):  # the count restarts with each episode
-        result = run_stack(env, _item(debug_items), "executor_rl", video_model, beyond, cfg, 5)
-        assert result.steps == 6
-        assert result.clipped_actions == 6
-        assert result.to_record()["clipped_actions"] == 6
+    cfg = ClosedLoopConfig(max_replans=0, max_steps=6, image_size_px=SIZE_PX)
+    # within limit_tolerance_rad (0.05): put on the limit, so the simulator clips nothing
+    near = BeyondLimitsIDM(idm.idm, env.upper_rad, 0.03)
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, near, cfg, 5)
+    assert result.steps == 6
+    assert result.clipped_actions == 0
+    assert result.to_record()["clipped_actions"] == 0
+    # further out: the goal aborts before the arm moves, naming the joint (the node's rule)
+    far = BeyondLimitsIDM(idm.idm, env.upper_rad, 0.1)
+    result = run_stack(env, _item(debug_items), "executor_rl", video_model, far, cfg, 5)
+    assert result.steps == 0
+    assert not result.success
+    assert "outside the joint range: joint 'wrist_roll'" in result.message
 
 
 def test_open_loop_still_chains_all_chunks_up_front(env, models, debug_items: Path) -> None:
     video_model, idm = models
     cfg = ClosedLoopConfig(
-        max_replans=2,
+        max_replans=1,
         max_steps=1000,
         image_size_px=SIZE_PX,
         idm_mode="open_loop",
@@ -167,7 +182,7 @@ def test_demonstrator_solution_imagines_from_the_detailed_solution(
 ) -> None:
     video_model, idm = models
     item = _item(debug_items)
-    cfg = ClosedLoopConfig(max_replans=1, conditions=("demonstrator_solution",))
+    cfg = ClosedLoopConfig(max_replans=0, conditions=("demonstrator_solution",))
     result = run_stack(env, item, "demonstrator_solution", video_model, idm, cfg, seed=0)
     assert video_model.prompts == [item.proposal.solution_text]
     assert result.prompt == item.proposal.solution_text
@@ -192,35 +207,40 @@ def test_episode_ends_the_step_the_task_succeeds(
         max_replans=3, max_steps=1000, image_size_px=SIZE_PX, replan_from_home=False
     )
     result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, cfg, seed=5)
+    # Asked after each chunk: after chunks 1, 2 and the segment's end (3 checks), then
+    # after the second segment's chunks 1 and 2: the 5th check says yes, nothing more moves.
     assert result.success
-    assert result.steps == 5  # mid-chunk: no further target is sent once the task holds
+    assert result.message.startswith("task done")
+    assert calls["n"] == 5
+    assert result.steps == (NUM_FRAMES - 1) * 4 + 2 * 4
     assert result.replans == 1
-    assert len(idm.chunk_frames) == 2
+    assert len(idm.chunk_frames) == (NUM_FRAMES - 1) + 2
 
-    # without stop_on_success the task is checked once per segment: 3 checks, never the 5th
+    # without verify_each_chunk the task is checked once per segment: 4 checks, never a 5th
     calls["n"] = 0
     late = ClosedLoopConfig(
         max_replans=3,
         max_steps=1000,
         image_size_px=SIZE_PX,
-        stop_on_success=False,
+        verify_each_chunk=False,
         replan_from_home=False,
     )
     result = run_stack(env, _item(debug_items), "executor_rl", video_model, idm, late, seed=5)
-    assert calls["n"] == 3
+    assert calls["n"] == 4
     assert not result.success
-    assert result.steps == 3 * (NUM_FRAMES - 1) * 4
+    assert result.steps == 4 * (NUM_FRAMES - 1) * 4
 
 
 class SwingingIDM(RecordingIDM):
-    """Every chunk swings the shoulder and opens the gripper by 0.1 rad a step."""
+    """Every chunk swings the shoulder and opens the gripper by 0.03 rad a step (slow
+    enough that retiming leaves the chunk's clock alone: 4 steps a chunk)."""
 
     def predict_chunk(
         self, frames: np.ndarray, joint_positions_rad: np.ndarray | None
     ) -> ActionChunk:
         chunk = super().predict_chunk(frames, joint_positions_rad)
         q0 = np.asarray(joint_positions_rad, dtype=np.float32)
-        steps = np.arange(1, chunk.horizon + 1, dtype=np.float32)[:, None] * 0.1
+        steps = np.arange(1, chunk.horizon + 1, dtype=np.float32)[:, None] * 0.03
         targets = np.repeat(q0[None], chunk.horizon, 0)
         targets[:, [0, 5]] += steps
         return ActionChunk(targets, chunk.control_rate_hz, chunk.joint_names)
@@ -229,7 +249,7 @@ class SwingingIDM(RecordingIDM):
 def test_replans_start_from_the_home_pose(env, models, debug_items: Path) -> None:
     video_model, tiny = models
     idm = SwingingIDM(tiny.idm)
-    cfg = ClosedLoopConfig(max_replans=2, max_steps=1000, image_size_px=SIZE_PX)
+    cfg = ClosedLoopConfig(max_replans=1, max_steps=1000, image_size_px=SIZE_PX)
     assert cfg.replan_from_home
     states: list[np.ndarray] = []
     real_step = env.step
@@ -246,7 +266,7 @@ def test_replans_start_from_the_home_pose(env, models, debug_items: Path) -> Non
         del env.step
     segment_steps = (NUM_FRAMES - 1) * 4
     homing_steps = result.steps - 2 * segment_steps
-    assert result.replans == 2
+    assert result.replans == 1
     assert homing_steps > 0
     # the second video is imagined from the camera frame after the homing move, where the
     # arm joints are back near home and the gripper kept its position

@@ -9,7 +9,7 @@ import numpy as np
 from executor_core.frames import center_crop_resize
 from video_models.pipeline_executor import ExecutorVideoPipeline
 
-CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "demonstrator_sim"
+CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "demonstrator_sim"
 
 
 def test_committed_demonstrator_samples_a_video():

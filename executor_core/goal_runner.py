@@ -1,0 +1,415 @@
+"""The goal runner: one goal, from a task prompt to a verdict, over any arm.
+
+The one goal loop of the stack. ``executor_bringup.executor_node`` drives it over ROS (its
+``RosArm`` adapter), the closed-loop benchmark over the MuJoCo simulator directly
+(``self_distillation.closed_loop.SimArm``); neither has a loop of its own.
+
+One goal, segment by segment (at most ``max_replans + 1`` segments):
+
+1. from the second segment on, with ``replan_from_home``, move the arm back to the robot
+   description's home pose (straight in joint space, gripper held): the video models learn
+   from clips that start at home, and an image with the arm elsewhere is out of their
+   distribution;
+2. observe (a camera frame taken after the last motion ended, and the joint state) and
+   imagine a video of the task from it (seed ``seed + segment``);
+3. turn the video into motion with the IDM, ``idm_mode``:
+   - ``closed_loop`` (default; the better one in simulation): for each imagined frame after
+     the first, one IDM chunk from the frame and joint state measured now to that frame,
+     sent and waited for before the next; with ``verify_each_chunk`` and a task verifier,
+     the goal ends as soon as the verifier says the task is done;
+   - ``open_loop``: all chunks from the imagined frames up front, sent as one trajectory;
+4. every trajectory sent is first made feasible: targets up to ``limit_tolerance_rad``
+   beyond a joint limit go onto the limit (further is an abort naming the joint), then the
+   clock is slowed down to the joint velocity and acceleration limits
+   (``executor_core.retiming``); the safety layer below still checks and rejects;
+5. verify: does the arm reach the last point (``goal_tolerance_rad``), and what does the
+   task verifier say (``Arm.verdict``; None on a real robot without one)? With a verifier
+   its answer is the success; without one, reaching the last point is. A "no" starts the
+   next segment while replans are left.
+
+``max_replans`` counts re-imaginings after the first segment (0: one segment). Cancel and
+the deadline are checked between every step and, by the arm, during motion
+(:class:`Guard`): a cancel ends the goal as canceled with the arm told to hold; the
+deadline, a failed or rejected trajectory, or an infeasible chunk end it as aborted with a
+message that names the cause. The result keeps every chunk that was sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from executor_core.chunks import concatenate_trajectories, return_home
+from executor_core.policy import (
+    PHASE_CONVERTING,
+    PHASE_IMAGINING,
+    ClosedLoopInverseDynamics,
+    IdmMode,
+    InverseDynamics,
+    VideoModel,
+    check_idm_mode,
+    chunk_towards,
+    goal_frames,
+    imagine_video,
+    trajectory_from_video,
+)
+from executor_core.retiming import retime_to_limits, within_position_limits
+from executor_core.robot_description import RobotDescription
+from executor_core.types import JointTrajectory, Observation
+
+logger = logging.getLogger(__name__)
+
+PHASE_EXECUTING = "executing"
+PHASE_VERIFYING = "verifying"
+GoalStatus = Literal["succeeded", "aborted", "canceled"]
+
+
+class GoalCanceled(Exception):  # noqa: N818  (control flow: the operator canceled)
+    """The goal was canceled; the arm has been told to hold."""
+
+
+class GoalAborted(Exception):  # noqa: N818  (control flow: the goal cannot go on)
+    """The goal ends early; the message says why."""
+
+
+@dataclass(frozen=True)
+class GoalRunnerConfig:
+    idm_mode: IdmMode = "closed_loop"
+    max_replans: int = 3  # re-imaginings after the first segment (0: one segment)
+    replan_from_home: bool = True  # move home before re-imagining (the models' start pose)
+    home_speed_rad_s: float = 1.0  # fastest joint's speed on the way home
+    home_rate_hz: float = 10.0  # point spacing of the move home
+    limit_tolerance_rad: float = 0.05  # IDM targets this far past a limit go onto it
+    goal_tolerance_rad: float = 0.05  # "reached the last point"
+    verify_each_chunk: bool = True  # closed loop: ask the task verifier after every chunk
+    timeout_s: float = 120.0  # the whole goal, in the arm's clock
+    seed: int = 0  # segment k imagines with seed + k
+
+    def __post_init__(self) -> None:
+        check_idm_mode(self.idm_mode)
+        if self.max_replans < 0:
+            raise ValueError(f"max_replans must be >= 0, got {self.max_replans!r}")
+        for name in ("home_speed_rad_s", "home_rate_hz", "timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.limit_tolerance_rad <= 0.2:
+            raise ValueError(
+                f"limit_tolerance_rad must be in [0, 0.2], got {self.limit_tolerance_rad!r}"
+            )
+        if not self.goal_tolerance_rad > 0:
+            raise ValueError(f"goal_tolerance_rad must be > 0, got {self.goal_tolerance_rad!r}")
+
+
+class Guard:
+    """Cancel and deadline, in the arm's clock (wall time on a robot, sim time in sim)."""
+
+    def __init__(
+        self,
+        timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        cancel_requested: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.timeout_s, self.clock, self.cancel_requested = timeout_s, clock, cancel_requested
+        self.deadline = clock() + timeout_s
+
+    def check(self) -> None:
+        if self.cancel_requested():
+            raise GoalCanceled
+        if self.clock() >= self.deadline:  # a step budget: no step once it is spent
+            raise GoalAborted(f"goal timeout of {self.timeout_s:g} s exceeded")
+
+    @property
+    def remaining_s(self) -> float:
+        return self.deadline - self.clock()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    success: bool
+    message: str  # what the verifier said
+    source: str = "the task verifier"  # who said it, e.g. the service's name
+
+
+class Arm(Protocol):
+    """What the runner needs of an arm and its camera (joint order: the robot's)."""
+
+    def observe(self, guard: Guard) -> Observation:
+        """The latest camera frame taken after the last motion ended (waiting for one if
+        needed), as the models see it, and the joint state; ``joint_positions_rad`` set."""
+        ...
+
+    def send(self, trajectory: JointTrajectory, guard: Guard, tolerate_goal_miss: bool) -> None:
+        """Execute the trajectory and block until it ends, checking ``guard`` meanwhile.
+
+        When ``guard.check`` raises, tell the arm to hold (or cancel the motion), then
+        re-raise. A rejected or failed trajectory raises GoalAborted naming the cause; a
+        trajectory that ends outside its goal tolerance does so only when
+        ``tolerate_goal_miss`` is false (a closed-loop chunk's miss is the next chunk's job).
+        """
+        ...
+
+    def reached(self, target_rad: np.ndarray, tolerance_rad: float, guard: Guard) -> float:
+        """Max joint error to ``target_rad`` once settled (or when settling timed out)."""
+        ...
+
+    def verdict(self, guard: Guard) -> Verdict | None:
+        """The task verifier's answer now; None when the arm has no verifier."""
+        ...
+
+
+class GoalObserver:
+    """Hooks for what a goal does, all optional (feedback, video saving, recording)."""
+
+    def phase(self, phase: str, progress: float) -> None:
+        """``progress`` in [0, 1] over the whole goal (all segments it may take)."""
+
+    def imagined(self, segment: int, video: np.ndarray) -> None:
+        """A video was imagined for segment ``segment``; the arm has not moved yet."""
+
+    def segment_started(self, segment: int) -> None:
+        """The segment's first trajectory is about to be sent."""
+
+    def segment_ended(self, segment: int) -> None:
+        """The segment's motion and verification are over (also on cancel or abort)."""
+
+    def chunk_sent(self, segment: int, chunk: JointTrajectory) -> None:
+        """A trajectory of the segment was executed (in closed loop, one per chunk)."""
+
+
+@dataclass
+class SegmentRecord:
+    video: np.ndarray  # (T, S, S, 3) uint8, the imagined segment
+    sent: list[JointTrajectory] = field(default_factory=list)  # what went to the arm, in order
+
+
+@dataclass
+class GoalResult:
+    status: GoalStatus
+    message: str
+    segments: list[SegmentRecord]
+    homing: list[JointTrajectory]  # moves home before re-imagining
+
+    @property
+    def success(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def replans_used(self) -> int:
+        return max(0, len(self.segments) - 1)
+
+    @property
+    def last_trajectory(self) -> JointTrajectory | None:
+        """The last segment's chunks back to back (their own clocks, no gaps), or None."""
+        for segment in reversed(self.segments):
+            if segment.sent:
+                return concatenate_trajectories(segment.sent)
+        return None
+
+
+class GoalRunner:
+    """Runs goals with one video model and one IDM on a robot; stateless between goals."""
+
+    def __init__(
+        self,
+        video_model: VideoModel,
+        idm: InverseDynamics | ClosedLoopInverseDynamics,
+        robot: RobotDescription,
+        config: GoalRunnerConfig | None = None,
+    ) -> None:
+        self.video_model, self.idm, self.robot = video_model, idm, robot
+        self.config = config or GoalRunnerConfig()
+        if self.config.idm_mode == "closed_loop" and not hasattr(idm, "predict_chunk"):
+            raise ValueError(
+                f"idm_mode 'closed_loop' needs an IDM with predict_chunk; "
+                f"{type(idm).__name__} has none"
+            )
+
+    def run(
+        self,
+        prompt: str,
+        arm: Arm,
+        guard: Guard,
+        observer: GoalObserver | None = None,
+        max_replans: int | None = None,
+        seed: int | None = None,
+    ) -> GoalResult:
+        """Run one goal to its end; never raises for what the arm or the models do."""
+        run = _GoalRun(self, prompt, arm, guard, observer or GoalObserver(), max_replans, seed)
+        return run.result()
+
+    def feasible(self, trajectory: JointTrajectory, q: np.ndarray | None) -> JointTrajectory:
+        """Near-miss targets onto the range limit (logged), then slowed to the limits.
+
+        Imagined motion knows nothing of the arm's limits; the path keeps its shape and
+        the clock slows down. A target beyond the tolerance is an abort naming the joint.
+        """
+        try:
+            trajectory = within_position_limits(
+                trajectory, self.robot, self.config.limit_tolerance_rad
+            )
+        except ValueError as exc:
+            raise GoalAborted(f"the IDM's trajectory is outside the joint range: {exc}") from None
+        return retime_to_limits(trajectory, self.robot, q)
+
+
+class _GoalRun:
+    """The state of one goal; ``result()`` runs it."""
+
+    def __init__(
+        self,
+        runner: GoalRunner,
+        prompt: str,
+        arm: Arm,
+        guard: Guard,
+        observer: GoalObserver,
+        max_replans: int | None,
+        seed: int | None,
+    ) -> None:
+        cfg = runner.config
+        self.runner, self.cfg, self.prompt = runner, cfg, prompt
+        self.arm, self.guard, self.observer = arm, guard, observer
+        self.max_replans = cfg.max_replans if max_replans is None else max_replans
+        if self.max_replans < 0:
+            raise ValueError(f"max_replans must be >= 0, got {self.max_replans!r}")
+        self.seed = cfg.seed if seed is None else seed
+        self.segments: list[SegmentRecord] = []
+        self.homing: list[JointTrajectory] = []
+        self.index = 0  # the segment running
+
+    def result(self) -> GoalResult:
+        try:
+            status, message = self._segments()
+        except GoalCanceled:
+            status, message = "canceled", "canceled; the arm was told to hold"
+        except (GoalAborted, ValueError) as exc:
+            status, message = "aborted", str(exc)
+        logger.info("goal %r %s: %s", self.prompt, status, message)
+        return GoalResult(status, message, self.segments, self.homing)
+
+    def _progress(self, phase: str, within: float) -> None:
+        total = self.max_replans + 1
+        self.observer.phase(phase, min(1.0, (self.index + within) / total))
+
+    def _segments(self) -> tuple[GoalStatus, str]:
+        message = ""
+        for index in range(self.max_replans + 1):
+            self.index = index
+            self.guard.check()
+            if index > 0 and self.cfg.replan_from_home:
+                self._progress(PHASE_EXECUTING, 0.0)
+                self._go_home()
+            done, message = self._segment(index)
+            if done:
+                return "succeeded", message
+        return "aborted", message
+
+    def _go_home(self) -> None:
+        q = self.arm.observe(self.guard).joint_positions_rad
+        robot = self.runner.robot
+        move = return_home(
+            robot.joint_names, q, robot.home_rad, self.cfg.home_speed_rad_s, self.cfg.home_rate_hz
+        )
+        if move is None:
+            return
+        logger.info(
+            "returning home before re-imagining: %d points, %.1f s",
+            move.positions_rad.shape[0],
+            move.duration_s,
+        )
+        self.arm.send(move, self.guard, tolerate_goal_miss=True)
+        self.homing.append(move)
+
+    def _segment(self, index: int) -> tuple[bool, str]:
+        """Imagine, execute, verify one segment: (task done, message)."""
+        obs = self.arm.observe(self.guard)
+        video = imagine_video(
+            obs.image_rgb,
+            self.prompt,
+            self.runner.video_model,
+            self.seed + index,
+            lambda phase: self._progress(phase, 0.1 if phase == PHASE_IMAGINING else 0.4),
+        )
+        record = SegmentRecord(video)
+        self.segments.append(record)
+        self.observer.imagined(index, video)
+        self.guard.check()
+        self._progress(PHASE_EXECUTING, 0.5)
+        self.observer.segment_started(index)
+        try:
+            verdict = self._execute(index, record, obs)
+            self._progress(PHASE_VERIFYING, 0.95)
+            final = record.sent[-1].positions_rad[-1]
+            err = self.arm.reached(final, self.cfg.goal_tolerance_rad, self.guard)
+            if verdict is None or not verdict.success:
+                verdict = self.arm.verdict(self.guard)
+        finally:
+            self.observer.segment_ended(index)
+        return self._judge(record, err, verdict, last=index == self.max_replans)
+
+    def _execute(self, index: int, record: SegmentRecord, obs: Observation) -> Verdict | None:
+        """Send the segment's motion; a verdict when one was asked on the way."""
+        if self.cfg.idm_mode == "open_loop":
+            self._progress(PHASE_CONVERTING, 0.4)
+            q = obs.joint_positions_rad
+            names = self.runner.robot.joint_names
+            plan = trajectory_from_video(record.video, self.runner.idm, names, q)
+            self._send(index, record, self.runner.feasible(plan, q), False)
+            return None
+        return self._track(index, record, obs)
+
+    def _track(self, index: int, record: SegmentRecord, obs: Observation) -> Verdict | None:
+        """Closed loop: one IDM chunk per imagined frame, from where the arm is now."""
+        goals = goal_frames(record.video)
+        verdict: Verdict | None = None
+        for i, goal in enumerate(goals):
+            self.guard.check()
+            if i > 0:
+                obs = self.arm.observe(self.guard)
+            q = obs.joint_positions_rad
+            names = self.runner.robot.joint_names
+            chunk = chunk_towards(self.runner.idm, obs.image_rgb, goal, names, q)
+            self._send(index, record, self.runner.feasible(chunk, q), True)
+            self._progress(PHASE_EXECUTING, 0.5 + 0.45 * (i + 1) / len(goals))
+            if self.cfg.verify_each_chunk and i + 1 < len(goals):
+                verdict = self.arm.verdict(self.guard)
+                if verdict is not None and verdict.success:
+                    return verdict
+        return verdict
+
+    def _send(
+        self, index: int, record: SegmentRecord, trajectory: JointTrajectory, tolerate: bool
+    ) -> None:
+        try:
+            self.arm.send(trajectory, self.guard, tolerate_goal_miss=tolerate)
+        finally:
+            # Sent, even if it ended early: the record says what the arm was told.
+            record.sent.append(trajectory)
+            self.observer.chunk_sent(index, trajectory)
+
+    def _judge(
+        self, record: SegmentRecord, err: float, verdict: Verdict | None, last: bool
+    ) -> tuple[bool, str]:
+        points = sum(t.positions_rad.shape[0] for t in record.sent)
+        executed = f"{points} points executed, final joint error {err:.4f} rad"
+        reached = err <= self.cfg.goal_tolerance_rad
+        missed = (
+            f"arm did not reach the last point: max joint error {err:.4f} rad > "
+            f"goal_tolerance_rad {self.cfg.goal_tolerance_rad:g}"
+        )
+        replans = len(self.segments) - 1
+        if verdict is None:  # no verifier: reaching the last point is the success
+            if reached:
+                return True, f"done: {executed}"
+            return False, f"{missed} after {replans} replan(s)"
+        if verdict.success:
+            return True, f"task done ({verdict.message}): {executed}"
+        also = "" if reached else f"; {missed}"
+        return False, (
+            f"task predicate not met after {replans} replan(s): {verdict.source} says "
+            f"{verdict.message!r}{also}"
+        )
