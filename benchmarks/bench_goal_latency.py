@@ -120,9 +120,9 @@ def main() -> None:
     ]
     rclpy.init(domain_id=args.domain)
     ends = BenchEnds()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(ends)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spin_executor = MultiThreadedExecutor(num_threads=4)
+    spin_executor.add_node(ends)
+    spinner = threading.Thread(target=spin_executor.spin, daemon=True)
     spinner.start()
     included_ms, excluded_ms, model_ms = [], [], []
     try:
@@ -157,7 +157,7 @@ def main() -> None:
             model_ms.append(1e3 * model)
             excluded_ms.append(1e3 * (total - model))
     finally:
-        executor.shutdown()
+        spin_executor.shutdown()
         for proc in procs:
             proc.send_signal(2)
             proc.wait(timeout=10)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from executor_core.config_cli import parse_config
+from executor_core.config_cli import cli_main, parse_config
 from inverse_dynamics.configuration_idm import IDMConfig
 from inverse_dynamics.evaluate_idm import EvalIDMConfig, evaluate, format_results
 from inverse_dynamics.modeling_idm import InverseDynamicsModel
@@ -112,6 +112,7 @@ def bench_training(model_cfg: IDMConfig, steps: int, batch_size: int) -> None:
     )
 
 
+@cli_main("bench_idm.py")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     cfg = parse_config(BenchIDMConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -132,4 +133,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -96,19 +96,19 @@ def main() -> None:
         counters.append(int(np.frombuffer(rgb[0, :4, 0].tobytes(), np.uint32)[0]))
 
     node.create_subscription(Image, "image_raw", on_image, sensor_qos(5))
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    spin_executor = SingleThreadedExecutor()
+    spin_executor.add_node(node)
     try:
         warm_end = time.monotonic() + 60
         while node.count_publishers("image_raw") == 0 and time.monotonic() < warm_end:
-            executor.spin_once(timeout_sec=0.1)
+            spin_executor.spin_once(timeout_sec=0.1)
         warm = time.monotonic() + 2.0  # discovery and first frames
         while time.monotonic() < warm:
-            executor.spin_once(timeout_sec=0.1)
+            spin_executor.spin_once(timeout_sec=0.1)
         measuring[0] = True
         end = time.monotonic() + args.duration
         while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.1)
+            spin_executor.spin_once(timeout_sec=0.1)
     finally:
         camera.send_signal(2)
         camera.wait(timeout=10)

@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 from executor_sim import EnvConfig, expert_policy, make_env
+from executor_sim.generate import GenerateConfig, generate
 
 
 def _time_per_call(fn, repeats: int) -> float:
@@ -84,8 +85,6 @@ def bench_episodes(n: int) -> None:
 
 
 def bench_dataset(n: int) -> None:
-    from executor_sim.generate import GenerateConfig, generate
-
     with tempfile.TemporaryDirectory() as tmp:
         cfg = GenerateConfig(root=Path(tmp) / "ds", repo_id="bench/sim", num_episodes=n, workers=2)
         start = time.perf_counter()

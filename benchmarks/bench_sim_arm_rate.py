@@ -70,19 +70,19 @@ def main() -> None:
     node.create_subscription(
         Image, "image_raw", lambda _: images_s.append(time.monotonic()), sensor_qos()
     )
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    spin_executor = SingleThreadedExecutor()
+    spin_executor.add_node(node)
     try:
         deadline = time.monotonic() + 60
         while (not states_s or not images_s) and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
+            spin_executor.spin_once(timeout_sec=0.1)
         if not states_s or not images_s:
             raise SystemExit("sim_arm_node published nothing within 60 s")
         states_s.clear()
         images_s.clear()
         end = time.monotonic() + args.duration
         while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.05)
+            spin_executor.spin_once(timeout_sec=0.05)
     finally:
         arm.terminate()
         arm.wait(timeout=10)

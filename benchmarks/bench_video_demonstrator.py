@@ -6,7 +6,7 @@ solution, (b) the short prompt only; the programmatic judge reads the final fram
 scripted expert's own video of the same seed is judged too: it says how often the judge
 agrees with the simulator's success predicate, and which tasks the expert can solve.
 
-    MUJOCO_GL=egl HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_video_demonstrator.py \
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_video_demonstrator.py \
         --pipeline checkpoints/demonstrator_sim --num-tasks 60
 
 Prints a table and writes the per-task results as JSON (``--out``).
@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from executor_sim.env import EnvConfig, make_env
+from executor_sim.rollout import rollout_expert
+from self_distillation.judges import ProgrammaticJudge
+from video_models.pipeline_executor import ExecutorVideoPipeline
+from video_models.train_executor import write_sample_strip
 
 HELD_OUT_SEED_START = 1_000_000
 FAMILIES = ("pick_place", "push", "stack")
@@ -29,9 +34,6 @@ FAMILIES = ("pick_place", "push", "stack")
 
 def held_out_tasks(num_tasks: int, size_px: int, num_frames: int, frame_stride: int) -> list[dict]:
     """First frame, episode record and the expert's clip of each held-out seed."""
-    from executor_sim.env import EnvConfig, make_env
-    from executor_sim.rollout import rollout_expert
-
     env = make_env(EnvConfig(image_size_px=size_px))
     tasks = []
     for i in range(num_tasks):
@@ -61,11 +63,7 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/eval_demonstrator.json")
     parser.add_argument("--save-videos", default="", help="folder for PNG strips (optional)")
     args = parser.parse_args()
-    os.environ.setdefault("MUJOCO_GL", "egl")
     torch.set_num_threads(args.threads)
-
-    from self_distillation.judges import ProgrammaticJudge
-    from video_models.pipeline_executor import ExecutorVideoPipeline
 
     pipe = ExecutorVideoPipeline.from_pretrained(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
@@ -107,8 +105,6 @@ def main() -> None:
                 row[f"{field}_reason"] = verdict.reason
             results.append(row)
             if args.save_videos:
-                from video_models.train_executor import write_sample_strip
-
                 both = np.concatenate(
                     [t["expert_clip"], videos["solution"][j], videos["prompt"][j]], axis=1
                 )

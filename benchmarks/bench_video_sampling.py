@@ -20,6 +20,11 @@ import time
 import numpy as np
 import torch
 
+from video_models.configuration_executor import MODEL_PRESETS
+from video_models.modeling_executor import build_pipeline
+from video_models.pipeline_executor import ExecutorVideoPipeline
+from video_models.train_executor import flow_matching_loss, sample_sigmas
+
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -42,8 +47,6 @@ def bench_sampling(pipe, device: str, repeats: int, steps: int | None) -> list[f
 
 
 def bench_training(pipe, batch: int, iters: int, device: str) -> float:
-    from video_models.train_executor import flow_matching_loss, sample_sigmas
-
     cfg = pipe.config
     transformer = pipe.transformer.train()
     opt = torch.optim.AdamW(transformer.parameters(), lr=1e-4)
@@ -81,10 +84,6 @@ def main() -> None:
     parser.add_argument("--train-iters", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
-    from video_models.configuration_executor import MODEL_PRESETS
-    from video_models.modeling_executor import build_pipeline
-    from video_models.pipeline_executor import ExecutorVideoPipeline
 
     if args.pipeline:
         pipe = ExecutorVideoPipeline.from_pretrained(args.pipeline)

@@ -31,6 +31,7 @@ from calibration.transforms import invert_pose, make_pose, mean_pose, rotation_a
 logger = logging.getLogger(__name__)
 
 Setup = Literal["eye_in_hand", "eye_on_base"]
+MIN_SAMPLES = 3  # a hand-eye rotation needs two motions about different axes
 
 AXXB_METHODS: dict[str, int] = {
     "tsai": cv2.CALIB_HAND_EYE_TSAI,
@@ -131,9 +132,9 @@ def target_pose_from_detection(
 
 def check_motion_diversity(samples: list[HandEyeSample], min_angle_deg: float = 10.0) -> None:
     """Refuse sample sets whose robot motions cannot determine the rotation."""
-    if len(samples) < 3:
+    if len(samples) < MIN_SAMPLES:
         raise CalibrationError(
-            f"hand-eye needs at least 3 samples (5+ advised), got {len(samples)}"
+            f"hand-eye needs at least {MIN_SAMPLES} samples (5+ advised), got {len(samples)}"
         )
     first = samples[0].base_from_effector
     axes, angles = [], []

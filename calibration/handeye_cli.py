@@ -12,18 +12,17 @@ per-sample residuals and the ``static_transform_publisher`` command line.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from calibration.camera_info_io import load_camera_info
 from calibration.handeye import (
     ALL_METHODS,
+    MIN_SAMPLES,
     HandEyeResult,
     HandEyeSample,
     Setup,
@@ -36,12 +35,13 @@ from calibration.handeye_io import (
     load_samples,
     save_handeye_result,
 )
+from calibration.image_sources import read_grey
 from calibration.intrinsics import CalibrationError
 from calibration.joint_space import real_to_model_rad
 from calibration.kinematics import ArmKinematics, default_mjcf_path
 from calibration.targets import TargetSpec, detect_target
-from executor_core.atomic_io import write_text_atomic
-from executor_core.config_cli import ConfigError, config_to_dict, parse_config
+from executor_core.atomic_io import write_json_atomic
+from executor_core.config_cli import ConfigError, cli_main, config_to_dict, parse_config
 from executor_core.robot_description import RobotDescription, default_robot_path
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def build_samples(cfg: HandEyeCliConfig, kinematics: ArmKinematics) -> list[Hand
         order = [recorded.joint_names.index(n) for n in description.joint_names]
     camera = load_camera_info(cfg.camera_info) if cfg.camera_info is not None else None
     samples = []
+    skipped: list[str] = []  # unreadable image or no target: warned and left out
     for i, rec in enumerate(recorded.samples):
         q = rec.joint_positions if order is None else rec.joint_positions[order]
         q = np.radians(q) if recorded.joint_unit == "deg" else q
@@ -113,15 +114,20 @@ def build_samples(cfg: HandEyeCliConfig, kinematics: ArmKinematics) -> list[Hand
         else:
             if camera is None:
                 raise ConfigError("--camera_info is required when samples carry images")
-            image = cv2.imread(str(rec.image_path), cv2.IMREAD_GRAYSCALE)
-            if image is None:
-                raise FileNotFoundError(f"cannot read image {rec.image_path}")
-            detection = detect_target(image, cfg.target)
+            image = read_grey(rec.image_path)  # None: missing or corrupt, warned
+            detection = None if image is None else detect_target(image, cfg.target)
             if detection is None:
-                logger.warning("sample %s: target not found, skipped", name)
+                if image is not None:
+                    logger.warning("sample %s: target not found, skipped", name)
+                skipped.append(name)
                 continue
             camera_from_target = target_pose_from_detection(detection, camera, cfg.max_pnp_rms_px)
         samples.append(HandEyeSample(kinematics.base_from_effector(q), camera_from_target, name))
+    if len(samples) < MIN_SAMPLES:
+        raise CalibrationError(
+            f"{cfg.samples}: {len(samples)} usable sample(s) of {len(recorded.samples)}, need "
+            f"at least {MIN_SAMPLES}; skipped (unreadable image or no target): {skipped}"
+        )
     return samples
 
 
@@ -177,18 +183,15 @@ def run(cfg: HandEyeCliConfig) -> tuple[HandEyeResult, StaticTransform]:
         ],
         "config": config_to_dict(cfg),
     }
-    write_text_atomic(Path(cfg.output).with_suffix(".report.json"), json.dumps(report, indent=2))
+    write_json_atomic(Path(cfg.output).with_suffix(".report.json"), report)
     return result, tf
 
 
+@cli_main("executor-calibrate-handeye")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = parse_config(HandEyeCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
-        result, tf = run(cfg)
-    except (ConfigError, CalibrationError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = parse_config(HandEyeCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    result, tf = run(cfg)
     print(result.report())
     print(
         "publish with: ros2 run tf2_ros static_transform_publisher " + " ".join(tf.publisher_args())

@@ -11,7 +11,6 @@ camera_info YAML and, beside it, ``<output>.report.json`` (residuals, the resolv
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -21,17 +20,16 @@ from typing import Literal
 import numpy as np
 
 from calibration.camera_info_io import save_camera_info
-from calibration.image_sources import iter_images
+from calibration.image_sources import ImageSource
 from calibration.intrinsics import (
-    CalibrationError,
     IntrinsicsOptions,
     IntrinsicsResult,
     calibrate_intrinsics,
 )
 from calibration.sample_selection import CoverageSelector, SelectionOptions
 from calibration.targets import Detection, TargetSpec, detect_target
-from executor_core.atomic_io import write_text_atomic
-from executor_core.config_cli import ConfigError, config_to_dict, parse_config
+from executor_core.atomic_io import write_json_atomic
+from executor_core.config_cli import ConfigError, cli_main, config_to_dict, parse_config
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +124,7 @@ def calibrate_and_write(
     result = calibrate_intrinsics(detections, names, cfg.options, cfg.camera_name)
     save_camera_info(result.camera_info, cfg.output)
     report_path = Path(cfg.output).with_suffix(".report.json")
-    write_text_atomic(report_path, json.dumps(result_report(result, cfg), indent=2) + "\n")
+    write_json_atomic(report_path, result_report(result, cfg))
     return result
 
 
@@ -152,27 +150,28 @@ def run(cfg: IntrinsicsCliConfig) -> IntrinsicsResult:
     select = cfg.select
     if select == "auto":
         select = "all" if Path(cfg.source).is_dir() else "coverage"
+    # Unreadable files are skipped with a warning; too few readable ones name the source.
+    images = ImageSource(cfg.source, cfg.every_nth)
     if select == "coverage":
         stream = StreamCalibrator(cfg)
-        for name, image in iter_images(cfg.source, cfg.every_nth):
+        for name, image in images:
             if stream.offer(image, name):
                 break
+        images.require(cfg.options.min_images)
         return stream.finish()
     names, detections = [], []
-    for name, image in iter_images(cfg.source, cfg.every_nth):
+    for name, image in images:
         names.append(name)
         detections.append(detect_target(image, cfg.target))
+    images.require(cfg.options.min_images)
     return calibrate_and_write(detections, names, cfg)
 
 
+@cli_main("executor-calibrate-intrinsics")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = parse_config(IntrinsicsCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
-        result = run(cfg)
-    except (ConfigError, CalibrationError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = parse_config(IntrinsicsCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    result = run(cfg)
     print(result.report())
     print(f"wrote {cfg.output} and {Path(cfg.output).with_suffix('.report.json')}")
     return 0

@@ -30,7 +30,7 @@ from calibration.joint_space import (
     reported_to_rad,
     save_robot_description,
 )
-from executor_core.config_cli import ConfigError, parse_config
+from executor_core.config_cli import ConfigError, cli_main, parse_config
 from executor_core.robot_description import RobotDescription, default_robot_path
 
 logger = logging.getLogger(__name__)
@@ -131,14 +131,11 @@ def run(cfg: JointCalibCliConfig) -> tuple[list[JointFit], Path]:
     return fits, output
 
 
+@cli_main("executor-calibrate-joints")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = parse_config(JointCalibCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
-        fits, output = run(cfg)
-    except (ConfigError, CalibrationError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = parse_config(JointCalibCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    fits, output = run(cfg)
     print("joint          direction  offset [rad]  RMS [rad]  max [rad]  moved [rad]")
     for f in fits:
         kept = "" if f.direction_fitted else "  (direction kept: joint barely moved)"

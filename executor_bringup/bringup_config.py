@@ -13,7 +13,8 @@
         remappings: {image_raw: camera/image_raw}   # optional, from: to
 
 This module is pure (no rclpy): ``executor-bringup`` turns a :class:`BringupConfig` into
-``--ros-args`` command lines, and ``launch/*.launch.py`` into ``launch_ros`` Node actions.
+``--ros-args`` command lines, and ``launch_graph`` (behind ``launch/*.launch.py``) into
+``launch_ros`` Node actions.
 """
 
 from __future__ import annotations

@@ -18,21 +18,18 @@ In simulation there is no camera_node: ``sim_arm_node`` renders and publishes
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image
 
 from calibration.camera_info_io import CameraInfoData, load_camera_info
-from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.image_conversion import fill_image_msg
+from executor_bringup.node_main import run_node
 from executor_bringup.qos import sensor_qos
 
 logger = logging.getLogger(__name__)
@@ -215,18 +212,7 @@ class CameraNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    apply_default_transports()  # before rclpy.init: every process must agree
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = CameraNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(CameraNode, args=args)
 
 
 if __name__ == "__main__":

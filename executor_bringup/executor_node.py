@@ -20,6 +20,8 @@ Policy:
   (``timeout_s``) and set its own ``max_replans`` (-1: the parameter).
 - A verifier that is configured but not there fails the goal before the arm moves.
 - Malformed images are rejected at the subscription (logged, counted), never reach a model.
+  A goal aborts on an image older than ``max_image_age_s`` or stamped more than
+  ``max_clock_skew_s`` ahead of the node's clock, naming the age or the skew.
 - ``rectify: true`` with ``camera_info_path`` undistorts every frame the models see
   (``calibration.rectify.Rectifier``), in the worker; a frame of another size aborts.
 - Each imagined video is written to ``video_dir`` (``<goal>_<segment>.mp4``) while the arm
@@ -78,6 +80,7 @@ PARAMETERS = {  # name -> default; the runner's settings default to the runner's
     "max_replans": RUNNER_DEFAULTS.max_replans,
     "goal_timeout_s": RUNNER_DEFAULTS.timeout_s,
     "max_image_age_s": 1.0,
+    "max_clock_skew_s": 0.1,
     "seed": RUNNER_DEFAULTS.seed,
     "video_dir": "/tmp/executor_videos",
     "video_fps": 2.5,
@@ -199,6 +202,7 @@ class ExecutorNode(Node):
             output_mode=self.output_mode,
             action_name=f"{self.p('controller_name')}/follow_joint_trajectory",
             max_image_age_s=float(self.p("max_image_age_s")),
+            max_clock_skew_s=float(self.p("max_clock_skew_s")),
             settle_timeout_s=float(self.p("settle_timeout_s")),
             verifier_name=self.resolve_service_name(service) if service else "",
         )

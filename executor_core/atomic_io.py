@@ -37,6 +37,7 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
         tmp = Path(name)
     try:
         yield tmp
+        _default_mode(tmp, directory)
         if directory and path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix, suffix=".old"))
             old.rmdir()
@@ -51,6 +52,30 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(parent: str | Path, name_pattern: str = "*") -> list[Path]:
+    """Delete the temporaries that killed writes of ``parent/<name_pattern>`` left behind.
+
+    Call it only where one process writes into ``parent`` (a trainer's main process): a
+    temporary of a write still in flight elsewhere would be deleted too. Returns what it
+    removed.
+    """
+    leftovers = sorted(Path(parent).glob(f".{name_pattern}.*.tmp*"))
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return leftovers
+
+
+def _default_mode(tmp: Path, directory: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give the result the mode a plain open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if tmp.exists():
+        tmp.chmod((0o777 if directory else 0o666) & ~umask)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

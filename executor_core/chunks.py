@@ -17,22 +17,25 @@ from executor_core.types import ActionChunk, JointTrajectory
 def chain_chunks(
     chunks: Sequence[ActionChunk], joint_names: tuple[str, ...], start_time_s: float = 0.0
 ) -> JointTrajectory:
-    """Concatenate chunks into one trajectory; row k of the result is at (k+1)/rate.
+    """Concatenate chunks into one trajectory at their control rate.
 
-    The first row is one control period after now: the arm starts from where it is and
-    reaches the first target in 1/rate s, as the IDM was trained (state t -> target t+1).
+    Row n is the target commanded at control step n, which the arm should reach one period
+    later: ``time_from_start_s[n] = start_time_s + (n + 1) / rate``. The arm starts from
+    where it is and reaches the first target in 1/rate s, as the IDM was trained (state t
+    -> target t+1).
     """
     if not chunks:
-        raise ValueError("no action chunks to chain (video had fewer than 2 frames?)")
-    rates = {c.control_rate_hz for c in chunks}
-    if len(rates) != 1:
-        raise ValueError(f"chunks disagree on control_rate_hz: {sorted(rates)!r}")
+        raise ValueError("no action chunks to chain: empty list (video had fewer than 2 frames?)")
+    if not (np.isfinite(start_time_s) and start_time_s >= 0):
+        raise ValueError(f"start_time_s must be >= 0, got {start_time_s!r}")
+    rate_hz = chunks[0].control_rate_hz
     for i, c in enumerate(chunks):
-        if tuple(c.joint_names) != tuple(joint_names):
-            raise ValueError(f"chunk {i} joint names {c.joint_names!r} differ from {joint_names!r}")
-    rate_hz = rates.pop()
-    positions = np.concatenate([c.joint_positions_rad for c in chunks], axis=0)
-    positions = positions.astype(np.float64)  # (N, J)
+        if tuple(c.joint_names) != tuple(joint_names) or c.control_rate_hz != rate_hz:
+            raise ValueError(
+                f"chunk {i} has joints {c.joint_names!r} at {c.control_rate_hz!r} Hz, "
+                f"expected {tuple(joint_names)!r} at {rate_hz!r} Hz"
+            )
+    positions = np.concatenate([c.joint_positions_rad for c in chunks]).astype(np.float64)
     times = start_time_s + np.arange(1, positions.shape[0] + 1, dtype=np.float64) / rate_hz
     return JointTrajectory(
         joint_names=tuple(joint_names),

@@ -9,19 +9,47 @@ Every entry point calls :func:`parse_config` with its config dataclass and its p
 Nested dataclasses are addressed with dots. Unknown keys and unparsable values raise
 :class:`ConfigError` naming the offending key and value. ``--help`` lists every key with
 its value under the chosen preset, and the preset names.
+
+Bad input ends every entry point the same way: :func:`cli_main` wraps a ``main(argv)``
+so that a bad key or value, a missing or unreadable file or folder, or an invalid file
+(``ValueError``, ``FileNotFoundError``, ``PermissionError``, a YAML error, ...) writes one
+line ``<prog>: error: <reason>`` to stderr and returns exit status 2
+(:data:`EXIT_BAD_INPUT`), without a traceback (it is logged at DEBUG).
+:class:`OneLineArgumentParser` does the same for argparse's usage errors.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import functools
 import json
-import os
+import logging
 import sys
-import tempfile
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import yaml
+
+from executor_core.atomic_io import write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+# Exit status of an entry point given bad input (argparse's usage error uses it too).
+EXIT_BAD_INPUT = 2
+# What bad input raises: config values (ConfigError and every __post_init__ check are
+# ValueErrors, as are JSON and text decoding errors), missing or unreadable paths, YAML.
+BAD_INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    yaml.YAMLError,
+)
 
 
 class ConfigError(ValueError):
@@ -214,15 +242,62 @@ def config_from_dict[T](cls: type[T], data: dict[str, Any]) -> T:
 
 
 def save_config_json(cfg: Any, path: Path) -> None:
-    """Write the resolved config atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(config_to_dict(cfg), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the resolved config as JSON, atomically."""
+    write_text_atomic(path, json.dumps(config_to_dict(cfg), indent=2, sort_keys=True) + "\n")
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (a multi-line message joined with " | ")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " | ".join(lines) or type(exc).__name__
+
+
+def report_bad_input(prog: str, exc: BaseException) -> int:
+    """Write ``<prog>: error: <reason>`` to stderr; returns :data:`EXIT_BAD_INPUT`."""
+    logger.debug("%s: bad input", prog, exc_info=exc)
+    sys.stderr.write(f"{prog}: error: {one_line(exc)}\n")
+    sys.stderr.flush()
+    return EXIT_BAD_INPUT
+
+
+def cli_main[**P](
+    prog: str, *also: type[BaseException]
+) -> Callable[[Callable[P, int | None]], Callable[P, int | None]]:
+    """Decorate an entry point's ``main``: bad input (:data:`BAD_INPUT_ERRORS` and the
+    exception types in ``also``) returns :data:`EXIT_BAD_INPUT` after one line on stderr.
+
+    Console scripts ``sys.exit(main())``, so the status reaches the shell; a module run
+    with ``python -m`` must do the same in its ``__main__`` block.
+    """
+    caught = (*BAD_INPUT_ERRORS, *also)
+
+    def wrap(main: Callable[P, int | None]) -> Callable[P, int | None]:
+        @functools.wraps(main)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> int | None:
+            try:
+                return main(*args, **kwargs)
+            except caught as exc:
+                return report_bad_input(prog, exc)
+
+        return wrapper
+
+    return wrap
+
+
+def require_local_dataset(root: str | Path) -> Path:
+    """``Path(root)`` when it holds a local LeRobotDataset (``meta/info.json``), else a
+    ``FileNotFoundError`` naming it. Call it before any lerobot loader: given a folder that
+    is not there, lerobot would try to download the dataset from the Hugging Face Hub."""
+    root = Path(root)
+    if not (root / "meta" / "info.json").is_file():
+        what = "missing meta/info.json" if root.is_dir() else "no such folder"
+        raise FileNotFoundError(f"no local LeRobotDataset at {root} ({what})")
+    return root
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line ``<prog>: error: <reason> (see --help)``
+    and exit status :data:`EXIT_BAD_INPUT` (argparse prints the usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(EXIT_BAD_INPUT)

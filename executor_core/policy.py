@@ -17,9 +17,7 @@ this module knowing them (``executor_core.test_doubles`` has tiny random ones).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
 import numpy as np
@@ -66,13 +64,6 @@ class ClosedLoopInverseDynamics(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class ImaginedPlan:
-    video: np.ndarray  # (T, H', W', 3) uint8
-    trajectory: JointTrajectory
-    timings_s: dict[str, float] = field(default_factory=dict)  # imagine_s, convert_s
-
-
 def imagine_video(
     image_rgb: np.ndarray,  # (H, W, 3) uint8
     prompt: str,
@@ -113,34 +104,6 @@ def trajectory_from_video(
             f"{video.shape[0] - 1} (one per consecutive pair)"
         )
     return chain_chunks(chunks, joint_names)
-
-
-def imagine_to_act(
-    image_rgb: np.ndarray,  # (H, W, 3) uint8
-    prompt: str,
-    video_model: VideoModel,
-    idm: InverseDynamics,
-    joint_names: tuple[str, ...],
-    joint_positions_rad: np.ndarray | None = None,  # (J,)
-    seed: int = 0,
-    on_phase: Callable[[str], None] | None = None,
-) -> ImaginedPlan:
-    """Run the video model then the IDM; returns the video and the joint trajectory."""
-    t0 = time.perf_counter()
-    video = imagine_video(image_rgb, prompt, video_model, seed, on_phase)
-    t1 = time.perf_counter()
-    if on_phase:
-        on_phase(PHASE_CONVERTING)
-    trajectory = trajectory_from_video(video, idm, joint_names, joint_positions_rad)
-    t2 = time.perf_counter()
-    logger.info(
-        "imagined %d frames in %.3f s, %d trajectory points in %.3f s",
-        video.shape[0],
-        t1 - t0,
-        trajectory.positions_rad.shape[0],
-        t2 - t1,
-    )
-    return ImaginedPlan(video, trajectory, {"imagine_s": t1 - t0, "convert_s": t2 - t1})
 
 
 def goal_frames(video: np.ndarray) -> np.ndarray:

@@ -305,15 +305,6 @@ class TabletopEnv:
             self.data.qvel[dof : dof + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
 
-    def set_joint_positions(self, q_rad: np.ndarray) -> None:
-        """Teleport the arm to ``q_rad`` (6,) and hold it there (for tests)."""
-        q = np.asarray(q_rad, float)
-        self.data.qpos[self._qpos_adr] = q
-        self.data.qvel[self._dof_adr] = 0.0
-        self.data.ctrl[self._act_ids] = q
-        self.target_rad = q.copy()
-        mujoco.mj_forward(self.model, self.data)
-
     def get_state(self) -> SimState:
         size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
         physics = np.empty(size)

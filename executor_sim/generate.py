@@ -6,7 +6,8 @@ finished episode is written atomically to a cache folder beside the dataset
 (``<root>.cache/seed_<seed>.npz``). An interrupted run, started again with the same
 command, skips the cached seeds, so nothing is duplicated or lost. When all episodes are
 cached the parent writes the LeRobotDataset with LeRobot's own writer into a temporary
-folder and renames it to ``root`` (a half-written dataset never appears at ``root``).
+folder and renames it to ``root`` (a half-written dataset never appears at ``root``); the
+temporaries of a killed run are removed by the next.
 
     executor-sim-generate --preset debug
     executor-sim-generate --num-episodes 300 --seed 0 --resolution 64 --workers 2 \
@@ -21,7 +22,6 @@ import multiprocessing as mp
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from executor_core.config_cli import config_to_dict, parse_config, save_config_json
+from executor_core.atomic_io import atomic_path, remove_leftovers, write_json_atomic
+from executor_core.config_cli import cli_main, config_to_dict, parse_config, save_config_json
 from executor_sim.env import EnvConfig
 from executor_sim.rollout import Episode, worker_rollout
 from executor_sim.scene import scene_signature
@@ -119,14 +120,8 @@ def episode_plan(cfg: GenerateConfig) -> list[tuple[int, str]]:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # ends in .npz, so numpy adds no suffix
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _cache_path(cfg: GenerateConfig, seed: int) -> Path:
@@ -154,12 +149,13 @@ def rollout_all(cfg: GenerateConfig, progress: bool = True) -> None:
     stamp = cache / "cache_signature.json"
     signature = {"scene": scene_signature(), **_episode_defining(cfg)}
     if stamp.is_file() and json.loads(stamp.read_text()) != signature:
-        raise SystemExit(
+        raise ValueError(
             f"{cache} holds episodes made with another config or scene version "
             f"({stamp.read_text().strip()}); delete it to start over"
         )
-    stamp.write_text(json.dumps(signature) + "\n")
+    write_json_atomic(stamp, signature, indent=None)
     save_config_json(cfg, cache / "generate_config.json")
+    _remove_leftovers(cache, "seed_*")  # no worker is writing yet
     todo = [(s, f) for s, f in episode_plan(cfg) if not _cache_path(cfg, s).is_file()]
     done = cfg.num_episodes - len(todo)
     if done:
@@ -183,6 +179,11 @@ def rollout_all(cfg: GenerateConfig, progress: bool = True) -> None:
     bar.close()
 
 
+def _remove_leftovers(parent: Path, name_pattern: str) -> None:
+    for leftover in remove_leftovers(parent, name_pattern):
+        logger.info("removed %s, left by an interrupted write", leftover)
+
+
 def dataset_features(resolution: int) -> dict[str, dict[str, Any]]:
     return {
         IMAGE_KEY: {
@@ -198,14 +199,12 @@ def dataset_features(resolution: int) -> dict[str, dict[str, Any]]:
 def write_dataset(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
     """Write the cached episodes as a LeRobotDataset at ``cfg.root`` (atomically)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    from tqdm import tqdm
 
-    cfg.root.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(dir=cfg.root.parent, prefix=f".{cfg.root.name}.build."))
-    shutil.rmtree(build)  # LeRobot creates the folder itself
-    records: list[dict[str, Any]] = []
-    attempted: list[dict[str, Any]] = []
-    try:
+    # A killed write leaves only a hidden temporary folder beside root, never a half
+    # dataset; the next write removes it.
+    _remove_leftovers(cfg.root.parent, cfg.root.name)
+    with atomic_path(cfg.root, directory=True) as build:
+        build.rmdir()  # LeRobot creates the folder itself
         dataset = LeRobotDataset.create(
             repo_id=cfg.repo_id,
             fps=cfg.fps,
@@ -214,45 +213,52 @@ def write_dataset(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
             robot_type="so101",
             use_videos=True,
         )
-        for seed, _family in tqdm(episode_plan(cfg), desc="writing", disable=not progress):
-            with np.load(_cache_path(cfg, seed)) as data:
-                episode = Episode.from_npz(data)
-            attempted.append({k: episode.metadata[k] for k in ("seed", "task_family", "success")})
-            if not episode.metadata["success"] and not cfg.keep_failures:
-                continue
-            prompt = episode.metadata["prompt"]
-            for t in range(len(episode.images)):
-                dataset.add_frame(
-                    {
-                        IMAGE_KEY: episode.images[t],
-                        "observation.state": episode.states_rad[t],
-                        "action": episode.actions_rad[t],
-                        "task": prompt,
-                    }
-                )
-            dataset.save_episode()
-            records.append({"episode_index": len(records), **episode.metadata})
+        records, attempted = _add_cached_episodes(dataset, cfg, progress)
         dataset.finalize()
         # LeRobot's temporary frame folder is empty once every episode is encoded.
         shutil.rmtree(build / "images", ignore_errors=True)
-        meta = build / "meta"
-        with open(meta / "executor_episodes.jsonl", "w") as f:
-            for record in records:
-                f.write(json.dumps(record) + "\n")
         summary = _summary(cfg, attempted, len(records))
-        (meta / "executor_generation.json").write_text(json.dumps(summary, indent=2) + "\n")
-        save_config_json(cfg, meta / "executor_generate_config.json")
-        if cfg.root.exists():
-            old = cfg.root.with_name(f".{cfg.root.name}.old.{os.getpid()}")
-            os.replace(cfg.root, old)
-            os.replace(build, cfg.root)
-            shutil.rmtree(old)
-        else:
-            os.replace(build, cfg.root)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
+        _write_meta(build / "meta", cfg, records, summary)
     return summary
+
+
+def _add_cached_episodes(
+    dataset: Any, cfg: GenerateConfig, progress: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Append every cached episode (failures only with keep_failures) to the dataset;
+    returns (written records, attempted episodes' seed/family/success)."""
+    from tqdm import tqdm
+
+    records: list[dict[str, Any]] = []
+    attempted: list[dict[str, Any]] = []
+    for seed, _family in tqdm(episode_plan(cfg), desc="writing", disable=not progress):
+        with np.load(_cache_path(cfg, seed)) as data:
+            episode = Episode.from_npz(data)
+        attempted.append({k: episode.metadata[k] for k in ("seed", "task_family", "success")})
+        if not episode.metadata["success"] and not cfg.keep_failures:
+            continue
+        prompt = episode.metadata["prompt"]
+        for t in range(len(episode.images)):
+            dataset.add_frame(
+                {
+                    IMAGE_KEY: episode.images[t],
+                    "observation.state": episode.states_rad[t],
+                    "action": episode.actions_rad[t],
+                    "task": prompt,
+                }
+            )
+        dataset.save_episode()
+        records.append({"episode_index": len(records), **episode.metadata})
+    return records, attempted
+
+
+def _write_meta(
+    meta: Path, cfg: GenerateConfig, records: list[dict[str, Any]], summary: dict[str, Any]
+) -> None:
+    """Our files beside LeRobot's metadata (inside the dataset being built)."""
+    (meta / "executor_episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (meta / "executor_generation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    save_config_json(cfg, meta / "executor_generate_config.json")
 
 
 def _summary(cfg: GenerateConfig, attempted: list[dict[str, Any]], written: int) -> dict:
@@ -282,9 +288,7 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
     summary = write_dataset(cfg, progress)
     summary["rollout_s"] = rollout_s
     summary["total_s"] = time.perf_counter() - start
-    (cfg.root / "meta" / "executor_generation.json").write_text(
-        json.dumps(summary, indent=2) + "\n"
-    )
+    write_json_atomic(cfg.root / "meta" / "executor_generation.json", summary)
     if not cfg.keep_cache:
         shutil.rmtree(cfg.cache_dir(), ignore_errors=True)
     return summary
@@ -301,6 +305,7 @@ def normalise_cli_args(argv: list[str]) -> list[str]:
     return out
 
 
+@cli_main("executor-sim-generate")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -317,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{cfg.root} is already complete for this config; nothing to do")
             return
         if not cfg.overwrite:
-            raise SystemExit(
+            raise ValueError(
                 f"{cfg.root} exists and was made with another config or scene version; "
                 f"pass --overwrite=true to replace it"
             )
@@ -341,4 +346,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

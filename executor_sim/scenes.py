@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from executor_core.atomic_io import atomic_path, write_text_atomic
 from executor_core.config_cli import parse_config, save_config_json
 from executor_sim.env import EnvConfig, make_env
 from executor_sim.generate import normalise_cli_args
@@ -50,15 +49,9 @@ PRESETS: dict[str, ScenesConfig] = {
 
 
 def _write_png_atomic(path: Path, image_rgb: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write {tmp}")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def generate_scenes(cfg: ScenesConfig) -> list[dict]:
@@ -80,12 +73,7 @@ def generate_scenes(cfg: ScenesConfig) -> list[dict]:
             records.append({"seed": seed, "file": path.name, "scene": env.scene.to_json()})
     finally:
         env.close()
-    index = cfg.root / "scenes.jsonl"
-    fd, tmp = tempfile.mkstemp(dir=cfg.root, prefix=".scenes.", suffix=".jsonl")
-    with os.fdopen(fd, "w") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    os.replace(tmp, index)
+    write_text_atomic(cfg.root / "scenes.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return records
 
 

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +37,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from executor_core.config_cli import parse_config
-from inverse_dynamics.dataset_idm import EpisodeArrays, load_episodes
+from executor_core.atomic_io import atomic_path
+from executor_core.config_cli import cli_main, parse_config
+from inverse_dynamics.dataset_idm import EpisodeArrays, load_episodes, split_episodes
 from inverse_dynamics.evaluate_idm import env_for_dataset, episode_records, reset_to_record
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from inverse_dynamics.train_idm import TRAIN_CONFIG_NAME
@@ -97,8 +96,6 @@ def _training_episodes(checkpoint: Path, dataset_root: Path) -> list[int]:
         )
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
-    from inverse_dynamics.dataset_idm import split_episodes
-
     total = LeRobotDatasetMetadata("local/dataset", root=dataset_root).total_episodes
     all_eps = list(range(total))[: train_cfg.get("max_episodes")]
     train_eps, _ = split_episodes(all_eps, float(train_cfg["val_fraction"]), int(train_cfg["seed"]))
@@ -138,16 +135,9 @@ def collect_episode(
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # ends in .npz, so numpy adds no suffix
         np.savez(tmp, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp.chmod(0o644)  # mkstemp's 0600 would hide the data from other users
 
 
 def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
@@ -203,6 +193,7 @@ def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
     return {"num_samples": int(arrays["frames"].shape[0]), "output": str(cfg.output)}
 
 
+@cli_main("executor-idm-corrections")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(CollectCorrectionsConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -211,4 +202,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

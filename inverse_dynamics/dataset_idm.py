@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from executor_core.config_cli import require_local_dataset
 from executor_core.frames import center_crop_resize
 from inverse_dynamics.configuration_idm import IDMConfig
 
@@ -55,9 +56,7 @@ def load_episodes(
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # heavy import, only here
     from lerobot.datasets.video_utils import decode_video_frames
 
-    root = Path(root)
-    if not (root / "meta" / "info.json").is_file():
-        raise FileNotFoundError(f"no LeRobotDataset at {root} (missing meta/info.json)")
+    root = require_local_dataset(root)  # before lerobot, which would try the Hub
     ds = LeRobotDataset(repo_id, root=root, episodes=episodes, video_backend="pyav")
     features = ds.meta.features
     for key in (image_key, "observation.state", "action"):

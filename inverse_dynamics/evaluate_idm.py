@@ -35,7 +35,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from executor_core.config_cli import config_from_dict, parse_config
+from executor_core.atomic_io import write_json_atomic
+from executor_core.config_cli import (
+    cli_main,
+    config_from_dict,
+    parse_config,
+    require_local_dataset,
+)
+from executor_sim.env import EnvConfig, TabletopEnv, make_env
+from executor_sim.rollout import rollout_expert
 from inverse_dynamics.dataset_idm import (
     EpisodeArrays,
     TransitionSampler,
@@ -99,7 +107,7 @@ def _stride_frames(episode: EpisodeArrays, stride: int) -> np.ndarray:
     return episode.frames[idx].permute(0, 2, 3, 1).numpy()
 
 
-def reset_to_record(env: Any, record: dict[str, Any]) -> dict[str, np.ndarray]:
+def reset_to_record(env: TabletopEnv, record: dict[str, Any]) -> dict[str, np.ndarray]:
     """Reset the simulator to a recorded episode's scene and task. Generators may reset with
     or without naming the family (it changes the random stream), so both are tried and the
     recorded prompt decides."""
@@ -117,7 +125,7 @@ def reset_to_record(env: Any, record: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def replay_episode(
     policy: InverseDynamicsPolicy,
-    env: Any,  # executor_sim.env.TabletopEnv
+    env: TabletopEnv,
     record: dict[str, Any],
     episode: EpisodeArrays,
     mode: ReplayMode,
@@ -160,10 +168,8 @@ def replay_episode(
     return bool(env.task.is_success(env)), int(env.num_clipped_actions)
 
 
-def env_for_dataset(dataset_root: Path, image_size_px: int) -> Any:
+def env_for_dataset(dataset_root: Path, image_size_px: int) -> TabletopEnv:
     """The simulator configured as the dataset generator was (camera jitter, rate)."""
-    from executor_sim.env import EnvConfig, make_env
-
     gen_path = dataset_root / "meta" / "executor_generate_config.json"
     kwargs: dict[str, Any] = {"image_size_px": image_size_px}
     if gen_path.is_file():
@@ -179,11 +185,9 @@ def env_for_dataset(dataset_root: Path, image_size_px: int) -> Any:
 
 
 def _fresh_episodes(
-    env: Any, cfg: EvalIDMConfig, num_frames: int
+    env: TabletopEnv, cfg: EvalIDMConfig, num_frames: int
 ) -> list[tuple[dict[str, Any], EpisodeArrays]]:
     """New expert rollouts from the held-out seed range (never in any training set)."""
-    from executor_sim.rollout import rollout_expert
-
     families = env.cfg.task_families
     out = []
     for i in range(cfg.fresh_episodes):
@@ -207,7 +211,7 @@ def _fresh_episodes(
 
 def _replay_all(
     policy: InverseDynamicsPolicy,
-    env: Any,
+    env: TabletopEnv,
     items: list[tuple[dict[str, Any], EpisodeArrays]],
     settle_steps: int,
 ) -> dict[str, Any]:
@@ -275,6 +279,7 @@ def evaluate(cfg: EvalIDMConfig) -> dict[str, Any]:
     dataset_root = cfg.dataset_root or (train_cfg.dataset_root if train_cfg else None)
     if dataset_root is None:
         raise ValueError(f"no dataset_root given and {train_cfg_path} does not name one")
+    dataset_root = require_local_dataset(dataset_root)  # before lerobot tries the Hub
     episodes = list(cfg.episodes)
     if not episodes:
         if train_cfg is None:
@@ -309,10 +314,7 @@ def evaluate(cfg: EvalIDMConfig) -> dict[str, Any]:
         finally:
             env.close()
     if cfg.output_json is not None:
-        cfg.output_json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cfg.output_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(cfg.output_json)
+        write_json_atomic(cfg.output_json, results)
     return results
 
 
@@ -337,6 +339,7 @@ def format_results(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+@cli_main("executor-idm-evaluate")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(EvalIDMConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -344,4 +347,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

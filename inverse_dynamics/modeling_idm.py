@@ -18,9 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from executor_core.atomic_io import atomic_path
 from executor_core.config_cli import config_from_dict, save_config_json
 from inverse_dynamics.configuration_idm import IDMConfig
 
@@ -284,24 +282,10 @@ class InverseDynamicsModel(nn.Module):
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` into a temporary sibling directory,
         then swap it in, so a crash never leaves a half-written checkpoint."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-        try:
+        with atomic_path(directory, directory=True) as tmp:
             save_config_json(self.config, tmp / CONFIG_NAME)
             state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-                os.replace(tmp, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         logger.info("saved IDM to %s", directory)
 
     @classmethod

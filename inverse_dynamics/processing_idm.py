@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from executor_core.chunks import chain_chunks
 from executor_core.frames import center_crop_resize, to_model_range
 from executor_core.types import ActionChunk, JointTrajectory
 from inverse_dynamics.configuration_idm import IDMConfig
@@ -69,33 +70,6 @@ class IDMProcessor:
         t = frames.shape[0]
         idx = torch.arange(t - 1)[:, None] + torch.arange(2 - k, 2)[None, :]  # (T-1, k)
         return frames[idx.clamp_min(0)]
-
-
-def chunks_to_trajectory(chunks: list[ActionChunk], start_delay_s: float = 0.0) -> JointTrajectory:
-    """Concatenate action chunks into one trajectory at their control rate.
-
-    Row n is the target commanded at control step n, which the arm should reach one period
-    later, hence ``time_from_start_s[n] = start_delay_s + (n + 1) / rate``.
-    """
-    if not chunks:
-        raise ValueError("need at least one ActionChunk, got an empty list")
-    names, rate_hz = chunks[0].joint_names, chunks[0].control_rate_hz
-    for i, chunk in enumerate(chunks):
-        if chunk.joint_names != names or chunk.control_rate_hz != rate_hz:
-            raise ValueError(
-                f"chunk {i} has joints {chunk.joint_names!r} at {chunk.control_rate_hz!r} Hz, "
-                f"chunk 0 has {names!r} at {rate_hz!r} Hz"
-            )
-    if not (np.isfinite(start_delay_s) and start_delay_s >= 0):
-        raise ValueError(f"start_delay_s must be >= 0, got {start_delay_s!r}")
-    positions = np.concatenate([c.joint_positions_rad for c in chunks]).astype(np.float64)
-    times_s = start_delay_s + np.arange(1, positions.shape[0] + 1, dtype=np.float64) / rate_hz
-    return JointTrajectory(
-        joint_names=names,
-        positions_rad=positions,
-        time_from_start_s=times_s,
-        metadata={"source": "inverse_dynamics"},
-    )
 
 
 class InverseDynamicsPolicy:
@@ -174,4 +148,4 @@ class InverseDynamicsPolicy:
     def to_trajectory(
         self, chunks: list[ActionChunk], start_delay_s: float = 0.0
     ) -> JointTrajectory:
-        return chunks_to_trajectory(chunks, start_delay_s)
+        return chain_chunks(chunks, self.config.joint_names, start_delay_s)

@@ -28,10 +28,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast
+from safetensors.torch import load_file
 from tqdm import tqdm
 
-from executor_core.config_cli import parse_config, save_config_json
-from executor_core.train_state import STATE_JSON, load_training_state, save_training_state
+from executor_core.config_cli import (
+    cli_main,
+    parse_config,
+    require_local_dataset,
+    save_config_json,
+)
+from executor_core.train_state import (
+    CONFIG_JSON,
+    latest_checkpoint,
+    load_training_state,
+    save_checkpoint,
+)
 from inverse_dynamics.configuration_idm import IDMConfig
 from inverse_dynamics.dataset_idm import (
     CorrectionSampler,
@@ -43,7 +56,7 @@ from inverse_dynamics.modeling_idm import WEIGHTS_NAME, InverseDynamicsModel
 
 logger = logging.getLogger(__name__)
 
-TRAIN_CONFIG_NAME = "train_config.json"
+TRAIN_CONFIG_NAME = CONFIG_JSON  # beside every checkpoint and model folder
 
 
 @dataclass(frozen=True)
@@ -184,12 +197,6 @@ def augment(
     return x
 
 
-def _latest_checkpoint(output_dir: Path) -> Path | None:
-    """Newest step directory whose training_state.json (written last) exists."""
-    done = sorted((output_dir / "checkpoints").glob(f"step_*/{STATE_JSON}"))
-    return done[-1].parent if done else None
-
-
 @torch.no_grad()
 def heldout_error_rad(
     model: InverseDynamicsModel, sampler: TransitionSampler, max_samples: int = 512
@@ -210,19 +217,76 @@ def heldout_error_rad(
     return {k: torch.cat(v).mean(0).numpy() for k, v in errors.items()}
 
 
+@dataclass
+class _Data:
+    """The episodes of a run as in-memory samplers, and its split (episode indices)."""
+
+    train: TransitionSampler
+    val: TransitionSampler | None
+    corrections: CorrectionSampler | None
+    train_episodes: list[int]
+    val_episodes: list[int]
+
+
+class _Clock:
+    """Wall-clock time of the run, summed over resumed runs, against the time budget."""
+
+    def __init__(self, budget_min: float | None, elapsed_before_s: float) -> None:
+        self.budget_min = budget_min
+        self.elapsed_before_s = elapsed_before_s
+        self.t_start = time.perf_counter()
+
+    def elapsed_s(self) -> float:
+        return self.elapsed_before_s + time.perf_counter() - self.t_start
+
+    def fraction(self) -> float:
+        return 0.0 if self.budget_min is None else self.elapsed_s() / (60 * self.budget_min)
+
+
+class _LossWindow:
+    """Losses and throughput since the last log line."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.samples = 0
+        self.t_last = time.perf_counter()
+
+    def add(self, loss: float, samples: int) -> None:
+        self.losses.append(loss)
+        self.samples += samples
+
+    def flush(self) -> tuple[float, float]:
+        """(mean loss, samples/s) since the last flush."""
+        now = time.perf_counter()
+        result = float(np.mean(self.losses)), self.samples / max(now - self.t_last, 1e-9)
+        self.losses, self.samples, self.t_last = [], 0, now
+        return result
+
+
 def train(cfg: TrainIDMConfig) -> Path:
     """Run (or resume) training; returns the final model directory."""
-    from accelerate import Accelerator  # heavy import, only for training
-    from accelerate.utils import broadcast
-
+    for root in (cfg.dataset_root, *cfg.extra_dataset_roots):
+        require_local_dataset(root)  # before anything is written or lerobot tries the Hub
     torch.set_num_threads(cfg.num_threads)
     accelerator = Accelerator(cpu=cfg.cpu)
-    out = Path(cfg.output_dir)
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config_json(cfg, out / TRAIN_CONFIG_NAME)
+        save_config_json(cfg, Path(cfg.output_dir) / TRAIN_CONFIG_NAME)
+    data = _load_data(cfg)
+    torch.manual_seed(cfg.seed)
+    model = _initial_model(cfg, data.train)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+    )
+    start_step, elapsed_before_s = _resume(cfg, model, optimizer)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    clock = _Clock(cfg.time_budget_min, elapsed_before_s)
+    _train_loop(cfg, accelerator, model, optimizer, data, start_step, clock)
+    return _export(cfg, accelerator, accelerator.unwrap_model(model))
 
-    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+
+def _load_data(cfg: TrainIDMConfig) -> _Data:
+    """Decode the dataset(s) into memory; the held-out split is defined on dataset_root."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata  # heavy, only here
 
     meta = LeRobotDatasetMetadata("local/dataset", root=cfg.dataset_root)
     all_eps = list(range(meta.total_episodes))[: cfg.max_episodes]
@@ -235,63 +299,55 @@ def train(cfg: TrainIDMConfig) -> Path:
         extra = load_episodes(root, cfg.model, None, cfg.image_key)
         logger.info("%s: %d more training episodes", root, len(extra))
         train_episodes += extra
-    train_sampler = TransitionSampler(train_episodes, cfg.model)
-    val_sampler = TransitionSampler([by_index[i] for i in val_eps], cfg.model) if val_eps else None
+    return _Data(
+        train=TransitionSampler(train_episodes, cfg.model),
+        val=TransitionSampler([by_index[i] for i in val_eps], cfg.model) if val_eps else None,
+        corrections=(
+            CorrectionSampler(list(cfg.corrections), cfg.model) if cfg.corrections else None
+        ),
+        train_episodes=train_eps,
+        val_episodes=val_eps,
+    )
 
-    corrections = CorrectionSampler(list(cfg.corrections), cfg.model) if cfg.corrections else None
 
-    torch.manual_seed(cfg.seed)
-    if cfg.init_from is not None:
-        model = InverseDynamicsModel.from_pretrained(cfg.init_from)
-        if model.config != cfg.model:
-            raise ValueError(
-                f"init_from {str(cfg.init_from)!r} has model config {model.config!r}, the run "
-                f"asks for {cfg.model!r}"
-            )
-        logger.info("initialised from %s (its normalisation kept)", cfg.init_from)
-    else:
+def _initial_model(cfg: TrainIDMConfig, train_sampler: TransitionSampler) -> InverseDynamicsModel:
+    """``init_from`` (its normalisation kept), or a fresh model normalised on the data."""
+    if cfg.init_from is None:
         model = InverseDynamicsModel(cfg.model)
         model.set_normalization(**train_sampler.statistics())
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-    )
-    start_step, elapsed_before_s = 0, 0.0
-    latest = _latest_checkpoint(out) if cfg.resume else None
-    if latest is not None:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(latest / "model" / WEIGHTS_NAME)))
-        payload = load_training_state(latest, optimizer)
-        start_step, elapsed_before_s = int(payload["step"]), float(payload.get("elapsed_s", 0))
-        logger.info("resumed from %s at step %d", latest, start_step)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw_model: InverseDynamicsModel = accelerator.unwrap_model(model)
-
-    def save_checkpoint(step: int) -> None:
-        accelerator.wait_for_everyone()
-        if not accelerator.is_main_process:
-            return
-        ckpt = out / "checkpoints" / f"step_{step:06d}"
-        raw_model.save_pretrained(ckpt / "model")
-        save_config_json(cfg, ckpt / TRAIN_CONFIG_NAME)
-        # Also beside the weights, so every model folder names its data and split.
-        save_config_json(cfg, ckpt / "model" / TRAIN_CONFIG_NAME)
-        save_training_state(
-            ckpt,
-            optimizer,
-            step,
-            {"train_episodes": train_eps, "val_episodes": val_eps, "elapsed_s": elapsed_s()},
+        return model
+    model = InverseDynamicsModel.from_pretrained(cfg.init_from)
+    if model.config != cfg.model:
+        raise ValueError(
+            f"init_from {str(cfg.init_from)!r} has model config {model.config!r}, the run "
+            f"asks for {cfg.model!r}"
         )
+    logger.info("initialised from %s (its normalisation kept)", cfg.init_from)
+    return model
 
-    t_start = time.perf_counter()
 
-    def elapsed_s() -> float:
-        return elapsed_before_s + time.perf_counter() - t_start
+def _resume(
+    cfg: TrainIDMConfig, model: InverseDynamicsModel, optimizer: torch.optim.Optimizer
+) -> tuple[int, float]:
+    """Load the newest checkpoint (with ``resume``); returns (start step, elapsed seconds)."""
+    latest = latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    if latest is None:
+        return 0, 0.0
+    model.load_state_dict(load_file(str(latest / "model" / WEIGHTS_NAME)))
+    payload = load_training_state(latest, optimizer)
+    logger.info("resumed from %s at step %d", latest, payload["step"])
+    return int(payload["step"]), float(payload.get("elapsed_s", 0))
 
-    def time_fraction() -> float:
-        return 0.0 if cfg.time_budget_min is None else elapsed_s() / (60 * cfg.time_budget_min)
 
-    metrics_path = out / "metrics.jsonl"
+def _train_loop(
+    cfg: TrainIDMConfig,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: _Data,
+    start_step: int,
+    clock: _Clock,
+) -> None:
     bar = tqdm(
         range(start_step, cfg.steps),
         initial=start_step,
@@ -300,85 +356,134 @@ def train(cfg: TrainIDMConfig) -> Path:
         desc="idm",
         mininterval=5.0,
     )
-    window: list[float] = []
-    t_last, samples_since = time.perf_counter(), 0
+    window = _LossWindow()
     for step in bar:
-        model.train()
-        gen = torch.Generator().manual_seed(
-            cfg.seed * 1_000_003 + step * accelerator.num_processes + accelerator.process_index
-        )
-        frames, state, actions = train_sampler.sample(cfg.batch_size, gen)
-        if corrections is not None:
-            n = round(cfg.batch_size * cfg.corrections_fraction)
-            extra = corrections.sample(n, gen)
-            frames, state, actions = (
-                torch.cat([a[: cfg.batch_size - n], b])
-                for a, b in zip((frames, state, actions), extra, strict=True)
-            )
-        x = augment(frames, cfg, gen).to(accelerator.device)
-        present = torch.rand(cfg.batch_size, generator=gen) >= cfg.model.state_dropout_prob
-        state = state + cfg.state_noise_std_rad * torch.randn(state.shape, generator=gen)
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, step, time_fraction())
-        # Through the (possibly DDP-wrapped) forward, so gradients are all-reduced.
-        loss = model(
-            x,
-            state.to(accelerator.device),
-            present.to(accelerator.device),
-            actions.to(accelerator.device),
-        )
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        window.append(float(loss.detach()))
-        samples_since += cfg.batch_size * accelerator.num_processes
+        loss = _train_step(cfg, accelerator, model, optimizer, data, step, clock)
+        window.add(loss, cfg.batch_size * accelerator.num_processes)
         done = step + 1
         if done % cfg.log_every == 0 and accelerator.is_main_process:
-            now = time.perf_counter()
-            record = {
-                "step": done,
-                "loss": float(np.mean(window)),
-                "lr": _lr_at(cfg, step, time_fraction()),
-                "samples_per_s": samples_since / max(now - t_last, 1e-9),
-            }
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            logger.info(
-                "step %d loss %.5f (%.0f samples/s)", done, record["loss"], record["samples_per_s"]
-            )
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-            window, t_last, samples_since = [], now, 0
-        out_of_time = False
-        if cfg.time_budget_min is not None and done % cfg.log_every == 0:
-            # Decided on the main process and broadcast, so all ranks stop at the same step.
-            flag = torch.tensor([float(time_fraction() >= 1.0)], device=accelerator.device)
-            out_of_time = bool(broadcast(flag)[0].item())
-            if out_of_time:
-                logger.info("time budget of %.1f min spent at step %d", cfg.time_budget_min, done)
+            _log_training(cfg, bar, window, done, _lr_at(cfg, step, clock.fraction()))
+        out_of_time = _out_of_time(cfg, accelerator, clock, done)
         if done % cfg.save_every == 0 or done == cfg.steps or out_of_time:
-            if val_sampler is not None and accelerator.is_main_process:
-                err = heldout_error_rad(raw_model, val_sampler)
-                logger.info(
-                    "step %d held-out MAE rad with state %s, without %s",
-                    done,
-                    np.round(err["with_state"], 4),
-                    np.round(err["without_state"], 4),
-                )
-                with metrics_path.open("a") as f:
-                    f.write(
-                        json.dumps(
-                            {
-                                "step": done,
-                                **{f"val_mae_rad_{k}": v.tolist() for k, v in err.items()},
-                            }
-                        )
-                        + "\n"
-                    )
-            save_checkpoint(done)
+            raw_model = accelerator.unwrap_model(model)
+            if data.val is not None and accelerator.is_main_process:
+                _log_heldout(cfg, raw_model, data.val, done)
+            _save(cfg, accelerator, raw_model, optimizer, data, done, clock)
         if out_of_time:
             break
     bar.close()
+
+
+def _train_step(
+    cfg: TrainIDMConfig,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: _Data,
+    step: int,
+    clock: _Clock,
+) -> float:
+    """One optimizer step on a batch that is a function of (seed, step, rank); the loss."""
+    model.train()
+    gen = torch.Generator().manual_seed(
+        cfg.seed * 1_000_003 + step * accelerator.num_processes + accelerator.process_index
+    )
+    frames, state, actions = data.train.sample(cfg.batch_size, gen)
+    if data.corrections is not None:
+        n = round(cfg.batch_size * cfg.corrections_fraction)
+        extra = data.corrections.sample(n, gen)
+        frames, state, actions = (
+            torch.cat([a[: cfg.batch_size - n], b])
+            for a, b in zip((frames, state, actions), extra, strict=True)
+        )
+    x = augment(frames, cfg, gen).to(accelerator.device)
+    present = torch.rand(cfg.batch_size, generator=gen) >= cfg.model.state_dropout_prob
+    state = state + cfg.state_noise_std_rad * torch.randn(state.shape, generator=gen)
+    for group in optimizer.param_groups:
+        group["lr"] = _lr_at(cfg, step, clock.fraction())
+    # Through the (possibly DDP-wrapped) forward, so gradients are all-reduced.
+    loss = model(
+        x,
+        state.to(accelerator.device),
+        present.to(accelerator.device),
+        actions.to(accelerator.device),
+    )
+    optimizer.zero_grad(set_to_none=True)
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _log_training(
+    cfg: TrainIDMConfig, bar: tqdm, window: _LossWindow, done: int, lr: float
+) -> None:
+    loss, samples_per_s = window.flush()
+    record = {"step": done, "loss": loss, "lr": lr, "samples_per_s": samples_per_s}
+    bar.set_postfix(loss=f"{loss:.4f}")
+    logger.info("step %d loss %.5f (%.0f samples/s)", done, loss, samples_per_s)
+    _append_metrics(cfg, record)
+
+
+def _log_heldout(
+    cfg: TrainIDMConfig, model: InverseDynamicsModel, val: TransitionSampler, done: int
+) -> None:
+    err = heldout_error_rad(model, val)
+    logger.info(
+        "step %d held-out MAE rad with state %s, without %s",
+        done,
+        np.round(err["with_state"], 4),
+        np.round(err["without_state"], 4),
+    )
+    _append_metrics(cfg, {"step": done, **{f"val_mae_rad_{k}": v.tolist() for k, v in err.items()}})
+
+
+def _append_metrics(cfg: TrainIDMConfig, record: dict) -> None:
+    with (Path(cfg.output_dir) / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _out_of_time(cfg: TrainIDMConfig, accelerator: Accelerator, clock: _Clock, done: int) -> bool:
+    """Whether the time budget is spent, checked every ``log_every`` steps. Decided on the
+    main process and broadcast, so all ranks stop at the same step."""
+    if cfg.time_budget_min is None or done % cfg.log_every:
+        return False
+    flag = torch.tensor([float(clock.fraction() >= 1.0)], device=accelerator.device)
+    out_of_time = bool(broadcast(flag)[0].item())
+    if out_of_time:
+        logger.info("time budget of %.1f min spent at step %d", cfg.time_budget_min, done)
+    return out_of_time
+
+
+def _save(
+    cfg: TrainIDMConfig,
+    accelerator: Accelerator,
+    raw_model: InverseDynamicsModel,
+    optimizer: torch.optim.Optimizer,
+    data: _Data,
+    step: int,
+    clock: _Clock,
+) -> None:
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+
+    def save_model(folder: Path) -> None:
+        raw_model.save_pretrained(folder / "model")
+        # Also beside the weights, so every model folder names its data and split.
+        save_config_json(cfg, folder / "model" / TRAIN_CONFIG_NAME)
+
+    extra = {
+        "train_episodes": data.train_episodes,
+        "val_episodes": data.val_episodes,
+        "elapsed_s": clock.elapsed_s(),
+    }
+    save_checkpoint(cfg.output_dir, step, save_model, optimizer, extra, cfg)
+
+
+def _export(cfg: TrainIDMConfig, accelerator: Accelerator, raw_model: InverseDynamicsModel) -> Path:
+    """The final weights in ``output_dir/model``, with the run's config beside them."""
+    out = Path(cfg.output_dir)
     final = out / "model"
     if accelerator.is_main_process:
         raw_model.save_pretrained(final)
@@ -387,6 +492,7 @@ def train(cfg: TrainIDMConfig) -> Path:
     return final
 
 
+@cli_main("executor-idm-train")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(TrainIDMConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -395,4 +501,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

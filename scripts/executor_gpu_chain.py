@@ -1,7 +1,10 @@
 """Issue 7 §1-4 on one GPU machine: demos -> judge -> self-distillation -> GRPO -> evaluation.
 
-The GPU machine has torch but neither the MiniLM package, mujoco nor lerobot. So the chain is
-split into stages:
+The GPU machine has torch but neither the MiniLM package, mujoco nor lerobot. The method's
+task items and the closed-loop benchmark import the simulator (``executor_sim``, layer 2)
+at module level, so the carried ``.whl`` folder must hold the mujoco wheel and its pure
+Python dependencies (absl-py, etils, glfw, pyopengl) beside diffusers; lerobot and MiniLM
+stay behind. So the chain is split into stages:
 
 * ``--stage=pack`` (here, CPU): copy the proposal folders (``executor-propose --preset sim``
   and ``--preset sim-heldout``: images + scene records, all the programmatic judge needs)
@@ -37,7 +40,23 @@ from typing import Literal
 import numpy as np
 import torch
 
+import video_models.pipeline_executor as pe
+from executor_core.atomic_io import atomic_path, write_json_atomic
 from executor_core.config_cli import parse_config, save_config_json
+from self_distillation.closed_loop import ClosedLoopConfig
+from self_distillation.demo_generation import item_seed
+from self_distillation.evaluate import PRESETS as EVAL_PRESETS
+from self_distillation.evaluate import ModelPaths, run_evaluate
+from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
+from self_distillation.grpo_trainer import train_grpo
+from self_distillation.judges.programmatic import ProgrammaticJudge
+from self_distillation.judging import episode_for_item
+from self_distillation.task_items import load_items
+from self_distillation.video_models import load_video_pipeline
+from video_models.clips_executor import ClipCache, write_clip_cache
+from video_models.text_encoding import encode_text, load_minilm
+from video_models.train_executor import PRESETS as TRAIN_PRESETS
+from video_models.train_executor import train
 
 logger = logging.getLogger("executor_gpu_chain")
 
@@ -120,8 +139,6 @@ PRESETS: dict[str, GpuChainConfig] = {
 
 # ----------------------------------------------------------------------------- text table
 def item_texts(items_dir: Path) -> list[str]:
-    from self_distillation.task_items import load_items
-
     texts: list[str] = []
     for item in load_items(items_dir):
         texts += [item.prompt, item.proposal.solution_text]
@@ -131,8 +148,6 @@ def item_texts(items_dir: Path) -> list[str]:
 def write_text_table(texts: list[str], path: Path) -> None:
     """MiniLM token states of ``texts``, ragged (padding rows are zero and dropped), int8
     with one scale per token."""
-    from video_models.text_encoding import encode_text, load_minilm
-
     tokenizer, encoder = load_minilm()
     rows, lengths, scales = [], [], []
     for start in range(0, len(texts), 64):
@@ -144,13 +159,14 @@ def write_text_table(texts: list[str], path: Path) -> None:
             rows.append(np.round(e[:n] / scale).astype(np.int8))
             scales.append(scale.astype(np.float32))
             lengths.append(n)
-    np.savez_compressed(
-        path,
-        texts=np.frombuffer(json.dumps(texts).encode(), dtype=np.uint8),
-        lengths=np.array(lengths, dtype=np.int64),
-        tokens_int8=np.concatenate(rows),
-        scales=np.concatenate(scales),
-    )
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez_compressed(
+            f,
+            texts=np.frombuffer(json.dumps(texts).encode(), dtype=np.uint8),
+            lengths=np.array(lengths, dtype=np.int64),
+            tokens_int8=np.concatenate(rows),
+            scales=np.concatenate(scales),
+        )
 
 
 def load_text_table(path: Path) -> dict[str, torch.Tensor]:
@@ -165,8 +181,6 @@ def load_text_table(path: Path) -> dict[str, torch.Tensor]:
 
 def install_text_table(table: dict[str, torch.Tensor]) -> None:
     """Pipelines load without MiniLM and encode text by looking it up in ``table``."""
-    import video_models.pipeline_executor as pe
-
     pe.load_minilm = lambda: (None, None)
 
     def encode_prompt(self, prompts: list[str], device: torch.device) -> torch.Tensor:
@@ -184,14 +198,14 @@ def install_text_table(table: dict[str, torch.Tensor]) -> None:
 
 def stage_pack(cfg: GpuChainConfig) -> None:
     pack = Path(cfg.pack_dir)
-    shutil.rmtree(pack, ignore_errors=True)
-    for name, src in (("proposals", cfg.proposals), ("heldout", cfg.heldout)):
-        dst = pack / name
-        dst.mkdir(parents=True)
-        shutil.copy2(Path(src) / "items.jsonl", dst / "items.jsonl")
-        shutil.copytree(Path(src) / "scenes", dst / "scenes")
-    texts = item_texts(pack / "proposals") + item_texts(pack / "heldout")
-    write_text_table(list(dict.fromkeys(texts)), pack / "texts.npz")
+    with atomic_path(pack, directory=True) as tmp:
+        for name, src in (("proposals", cfg.proposals), ("heldout", cfg.heldout)):
+            dst = tmp / name
+            dst.mkdir(parents=True)
+            shutil.copy2(Path(src) / "items.jsonl", dst / "items.jsonl")
+            shutil.copytree(Path(src) / "scenes", dst / "scenes")
+        texts = item_texts(tmp / "proposals") + item_texts(tmp / "heldout")
+        write_text_table(list(dict.fromkeys(texts)), tmp / "texts.npz")
     logger.info("packed %d texts into %s", len(texts), pack)
 
 
@@ -213,13 +227,6 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
             )
         logger.info("reusing the judged demos in %s", cache_path)
         return cache_path
-    from self_distillation.demo_generation import item_seed
-    from self_distillation.judges.programmatic import ProgrammaticJudge
-    from self_distillation.judging import episode_for_item
-    from self_distillation.task_items import load_items
-    from self_distillation.video_models import load_video_pipeline
-    from video_models.clips_executor import ClipCache, write_clip_cache
-
     items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
     pipe = load_video_pipeline(Path(cfg.demonstrator), "sim")
     judge = ProgrammaticJudge()
@@ -263,14 +270,11 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
         "distinct_prompts": len(prompts),
     }
     cache_path = write_clip_cache(cache, out / "demos_prompt.npz")
-    stats_path.write_text(json.dumps(stats, indent=2))  # last: it marks the cache complete
+    write_json_atomic(stats_path, stats)  # last: it marks the cache complete
     return cache_path
 
 
 def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
-    from video_models.train_executor import PRESETS as TRAIN_PRESETS
-    from video_models.train_executor import train
-
     base = TRAIN_PRESETS["sim"]
     # sample the Executor with the Demonstrator's guidance, so every condition is compared
     # (and GRPO trains) under the same sampler
@@ -294,9 +298,6 @@ def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
 
 
 def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
-    from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
-    from self_distillation.grpo_trainer import train_grpo
-
     t0 = time.perf_counter()
     done = 0
     final = None
@@ -326,10 +327,6 @@ def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
 
 
 def evaluate(cfg: GpuChainConfig, distilled: Path, rl: Path, out: Path) -> dict:
-    from self_distillation.closed_loop import ClosedLoopConfig
-    from self_distillation.evaluate import PRESETS as EVAL_PRESETS
-    from self_distillation.evaluate import ModelPaths, run_evaluate
-
     ecfg = replace(
         EVAL_PRESETS["sim"],
         items=Path(cfg.pack_dir) / "heldout",
@@ -369,7 +366,7 @@ def stage_run(cfg: GpuChainConfig) -> None:
     t = time.perf_counter()
     results = evaluate(cfg, distilled, rl, out)
     timings["eval_s"] = time.perf_counter() - t
-    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    write_json_atomic(out / "timings.json", timings)
     print(json.dumps({"timings": timings, "worldtasks": results["worldtasks"]}, indent=1))
     print(json.dumps(results["done_when"], indent=1))
 
@@ -386,16 +383,12 @@ def stage_distill(cfg: GpuChainConfig) -> None:
     t = time.perf_counter()
     distilled = distill(cfg, cache, out)
     timings = {"demos_s": demos_s, "distill_s": time.perf_counter() - t}
-    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    write_json_atomic(out / "timings.json", timings)
     print(distilled)
 
 
 def stage_closed_loop(cfg: GpuChainConfig) -> None:
     """The full stack (video model -> IDM -> simulated arm) on the held-out scenes."""
-    from self_distillation.closed_loop import ClosedLoopConfig
-    from self_distillation.evaluate import PRESETS as EVAL_PRESETS
-    from self_distillation.evaluate import ModelPaths, run_evaluate
-
     ecfg = replace(
         EVAL_PRESETS["sim"],
         items=Path(cfg.pack_dir) / "heldout",

@@ -2,7 +2,7 @@
 # Issue 7 §1-4 on one GPU machine (see docs/method.md, "Sim Executor on one GPU").
 # Prerequisite (here, CPU): executor-propose --preset sim; executor-propose --preset
 # sim-heldout --num_sim_scenes=128; python scripts/executor_gpu_chain.py --preset sim --stage pack
-# On the GPU machine (carry .whl and outputs/exec_gpu/pack):
+# On the GPU machine (carry .whl, with the diffusers and mujoco wheels, and outputs/exec_gpu/pack):
 #   bash scripts/train_executor_gpu.sh sim "$OUT"
 # Locally, as a dry run of the same code path:  PYTHON=.venv/bin/python bash
 #   scripts/train_executor_gpu.sh debug /tmp/out

@@ -17,9 +17,9 @@ action features are written: an imagined video has none.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-import shutil
 import sys
 import time
 import zlib
@@ -30,13 +30,11 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
-from executor_core.config_cli import parse_config, save_config_json
-from self_distillation.task_items import (
-    TaskItem,
-    load_items,
-    write_bytes_atomic,
-    write_jsonl_atomic,
-)
+from executor_core.atomic_io import atomic_path, write_bytes_atomic
+from executor_core.config_cli import cli_main, parse_config, save_config_json
+from self_distillation.judges.programmatic import ProgrammaticJudge
+from self_distillation.judging import episode_for_item
+from self_distillation.task_items import TaskItem, load_items, write_jsonl_atomic
 from self_distillation.video_models import load_video_pipeline
 
 logger = logging.getLogger(__name__)
@@ -110,8 +108,6 @@ def clip_path(out_dir: Path, item_id: str) -> Path:
 
 def save_clip(path: Path, frames: np.ndarray) -> None:
     """(T, S, S, 3) uint8 -> .npy, atomically (a killed write leaves no clip behind)."""
-    import io
-
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(frames), allow_pickle=False)
     write_bytes_atomic(path, buf.getvalue())
@@ -197,24 +193,37 @@ def episode_record(
 
 def assemble_dataset(cfg: DemoGenConfig, items: list[TaskItem]) -> Path:
     """All clips -> ``output_dir/dataset`` (LeRobotDataset v3), rebuilt atomically."""
-    from lerobot.configs.video import RGBEncoderConfig
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
-    out = Path(cfg.output_dir)
-    final = out / "dataset"
+    final = Path(cfg.output_dir) / "dataset"
     manifest = [it.item_id for it in items]
     done_marker = final / "meta" / "executor_items.json"
     if done_marker.is_file() and json.loads(done_marker.read_text()) == manifest:
         logger.info("dataset at %s is already complete", final)
         return final
-    tmp = out / "dataset.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_path(final, directory=True) as tmp:
+        tmp.rmdir()  # LeRobotDataset.create makes the folder itself
+        records = _write_dataset(cfg, items, tmp)
+        write_jsonl_atomic(tmp / "meta" / "executor_episodes.jsonl", records)
+        write_bytes_atomic(tmp / "meta" / "executor_items.json", json.dumps(manifest).encode())
+    if cfg.judge_demos:
+        rate = float(np.mean([bool(r["success"]) for r in records]))
+        logger.info("judged success of the demos: %.3f (%d episodes)", rate, len(records))
+    logger.info("wrote %d episodes to %s", len(items), final)
+    return final
+
+
+def _write_dataset(cfg: DemoGenConfig, items: list[TaskItem], root: Path) -> list[dict]:
+    """The clips as a LeRobotDataset at ``root``, each judged (``judge_demos``); returns
+    the episode records."""
+    from lerobot.configs.video import RGBEncoderConfig  # heavy, only here
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    out = Path(cfg.output_dir)
     first = load_clip(clip_path(out, items[0].item_id))
     size = first.shape[1]
     ds = LeRobotDataset.create(
         repo_id=cfg.repo_id,
         fps=DATASET_FPS,
-        root=tmp,
+        root=root,
         use_videos=True,
         rgb_encoder=RGBEncoderConfig(vcodec=cfg.video_codec, crf=cfg.video_crf),
         features={
@@ -225,19 +234,11 @@ def assemble_dataset(cfg: DemoGenConfig, items: list[TaskItem]) -> Path:
             }
         },
     )
-    judge = None
-    if cfg.judge_demos:
-        from self_distillation.judges.programmatic import ProgrammaticJudge
-
-        judge = ProgrammaticJudge()
+    judge = ProgrammaticJudge() if cfg.judge_demos else None
     records = []
     for index, item in enumerate(tqdm(items, desc="dataset", unit="episode")):
         clip = load_clip(clip_path(out, item.item_id))
-        verdict = None
-        if judge is not None:
-            from self_distillation.judging import episode_for_item
-
-            verdict = judge.judge(clip, episode_for_item(item))
+        verdict = None if judge is None else judge.judge(clip, episode_for_item(item))
         if clip.shape[1:] != first.shape[1:]:
             raise ValueError(f"clip {item.item_id} is {clip.shape}, others {first.shape}")
         # Hold each generated frame frame_stride steps; the last frame once.
@@ -247,15 +248,7 @@ def assemble_dataset(cfg: DemoGenConfig, items: list[TaskItem]) -> Path:
         ds.save_episode()
         records.append(episode_record(index, item, cfg, verdict))
     ds.finalize()
-    write_jsonl_atomic(tmp / "meta" / "executor_episodes.jsonl", records)
-    write_bytes_atomic(tmp / "meta" / "executor_items.json", json.dumps(manifest).encode())
-    if judge is not None:
-        rate = float(np.mean([bool(r["success"]) for r in records]))
-        logger.info("judged success of the demos: %.3f (%d episodes)", rate, len(records))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.replace(final)
-    logger.info("wrote %d episodes to %s", len(items), final)
-    return final
+    return records
 
 
 def run_generate(cfg: DemoGenConfig) -> Path:
@@ -276,6 +269,7 @@ def run_generate(cfg: DemoGenConfig) -> Path:
     return final
 
 
+@cli_main("executor-generate-demos")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_config(DemoGenConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -283,4 +277,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

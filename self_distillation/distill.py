@@ -15,7 +15,10 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from executor_core.config_cli import parse_config, save_config_json
+from executor_core.config_cli import cli_main, parse_config, save_config_json
+from video_models.clips_executor import clip_cache_for_model, write_clip_cache
+from video_models.train_executor import PRESETS as TRAIN_PRESETS
+from video_models.train_executor import TrainConfig, train
 
 logger = logging.getLogger(__name__)
 
@@ -52,25 +55,13 @@ PRESETS: dict[str, DistillConfig] = {
 }
 
 
-def build_prompt_cache(cfg: DistillConfig, train_cfg) -> Path:
+def build_prompt_cache(cfg: DistillConfig, train_cfg: TrainConfig) -> Path:
     """The clip cache of the demos with their short prompts (built once)."""
-    from video_models.clips_executor import build_clip_cache, write_clip_cache
-    from video_models.modeling_executor import build_text_components
-    from video_models.text_encoding import encode_text
-
     path = Path(cfg.output_dir) / "clips_prompt.npz"
     if path.is_file():
         return path
-    model = train_cfg.model
-    tokenizer, encoder = build_text_components(model)
-    cache = build_clip_cache(
-        cfg.demos,
-        "prompt",
-        model.num_frames,
-        model.frame_stride,
-        model.size_px,
-        lambda texts: encode_text(tokenizer, encoder, texts, model.max_text_tokens),
-        only_successful=cfg.only_judged_success,
+    cache = clip_cache_for_model(
+        [cfg.demos], "prompt", train_cfg.model, only_successful=cfg.only_judged_success
     )
     logger.info("distillation data: %d clips from %s", len(cache), cfg.demos)
     write_clip_cache(cache, path)
@@ -78,9 +69,6 @@ def build_prompt_cache(cfg: DistillConfig, train_cfg) -> Path:
 
 
 def run_distill(cfg: DistillConfig) -> Path:
-    from video_models.train_executor import PRESETS as TRAIN_PRESETS
-    from video_models.train_executor import train
-
     if cfg.train_preset not in TRAIN_PRESETS:
         raise ValueError(
             f"unknown train preset {cfg.train_preset!r}; known: {sorted(TRAIN_PRESETS)}"
@@ -109,6 +97,7 @@ def run_distill(cfg: DistillConfig) -> Path:
     return train(train_cfg)
 
 
+@cli_main("executor-distill")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_config(DistillConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -116,4 +105,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

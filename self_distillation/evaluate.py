@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from executor_core.config_cli import parse_config, save_config_json
+from executor_core.config_cli import cli_main, parse_config, save_config_json
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.test_doubles import TinyRandomInverseDynamics
 from executor_core.video_io import save_video_mp4
@@ -406,6 +406,7 @@ def run_evaluate(cfg: EvalConfig) -> dict[str, Any]:
     return results
 
 
+@cli_main("executor-evaluate")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_config(EvalConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -423,4 +424,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,9 +15,10 @@ Each step:
 
 LoRA (``lora_rank > 0``, real scale; the reference is the base with the adapter disabled) or
 full fine-tuning (sim scale; the reference is a frozen copy). Checkpoints
-``output_dir/checkpoints/step-NNNNNN/`` hold the trained weights, the optimizer (safetensors)
-and the trainer state; a rerun resumes from the newest complete one. ``metrics.jsonl`` is
-the reward curve; ``output_dir/pipeline`` the final Executor.
+``output_dir/checkpoints/step_NNNNNN/`` (:mod:`executor_core.train_state`) hold the trained
+weights, the optimizer (safetensors), the training state and the config; a rerun resumes
+from the newest one. ``metrics.jsonl`` is the reward curve; ``output_dir/pipeline`` the
+final Executor.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,7 +36,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from executor_core.config_cli import parse_config, save_config_json
+from executor_core.atomic_io import atomic_path, write_bytes_atomic
+from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.train_state import latest_checkpoint, load_training_state, save_checkpoint
 from self_distillation.grpo import (
     clipped_surrogate_loss,
     gaussian_kl_same_std,
@@ -52,10 +54,15 @@ from self_distillation.judging import (
     judge_videos,
     make_judge,
 )
-from self_distillation.task_items import TaskItem, load_items, write_bytes_atomic
+from self_distillation.task_items import TaskItem, load_items
 from self_distillation.video_models import load_video_pipeline, resolve_device
+from video_models.configuration_executor import LoraConfigSpec
+from video_models.modeling_executor import add_lora
+from video_models.processing_executor import images_to_tensor, tensor_to_clips
 
 logger = logging.getLogger(__name__)
+
+WEIGHTS = "transformer.safetensors"  # in a checkpoint: the trained weights (LoRA: adapter)
 
 
 @dataclass
@@ -188,8 +195,6 @@ def policy_guidance(pipe: Any, cfg: GRPOConfig) -> float:
 @torch.no_grad()
 def sample_groups(pipe: Any, items: list[TaskItem], cfg: GRPOConfig, step: int) -> GroupRollout:
     """``group_size`` SDE samples per item; seeds are a function of (seed, step, slot)."""
-    from video_models.processing_executor import images_to_tensor, tensor_to_clips
-
     device = pipe._execution_device
     n = cfg.group_size
     images = [it.image_rgb for it in items for _ in range(n)]
@@ -245,9 +250,6 @@ class PolicyAndReference:
         self.guidance = policy_guidance(pipe, cfg)
         transformer = pipe.transformer
         if self.lora:
-            from video_models.configuration_executor import LoraConfigSpec
-            from video_models.modeling_executor import add_lora
-
             add_lora(transformer, LoraConfigSpec(rank=cfg.lora_rank, alpha=cfg.lora_alpha))
             self.reference = None
         else:
@@ -362,49 +364,29 @@ def grpo_update(
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    done = [
-        p
-        for p in (Path(output_dir) / "checkpoints").glob("step-*")
-        if (p / "trainer_state.json").is_file()
-    ]
-    return max(done, key=lambda p: p.name) if done else None
-
-
-def save_checkpoint(
+def _save_checkpoint(
     cfg: GRPOConfig, policy: PolicyAndReference, opt: torch.optim.Optimizer, step: int
 ) -> Path:
-    """``checkpoints/step-N`` written in a temporary folder, then renamed (kill-safe)."""
-    from video_models.train_executor import optimizer_to_tensors
+    """``checkpoints/step_N``: the trained weights (LoRA: the adapter only), the optimizer
+    and the config (:mod:`executor_core.train_state`)."""
 
-    root = Path(cfg.output_dir) / "checkpoints"
-    final = root / f"step-{step:06d}"
-    tmp = root / f".step-{step:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(policy.state_dict(), tmp / "transformer.safetensors")
-    tensors, meta = optimizer_to_tensors(opt)
-    save_file(tensors, tmp / "optimizer.safetensors", metadata={"meta": meta})
-    save_config_json(cfg, tmp / "grpo_config.json")
-    # trainer_state.json last: its presence marks a complete checkpoint.
-    (tmp / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.replace(final)
-    for old in sorted(root.glob("step-*"))[: -cfg.keep_checkpoints]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    def save_model(folder: Path) -> None:
+        save_file(policy.state_dict(), folder / WEIGHTS)
+
+    return save_checkpoint(
+        cfg.output_dir, step, save_model, opt, {}, cfg, keep=cfg.keep_checkpoints
+    )
 
 
-def load_checkpoint(path: Path, policy: PolicyAndReference, opt: torch.optim.Optimizer) -> int:
-    from video_models.train_executor import optimizer_from_tensors
-
-    policy.load_state_dict(load_file(path / "transformer.safetensors"))
-    from safetensors import safe_open
-
-    with safe_open(path / "optimizer.safetensors", "pt") as f:
-        meta = f.metadata()["meta"]
-    optimizer_from_tensors(opt, load_file(path / "optimizer.safetensors"), meta)
-    return int(json.loads((path / "trainer_state.json").read_text())["step"])
+def _resume(cfg: GRPOConfig, policy: PolicyAndReference, opt: torch.optim.Optimizer) -> int:
+    """Load the newest checkpoint if there is one; returns the step to start at."""
+    ckpt = latest_checkpoint(cfg.output_dir)
+    if ckpt is None:
+        return 0
+    policy.load_state_dict(load_file(ckpt / WEIGHTS))
+    step = int(load_training_state(ckpt, opt)["step"])
+    logger.info("resumed from %s (step %d)", ckpt, step)
+    return step
 
 
 def append_metrics(path: Path, record: dict[str, Any], resumed_step: int | None) -> None:
@@ -425,7 +407,6 @@ def append_metrics(path: Path, record: dict[str, Any], resumed_step: int | None)
 def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
     """Run (or resume) GRPO; ``judge`` overrides ``cfg.judge`` (any ``VideoJudge``)."""
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     save_config_json(cfg, out / "config.json")
     torch.manual_seed(cfg.seed)
     items = load_items(cfg.items, limit=cfg.limit_items)
@@ -433,63 +414,68 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
     pipe = load_video_pipeline(cfg.init_pipeline, cfg.model_preset, cfg.device, cfg.seed)
     policy = PolicyAndReference(pipe, cfg)
     opt = torch.optim.AdamW(policy.trainable(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    start, resumed = 0, None
-    ckpt = latest_checkpoint(out)
-    if ckpt is not None:
-        start = resumed = load_checkpoint(ckpt, policy, opt)
-        logger.info("resumed from %s (step %d)", ckpt, start)
+    start = _resume(cfg, policy, opt)
     logger.info(
         "GRPO on %d items, %d trainable parameters, device %s",
         len(items),
         sum(p.numel() for p in policy.trainable()),
         resolve_device(cfg.device),
     )
+    resumed: int | None = start if start > 0 else None
     for step in range(start, cfg.num_steps):
-        t0 = time.perf_counter()
-        chosen = [items[i] for i in pick_items(len(items), step, cfg.prompts_per_step, cfg.seed)]
-        pipe.transformer.eval()  # sampling: no dropout
-        roll = sample_groups(pipe, chosen, cfg, step)
-        pipe.transformer.train()
-        episodes = [episode_for_item(it) for it in chosen]
-        verdicts = judge_videos(
-            judge, list(roll.frames), [episodes[int(g)] for g in roll.group_ids]
-        )
-        rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
-        adv = group_advantages(rewards, roll.group_ids).clamp(
-            -cfg.advantage_clip, cfg.advantage_clip
-        )
-        stats = grpo_update(policy, roll, adv.to(roll.latents.device), cfg, step, opt)
-        record = {
-            "step": step + 1,
-            "reward_mean": float(rewards.mean()),
-            "reward_std": float(rewards.std(unbiased=False)),
-            "success_rate": float(np.mean([v.success for v in verdicts])),
-            **stats,
-            "seconds": time.perf_counter() - t0,
-        }
+        record = grpo_step(policy, judge, items, cfg, step, opt)
         append_metrics(out / "metrics.jsonl", record, resumed)
         resumed = None
-        logger.info(
-            "step %d: reward %.3f success %.2f kl %.2e clip %.2f (%.1f s)",
-            step + 1,
-            record["reward_mean"],
-            record["success_rate"],
-            record["kl"],
-            record["clip_fraction"],
-            record["seconds"],
-        )
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.num_steps:
-            save_checkpoint(cfg, policy, opt, step + 1)
+            _save_checkpoint(cfg, policy, opt, step + 1)
     final = out / "pipeline"
-    tmp = out / ".pipeline.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.export(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.replace(final)
+    with atomic_path(final, directory=True) as tmp:
+        policy.export(tmp)
     logger.info("wrote the RL-trained Executor to %s", final)
     return final
 
 
+def grpo_step(
+    policy: PolicyAndReference,
+    judge: Any,
+    items: list[TaskItem],
+    cfg: GRPOConfig,
+    step: int,
+    opt: torch.optim.Optimizer,
+) -> dict[str, Any]:
+    """Sample groups, judge them, one GRPO update; returns the step's metrics record."""
+    t0 = time.perf_counter()
+    pipe = policy.pipe
+    chosen = [items[i] for i in pick_items(len(items), step, cfg.prompts_per_step, cfg.seed)]
+    pipe.transformer.eval()  # sampling: no dropout
+    roll = sample_groups(pipe, chosen, cfg, step)
+    pipe.transformer.train()
+    episodes = [episode_for_item(it) for it in chosen]
+    verdicts = judge_videos(judge, list(roll.frames), [episodes[int(g)] for g in roll.group_ids])
+    rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
+    adv = group_advantages(rewards, roll.group_ids).clamp(-cfg.advantage_clip, cfg.advantage_clip)
+    stats = grpo_update(policy, roll, adv.to(roll.latents.device), cfg, step, opt)
+    record = {
+        "step": step + 1,
+        "reward_mean": float(rewards.mean()),
+        "reward_std": float(rewards.std(unbiased=False)),
+        "success_rate": float(np.mean([v.success for v in verdicts])),
+        **stats,
+        "seconds": time.perf_counter() - t0,
+    }
+    logger.info(
+        "step %d: reward %.3f success %.2f kl %.2e clip %.2f (%.1f s)",
+        step + 1,
+        record["reward_mean"],
+        record["success_rate"],
+        record["kl"],
+        record["clip_fraction"],
+        record["seconds"],
+    )
+    return record
+
+
+@cli_main("executor-grpo")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_config(GRPOConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -497,4 +483,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from executor_core.config_cli import parse_config, save_config_json
+from executor_core.config_cli import cli_main, parse_config, save_config_json
 from self_distillation.task_items import (
     SimSceneTaskSource,
     items_from_batch,
@@ -147,6 +147,7 @@ def run_propose(cfg: ProposeConfig) -> dict:
     return stats
 
 
+@cli_main("executor-propose")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_config(ProposeConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -155,4 +156,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from executor_core.config_cli import parse_config
+from executor_core.config_cli import cli_main, parse_config
 from self_distillation.task_items import read_jsonl, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -230,6 +230,7 @@ def run_report(cfg: ReportConfig) -> Path:
     return out
 
 
+@cli_main("executor-report")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_config(ReportConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -237,4 +238,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

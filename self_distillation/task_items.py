@@ -5,16 +5,14 @@ Stages hand items to each other as ``items.jsonl`` + one PNG per scene:
 Simulator scenes also carry the scene record and the seed that reproduces the initial
 state, which closed-loop evaluation and the programmatic judge need.
 
-``executor_sim`` is imported lazily and only here and in closed-loop evaluation: it is the
-scene-grounded proposer's source of tasks, not a dependency of the pure method code.
+``executor_sim`` (the layer below) is the scene-grounded proposer's source of tasks and
+renders the simulator's initial scenes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from executor_core.atomic_io import write_bytes_atomic
+from executor_sim.env import EnvConfig, make_env
+from executor_sim.tasks import TASK_FAMILIES, SceneInfo, make_task
 from self_distillation.proposal_schema import TaskProposal
 from self_distillation.task_proposal import SceneImage
 
@@ -47,7 +48,6 @@ class TaskItem:
 
 def write_png(path: Path, image_rgb: np.ndarray) -> None:
     """Atomic PNG write (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"could not encode {path} from an image of shape {image_rgb.shape!r}")
@@ -59,18 +59,6 @@ def read_png(path: Path) -> np.ndarray:
     if bgr is None:
         raise FileNotFoundError(f"cannot read image {path}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_jsonl_atomic(path: Path, records: Iterable[dict[str, Any]]) -> None:
@@ -195,8 +183,6 @@ def render_sim_scenes(
     seeds: Sequence[int], image_size_px: int, task_families: Sequence[str] | None = None
 ) -> list[SceneImage]:
     """Initial scene images of the simulator for ``seeds``, with scene record and seed."""
-    from executor_sim.env import EnvConfig, make_env
-
     kwargs: dict[str, Any] = {"image_size_px": image_size_px}
     if task_families:
         kwargs["task_families"] = tuple(task_families)
@@ -225,14 +211,10 @@ class SimSceneTaskSource:
     """
 
     def __init__(self, task_families: Sequence[str] | None = None) -> None:
-        from executor_sim.tasks import TASK_FAMILIES
-
         self.task_families = tuple(task_families or TASK_FAMILIES)
 
     def tasks_for_scene(self, metadata: dict[str, Any]) -> list[dict[str, Any]]:
-        from executor_sim.tasks import SceneInfo, make_task
-
-        info = scene_info_from_json(metadata["scene"], SceneInfo)
+        info = scene_info_from_json(metadata["scene"])
         tasks = []
         for family in self.task_families:
             for obj in info.cubes:
@@ -246,10 +228,10 @@ class SimSceneTaskSource:
         return tasks
 
 
-def scene_info_from_json(scene: dict[str, Any], scene_info_cls: type) -> Any:
+def scene_info_from_json(scene: dict[str, Any]) -> SceneInfo:
     """Rebuild the simulator's ``SceneInfo`` from its ``to_json`` record."""
     try:
-        return scene_info_cls(
+        return SceneInfo(
             cubes=tuple(scene["cubes"]),
             cube_poses={k: tuple(v) for k, v in scene["cube_poses"].items()},
             bowl_xy=tuple(scene["bowl_xy"]),

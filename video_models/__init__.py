@@ -1,4 +1,8 @@
-"""Video world models: the Demonstrator and the Executor (one pipeline class)."""
+"""Video world models: the Demonstrator and the Executor (one pipeline class).
+
+Load a saved pipeline with ``ExecutorVideoPipeline.from_pretrained(folder).to(device)``; the
+goal runner's callable is ``VideoWorldModel.from_pretrained(folder, device)``.
+"""
 
 from video_models.configuration_executor import (
     MODEL_PRESETS,
@@ -7,6 +11,7 @@ from video_models.configuration_executor import (
     TransformerConfig,
 )
 from video_models.pipeline_executor import ExecutorVideoOutput, ExecutorVideoPipeline
+from video_models.world_model import VideoWorldModel
 
 __all__ = [
     "MODEL_PRESETS",
@@ -15,4 +20,5 @@ __all__ = [
     "ExecutorVideoPipeline",
     "LoraConfigSpec",
     "TransformerConfig",
+    "VideoWorldModel",
 ]

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from executor_core.atomic_io import atomic_path
+from executor_core.config_cli import parse_config
 from executor_core.frames import center_crop_resize
+from video_models.configuration_executor import MODEL_PRESETS, ExecutorModelConfig
+from video_models.modeling_executor import build_text_components
+from video_models.text_encoding import encode_text
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +186,34 @@ def build_clip_cache(
     )
 
 
+def clip_cache_for_model(
+    dataset_roots: Sequence[str | Path],
+    text_field: str,
+    model: ExecutorModelConfig,
+    only_successful: bool = True,
+) -> ClipCache:
+    """The clips of one or more datasets as ``model`` sees them (frames, stride, size), the
+    texts embedded with its text encoder; several datasets are merged in order."""
+    tokenizer, encoder = build_text_components(model)
+
+    def embed_texts(texts: list[str]) -> torch.Tensor:
+        return encode_text(tokenizer, encoder, texts, model.max_text_tokens)
+
+    caches = [
+        build_clip_cache(
+            root,
+            text_field,
+            model.num_frames,
+            model.frame_stride,
+            model.size_px,
+            embed_texts,
+            only_successful=only_successful,
+        )
+        for root in dataset_roots
+    ]
+    return merge_clip_caches(caches)
+
+
 def make_clip_cache(
     frames: np.ndarray,
     episodes: list[int],
@@ -247,7 +279,6 @@ def write_clip_cache(cache: ClipCache, path: str | Path, compact: bool = False) 
     (relative error < 1 %). It roughly halves the file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {
         "episode_index": cache.episode_index,
         "text_id": cache.text_id,
@@ -264,14 +295,8 @@ def write_clip_cache(cache: ClipCache, path: str | Path, compact: bool = False) 
     else:
         arrays["frames"] = cache.frames
         arrays["text_embeds"] = cache.text_embeds
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, **arrays)  # a file object: no ".npz" appended to the name
     return path
 
 
@@ -311,13 +336,6 @@ class ClipCacheConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import sys
-
-    from executor_core.config_cli import parse_config
-    from video_models.configuration_executor import MODEL_PRESETS
-    from video_models.modeling_executor import build_text_components
-    from video_models.text_encoding import encode_text
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(
         ClipCacheConfig,
@@ -326,20 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not cfg.dataset_roots:
         raise ValueError("give --dataset_roots=DIR1,DIR2")
-    model = MODEL_PRESETS[cfg.model_preset]
-    tokenizer, encoder = build_text_components(model)
-    caches = [
-        build_clip_cache(
-            root,
-            cfg.text_field,
-            model.num_frames,
-            model.frame_stride,
-            model.size_px,
-            lambda t: encode_text(tokenizer, encoder, t, model.max_text_tokens),
-        )
-        for root in cfg.dataset_roots
-    ]
-    merged = merge_clip_caches(caches)
+    merged = clip_cache_for_model(
+        cfg.dataset_roots, cfg.text_field, MODEL_PRESETS[cfg.model_preset]
+    )
     write_clip_cache(merged, cfg.out, compact=cfg.compact)
     print(
         f"{len(merged)} clips, {len(merged.texts)} distinct texts -> {cfg.out} "

@@ -58,10 +58,6 @@ class TransformerConfig:
                 f"attention_head_dim must be even (rotary), got {self.attention_head_dim!r}"
             )
 
-    @property
-    def inner_dim(self) -> int:
-        return self.num_attention_heads * self.attention_head_dim
-
 
 @dataclass(frozen=True)
 class LoraConfigSpec:

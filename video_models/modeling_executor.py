@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
@@ -18,7 +19,7 @@ from video_models.configuration_executor import (
     ExecutorModelConfig,
     LoraConfigSpec,
 )
-from video_models.pipeline_executor import ExecutorVideoPipeline, check_pretrained_dir
+from video_models.pipeline_executor import ExecutorVideoPipeline
 from video_models.text_encoding import build_tiny_text_encoder, build_tiny_tokenizer, load_minilm
 
 logger = logging.getLogger(__name__)
@@ -77,11 +78,20 @@ def build_text_components(cfg: ExecutorModelConfig) -> tuple[object, object]:
 def build_pipeline(cfg: ExecutorModelConfig, seed: int = 0) -> ExecutorVideoPipeline:
     """A fresh (untrained) pipeline for the pixel-space presets."""
     tokenizer, text_encoder = build_text_components(cfg)
+    return assemble_pipeline(
+        cfg, build_transformer(cfg, seed), text_encoder=text_encoder, tokenizer=tokenizer
+    )
+
+
+def assemble_pipeline(
+    cfg: ExecutorModelConfig, transformer: WanTransformer3DModel, **components: Any
+) -> ExecutorVideoPipeline:
+    """An :class:`ExecutorVideoPipeline` around ``transformer`` with the config's scheduler
+    and sampling settings; ``components``: text_encoder, tokenizer, vae, image_encoder, ...
+    (those left out are None: a MiniLM text encoder is then re-loaded by from_pretrained)."""
     return ExecutorVideoPipeline(
-        transformer=build_transformer(cfg, seed),
+        transformer=transformer,
         scheduler=build_scheduler(cfg),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
         size_px=cfg.size_px,
         num_frames=cfg.num_frames,
         max_text_tokens=cfg.max_text_tokens,
@@ -89,6 +99,7 @@ def build_pipeline(cfg: ExecutorModelConfig, seed: int = 0) -> ExecutorVideoPipe
         guidance_scale=cfg.guidance_scale,
         text_encoder_package="minilm" if cfg.text_encoder == "minilm" else None,
         prediction=cfg.prediction,
+        **components,
     )
 
 
@@ -164,19 +175,14 @@ def load_pretrained_pipeline(
             root, subfolder="image_processor", local_files_only=True
         )
     add_lora(transformer, cfg.lora)
-    pipe = ExecutorVideoPipeline(
-        transformer=transformer,
-        scheduler=build_scheduler(cfg),
+    pipe = assemble_pipeline(
+        cfg,
+        transformer,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         vae=vae,
         image_encoder=image_encoder,
         image_processor=image_processor,
-        size_px=cfg.size_px,
-        num_frames=cfg.num_frames,
-        max_text_tokens=cfg.max_text_tokens,
-        num_inference_steps=cfg.num_inference_steps,
-        guidance_scale=cfg.guidance_scale,
     )
     if cfg.vae_tiling:
         vae.enable_tiling()
@@ -185,10 +191,3 @@ def load_pretrained_pipeline(
     elif device is not None:
         pipe.to(device)
     return pipe
-
-
-def load_pipeline(path: str | Path, device: str = "cpu") -> ExecutorVideoPipeline:
-    """A saved (trained) pipeline from a local folder; safetensors only."""
-    check_pretrained_dir(path)
-    pipe = ExecutorVideoPipeline.from_pretrained(path)
-    return pipe.to(device)

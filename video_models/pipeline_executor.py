@@ -12,13 +12,18 @@ the transformer predicts the velocity ``noise - x_0``.
 
 The building blocks of ``__call__`` (``encode_prompt``, ``prepare_condition``,
 ``prepare_latents``, ``predict_velocity``, ``decode``) are public so that the GRPO sampler
-(``sde_executor.py``) and the trainer reuse exactly the same conditioning.
+(``self_distillation.grpo_trainer``) and the trainer reuse exactly the same conditioning.
+``__call__`` follows diffusers' conventions: ``generator`` and ``callback_on_step_end``.
+
+Loading a saved pipeline: ``ExecutorVideoPipeline.from_pretrained(folder)`` (local folders
+only, safetensors only), then ``.to(device)``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
 
 from video_models.processing_executor import (
@@ -39,6 +45,13 @@ from video_models.text_encoding import encode_text, load_minilm
 logger = logging.getLogger(__name__)
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+# diffusers' step-end callback: (pipe, step_index, timestep, callback_kwargs) -> dict
+StepEndCallback = (
+    Callable[[DiffusionPipeline, int, torch.Tensor, dict[str, Any]], dict[str, Any]]
+    | PipelineCallback
+    | MultiPipelineCallbacks
+)
 
 
 @dataclass
@@ -81,6 +94,11 @@ class ExecutorVideoPipeline(DiffusionPipeline):
     """Image-to-video flow-matching pipeline (Demonstrator / Executor)."""
 
     model_cpu_offload_seq = "text_encoder->image_encoder->transformer->vae"
+    _callback_tensor_inputs: ClassVar[list[str]] = [
+        "latents",
+        "prompt_embeds",
+        "negative_prompt_embeds",
+    ]
     _optional_components: ClassVar[list[str]] = [
         "vae",
         "image_encoder",
@@ -175,7 +193,21 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         return super().from_pretrained(path, **kwargs)
 
     # --------------------------------------------------------------------------- conditioning
-    def check_inputs(self, images: list[np.ndarray], prompts: list[str], num_frames: int) -> None:
+    def check_inputs(
+        self,
+        images: list[np.ndarray],
+        prompts: list[str],
+        num_frames: int,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> None:
+        unknown = sorted(
+            set(callback_on_step_end_tensor_inputs or ()) - set(self._callback_tensor_inputs)
+        )
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown!r} are not among "
+                f"{self._callback_tensor_inputs!r}"
+            )
         for text in prompts:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"prompt must be a non-empty string, got {text!r}")
@@ -254,9 +286,12 @@ class ExecutorVideoPipeline(DiffusionPipeline):
     def prepare_latents(
         self, shape: tuple[int, ...], generators: list[torch.Generator], device: torch.device
     ) -> torch.Tensor:
-        """Pure noise, one CPU generator per video so that a seed gives the same video on any
-        device and in any batch."""
-        noise = [torch.randn(shape[1:], generator=g, dtype=torch.float32) for g in generators]
+        """Pure noise, one generator per video (drawn on the generator's device: a CPU
+        generator gives the same video on any device and in any batch)."""
+        noise = [
+            torch.randn(shape[1:], generator=g, device=g.device, dtype=torch.float32)
+            for g in generators
+        ]
         return torch.stack(noise).to(device=device, dtype=self.transformer.dtype)
 
     def to_velocity(
@@ -312,23 +347,39 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         return self.to_velocity(out, latents, t).to(latents.dtype)
 
     # ---------------------------------------------------------------------------------- call
+    @property
+    def num_timesteps(self) -> int:
+        """Denoising steps of the current (or last) call, for step-end callbacks."""
+        return self._num_timesteps
+
     @torch.no_grad()
     def __call__(
         self,
         image: np.ndarray | list[np.ndarray],
         prompt: str | list[str] | None = None,
         *,
-        seed: int | list[int] = 0,
+        seed: int | list[int] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         num_frames: int | None = None,
         negative_prompt: str | None = None,
         prompt_embeds: torch.Tensor | None = None,
         output_type: str = "np",
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ExecutorVideoOutput:
         """Imagine the video that starts at ``image`` and does what ``prompt`` says.
 
         ``image``: (H, W, 3) uint8 RGB of any size (or a list, one per prompt).
+        Initial noise: ``seed`` (one per video, or one for all: video i gets ``seed + i``;
+        default 0) or, diffusers-style, ``generator`` (one per video, or one that all
+        videos draw from in turn); ``seed=s`` and ``generator=torch.Generator().manual_seed(s)``
+        give the same video.
+        ``callback_on_step_end(pipe, step_index, timestep, callback_kwargs) -> dict`` runs
+        after each denoising step with the tensors named in
+        ``callback_on_step_end_tensor_inputs`` (default ``["latents"]``; any of
+        ``_callback_tensor_inputs``); the tensors it returns replace them.
         ``output_type="np"`` -> ``frames`` (B, T, S, S, 3) uint8; ``"pt"`` -> (B, 3, T, S, S)
         float in [-1, 1].
         """
@@ -337,31 +388,22 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         guidance = cfg.guidance_scale if guidance_scale is None else guidance_scale
         num_frames = num_frames or cfg.num_frames
         device = self._execution_device
+        if isinstance(callback_on_step_end, PipelineCallback | MultiPipelineCallbacks):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        tensor_inputs = list(callback_on_step_end_tensor_inputs or ["latents"])
 
         # 1. Normalise and check the inputs.
-        images = image if isinstance(image, list) else [image]
-        if prompt_embeds is None:
-            prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
-            if len(prompts) == 1 and len(images) > 1:
-                prompts = prompts * len(images)
-        else:
-            prompts = ["<embeds>"] * prompt_embeds.shape[0]
-        if len(images) == 1 and len(prompts) > 1:
-            images = images * len(prompts)
-        self.check_inputs(images, prompts, num_frames)
-        seeds = [seed] if isinstance(seed, int) else list(seed)
-        if len(seeds) == 1 and len(images) > 1:
-            seeds = [seeds[0] + i for i in range(len(images))]
-        if len(seeds) != len(images):
-            raise ValueError(f"{len(seeds)} seeds for {len(images)} videos")
+        images, prompts = self._batch_inputs(image, prompt, prompt_embeds)
+        self.check_inputs(images, prompts, num_frames, tensor_inputs)
+        generators = self._noise_generators(seed, generator, len(images))
 
         # 2. Encode the text (and, for Wan2.1-I2V, the first frame with CLIP).
         if prompt_embeds is None:
             prompt_embeds = self.encode_prompt(prompts, device)
         prompt_embeds = prompt_embeds.to(device=device, dtype=self.transformer.dtype)
-        negative_embeds = None
+        negative_prompt_embeds = None
         if guidance > 1.0 and negative_prompt is not None:
-            negative_embeds = self.encode_prompt([negative_prompt] * len(images), device)
+            negative_prompt_embeds = self.encode_prompt([negative_prompt] * len(images), device)
         first = images_to_tensor(images, cfg.size_px).to(device)  # (B, 3, S, S)
         image_embeds = None
         if self.image_encoder is not None:
@@ -373,24 +415,83 @@ class ExecutorVideoPipeline(DiffusionPipeline):
 
         # 4. Timesteps of the stock flow-matching scheduler (shifted sigmas).
         self.scheduler.set_timesteps(steps, device=device)
+        self._num_timesteps = len(self.scheduler.timesteps)
 
         # 5. Initial noise, one generator per video.
-        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         latents = self.prepare_latents(
             self.latent_shape(len(images), num_frames, cfg.size_px), generators, device
         )
 
-        # 6. Denoising loop (Euler steps of the probability-flow ODE).
-        for t in self.progress_bar(self.scheduler.timesteps):
+        # 6. Denoising loop (Euler steps of the probability-flow ODE); a step-end callback
+        # may replace the tensors it was given.
+        state = {
+            "latents": latents,
+            "prompt_embeds": prompt_embeds,
+            "negative_prompt_embeds": negative_prompt_embeds,
+        }
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             velocity = self.predict_velocity(
-                latents, condition, t, prompt_embeds, negative_embeds, image_embeds, guidance
+                state["latents"],
+                condition,
+                t,
+                state["prompt_embeds"],
+                state["negative_prompt_embeds"],
+                image_embeds,
+                guidance,
             )
-            latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+            state["latents"] = self.scheduler.step(
+                velocity, t, state["latents"], return_dict=False
+            )[0]
+            if callback_on_step_end is not None:
+                outputs = callback_on_step_end(self, i, t, {k: state[k] for k in tensor_inputs})
+                state.update((k, v) for k, v in outputs.items() if k in state)
 
         # 7. Decode; the first frame is the camera frame itself (it was given, not imagined).
-        video = self.decode(latents).float().clamp(-1.0, 1.0)
+        video = self.decode(state["latents"]).float().clamp(-1.0, 1.0)
         video[:, :, 0] = first.float()
         self.maybe_free_model_hooks()
         if output_type == "pt":
             return ExecutorVideoOutput(frames=video)
         return ExecutorVideoOutput(frames=tensor_to_clips(video))
+
+    @staticmethod
+    def _batch_inputs(
+        image: np.ndarray | list[np.ndarray],
+        prompt: str | list[str] | None,
+        prompt_embeds: torch.Tensor | None,
+    ) -> tuple[list[np.ndarray], list[str]]:
+        """One image per prompt: a single image or prompt is repeated over the batch."""
+        images = image if isinstance(image, list) else [image]
+        if prompt_embeds is None:
+            prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
+            if len(prompts) == 1 and len(images) > 1:
+                prompts = prompts * len(images)
+        else:
+            prompts = ["<embeds>"] * prompt_embeds.shape[0]
+        if len(images) == 1 and len(prompts) > 1:
+            images = images * len(prompts)
+        return images, prompts
+
+    @staticmethod
+    def _noise_generators(
+        seed: int | list[int] | None,
+        generator: torch.Generator | list[torch.Generator] | None,
+        batch: int,
+    ) -> list[torch.Generator]:
+        """One generator per video, from ``generator`` or from ``seed`` (CPU generators)."""
+        if generator is not None:
+            if seed is not None:
+                raise ValueError("give seed or generator, not both")
+            if isinstance(generator, torch.Generator):
+                return [generator] * batch
+            if len(generator) != batch:
+                raise ValueError(f"{len(generator)} generators for {batch} videos")
+            return list(generator)
+        seeds = (
+            [0 if seed is None else seed] if seed is None or isinstance(seed, int) else list(seed)
+        )
+        if len(seeds) == 1 and batch > 1:
+            seeds = [seeds[0] + i for i in range(batch)]
+        if len(seeds) != batch:
+            raise ValueError(f"{len(seeds)} seeds for {batch} videos")
+        return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]

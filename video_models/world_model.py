@@ -1,4 +1,8 @@
-"""The plain callable the executor node uses: ``model(image_rgb, prompt, seed) -> frames``."""
+"""The one callable the goal runner uses: ``model(image_rgb, prompt, seed) -> frames``.
+
+model = VideoWorldModel.from_pretrained("checkpoints/executor_sim", device="cpu")
+frames = model(image_rgb, "put the red cube in the bowl", seed=0)  # (T, S, S, 3) uint8
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,18 @@ logger = logging.getLogger(__name__)
 
 
 class VideoWorldModel:
-    """Wraps an :class:`ExecutorVideoPipeline` behind one call that ROS code can use."""
+    """Wraps an :class:`ExecutorVideoPipeline` behind one call (the ``VideoModel`` protocol of
+    ``executor_core.policy``): no progress bar, no autograd."""
 
     def __init__(self, pipeline: ExecutorVideoPipeline) -> None:
         self.pipeline = pipeline
         self.pipeline.set_progress_bar_config(disable=True)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> VideoWorldModel:
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device = "cpu"
+    ) -> VideoWorldModel:
+        """A saved pipeline folder (local, safetensors only) on ``device``."""
         return cls(ExecutorVideoPipeline.from_pretrained(path).to(device))
 
     @property

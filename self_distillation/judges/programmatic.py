@@ -267,7 +267,7 @@ class ProgrammaticJudge:
             if region is None:
                 return JudgeVerdict(False, 0.0, f"no {target} visible in the video")
             for frame in finals:
-                ok, why = self._inside(
+                ok, why = self.inside_region(
                     self.find(frame, obj, palette),
                     region,
                     ellipse=family == "pick_place",
@@ -283,7 +283,7 @@ class ProgrammaticJudge:
             if base0 is None:
                 return JudgeVerdict(False, 0.0, f"no {target} cube in the first frame")
             for frame in finals:
-                ok, why = self._stacked(
+                ok, why = self.stacked(
                     self.find(frame, obj, palette),
                     self.find(frame, target, palette),
                     base0,
@@ -302,7 +302,7 @@ class ProgrammaticJudge:
             {"family": family, "object": obj, "target": target, **details},
         )
 
-    def _inside(
+    def inside_region(
         self, blob: Blob | None, region: np.ndarray, ellipse: bool, obj: str, target: str
     ) -> tuple[bool, str]:
         if blob is None:
@@ -317,7 +317,7 @@ class ProgrammaticJudge:
         where = f"{obj} at ({u:.1f}, {v:.1f}) px, {target} box {np.round(region, 1).tolist()}"
         return bool(inside), ("inside: " if inside else "outside: ") + where
 
-    def _stacked(
+    def stacked(
         self,
         top: Blob | None,
         base: Blob | None,

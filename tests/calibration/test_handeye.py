@@ -180,3 +180,31 @@ def test_cli_reports_missing_camera_info(tmp_path: Path, capsys) -> None:
     save_samples(tmp_path / "s.yaml", np.zeros((3, 6)), ["a.png", "b.png", "c.png"])
     assert main([f"--samples={tmp_path / 's.yaml'}"]) == 2
     assert "--camera_info is required" in capsys.readouterr().err
+
+
+def test_cli_skips_unreadable_sample_images(tmp_path: Path, handeye_camera, caplog) -> None:
+    save_samples(tmp_path / "s.yaml", np.zeros((3, 6)), ["a.png", "b.png", "c.png"])
+    (tmp_path / "a.png").write_bytes(b"garbage")  # corrupt; b.png, c.png are missing
+    save_camera_info(handeye_camera, tmp_path / "camera.yaml")
+    argv = [f"--samples={tmp_path / 's.yaml'}", f"--camera_info={tmp_path / 'camera.yaml'}"]
+    with caplog.at_level("WARNING", logger="calibration.image_sources"):
+        assert main(argv) == 2
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "a.png" in warned
+    assert "b.png" in warned
+
+
+def test_cli_too_few_usable_samples_names_the_file(
+    tmp_path: Path, handeye_camera, capsys
+) -> None:
+    save_samples(tmp_path / "s.yaml", np.zeros((3, 6)), ["a.png", "b.png", "c.png"])
+    (tmp_path / "a.png").write_bytes(b"garbage")
+    save_camera_info(handeye_camera, tmp_path / "camera.yaml")
+    argv = [f"--samples={tmp_path / 's.yaml'}", f"--camera_info={tmp_path / 'camera.yaml'}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert err[-1].startswith("executor-calibrate-handeye: error: ")
+    assert str(tmp_path / "s.yaml") in err[-1]
+    assert "0 usable sample(s) of 3, need at least 3" in err[-1]
+    assert "'a.png'" in err[-1]

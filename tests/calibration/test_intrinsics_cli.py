@@ -102,3 +102,49 @@ def test_cli_refuses_images_without_target(tmp_path: Path, capsys) -> None:
     assert main([f"--source={tmp_path}", f"--output={tmp_path / 'c.yaml'}"]) == 2
     assert "target not found" in capsys.readouterr().err
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_cli_skips_unreadable_images_and_names_them(
+    tmp_path: Path, charuco_images, capsys, caplog
+) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(charuco_images):
+        cv2.imwrite(str(folder / f"view_{i:02d}.png"), image)
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    good = (folder / "view_00.png").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    out = tmp_path / "cam.yaml"
+    with caplog.at_level("WARNING", logger="calibration.image_sources"):
+        assert main(["--source", str(folder), f"--output={out}", *BOARD_ARGS]) == 0
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "corrupt.png" in warned
+    assert "truncated.jpg" in warned
+    assert out.is_file()
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert len(report["per_image"]) + len(report["rejected"]) == len(charuco_images)
+
+
+def test_cli_too_few_readable_images_names_the_folder(tmp_path: Path, capsys) -> None:
+    cv2.imwrite(str(tmp_path / "ok.png"), np.full((240, 320), 90, np.uint8))
+    for i in range(3):
+        (tmp_path / f"bad_{i}.png").write_bytes(b"garbage")
+    assert main([f"--source={tmp_path}", f"--output={tmp_path / 'c.yaml'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert err[-1].startswith("executor-calibrate-intrinsics: error: ")
+    assert str(tmp_path) in err[-1]
+    assert "1 readable image(s), need at least 3" in err[-1]
+    assert "bad_0.png" in err[-1]
+    assert not (tmp_path / "c.yaml").exists()
+
+
+@pytest.mark.parametrize("content", [b"hello, not a video", b""])
+def test_cli_non_video_file_exits_2_naming_it(tmp_path: Path, content: bytes, capsys) -> None:
+    source = tmp_path / "notes.avi"
+    source.write_bytes(content)
+    assert main([f"--source={source}", f"--output={tmp_path / 'c.yaml'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("executor-calibrate-intrinsics: error: ")
+    assert str(source) in err[-1]
+    assert "Traceback" not in "\n".join(err)

@@ -55,21 +55,21 @@ class RosSession:
         self.domain_id = domain_id
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spin_executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self._thread = threading.Thread(target=self.spin_executor.spin, daemon=True)
         self._thread.start()
 
     def add(self, node: Node) -> Node:
-        self.executor.add_node(node)
+        self.spin_executor.add_node(node)
         return node
 
     def node(self, name: str, namespace: str = "") -> Node:
         return self.add(Node(name, namespace=namespace, context=self.context))
 
     def close(self) -> None:
-        self.executor.shutdown()
+        self.spin_executor.shutdown()
         self._thread.join(timeout=5.0)
-        for node in list(self.executor.get_nodes()):
+        for node in list(self.spin_executor.get_nodes()):
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 

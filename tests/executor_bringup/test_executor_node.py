@@ -101,6 +101,28 @@ def test_stale_image_aborts_naming_the_age(graph) -> None:
     assert "> max_image_age_s 1.000" in res.result.message
 
 
+def test_image_stamped_in_the_future_aborts_naming_the_skew(graph) -> None:
+    """A frozen frame with a stamp 100 s ahead is never "fresh"; a small skew is tolerated."""
+    node, _, pubs, client, _ = graph
+    pubs["js"].publish(JointState(name=NAMES, position=[0.0] * 6))
+    now_ns = node.get_clock().now().nanoseconds
+    ahead = Time(sec=int(now_ns // 1_000_000_000) + 100, nanosec=int(now_ns % 1_000_000_000))
+    pubs["image"].publish(_image(ahead))
+    wait_for(lambda: node.sensors.image_stamp_s > now_ns * 1e-9 + 50, 5, "the image")
+    res = _run_goal(client)
+    assert res.status == GoalStatus.STATUS_ABORTED
+    assert "image stamped 100." in res.result.message
+    assert "s in the future > max_clock_skew_s 0.100" in res.result.message
+    # within the allowance (a camera clock 50 ms ahead) the frame is used
+    node.set_parameters([Parameter("goal_tolerance_rad", value=1e-5)])
+    count = node.sensors.image_count
+    ahead_ns = node.get_clock().now().nanoseconds + 50_000_000
+    pubs["image"].publish(_image(Time(sec=ahead_ns // 10**9, nanosec=ahead_ns % 10**9)))
+    wait_for(lambda: node.sensors.image_count > count, 5, "the image")
+    res = _run_goal(client)
+    assert "arm did not reach the last point" in res.result.message  # past the image check
+
+
 def test_fresh_image_gives_trajectory_on_topic(graph) -> None:
     node, _, pubs, client, sent = graph
     node.set_parameters([Parameter("goal_tolerance_rad", value=1e-5)])

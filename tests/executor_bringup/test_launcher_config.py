@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import runpy
 import shlex
 import shutil
 import subprocess
 import sys
 import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -157,14 +159,13 @@ def test_sim_graph_has_the_sim_arm_and_robot_graph_the_camera() -> None:
 
 
 @pytest.mark.parametrize("graph", ["sim", "robot"])
-def test_launch_files_are_thin_and_read_the_same_yaml(graph: str) -> None:
+def test_launch_files_are_thin_and_share_one_implementation(graph: str) -> None:
     source = (REPO / "launch" / f"{graph}.launch.py").read_text()
     tree = ast.parse(source)
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert "generate_launch_description" in functions
+    assert functions == {"generate_launch_description"}
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert "executor_bringup.bringup_config" in imported
-    assert "launch_ros.actions" in imported
+    assert "executor_bringup.launch_graph" in imported
     assigns = {
         t.id: n.value.value
         for n in tree.body
@@ -173,6 +174,63 @@ def test_launch_files_are_thin_and_read_the_same_yaml(graph: str) -> None:
         if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
     }
     assert assigns.get("GRAPH") == graph
+
+
+class _Recorded:
+    """Stand-in for a launch / launch_ros class: keeps what it was built with."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _Context:
+    def __init__(self) -> None:
+        self.launch_configurations = {"namespace": "/arm1"}
+
+
+class _Share(_Recorded):
+    def perform(self, _context: _Context) -> str:
+        return str(REPO)  # the source tree is laid out like the installed share folder
+
+
+class _Configuration(_Recorded):
+    def perform(self, context: _Context) -> str:
+        return context.launch_configurations[self.args[0]]
+
+
+def _stub_launch_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """launch and launch_ros as far as executor_bringup.launch_graph uses them."""
+    modules = {
+        "launch": {"LaunchContext": _Context, "LaunchDescription": _Recorded},
+        "launch.actions": {"DeclareLaunchArgument": _Recorded, "OpaqueFunction": _Recorded},
+        "launch.substitutions": {"LaunchConfiguration": _Configuration},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": _Recorded},
+        "launch_ros.substitutions": {"FindPackageShare": _Share},
+    }
+    for name, attributes in modules.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.delitem(sys.modules, "executor_bringup.launch_graph", raising=False)
+
+
+@pytest.mark.parametrize("graph", ["sim", "robot"])
+def test_launch_files_start_the_nodes_of_their_yaml(
+    graph: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stub_launch_packages(monkeypatch)
+    launch_file = runpy.run_path(str(REPO / "launch" / f"{graph}.launch.py"))
+    argument, opaque = launch_file["generate_launch_description"]().args[0]
+    assert argument.args == ("namespace",)
+    nodes = opaque.kwargs["function"](_Context(), *opaque.kwargs["args"])
+    config = load_bringup_config(REPO / "config" / f"bringup_{graph}.yaml")
+    assert [n.kwargs["name"] for n in nodes] == [spec.name for spec in config.nodes]
+    for node, spec in zip(nodes, config.nodes, strict=True):
+        assert node.kwargs["package"] == "executor_bringup"
+        assert node.kwargs["executable"] == spec.executable
+        assert node.kwargs["namespace"] == join_namespace("/arm1", spec.namespace)
+        assert node.kwargs["parameters"][:-1] == [str(f) for f in spec.parameter_files]
 
 
 def _dry_run(*args: str) -> subprocess.CompletedProcess:

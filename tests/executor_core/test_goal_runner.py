@@ -103,13 +103,17 @@ def test_closed_loop_ends_when_the_verifier_says_done() -> None:
     result = runner(max_replans=3).run("put the red cube in the bowl", arm, Guard(5.0), obs)
     assert result.success, result.message
     assert result.message.startswith("task done (yes)")
-    assert len(result.segments) == 1 and len(result.segments[0].sent) == 2  # stopped early
+    assert len(result.segments) == 1
+    assert len(result.segments[0].sent) == 2
     assert arm.sent == result.segments[0].sent
     phases = [e[1] for e in obs.events if e[0] == "phase"]
-    assert phases[0] == PHASE_IMAGINING and PHASE_EXECUTING in phases
+    assert phases[0] == PHASE_IMAGINING
+    assert PHASE_EXECUTING in phases
     progress = [e[2] for e in obs.events if e[0] == "phase"]
-    assert progress == sorted(progress) and 0 < progress[-1] <= 1
-    assert ("start", 0) in obs.events and obs.events[-1] == ("end", 0)
+    assert progress == sorted(progress)
+    assert 0 < progress[-1] <= 1
+    assert ("start", 0) in obs.events
+    assert obs.events[-1] == ("end", 0)
 
 
 def test_no_means_replan_from_home_until_replans_are_spent() -> None:
@@ -118,7 +122,8 @@ def test_no_means_replan_from_home_until_replans_are_spent() -> None:
     assert result.status == "aborted"
     assert result.message.startswith("task predicate not met after 2 replan(s)")
     assert "/task_success says 'predicate not met'" in result.message
-    assert len(result.segments) == 3 and result.replans_used == 2
+    assert len(result.segments) == 3
+    assert result.replans_used == 2
     # Re-imagining first moves home (unless the arm is within 0.05 rad of it already).
     assert 1 <= len(result.homing) <= 2
     for move in result.homing:
@@ -132,7 +137,8 @@ def test_no_means_replan_from_home_until_replans_are_spent() -> None:
 def test_without_a_verifier_reaching_the_last_point_is_the_success() -> None:
     assert runner(max_replans=0).run("push", ScriptedArm(), Guard(5.0)).success
     missed = runner(max_replans=1).run("push", ScriptedArm(miss_rad=0.2), Guard(5.0))
-    assert missed.status == "aborted" and len(missed.segments) == 2
+    assert missed.status == "aborted"
+    assert len(missed.segments) == 2
     assert missed.message.startswith("arm did not reach the last point")
     assert missed.message.endswith("after 1 replan(s)")
 
@@ -167,8 +173,10 @@ def test_an_e_stop_mid_chunk_aborts_and_keeps_what_was_sent() -> None:
     arm = ScriptedArm(verdicts=[])
     arm.fail_on_send = 2
     result = runner().run("push", arm, Guard(5.0))
-    assert result.status == "aborted" and "e-stop" in result.message
-    assert len(result.segments) == 1 and len(result.segments[0].sent) == 2
+    assert result.status == "aborted"
+    assert "e-stop" in result.message
+    assert len(result.segments) == 1
+    assert len(result.segments[0].sent) == 2
     assert result.last_trajectory is not None
     assert result.last_trajectory.positions_rad.shape[0] == 8
 
@@ -177,21 +185,24 @@ def test_cancel_mid_segment_holds_and_reports_canceled() -> None:
     arm = ScriptedArm(verdicts=[])
     arm.cancel_after_sends = 1
     result = runner().run("push", arm, Guard(5.0, cancel_requested=lambda: arm.cancel))
-    assert result.status == "canceled" and "hold" in result.message
-    assert arm.held == 1 and len(arm.sent) == 2
+    assert result.status == "canceled"
+    assert "hold" in result.message
+    assert arm.held == 1
+    assert len(arm.sent) == 2
 
 
 def test_the_deadline_aborts_in_the_arms_clock() -> None:
     now = [0.0]
 
     class SlowArm(ScriptedArm):
-        def send(self, trajectory, guard, tolerate_goal_miss):  # noqa: ANN001
+        def send(self, trajectory, guard, tolerate_goal_miss):
             now[0] += trajectory.duration_s  # a sim clock: time passes as the arm moves
             super().send(trajectory, guard, tolerate_goal_miss)
 
     arm = SlowArm(verdicts=[])
     result = runner(max_replans=5).run("push", arm, Guard(1.0, clock=lambda: now[0]))
-    assert result.status == "aborted" and result.message == "goal timeout of 1 s exceeded"
+    assert result.status == "aborted"
+    assert result.message == "goal timeout of 1 s exceeded"
     assert now[0] <= 1.0 + 0.5  # stopped within one chunk of the deadline
 
 

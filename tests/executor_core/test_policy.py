@@ -1,4 +1,4 @@
-"""The policy interface (imagine_to_act, closed-loop chunks), chaining, the move home,
+"""The policy interface (imagine, open-loop plan, closed-loop chunks), chaining, the move home,
 video writing."""
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import torch
 from executor_core.chunks import chain_chunks, concatenate_trajectories, return_home
 from executor_core.frames import center_crop_resize
 from executor_core.policy import (
-    PHASE_CONVERTING,
     PHASE_IMAGINING,
     check_idm_mode,
     chunk_towards,
     goal_frames,
-    imagine_to_act,
     imagine_video,
+    trajectory_from_video,
 )
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.safety import check_joint_trajectory
@@ -35,15 +34,15 @@ def test_chain_chunks_times_and_values() -> None:
     traj = chain_chunks([c1, c2], NAMES)
     np.testing.assert_allclose(traj.time_from_start_s, [0.1, 0.2, 0.3])
     np.testing.assert_allclose(traj.positions_rad[:, 1], [0.2, 0.4, 0.6], rtol=1e-6)
-    with pytest.raises(ValueError, match=r"disagree on control_rate_hz: \[5.0, 10.0\]"):
+    with pytest.raises(ValueError, match=r"chunk 1 has joints .* at 5.0 Hz, expected"):
         chain_chunks([c1, ActionChunk(c2.joint_positions_rad, 5.0, NAMES)], NAMES)
-    with pytest.raises(ValueError, match="chunk 1 joint names"):
+    with pytest.raises(ValueError, match=r"chunk 1 has joints \('a', 'c'\)"):
         chain_chunks([c1, ActionChunk(c2.joint_positions_rad, 10.0, ("a", "c"))], NAMES)
     with pytest.raises(ValueError, match="no action chunks"):
         chain_chunks([], NAMES)
 
 
-def test_imagine_to_act_with_tiny_models_is_safe_and_deterministic() -> None:
+def test_open_loop_plan_with_tiny_models_is_safe_and_deterministic() -> None:
     robot = RobotDescription.from_yaml(default_robot_path())
     torch.manual_seed(0)
     video_model = TinyRandomVideoModel(size_px=16, num_frames=4)
@@ -51,30 +50,17 @@ def test_imagine_to_act_with_tiny_models_is_safe_and_deterministic() -> None:
     image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     phases: list[str] = []
     q0 = np.full(6, 0.1)
-    plan = imagine_to_act(
-        image,
-        "put the red cube in the bowl",
-        video_model,
-        idm,
-        robot.joint_names,
-        q0,
-        seed=3,
-        on_phase=phases.append,
-    )
-    assert phases == [PHASE_IMAGINING, PHASE_CONVERTING]
-    assert plan.video.shape == (4, 16, 16, 3)
-    assert plan.trajectory.positions_rad.shape == (9, 6)
-    np.testing.assert_allclose(plan.trajectory.time_from_start_s[[0, -1]], [0.1, 0.9])
-    assert np.all(np.abs(plan.trajectory.positions_rad[0] - q0) <= 0.02 + 1e-6)
-    assert check_joint_trajectory(plan.trajectory, robot, q0).ok
-    again = imagine_to_act(
-        image, "put the red cube in the bowl", video_model, idm, robot.joint_names, q0, seed=3
-    )
-    np.testing.assert_array_equal(again.video, plan.video)
-    other = imagine_to_act(
-        image, "put the red cube in the bowl", video_model, idm, robot.joint_names, q0, seed=4
-    )
-    assert not np.array_equal(other.video, plan.video)
+    prompt = "put the red cube in the bowl"
+    video = imagine_video(image, prompt, video_model, seed=3, on_phase=phases.append)
+    trajectory = trajectory_from_video(video, idm, robot.joint_names, q0)
+    assert phases == [PHASE_IMAGINING]
+    assert video.shape == (4, 16, 16, 3)
+    assert trajectory.positions_rad.shape == (9, 6)
+    np.testing.assert_allclose(trajectory.time_from_start_s[[0, -1]], [0.1, 0.9])
+    assert np.all(np.abs(trajectory.positions_rad[0] - q0) <= 0.02 + 1e-6)
+    assert check_joint_trajectory(trajectory, robot, q0).ok
+    np.testing.assert_array_equal(imagine_video(image, prompt, video_model, seed=3), video)
+    assert not np.array_equal(imagine_video(image, prompt, video_model, seed=4), video)
 
 
 def test_bad_inputs_are_named() -> None:
@@ -83,11 +69,18 @@ def test_bad_inputs_are_named() -> None:
             return image_rgb[None]
 
     image = np.zeros((8, 8, 3), np.uint8)
-    idm = TinyRandomInverseDynamics(NAMES, np.zeros(2), size_px=8)
     with pytest.raises(ValueError, match="prompt must not be empty, got '  '"):
-        imagine_to_act(image, "  ", OneFrame(), idm, NAMES)
+        imagine_video(image, "  ", OneFrame())
     with pytest.raises(ValueError, match="returned 1 frame"):
-        imagine_to_act(image, "go", OneFrame(), idm, NAMES)
+        imagine_video(image, "go", OneFrame())
+    video = np.zeros((3, 8, 8, 3), np.uint8)
+
+    class TwoChunksShort(TinyRandomInverseDynamics):
+        def predict(self, frames, joint_positions_rad):
+            return super().predict(frames, joint_positions_rad)[:1]
+
+    with pytest.raises(ValueError, match="IDM returned 1 chunks for 3 frames"):
+        trajectory_from_video(video, TwoChunksShort(NAMES, np.zeros(2), size_px=8), NAMES)
 
 
 def test_save_video_mp4_atomic_and_readable(tmp_path) -> None:
@@ -188,7 +181,7 @@ def test_concatenate_trajectories_back_to_back() -> None:
         concatenate_trajectories([a, JointTrajectory(("a", "c"), np.ones((1, 2)), np.ones(1))])
 
 
-def test_imagine_video_validates_like_imagine_to_act() -> None:
+def test_imagine_video_validates_its_inputs() -> None:
     torch.manual_seed(0)
     phases: list[str] = []
     image = np.zeros((20, 30, 3), np.uint8)

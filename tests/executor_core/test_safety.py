@@ -202,3 +202,40 @@ def test_start_jump_exempt_joint_is_still_velocity_checked(robot: RobotDescripti
     fast = check_trajectory(names, q, t - 0.2, robot, current, config=exempt)  # 7 rad/s
     assert ("velocity", "gripper") in [(v.rule, v.joint) for v in fast.violations]
     assert all(v.rule != "start_jump" for v in fast.violations)
+
+
+def test_first_point_at_time_zero_must_be_the_measured_state(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot, step_rad=0.0)
+    t = t - t[0]  # first point at t=0
+    q[0, 0] = 0.95  # shoulder_pan +0.95 rad now: infinite implied velocity
+    loose = SafetyConfig(max_start_jump_rad=1.0)  # the start-jump check alone lets it pass
+    report = check_trajectory(names, q, t, robot, np.zeros(6), config=loose)
+    zero = [v for v in report.violations if v.rule == "zero_time_start"]
+    assert [(v.joint, v.index, v.value, v.limit) for v in zero] == [
+        ("shoulder_pan", 0, 0.95, 0.01)
+    ]
+    assert "jump 0.95 rad" in zero[0].message
+    assert "zero_time_start_tolerance_rad 0.01" in zero[0].message
+    # Also under the default max_start_jump_rad (0.25): 0.2 rad at t=0 is no start jump.
+    q[0, 0] = 0.2
+    report = check_trajectory(names, q, t, robot, np.zeros(6))
+    assert [(v.rule, v.joint) for v in report.violations] == [("zero_time_start", "shoulder_pan")]
+
+
+def test_first_point_at_time_zero_within_tolerance_passes(robot: RobotDescription) -> None:
+    names, q, t = _ramp(robot, step_rad=0.01)
+    q = np.vstack([np.zeros((1, 6)), q])
+    t = np.concatenate([[0.0], t])
+    current = np.full(6, 0.005)  # 5 mrad from the first point, tolerance 10 mrad
+    assert check_trajectory(names, q, t, robot, current).ok
+    exempt = SafetyConfig(start_jump_exempt_joints=("gripper",))
+    current[5] = 0.3  # an exempt joint still may not jump at t=0
+    report = check_trajectory(names, q, t, robot, current, config=exempt)
+    assert [(v.rule, v.joint) for v in report.violations] == [("zero_time_start", "gripper")]
+    exact = SafetyConfig(zero_time_start_tolerance_rad=0.0)
+    assert check_trajectory(names, q, t, robot, np.zeros(6), config=exact).ok
+
+
+def test_zero_time_start_tolerance_validation_quotes_value() -> None:
+    with pytest.raises(ValueError, match=r"zero_time_start_tolerance_rad.*-0\.1"):
+        SafetyConfig(zero_time_start_tolerance_rad=-0.1)

@@ -21,6 +21,7 @@ from executor_sim.generate import (
     generate,
     main,
     normalise_cli_args,
+    rollout_all,
 )
 
 
@@ -104,12 +105,16 @@ def test_killed_generator_resumes(tmp_path: Path) -> None:
     assert 1 <= len(cached) <= 3, cached
     assert not root.exists() or len(cached) == 3  # never a half-written dataset
     first = np.load(cache / cached[0])["actions_rad"].copy()
+    # what a write killed half way leaves: a temporary episode, a temporary dataset folder
+    (cache / ".seed_0000002.npz.x1y2.tmp.npz").write_bytes(b"half an episode")
+    (tmp_path / ".ds.x1y2.tmp" / "meta").mkdir(parents=True)
     main(args)  # same command again: continues
     records = [
         json.loads(line)
         for line in (root / "meta" / "executor_episodes.jsonl").read_text().splitlines()
     ]
     assert [r["seed"] for r in records] == [0, 1, 2]  # nothing lost, nothing twice
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # leftovers removed
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset("test/sim", root=root)
@@ -136,10 +141,8 @@ def test_config_and_cli_helpers() -> None:
 
 
 def test_stale_cache_is_refused(tmp_path: Path) -> None:
-    from executor_sim.generate import rollout_all
-
     cfg = _cfg(tmp_path / "ds")
     cfg.cache_dir().mkdir(parents=True)
     (cfg.cache_dir() / "cache_signature.json").write_text('{"scene": "old"}\n')
-    with pytest.raises(SystemExit, match="another config or scene version"):
+    with pytest.raises(ValueError, match="another config or scene version"):
         rollout_all(cfg, progress=False)

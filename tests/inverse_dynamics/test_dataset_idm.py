@@ -36,7 +36,7 @@ def test_load_episodes_resizes_to_the_model_resolution(synthetic_dataset: Path) 
 
 
 def test_missing_dataset_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no LeRobotDataset"):
+    with pytest.raises(FileNotFoundError, match="no local LeRobotDataset"):
         load_episodes(tmp_path / "nothing", IDMConfig())
 
 

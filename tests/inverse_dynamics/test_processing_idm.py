@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from executor_core.chunks import chain_chunks
 from executor_core.types import ActionChunk
 from inverse_dynamics.configuration_idm import IDMConfig
 from inverse_dynamics.modeling_idm import InverseDynamicsModel
 from inverse_dynamics.processing_idm import (
     IDMProcessor,
     InverseDynamicsPolicy,
-    chunks_to_trajectory,
 )
 
 TINY = IDMConfig(image_size_px=32, conv_channels=(8, 16), hidden_dim=32)
@@ -77,9 +77,9 @@ def test_trajectory_refuses_mixed_chunks() -> None:
     a = ActionChunk(np.zeros((4, 6), np.float32), 10.0, TINY.joint_names)
     b = ActionChunk(np.zeros((4, 6), np.float32), 20.0, TINY.joint_names)
     with pytest.raises(ValueError, match=r"chunk 1 .* 20.0 Hz"):
-        chunks_to_trajectory([a, b])
+        chain_chunks([a, b], TINY.joint_names)
     with pytest.raises(ValueError, match="empty"):
-        chunks_to_trajectory([])
+        chain_chunks([], TINY.joint_names)
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def test_nested_overrides() -> None:
         (grpo_trainer.GRPOConfig, ["--train_timestep_fraction=1.5"], "1.5"),
         (evaluate.EvalConfig, ["--conditions=executor_x"], "executor_x"),
         (demo_generation.DemoGenConfig, ["--text=caption"], "caption"),
-        (evaluate.EvalConfig, ["--closed_loop.max_replans=0"], "0"),
+        (evaluate.EvalConfig, ["--closed_loop.max_replans=-1"], "-1"),
     ],
 )
 def test_bad_values_are_named(cls: type, argv: list[str], bad: str) -> None:

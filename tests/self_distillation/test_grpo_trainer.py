@@ -10,14 +10,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from executor_core.train_state import latest_checkpoint
 from self_distillation.grpo_trainer import (
     PRESETS,
     GRPOConfig,
-    latest_checkpoint,
     pick_items,
+    sample_groups,
     train_grpo,
 )
 from self_distillation.judges.base import JudgeVerdict
+from self_distillation.task_items import load_items
+from self_distillation.video_models import load_video_pipeline
 
 
 class BrightnessJudgeDouble:
@@ -100,19 +103,20 @@ def test_resume_after_kill_matches_an_uninterrupted_run(
 
     killed = _cfg(synthetic_items, tmp_path / "killed", num_steps=2, kl_beta=0.1)
     train_grpo(killed, judge=judge)
-    # What a kill during the next checkpoint leaves behind: a partial temporary folder,
-    # and a metrics line of a step that was never saved.
-    partial = tmp_path / "killed" / "checkpoints" / ".step-000003.tmp"
+    # What a kill during the next checkpoint leaves behind: a partial temporary folder
+    # (executor_core.atomic_io's name for it), and a metrics line of a step never saved.
+    partial = tmp_path / "killed" / "checkpoints" / ".step_000003.k1ll3d.tmp"
     partial.mkdir()
     (partial / "transformer.safetensors").write_bytes(b"half")
     with (tmp_path / "killed" / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"step": 3, "reward_mean": -1.0}) + "\n")
     shutil.rmtree(tmp_path / "killed" / "pipeline")
-    assert latest_checkpoint(tmp_path / "killed").name == "step-000002"
+    assert latest_checkpoint(tmp_path / "killed").name == "step_000002"
 
     train_grpo(replace(killed, num_steps=3), judge=judge)
-    a = load_file(tmp_path / "straight" / "checkpoints" / "step-000003" / "transformer.safetensors")
-    b = load_file(tmp_path / "killed" / "checkpoints" / "step-000003" / "transformer.safetensors")
+    assert not partial.exists()  # the next save clears what the killed one left
+    a = load_file(tmp_path / "straight" / "checkpoints" / "step_000003" / "transformer.safetensors")
+    b = load_file(tmp_path / "killed" / "checkpoints" / "step_000003" / "transformer.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
@@ -124,8 +128,6 @@ def test_resume_after_kill_matches_an_uninterrupted_run(
 def test_lora_trains_only_the_adapter_and_exports_fused(
     synthetic_items: Path, tmp_path: Path
 ) -> None:
-    from self_distillation.video_models import load_video_pipeline
-
     cfg = _cfg(
         synthetic_items,
         tmp_path / "lora",
@@ -139,7 +141,7 @@ def test_lora_trains_only_the_adapter_and_exports_fused(
     rows = [json.loads(x) for x in (tmp_path / "lora" / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["kl"] == 0.0  # LoRA B starts at 0: the policy is the reference
     assert rows[1]["kl"] > 0.0
-    saved = load_file(tmp_path / "lora" / "checkpoints" / "step-000002" / "transformer.safetensors")
+    saved = load_file(tmp_path / "lora" / "checkpoints" / "step_000002" / "transformer.safetensors")
     assert saved
     assert all("lora_" in k for k in saved)
     fused = load_video_pipeline(out, "debug").transformer
@@ -152,3 +154,21 @@ def test_lora_trains_only_the_adapter_and_exports_fused(
     ]
     assert changed
     assert all("attn" in n for n in changed), changed
+
+
+def test_noise_free_rollouts_are_the_pipeline_videos(synthetic_items: Path) -> None:
+    """The GRPO sampler conditions, seeds and steps exactly like ExecutorVideoPipeline: with
+    (almost) no SDE noise its videos are the pipeline's own for the same seeds."""
+    torch.set_num_threads(1)
+    cfg = replace(PRESETS["debug"], items=synthetic_items, eta=1e-6, group_size=2)
+    pipe = load_video_pipeline(None, cfg.model_preset, "cpu", seed=cfg.seed)
+    items = load_items(synthetic_items, limit=2)
+    roll = sample_groups(pipe, items, cfg, step=0)
+    base = cfg.seed * 1_000_003  # sample_groups' seeds at step 0: base + slot
+    videos = pipe(
+        [it.image_rgb for it in items for _ in range(cfg.group_size)],
+        [it.prompt for it in items for _ in range(cfg.group_size)],
+        seed=[base + i for i in range(len(items) * cfg.group_size)],
+        num_inference_steps=cfg.num_inference_steps,
+    ).frames
+    np.testing.assert_allclose(roll.frames.astype(int), videos.astype(int), atol=1)

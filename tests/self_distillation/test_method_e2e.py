@@ -122,12 +122,12 @@ def test_distillation_resumes_from_its_checkpoint(
     )
     cfg = replace(distill.PRESETS["debug"], demos=dataset, output_dir=tmp_path / "distilled")
     distill.run_distill(cfg)
-    ckpts = sorted(p.name for p in (tmp_path / "distilled" / "checkpoints").glob("step-*"))
-    assert ckpts[-1] == "step-000002"
+    ckpts = sorted(p.name for p in (tmp_path / "distilled" / "checkpoints").glob("step_*"))
+    assert ckpts[-1] == "step_000002"
     with caplog.at_level(logging.INFO, logger="video_models.train_executor"):
         distill.run_distill(replace(cfg, max_steps=3))
-    assert "step-000002 at step 2" in caplog.text  # resumed, not restarted
+    assert "step_000002 at step 2" in caplog.text  # resumed, not restarted
     state = json.loads(
-        (tmp_path / "distilled" / "checkpoints" / "step-000003" / "trainer_state.json").read_text()
+        (tmp_path / "distilled" / "checkpoints" / "step_000003" / "training_state.json").read_text()
     )
     assert state["step"] == 3

@@ -146,3 +146,61 @@ def test_minilm_text_encoder_is_not_copied_but_reloaded(tmp_path: Path):
         loaded(image, PROMPT, num_inference_steps=2).frames,
         pipe(image, PROMPT, num_inference_steps=2).frames,
     )
+
+
+def test_generator_gives_the_video_of_the_same_seed(debug_pipe, camera_image):
+    """diffusers' ``generator`` beside ``seed``: same seed, same video."""
+    by_seed = debug_pipe(camera_image, PROMPT, seed=3).frames
+    by_generator = debug_pipe(
+        camera_image, PROMPT, generator=torch.Generator().manual_seed(3)
+    ).frames
+    np.testing.assert_array_equal(by_generator, by_seed)
+    pair = debug_pipe(
+        [camera_image, camera_image],
+        [PROMPT, PROMPT],
+        generator=[torch.Generator().manual_seed(s) for s in (5, 6)],
+    ).frames
+    np.testing.assert_array_equal(pair, debug_pipe([camera_image] * 2, PROMPT, seed=[5, 6]).frames)
+    with pytest.raises(ValueError, match="not both"):
+        debug_pipe(camera_image, PROMPT, seed=1, generator=torch.Generator())
+    with pytest.raises(ValueError, match="1 generators for 2 videos"):
+        debug_pipe([camera_image] * 2, PROMPT, generator=[torch.Generator()])
+
+
+def test_step_end_callback_runs_once_per_step_and_can_replace_latents(debug_pipe, camera_image):
+    calls = []
+
+    def record(pipe, step_index, timestep, callback_kwargs):
+        calls.append((step_index, float(timestep), sorted(callback_kwargs)))
+        return {}
+
+    plain = debug_pipe(camera_image, PROMPT, seed=0, num_inference_steps=3).frames
+    again = debug_pipe(
+        camera_image,
+        PROMPT,
+        seed=0,
+        num_inference_steps=3,
+        callback_on_step_end=record,
+        callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"],
+    ).frames
+    np.testing.assert_array_equal(again, plain)  # a callback that returns nothing changes nothing
+    timesteps = [float(t) for t in debug_pipe.scheduler.timesteps]
+    assert calls == [(i, t, ["latents", "prompt_embeds"]) for i, t in enumerate(timesteps)]
+    assert debug_pipe.num_timesteps == 3
+
+    def zero_at_the_end(pipe, step_index, timestep, callback_kwargs):
+        if step_index == pipe.num_timesteps - 1:
+            return {"latents": torch.zeros_like(callback_kwargs["latents"])}
+        return {}
+
+    grey = debug_pipe(camera_image, PROMPT, seed=0, callback_on_step_end=zero_at_the_end).frames
+    # Pixel space: zero latents decode to mid-grey; frame 0 stays the camera frame.
+    assert np.abs(grey[0, 1:].astype(int) - 128).max() <= 1
+    np.testing.assert_array_equal(grey[0, 0], center_crop_resize(camera_image, 16))
+    with pytest.raises(ValueError, match="'noise'"):
+        debug_pipe(
+            camera_image,
+            PROMPT,
+            callback_on_step_end=record,
+            callback_on_step_end_tensor_inputs=["noise"],
+        )

@@ -27,7 +27,7 @@ from video_models.train_executor import PRESETS, TrainConfig, main, train
 sys.path.insert(0, str(Path(__file__).parent))
 from lerobot_fixture import SIZE_PX, make_tiny_dataset
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_debug_training_runs_and_resumes_exactly(tiny_dataset: Path, tmp_path: P
     straight = train(_debug_cfg(tiny_dataset, tmp_path / "a", cache, max_steps=4))
     # 2 steps, "preempted", then resumed to 4 by the CLI (same command, resume is automatic).
     train(_debug_cfg(tiny_dataset, tmp_path / "b", cache, max_steps=4, stop_at_step=2))
-    ckpt = tmp_path / "b" / "checkpoints" / "step-000002"
-    state = json.loads((ckpt / "trainer_state.json").read_text())
+    ckpt = tmp_path / "b" / "checkpoints" / "step_000002"
+    state = json.loads((ckpt / "training_state.json").read_text())
     assert state["step"] == 2
     assert state["samples_per_rank"] == [4]
     assert np.isfinite(state["loss"])
@@ -109,15 +109,18 @@ def test_debug_training_runs_and_resumes_exactly(tiny_dataset: Path, tmp_path: P
         ]
     )
     state = json.loads(
-        (tmp_path / "b" / "checkpoints" / "step-000004" / "trainer_state.json").read_text()
+        (tmp_path / "b" / "checkpoints" / "step_000004" / "training_state.json").read_text()
     )
     assert state["step"] == 4
     assert state["samples_per_rank"] == [8]
-    a = load_file(tmp_path / "a" / "checkpoints" / "step-000004" / "transformer_raw.safetensors")
-    b = load_file(tmp_path / "b" / "checkpoints" / "step-000004" / "transformer_raw.safetensors")
+    a = load_file(tmp_path / "a" / "checkpoints" / "step_000004" / "transformer_raw.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step_000004" / "transformer_raw.safetensors")
     for name in a:
         np.testing.assert_allclose(a[name].numpy(), b[name].numpy(), rtol=1e-5, atol=1e-6)
     assert any((a[n] - init[n]).abs().max() > 0 for n in a)  # training moved the weights
+    # keep_checkpoints=2: older checkpoints are pruned, no temporaries are left behind.
+    kept = sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir())
+    assert kept == ["step_000003", "step_000004"]
     # The exported pipeline loads and samples; sample strips were written.
     pipe = ExecutorVideoPipeline.from_pretrained(straight)
     pipe.set_progress_bar_config(disable=True)
@@ -173,7 +176,7 @@ def test_two_process_accelerate_run(tiny_dataset: Path, tmp_path: Path):
     ]
     run = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=400)
     assert run.returncode == 0, run.stderr[-3000:]
-    state = json.loads((out / "checkpoints" / "step-000002" / "trainer_state.json").read_text())
+    state = json.loads((out / "checkpoints" / "step_000002" / "training_state.json").read_text())
     assert state["world_size"] == 2
     assert state["samples_per_rank"] == [4, 4]  # batch 2 per rank x 2 steps, on each rank
     c0, c1 = state["param_checksum_per_rank"]
