@@ -16,7 +16,10 @@ takes messages and goals. Each accepted goal goes on a queue; one worker thread 
 
 Policy:
 - One goal at a time: a goal that arrives while another runs is rejected; so is an empty
-  prompt. ``goal_timeout_s`` bounds a goal (wall clock); a goal may ask for less
+  prompt, and one longer than ``max_prompt_chars`` characters (logged with its length;
+  nothing is cut). The text encoder's own limit (the video model's ``max_text_tokens``) is
+  checked when the goal imagines: a longer prompt aborts the goal naming its token count.
+  ``goal_timeout_s`` bounds a goal (wall clock); a goal may ask for less
   (``timeout_s``) and set its own ``max_replans`` (-1: the parameter).
 - A verifier that is configured but not there fails the goal before the arm moves.
 - Malformed images are rejected at the subscription (logged, counted), never reach a model.
@@ -81,6 +84,7 @@ PARAMETERS = {  # name -> default; the runner's settings default to the runner's
     "goal_timeout_s": RUNNER_DEFAULTS.timeout_s,
     "max_image_age_s": 1.0,
     "max_clock_skew_s": 0.1,
+    "max_prompt_chars": 1000,
     "seed": RUNNER_DEFAULTS.seed,
     "video_dir": "/tmp/executor_videos",
     "video_fps": 2.5,
@@ -110,6 +114,8 @@ class ExecutorNode(Node):
         super().__init__("executor_node", **kwargs)
         for name, default in PARAMETERS.items():
             self.declare_parameter(name, default)
+        if (chars := self.p("max_prompt_chars")) < 1:
+            raise ValueError(f"max_prompt_chars must be >= 1, got {chars!r}")
         self.output_mode = self.p("output_mode")
         if self.output_mode not in ("topic", "action"):
             raise ValueError(f"output_mode must be 'topic' or 'action', got {self.output_mode!r}")
@@ -258,8 +264,15 @@ class ExecutorNode(Node):
 
     # -- action server
     def _on_goal(self, goal: ExecuteTask.Goal) -> GoalResponse:
-        if not goal.task_prompt.strip():
-            self.get_logger().error(f"rejected goal: empty task_prompt {goal.task_prompt!r}")
+        prompt = goal.task_prompt
+        if len(prompt) > (limit := int(self.p("max_prompt_chars"))):
+            self.get_logger().error(
+                f"rejected goal: task_prompt has {len(prompt)} characters, more than "
+                f"max_prompt_chars {limit} (it starts {prompt[:60]!r})"
+            )
+            return GoalResponse.REJECT
+        if not prompt.strip():
+            self.get_logger().error(f"rejected goal: empty task_prompt {prompt!r}")
             return GoalResponse.REJECT
         with self._busy_lock:
             if self._busy:

@@ -159,7 +159,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
         handle = send.result()
         if not handle.accepted:
-            print("goal rejected (the executor is busy or the task is empty)", file=sys.stderr)
+            print(
+                "goal rejected (the executor is busy, or the task is empty or longer than its "
+                "max_prompt_chars; the executor_node log says which)",
+                file=sys.stderr,
+            )
             return 1
         result_done = threading.Event()
         get_result = handle.get_result_async()

@@ -87,6 +87,10 @@ class GoalRunnerConfig:
     limit_tolerance_rad: float = 0.05  # IDM targets this far past a limit go onto it
     goal_tolerance_rad: float = 0.05  # "reached the last point"
     verify_each_chunk: bool = True  # closed loop: ask the task verifier after every chunk
+    # Slow every trajectory down to the velocity/acceleration limits before sending. Off
+    # only for ablations in simulation: on the robot the safety layer rejects what is
+    # infeasible, so the node always retimes (it has no parameter for this).
+    retime: bool = True
     timeout_s: float = 120.0  # the whole goal, in the arm's clock
     seed: int = 0  # segment k imagines with seed + k
 
@@ -254,7 +258,7 @@ class GoalRunner:
             )
         except ValueError as exc:
             raise GoalAborted(f"the IDM's trajectory is outside the joint range: {exc}") from None
-        return retime_to_limits(trajectory, self.robot, q)
+        return retime_to_limits(trajectory, self.robot, q) if self.config.retime else trajectory
 
 
 class _GoalRun:

@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+# Files torch/pickle writes weights to; a checkpoint folder holding one is named, not loaded.
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -301,8 +302,8 @@ class InverseDynamicsModel(nn.Module):
             pickles = sorted(p.name for p in directory.iterdir() if p.suffix in _PICKLE_SUFFIXES)
             if pickles:
                 raise ValueError(
-                    f"{directory} holds only pickled weights {pickles}; refusing to "
-                    f"load pickles, convert them to {WEIGHTS_NAME}"
+                    f"found {', '.join(pickles)} in {directory}: pickled weights are refused, "
+                    f"only safetensors are loaded (convert them to {WEIGHTS_NAME})"
                 )
             raise FileNotFoundError(f"{weights} not found")
         data = json.loads((directory / CONFIG_NAME).read_text())

@@ -57,6 +57,7 @@ class ClosedLoopConfig:
     verify_each_chunk: bool = _RUNNER_DEFAULTS.verify_each_chunk
     replan_from_home: bool = _RUNNER_DEFAULTS.replan_from_home
     home_speed_rad_s: float = _RUNNER_DEFAULTS.home_speed_rad_s
+    retime: bool = _RUNNER_DEFAULTS.retime  # false: an ablation the robot cannot run
 
     def __post_init__(self) -> None:
         if self.num_episodes <= 0 or self.max_replans < 0 or self.max_steps <= 0:
@@ -85,6 +86,7 @@ class ClosedLoopConfig:
             home_speed_rad_s=self.home_speed_rad_s,
             home_rate_hz=fps_hz,
             verify_each_chunk=self.verify_each_chunk,
+            retime=self.retime,
             timeout_s=self.max_steps / fps_hz,
             seed=seed,
         )

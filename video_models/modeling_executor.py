@@ -19,7 +19,7 @@ from video_models.configuration_executor import (
     ExecutorModelConfig,
     LoraConfigSpec,
 )
-from video_models.pipeline_executor import ExecutorVideoPipeline
+from video_models.pipeline_executor import ExecutorVideoPipeline, refuse_pickles
 from video_models.text_encoding import build_tiny_text_encoder, build_tiny_tokenizer, load_minilm
 
 logger = logging.getLogger(__name__)
@@ -147,10 +147,9 @@ def load_pretrained_pipeline(
         if not folder.is_dir():
             raise FileNotFoundError(f"pretrained folder is missing {str(folder)!r}")
         if not any(folder.glob("*.safetensors")):
+            refuse_pickles(folder)
             found = sorted(p.name for p in folder.iterdir())
-            raise ValueError(
-                f"no safetensors weights in {str(folder)!r} (found {found!r}); pickles are refused"
-            )
+            raise FileNotFoundError(f"no safetensors weights in {str(folder)!r} (found {found!r})")
     dtype = torch_dtype(cfg)
     common = {"local_files_only": True, "use_safetensors": True}
     transformer = WanTransformer3DModel.from_pretrained(

@@ -59,6 +59,18 @@ class ExecutorVideoOutput(BaseOutput):
     frames: np.ndarray  # (B, T, H, W, 3) uint8; frames[:, 0] is the given first frame
 
 
+def refuse_pickles(folder: Path) -> None:
+    """A ValueError naming the pickled weight files anywhere under ``folder``, if any."""
+    pickles = sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in _PICKLE_SUFFIXES
+    )
+    if pickles:
+        raise ValueError(
+            f"found {', '.join(pickles)} in {str(folder)!r}: pickled weights are refused, only "
+            "safetensors are loaded (convert them with safetensors first)"
+        )
+
+
 def check_pretrained_dir(path: str | Path) -> Path:
     """A local diffusers folder with safetensors weights only, or a clear error."""
     path = Path(path)
@@ -66,14 +78,9 @@ def check_pretrained_dir(path: str | Path) -> Path:
         raise FileNotFoundError(
             f"pipeline folder not found: {str(path)!r} (only local paths are read, no hub)"
         )
+    refuse_pickles(path)
     if not (path / "model_index.json").is_file():
         raise FileNotFoundError(f"{str(path)!r} has no model_index.json: not a saved pipeline")
-    pickles = sorted(p for p in path.rglob("*") if p.suffix in _PICKLE_SUFFIXES)
-    if pickles:
-        raise ValueError(
-            f"refusing pickle weights {str(pickles[0])!r}: only safetensors are loaded "
-            "(convert them with safetensors first)"
-        )
     index = json.loads((path / "model_index.json").read_text())
     for name, spec in index.items():
         if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
@@ -235,7 +242,9 @@ class ExecutorVideoPipeline(DiffusionPipeline):
                 raise ValueError(f"image {i} must be uint8, got dtype {image.dtype!r}")
 
     def encode_prompt(self, prompts: list[str], device: torch.device) -> torch.Tensor:
-        """Texts -> (B, L, D) token hidden states (zero past the last real token)."""
+        """Texts -> (B, L, D) token hidden states (zero past the last real token); a text
+        over ``max_text_tokens`` tokens is a ValueError naming its length (never cut, but by
+        the tiny-random test-double encoder: ``video_models.text_encoding``)."""
         if self.text_encoder is None or self.tokenizer is None:
             raise ValueError("this pipeline has no text encoder: pass prompt_embeds instead")
         return encode_text(

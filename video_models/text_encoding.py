@@ -8,9 +8,14 @@
   for tests and the ``debug`` preset (no files needed).
 * T5/UMT5 come with a real-scale pretrained folder and are loaded there.
 
-Encoding policy (the same as Wan's): pad/truncate to ``max_tokens`` and zero the hidden
-states of padding positions, so that a prompt embedding does not depend on how much padding
-followed it.
+Encoding policy (the same as Wan's): pad to ``max_tokens`` and zero the hidden states of
+padding positions, so that a prompt embedding does not depend on how much padding followed
+it. A text longer than ``max_tokens`` tokens is an error naming its length and the limit
+(the model's ``max_text_tokens``), never cut silently. It is cut, with a warning, only
+when the caller says ``truncate=True`` or the text encoder is the ``tiny-random`` test
+double: the ``debug`` preset's 16-token window is for plumbing runs, and the method's
+debug runs feed it whole step-by-step solutions (about 95 tokens), most of which its small
+vocabulary maps to [UNK] anyway. The MiniLM and T5 encoders never cut.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ import torch
 from transformers import BertConfig, BertModel, PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
+
+# Set on the tiny-random test double's config (saved with a debug pipeline, so it survives
+# save/load): texts over max_tokens are cut, with a warning, instead of raising.
+TEST_DOUBLE_TRUNCATES = "test_double_truncates_long_texts"
 
 # Words of the task family; anything else maps to [UNK] in the tiny tokenizer.
 _TINY_WORDS = tuple(
@@ -125,6 +134,7 @@ def build_tiny_text_encoder(hidden_size: int = 16, seed: int = 0) -> PreTrainedM
         num_attention_heads=2,
         intermediate_size=2 * hidden_size,
         max_position_embeddings=128,
+        **{TEST_DOUBLE_TRUNCATES: True},
     )
     return BertModel(config).eval().requires_grad_(False)
 
@@ -137,15 +147,38 @@ def encode_text(
     max_tokens: int,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    truncate: bool = False,
 ) -> torch.Tensor:
-    """Texts -> (B, max_tokens, D) hidden states, zero past each text's last real token."""
+    """Texts -> (B, max_tokens, D) hidden states, zero past each text's last real token.
+
+    A text over ``max_tokens`` tokens raises ValueError (its count and the limit) unless
+    ``truncate`` or the text encoder is the tiny-random test double; a cut is logged.
+    """
     if isinstance(texts, str):
         raise TypeError(f"texts must be a list of strings, got the string {texts!r}")
     for text in texts:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"prompt must be a non-empty string, got {text!r}")
+    texts = [" ".join(t.split()) for t in texts]
+    counts = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
+    over = [i for i, count in enumerate(counts) if count > max_tokens]
+    if over and not (truncate or getattr(text_encoder.config, TEST_DOUBLE_TRUNCATES, False)):
+        i = over[0]
+        raise ValueError(
+            f"text {i} is {counts[i]} tokens long ({len(texts[i])} characters, starting "
+            f"{texts[i][:40]!r}), more than the text encoder's limit of max_tokens "
+            f"{max_tokens}; shorten it (nothing is truncated)"
+        )
+    if over:
+        logger.warning(
+            "cutting %d of %d texts to max_tokens %d (the longest is %d tokens)",
+            len(over),
+            len(texts),
+            max_tokens,
+            max(counts),
+        )
     tokens = tokenizer(
-        [" ".join(t.split()) for t in texts],
+        texts,
         padding="max_length",
         max_length=max_tokens,
         truncation=True,

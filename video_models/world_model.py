@@ -41,6 +41,10 @@ class VideoWorldModel:
         return int(self.pipeline.config.size_px)
 
     def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int = 0) -> np.ndarray:
-        """(H, W, 3) uint8 camera image of any size -> (T, S, S, 3) uint8 imagined video."""
+        """(H, W, 3) uint8 camera image of any size -> (T, S, S, 3) uint8 imagined video.
+
+        A prompt over the text encoder's ``max_text_tokens`` is a ValueError naming its
+        token count (the goal runner aborts the goal with it); it is never cut.
+        """
         with torch.inference_mode():
             return self.pipeline(image_rgb, prompt, seed=seed).frames[0]

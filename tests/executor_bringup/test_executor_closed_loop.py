@@ -57,6 +57,8 @@ class FakeArm:
         # goals from this index on run until canceled (at most 60 s): a cancel then always
         # finds a chunk in flight, however the runner schedules the threads
         self.stall_from: int | None = None
+        # goals from this index on are stopped half-way as the safety node's e-stop does
+        self.estop_from: int | None = None
         self._lock = threading.Lock()
         self._js = node.create_publisher(JointState, "joint_states", sensor_qos())
         self._server = ActionServer(
@@ -79,12 +81,19 @@ class FakeArm:
             self.goals.append(traj)
             self.q_at_goal.append(self.q.copy())
             stall = self.stall_from is not None and len(self.goals) > self.stall_from
+            estop = self.estop_from is not None and len(self.goals) > self.estop_from
         last = traj.points[-1]
         duration_s = (
             60.0 if stall else last.time_from_start.sec + 1e-9 * last.time_from_start.nanosec
         )
         end = time.monotonic() + duration_s
         while time.monotonic() < end:
+            if estop and time.monotonic() > end - duration_s / 2:
+                gh.abort()
+                return FollowJointTrajectory.Result(
+                    error_code=FollowJointTrajectory.Result.PATH_TOLERANCE_VIOLATED,
+                    error_string="safety stopped the motion: e-stop latched",
+                )
             if gh.is_cancel_requested:
                 with self._lock:
                     self.canceled += 1
@@ -224,6 +233,31 @@ def test_cancel_mid_way_stops_sending_chunks(graph) -> None:
     time.sleep(1.0)  # longer than two chunks: none may follow
     assert len(arm.goals) == received
     assert received - before < NUM_FRAMES - 1
+
+
+def test_an_e_stop_mid_segment_aborts_and_the_result_holds_what_was_sent(graph) -> None:
+    _, arm, _, client = graph
+    before = len(arm.goals)
+    arm.estop_from = before + 1  # the second chunk is stopped half-way
+    try:
+        handle = result_of(
+            client.send_goal_async(ExecuteTask.Goal(task_prompt="stack the cubes", max_replans=0)),
+            10,
+        )
+        res = result_of(handle.get_result_async(), 30)
+    finally:
+        arm.estop_from = None
+    assert res.status == GoalStatus.STATUS_ABORTED
+    assert "safety stopped the motion: e-stop latched" in res.result.message
+    sent = arm.goals[before:]
+    assert len(sent) == 2  # nothing after the stopped chunk
+    # the result names both chunks, the stopped one last, on one clock
+    points = res.result.trajectory.points
+    assert len(points) == 2 * CHUNK
+    np.testing.assert_allclose(points[0].positions, sent[0].points[0].positions)
+    np.testing.assert_allclose(points[-1].positions, sent[1].points[-1].positions)
+    times = [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in points]
+    assert np.all(np.diff(times) > 0)
 
 
 def test_bad_idm_mode_fails_at_startup_naming_it(graph, tmp_path: Path) -> None:

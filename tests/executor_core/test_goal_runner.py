@@ -230,3 +230,12 @@ def test_verifying_is_the_last_phase_of_a_segment() -> None:
     runner(max_replans=0).run("push", ScriptedArm(verdicts=[]), Guard(5.0), obs)
     phases = [e[1] for e in obs.events if e[0] == "phase"]
     assert phases[-1] == PHASE_VERIFYING
+
+
+def test_retiming_can_be_switched_off_for_sim_ablations() -> None:
+    q = ROBOT.home_rad.astype(np.float64)
+    jump = q.copy()
+    jump[0] += 0.5
+    fast = JointTrajectory(ROBOT.joint_names, jump[None], np.array([0.1]))
+    assert runner(retime=False).feasible(fast, q) is fast
+    assert runner().feasible(fast, q).duration_s > 0.1

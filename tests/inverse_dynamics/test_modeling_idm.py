@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,12 +82,14 @@ def test_save_and_load_round_trip(tmp_path: Path, head: str) -> None:
     ]
 
 
-def test_loading_refuses_pickles(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pickle", "model.pkl", "model.pt"])
+def test_loading_refuses_pickles_naming_them(tmp_path: Path, name: str) -> None:
     model = _model()
     model.save_pretrained(tmp_path / "idm")
     (tmp_path / "idm" / "model.safetensors").unlink()
-    torch.save(model.state_dict(), tmp_path / "idm" / "pytorch_model.bin")
-    with pytest.raises(ValueError, match="refusing to load pickles"):
+    torch.save(model.state_dict(), tmp_path / "idm" / name)
+    match = rf"found {re.escape(name)} in .*: pickled weights are refused, only safetensors"
+    with pytest.raises(ValueError, match=match):
         InverseDynamicsModel.from_pretrained(tmp_path / "idm")
 
 

