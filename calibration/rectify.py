@@ -12,7 +12,7 @@ import logging
 import cv2
 import numpy as np
 
-from calibration.camera_info_io import CameraInfoData
+from calibration.camera_info_io import CameraInfoData, load_camera_info
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +47,31 @@ class Rectifier:
         return cv2.remap(
             image, self._map_x, self._map_y, self.interpolation, borderMode=cv2.BORDER_CONSTANT
         )
+
+
+def rectifier_from_parameters(camera_info_path: str, rectify: bool) -> Rectifier | None:
+    """The rectifier a node's ``rectify`` / ``camera_info_path`` parameters ask for.
+
+    ``rectify`` false: None (a set ``camera_info_path`` is then logged as unused);
+    true without a path: a ValueError naming the missing parameter.
+    """
+    if not rectify:
+        if camera_info_path:
+            logger.warning(
+                "camera_info_path %r is set but rectify is false: frames reach the models "
+                "unrectified",
+                camera_info_path,
+            )
+        return None
+    if not camera_info_path:
+        raise ValueError("rectify is true but camera_info_path is empty")
+    rectifier = Rectifier(load_camera_info(camera_info_path))
+    cam = rectifier.camera
+    logger.info(
+        "rectifying %dx%d frames (%s) with %s",
+        cam.image_width_px,
+        cam.image_height_px,
+        cam.distortion_model,
+        camera_info_path,
+    )
+    return rectifier

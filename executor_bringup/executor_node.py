@@ -54,8 +54,7 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
-from calibration.camera_info_io import load_camera_info
-from calibration.rectify import Rectifier
+from calibration.rectify import rectifier_from_parameters
 from executor_bringup.goal_media import GoalFeedback, GoalMedia
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.models import load_models
@@ -132,7 +131,7 @@ class ExecutorNode(Node):
             )
         self.using_test_models = test_double
         self.runner = GoalRunner(video_model, idm, self.robot, self._runner_config())
-        self.rectifier = self._make_rectifier(self.p("camera_info_path"), self.p("rectify"))
+        self.rectifier = rectifier_from_parameters(self.p("camera_info_path"), self.p("rectify"))
         self.sensors = SensorCache(self.robot.joint_names)
         self._busy, self._busy_lock = False, threading.Lock()
         self._jobs: queue.Queue[Job | None] = queue.Queue()
@@ -212,24 +211,6 @@ class ExecutorNode(Node):
             settle_timeout_s=float(self.p("settle_timeout_s")),
             verifier_name=self.resolve_service_name(service) if service else "",
         )
-
-    def _make_rectifier(self, camera_info_path: str, rectify: bool) -> Rectifier | None:
-        if not rectify:
-            if camera_info_path:
-                self.get_logger().warning(
-                    f"camera_info_path {camera_info_path!r} is set but rectify is false: "
-                    "frames reach the models unrectified"
-                )
-            return None
-        if not camera_info_path:
-            raise ValueError("rectify is true but camera_info_path is empty")
-        rectifier = Rectifier(load_camera_info(camera_info_path))
-        cam = rectifier.camera
-        self.get_logger().info(
-            f"rectifying {cam.image_width_px}x{cam.image_height_px} frames "
-            f"({cam.distortion_model}) with {camera_info_path}"
-        )
-        return rectifier
 
     def model_input(self, image_rgb: np.ndarray) -> np.ndarray:
         """The frame the models see: rectified when configured. (H, W, 3) uint8."""
