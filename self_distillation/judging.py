@@ -1,8 +1,10 @@
 """Which judge a stage uses, and the episode record a judge reads for a task item.
 
 ``programmatic`` (the embedded default for simulator scenes) reads object colours and the
-task from the record; ``vlm`` asks a VLM (local transformers path or HTTP endpoint).
-Both implement ``self_distillation.judges.base.VideoJudge``.
+task from the record; ``execution_aware`` reads the same colours in every frame and scores
+task, agent and consistency (``judges/execution_aware.py``: a teleported, copied or held
+cube fails); ``vlm`` asks a VLM (local transformers path or HTTP endpoint). All implement
+``self_distillation.judges.base.VideoJudge``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from self_distillation.judges.execution_aware import ExecutionAwareJudge
 from self_distillation.judges.programmatic import ProgrammaticJudge
 from self_distillation.judges.vlm import VLMJudge, VLMJudgeConfig
 from self_distillation.task_items import TaskItem
@@ -25,19 +28,20 @@ from self_distillation.vlm_backends import (
 )
 
 logger = logging.getLogger(__name__)
+JUDGE_KINDS: tuple[str, ...] = ("programmatic", "execution_aware", "vlm")
 
 
 @dataclass
 class JudgeConfig:
-    kind: Literal["programmatic", "vlm"] = "programmatic"
+    kind: Literal["programmatic", "execution_aware", "vlm"] = "programmatic"
     vlm_backend: Literal["transformers", "http"] = "transformers"
     vlm: TransformersVLMConfig = field(default_factory=TransformersVLMConfig)
     http: HTTPVLMConfig = field(default_factory=HTTPVLMConfig)
     vlm_frames: int = 4
 
     def __post_init__(self) -> None:
-        if self.kind not in ("programmatic", "vlm"):
-            raise ValueError(f"judge kind must be 'programmatic' or 'vlm', got {self.kind!r}")
+        if self.kind not in JUDGE_KINDS:
+            raise ValueError(f"judge kind must be one of {JUDGE_KINDS}, got {self.kind!r}")
         if self.vlm_backend not in ("transformers", "http"):
             raise ValueError(f"vlm_backend must be transformers/http, got {self.vlm_backend!r}")
 
@@ -45,6 +49,8 @@ class JudgeConfig:
 def make_judge(cfg: JudgeConfig) -> Any:  # -> VideoJudge
     if cfg.kind == "programmatic":
         return ProgrammaticJudge()
+    if cfg.kind == "execution_aware":
+        return ExecutionAwareJudge()
 
     backend = TransformersVLM(cfg.vlm) if cfg.vlm_backend == "transformers" else HTTPVLM(cfg.http)
     return VLMJudge(backend, VLMJudgeConfig(num_frames=cfg.vlm_frames))

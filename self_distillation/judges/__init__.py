@@ -1,6 +1,19 @@
 """Video judges: did the (imagined or real) video solve the task?"""
 
 from self_distillation.judges.base import JudgeVerdict, VideoJudge
+from self_distillation.judges.execution_aware import (
+    ExecutionAwareJudge,
+    ExecutionAwareJudgeConfig,
+    ExecutionAwareVerdict,
+)
 from self_distillation.judges.programmatic import ProgrammaticJudge, ProgrammaticJudgeConfig
 
-__all__ = ["JudgeVerdict", "ProgrammaticJudge", "ProgrammaticJudgeConfig", "VideoJudge"]
+__all__ = [
+    "ExecutionAwareJudge",
+    "ExecutionAwareJudgeConfig",
+    "ExecutionAwareVerdict",
+    "JudgeVerdict",
+    "ProgrammaticJudge",
+    "ProgrammaticJudgeConfig",
+    "VideoJudge",
+]

@@ -98,6 +98,22 @@ class Blob:
     height_px: int
 
 
+def check_frames(frames: np.ndarray, min_frames: int) -> None:
+    """A judge's input: (T >= min_frames, H, W, 3) uint8; a ValueError naming what it got."""
+    if (
+        not isinstance(frames, np.ndarray)
+        or frames.ndim != 4
+        or frames.shape[-1] != 3
+        or frames.dtype != np.uint8
+    ):
+        raise ValueError(
+            f"frames must be (T, H, W, 3) uint8, got {getattr(frames, 'shape', None)!r} "
+            f"{getattr(frames, 'dtype', None)!r}"
+        )
+    if frames.shape[0] < min_frames:
+        raise ValueError(f"need at least {min_frames} frames, got {frames.shape[0]}")
+
+
 def _hue_deg(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 RGB -> hue in degrees [0, 360)."""
     hsv = cv2.cvtColor(rgb.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_RGB2HSV_FULL)
@@ -233,20 +249,8 @@ class ProgrammaticJudge:
         return palette
 
     def judge(self, frames: np.ndarray, episode: dict[str, Any]) -> JudgeVerdict:
-        if (
-            not isinstance(frames, np.ndarray)
-            or frames.ndim != 4
-            or frames.shape[-1] != 3
-            or (frames.dtype != np.uint8)
-        ):
-            raise ValueError(
-                f"frames must be (T, H, W, 3) uint8, got "
-                f"{getattr(frames, 'shape', None)!r} "
-                f"{getattr(frames, 'dtype', None)!r}"
-            )
         cfg = self.config
-        if frames.shape[0] < cfg.final_frames + 1:
-            raise ValueError(f"need at least {cfg.final_frames + 1} frames, got {frames.shape[0]}")
+        check_frames(frames, cfg.final_frames + 1)
         family, obj, target = self.task_of(episode)
         palette = self.palette_for(episode)
         for name in (obj, target):
