@@ -10,9 +10,16 @@ Each node runs as its own process (``<executable> --ros-args -r __node:=... -r _
 --params-file ... -p ... -r from:=to``) in its own process group, so a terminal Ctrl-C
 reaches only the launcher, which then stops the nodes in an orderly way: SIGINT, then
 SIGTERM and finally SIGKILL when a node ignores the previous one for
-``--shutdown-timeout-s``. Exit status: 0 after Ctrl-C / SIGTERM; 1 when a node died on its
-own (its name and exit code are reported, the others are stopped); 2 for a bad command
-line or config.
+``--shutdown-timeout-s``. Exit status: 0 after Ctrl-C / SIGTERM / SIGHUP; 1 when a node
+died on its own (its name and exit code are reported, the others are stopped); 2 for a bad
+command line or config.
+
+Nodes die with the launcher, however it dies (``kill -9`` included; ``ros2 launch`` leaves
+them running): every node gets SIGTERM from the kernel when the launcher goes (Linux
+``PR_SET_PDEATHSIG``, ``process_exit.die_with_parent``), and a small watchdog process
+(:class:`OrphanGuard`, forked before the nodes, in its own process group) then signals each
+node's whole process group, SIGTERM and after ``--shutdown-timeout-s`` SIGKILL, so that
+neither a node ignoring SIGTERM nor anything a node started outlives the launcher.
 
 Environment of the nodes: ours, plus ``ROS_DOMAIN_ID`` from ``--domain-id`` and
 ``FASTDDS_BUILTIN_TRANSPORTS`` (the stack's one default, see
@@ -50,6 +57,8 @@ from executor_bringup.bringup_config import (
 )
 from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.interfaces_env import InterfacesMissingError, require_ros_modules
+from executor_bringup.process_exit import die_with_parent
+from executor_core.config_cli import OneLineArgumentParser, cli_main
 from executor_core.robot_description import RobotDescription
 
 logger = logging.getLogger(__name__)
@@ -58,8 +67,8 @@ ROBOT_DESCRIPTION_PARAM = "robot_description_path"
 
 EXIT_OK = 0
 EXIT_NODE_DIED = 1
-EXIT_USAGE = 2
 POLL_PERIOD_S = 0.05
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -129,6 +138,79 @@ def with_robot_description(config: BringupConfig, path: Path) -> BringupConfig:
     return config.with_overrides([f"{n}.{ROBOT_DESCRIPTION_PARAM}={path}" for n in nodes])
 
 
+def _stop_groups(pgids: list[int], timeout_s: float) -> None:
+    """SIGTERM every process group, SIGKILL what is left after ``timeout_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pgid in pgids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+        deadline = time.monotonic() + timeout_s
+        while pgids and time.monotonic() < deadline:
+            time.sleep(POLL_PERIOD_S)
+            pgids = [g for g in pgids if _group_alive(g)]
+        if not pgids:
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):  # gone (or the id reused by another user)
+        return False
+    return True
+
+
+class OrphanGuard:
+    """A watchdog process that outlives the launcher and stops the nodes if it dies.
+
+    Forked before any node (so it holds nothing of theirs) into its own process group (a
+    Ctrl-C or a signal to the launcher's group does not reach it). The launcher tells it
+    each node's process group over a pipe; an orderly shutdown ends with ``done``. When the
+    pipe closes without ``done``, the launcher was killed: the guard stops every group
+    (:func:`_stop_groups`) and exits.
+    """
+
+    def __init__(self, shutdown_timeout_s: float) -> None:
+        read_fd, write_fd = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the guard
+            try:
+                os.close(write_fd)
+                _guard_main(read_fd, shutdown_timeout_s)
+            finally:
+                os._exit(0)
+        os.close(read_fd)
+        self._pipe = os.fdopen(write_fd, "w", buffering=1)
+
+    def watch(self, pgid: int) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self._pipe.write(f"+{pgid}\n")
+
+    def release(self) -> None:
+        """The nodes are stopped: end the guard."""
+        with contextlib.suppress(BrokenPipeError):
+            self._pipe.write("done\n")
+            self._pipe.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _guard_main(read_fd: int, shutdown_timeout_s: float) -> None:
+    os.setpgid(0, 0)
+    for sig in (signal.SIGINT, signal.SIGHUP):  # the terminal's, meant for the launcher
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    pgids: list[int] = []
+    with os.fdopen(read_fd) as pipe:
+        for line in pipe:
+            if line.strip() == "done":
+                return
+            if line.startswith("+"):
+                pgids.append(int(line[1:]))
+    print(f"executor-bringup: the launcher died; stopping its {len(pgids)} nodes", file=sys.stderr)
+    _stop_groups(pgids, shutdown_timeout_s)
+
+
 class Supervisor:
     """Starts the nodes, watches them, and stops them all on a signal or a death."""
 
@@ -151,22 +233,31 @@ class Supervisor:
         self._stop_signal = signum
 
     def run(self) -> int:
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        guard = OrphanGuard(self._timeout_s)
         try:
-            return self._run()
+            return self._run(guard)
         finally:
             self._stop_all()
+            guard.release()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _run(self) -> int:
+    def _run(self, guard: OrphanGuard) -> int:
+        launcher_pid = os.getpid()
         for name, argv in self._commands:
             if self._stop_signal is not None:
                 return EXIT_OK
             logger.info("starting %s: %s", name, shlex.join(argv))
             # Own process group: Ctrl-C in the terminal reaches only us, and killing the
-            # group also reaches anything the node started.
-            proc = subprocess.Popen(argv, env=self._env, process_group=0)
+            # group also reaches anything the node started. SIGTERM when we die.
+            proc = subprocess.Popen(
+                argv,
+                env=self._env,
+                process_group=0,
+                preexec_fn=lambda: die_with_parent(launcher_pid),
+            )
+            guard.watch(proc.pid)
             self._nodes.append(RunningNode(name, argv, proc))
         while True:
             if self._stop_signal is not None:
@@ -220,7 +311,7 @@ class Supervisor:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="executor-bringup",
         description="Start the executor stack's ROS graph (one process per node).",
     )
@@ -253,34 +344,31 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli_main("executor-bringup", InterfacesMissingError)
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="[executor-bringup] %(levelname)s %(message)s"
     )
-    try:
-        if args.domain_id is not None and not 0 <= args.domain_id <= 232:
-            raise BringupConfigError(f"--domain-id must be in 0..232, got {args.domain_id!r}")
-        config = load_bringup_config(args.config or default_config_path(args.graph))
-        if args.namespace is not None:
-            config = config.with_namespace(args.namespace)
-        if args.robot_description is not None:
-            config = with_robot_description(config, args.robot_description)
-        config = config.with_overrides(args.set)
-        # validate the namespace once more through the dataclass
-        config = BringupConfig(config.graph, config.nodes, config.namespace, config.source)
-        commands = build_commands(config)
-        env = node_environment(dict(os.environ), args.domain_id)
-        if args.dry_run:
-            for name, cmd in commands:
-                print(f"{name}: {shlex.join(cmd)}")
-            return EXIT_OK
-        # Fail here, once and with the fix, rather than in every node process.
-        require_ros_modules()
-        supervisor = Supervisor(commands, env, args.shutdown_timeout_s)
-    except (BringupConfigError, InterfacesMissingError) as exc:
-        print(f"executor-bringup: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+        raise BringupConfigError(f"--domain-id must be in 0..232, got {args.domain_id!r}")
+    config = load_bringup_config(args.config or default_config_path(args.graph))
+    if args.namespace is not None:
+        config = config.with_namespace(args.namespace)
+    if args.robot_description is not None:
+        config = with_robot_description(config, args.robot_description)
+    config = config.with_overrides(args.set)
+    # validate the namespace once more through the dataclass
+    config = BringupConfig(config.graph, config.nodes, config.namespace, config.source)
+    commands = build_commands(config)
+    env = node_environment(dict(os.environ), args.domain_id)
+    if args.dry_run:
+        for name, cmd in commands:
+            print(f"{name}: {shlex.join(cmd)}")
+        return EXIT_OK
+    # Fail here, once and with the fix, rather than in every node process.
+    require_ros_modules()
+    supervisor = Supervisor(commands, env, args.shutdown_timeout_s)
     logger.info(
         "graph %r from %s, %d nodes, namespace %r",
         config.graph,

@@ -31,6 +31,7 @@ from std_msgs.msg import Empty
 
 from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.qos import command_qos, status_qos
+from executor_core.config_cli import OneLineArgumentParser
 
 HEARTBEAT_PERIOD_S = 0.1
 # Beats published after the subscriber matched, on top of the safety node's confirmation.
@@ -98,7 +99,7 @@ class Heartbeat:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="executor-run-task", description=__doc__.split("\n")[0])
+    parser = OneLineArgumentParser(prog="executor-run-task", description=__doc__.split("\n")[0])
     parser.add_argument("task", help='short task, e.g. "put the red cube in the bowl"')
     parser.add_argument("--namespace", default="", help="namespace of the executor stack")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds (client side)")

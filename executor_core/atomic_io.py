@@ -61,7 +61,11 @@ def remove_leftovers(parent: str | Path, name_pattern: str = "*") -> list[Path]:
     temporary of a write still in flight elsewhere would be deleted too. Returns what it
     removed.
     """
-    leftovers = sorted(Path(parent).glob(f".{name_pattern}.*.tmp*"))
+    # .*.tmp: a write killed before its rename; .*.old: a replaced folder whose deletion
+    # was killed (atomic_path moves it aside first); .build.*: the older writers' name
+    parent = Path(parent)
+    suffixes = (".*.tmp*", ".*.old", ".build.*")
+    leftovers = sorted({p for s in suffixes for p in parent.glob(f".{name_pattern}{s}")})
     for path in leftovers:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

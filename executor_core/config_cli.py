@@ -294,9 +294,10 @@ def require_local_dataset(root: str | Path) -> Path:
         raise FileNotFoundError(f"no local LeRobotDataset at {root} ({what})")
     return root
 
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse, with a usage error as one line ``<prog>: error: <reason> (see --help)``
-    and exit status :data:`EXIT_BAD_INPUT` (argparse prints the usage block first)."""
+    and exit status :data:`EXIT_BAD_INPUT` (stock argparse prints its usage block first)."""
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from executor_core.atomic_io import atomic_path, write_text_atomic
-from executor_core.config_cli import parse_config, save_config_json
+from executor_core.config_cli import cli_main, parse_config, save_config_json
 from executor_sim.env import EnvConfig, make_env
 from executor_sim.generate import normalise_cli_args
 
@@ -77,6 +77,7 @@ def generate_scenes(cfg: ScenesConfig) -> list[dict]:
     return records
 
 
+@cli_main("executor-sim-scenes")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = normalise_cli_args(sys.argv[1:] if argv is None else argv)
@@ -86,4 +87,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

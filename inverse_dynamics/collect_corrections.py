@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from executor_core.atomic_io import atomic_path
-from executor_core.config_cli import cli_main, parse_config
+from executor_core.atomic_io import atomic_path, remove_leftovers
+from executor_core.config_cli import cli_main, parse_config, require_local_dataset
 from inverse_dynamics.dataset_idm import EpisodeArrays, load_episodes, split_episodes
 from inverse_dynamics.evaluate_idm import env_for_dataset, episode_records, reset_to_record
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
@@ -96,6 +96,7 @@ def _training_episodes(checkpoint: Path, dataset_root: Path) -> list[int]:
         )
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
+    require_local_dataset(dataset_root)  # before lerobot, which would try the Hub
     total = LeRobotDatasetMetadata("local/dataset", root=dataset_root).total_episodes
     all_eps = list(range(total))[: train_cfg.get("max_episodes")]
     train_eps, _ = split_episodes(all_eps, float(train_cfg["val_fraction"]), int(train_cfg["seed"]))
@@ -141,6 +142,11 @@ def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
+    for root in cfg.extra_dataset_roots:  # dataset_root: in _training_episodes
+        require_local_dataset(root)  # before lerobot, which would try the Hub
+    # A killed run's half-written output (a hidden temporary beside it) goes now.
+    if removed := remove_leftovers(cfg.output.parent, cfg.output.name):
+        logger.info("removed %s, left by an interrupted write", [str(p) for p in removed])
     torch.set_num_threads(cfg.num_threads)
     policy = InverseDynamicsPolicy.from_pretrained(cfg.checkpoint)
     if policy.config.num_input_frames != 2:

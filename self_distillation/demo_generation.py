@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
-from executor_core.atomic_io import atomic_path, write_bytes_atomic
+from executor_core.atomic_io import atomic_path, remove_leftovers, write_bytes_atomic
 from executor_core.config_cli import cli_main, parse_config, save_config_json
 from self_distillation.judges.programmatic import ProgrammaticJudge
 from self_distillation.judging import episode_for_item
@@ -260,6 +260,12 @@ def run_generate(cfg: DemoGenConfig) -> Path:
         raise ValueError(f"no items in {cfg.items}")
     if state.is_main_process:
         save_config_json(cfg, Path(cfg.output_dir) / "config.json")
+        # What killed writes left (a clip, the dataset folder) goes before anyone writes.
+        out = Path(cfg.output_dir)
+        removed = remove_leftovers(out / "clips", "*") + remove_leftovers(out, "dataset")
+        if removed:
+            logger.info("removed %s, left by interrupted writes", [str(p) for p in removed])
+    state.wait_for_everyone()
     generate_clips(cfg, items, state.process_index, state.num_processes)
     state.wait_for_everyone()
     final = Path(cfg.output_dir) / "dataset"

@@ -15,7 +15,12 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import (
+    cli_main,
+    parse_config,
+    require_local_dataset,
+    save_config_json,
+)
 from video_models.clips_executor import clip_cache_for_model, write_clip_cache
 from video_models.train_executor import PRESETS as TRAIN_PRESETS
 from video_models.train_executor import TrainConfig, train
@@ -60,6 +65,7 @@ def build_prompt_cache(cfg: DistillConfig, train_cfg: TrainConfig) -> Path:
     path = Path(cfg.output_dir) / "clips_prompt.npz"
     if path.is_file():
         return path
+    require_local_dataset(cfg.demos)  # before lerobot, which would try the Hub
     cache = clip_cache_for_model(
         [cfg.demos], "prompt", train_cfg.model, only_successful=cfg.only_judged_success
     )

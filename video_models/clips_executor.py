@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from executor_core.atomic_io import atomic_path
-from executor_core.config_cli import parse_config
+from executor_core.config_cli import parse_config, require_local_dataset
 from executor_core.frames import center_crop_resize
 from video_models.configuration_executor import MODEL_PRESETS, ExecutorModelConfig
 from video_models.modeling_executor import build_text_components
@@ -128,7 +128,7 @@ def extract_episode_clips(
     from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
     from lerobot.datasets.video_utils import decode_video_frames
 
-    root = Path(dataset_root)
+    root = require_local_dataset(dataset_root)  # before lerobot: it would try the Hub
     meta = LeRobotDatasetMetadata(f"local/{root.name}", root=root)
     if video_key not in meta.video_keys:
         raise KeyError(f"video key {video_key!r} not in dataset; has {meta.video_keys!r}")

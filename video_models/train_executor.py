@@ -43,7 +43,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from executor_core.atomic_io import atomic_path
-from executor_core.config_cli import parse_config, save_config_json
+from executor_core.config_cli import cli_main, parse_config, save_config_json
 from executor_core.train_state import (
     CONFIG_JSON,
     latest_checkpoint,
@@ -576,6 +576,7 @@ def _write_samples(
             transformer.train()
 
 
+@cli_main("executor-train-video")
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(TrainConfig, sys.argv[1:] if argv is None else argv, PRESETS)
@@ -584,4 +585,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

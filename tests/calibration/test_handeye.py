@@ -194,9 +194,7 @@ def test_cli_skips_unreadable_sample_images(tmp_path: Path, handeye_camera, capl
     assert "b.png" in warned
 
 
-def test_cli_too_few_usable_samples_names_the_file(
-    tmp_path: Path, handeye_camera, capsys
-) -> None:
+def test_cli_too_few_usable_samples_names_the_file(tmp_path: Path, handeye_camera, capsys) -> None:
     save_samples(tmp_path / "s.yaml", np.zeros((3, 6)), ["a.png", "b.png", "c.png"])
     (tmp_path / "a.png").write_bytes(b"garbage")
     save_camera_info(handeye_camera, tmp_path / "camera.yaml")

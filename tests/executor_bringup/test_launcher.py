@@ -24,7 +24,7 @@ DOUBLE_NODE = textwrap.dedent(
     """\
     #!{python}
     # Test double of a node executable: records how it was started, then behaves as told.
-    import json, os, signal, sys, time
+    import json, os, signal, subprocess, sys, time
     record = os.path.join(os.environ["DOUBLE_RECORD_DIR"], "{name}")
     state = {{"pid": os.getpid(), "argv": sys.argv[1:],
               "domain_id": os.environ.get("ROS_DOMAIN_ID"),
@@ -43,6 +43,9 @@ DOUBLE_NODE = textwrap.dedent(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
         signal.signal(signal.SIGINT, on_int)
+    if behaviour == "spawn":  # a grandchild of the launcher, in this node's process group
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        state["child_pid"] = child.pid
     write()
     if behaviour == "exit3":
         time.sleep(0.3)
@@ -68,6 +71,7 @@ def world(tmp_path: Path) -> dict[str, Path]:
     _make_double(bin_dir, "double-other-sleeper-node", "sleep")
     _make_double(bin_dir, "double-exit3-node", "exit3")
     _make_double(bin_dir, "double-stubborn-node", "stubborn")
+    _make_double(bin_dir, "double-spawner-node", "spawn")
     (cfg_dir / "a.yaml").write_text("/**/alpha:\n  ros__parameters:\n    rate_hz: 5.0\n")
     return {"bin": bin_dir, "records": record_dir, "cfg": cfg_dir}
 
@@ -111,11 +115,13 @@ def _wait_records(world: dict[str, Path], names: list[str], timeout_s: float = 2
 
 
 def _gone(pid: int) -> bool:
+    """Exited (a zombie counts: an orphan's reaper may be slow or absent)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):
         return True
-    return False
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 def test_ctrl_c_stops_every_node_and_exits_zero(world: dict[str, Path]) -> None:
@@ -302,3 +308,45 @@ def test_missing_config_file_is_named(world: dict[str, Path]) -> None:
     assert proc.returncode == 2
     assert "bringup config not found" in err
     assert "absent.yaml" in err
+
+
+def test_nodes_die_with_a_killed_launcher(world: dict[str, Path]) -> None:
+    """kill -9 of the launcher (no handler runs) still ends every node: a plain one, one
+    that ignores SIGINT and SIGTERM, and one whose own child would otherwise live on."""
+    config = _write_config(
+        world,
+        [
+            {"name": "alpha", "executable": "double-sleeper-node"},
+            {"name": "mule", "executable": "double-stubborn-node"},
+            {"name": "parent", "executable": "double-spawner-node"},
+        ],
+    )
+    proc = _launch(world, config, "--shutdown-timeout-s", "1.0")
+    names = ["double-sleeper-node", "double-stubborn-node", "double-spawner-node"]
+    try:
+        started = _wait_records(world, names)
+    finally:
+        proc.kill()  # SIGKILL: the launcher gets no chance to stop anything
+        proc.wait()
+    pids = {n: r["pid"] for n, r in started.items()}
+    pids["grandchild"] = started["double-spawner-node"]["child_pid"]
+    deadline = time.monotonic() + 8.0
+    while time.monotonic() < deadline and not all(_gone(p) for p in pids.values()):
+        time.sleep(0.05)
+    alive = {n: p for n, p in pids.items() if not _gone(p)}
+    for pid in alive.values():  # leave nothing behind, even when failing
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"still running after the launcher was killed: {alive}"
+    _, err = proc.communicate(timeout=10)
+    assert "the launcher died; stopping its 3 nodes" in err
+
+
+def test_sighup_stops_every_node_and_exits_zero(world: dict[str, Path]) -> None:
+    config = _write_config(world, [{"name": "alpha", "executable": "double-sleeper-node"}])
+    proc = _launch(world, config)
+    started = _wait_records(world, ["double-sleeper-node"])
+    proc.send_signal(signal.SIGHUP)  # the terminal closed
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert _gone(started["double-sleeper-node"]["pid"])
+    assert json.loads((world["records"] / "double-sleeper-node.json").read_text())["signal"] == 2

@@ -87,6 +87,7 @@ def test_killed_generator_resumes(tmp_path: Path) -> None:
         "1",
         "--resolution",
         "32",
+        "--keep-cache=true",  # so that the cache's leftovers can be checked at the end
     ]
     env = {**os.environ, "MUJOCO_GL": "egl", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
@@ -114,7 +115,8 @@ def test_killed_generator_resumes(tmp_path: Path) -> None:
         for line in (root / "meta" / "executor_episodes.jsonl").read_text().splitlines()
     ]
     assert [r["seed"] for r in records] == [0, 1, 2]  # nothing lost, nothing twice
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # leftovers removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.cache"]  # leftovers removed
+    assert not [p.name for p in cache.iterdir() if p.name.startswith(".")]
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset("test/sim", root=root)
