@@ -1,6 +1,7 @@
 """Image transport camera -> executor over loopback DDS: rate, drops, latency.
 
     .venv/bin/python benchmarks/bench_image_transport.py [--duration 60] [--rate 30]
+        [--transport default|fastdds_default|large_data]
 
 A real ``camera_node`` process (synthetic source, 640x480 rgb8) publishes; this process
 subscribes exactly as ``executor_node`` does (same QoS, same zero-copy decode) and
@@ -24,6 +25,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from executor_bringup.dds_transport import TRANSPORT_CHOICES, select_transports
 from executor_bringup.image_conversion import image_to_rgb8
 from executor_bringup.qos import sensor_qos
 
@@ -39,18 +41,17 @@ def main() -> None:
     parser.add_argument("--domain", type=int, default=1 + os.getpid() % 200)
     parser.add_argument(
         "--transport",
-        choices=("default", "large_data"),
-        default="large_data",
-        help="Fast DDS builtin transports; large_data = shared memory for big samples "
-        "(FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA), default = UDP fragments + small SHM",
+        choices=TRANSPORT_CHOICES,
+        default="default",
+        help="default = the stack's default (config/fastdds_profile.xml: large shared "
+        "memory + UDPv4, what every entry point sets up); fastdds_default = Fast DDS's "
+        "builtin DEFAULT (UDP + a 512 KiB shared-memory segment); large_data = the builtin "
+        "LARGE_DATA (TCP + shared memory)",
     )
     args = parser.parse_args()
 
-    if args.transport == "large_data":
-        # Must be set before this process's rclpy.init and inherited by the camera.
-        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-    else:
-        os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+    # Before this process's rclpy.init, and inherited by the camera.
+    in_effect = select_transports(os.environ, args.transport)
     env = {**os.environ, "ROS_DOMAIN_ID": str(args.domain)}
     camera = subprocess.Popen(
         [
@@ -124,8 +125,8 @@ def main() -> None:
     lat_ms = 1e3 * np.array(latencies_s)
     print(
         f"image transport {args.width}x{args.height} rgb8 @ {args.rate:g} Hz for "
-        f"{args.duration:g} s, transport {args.transport} (camera_node process -> "
-        "executor-style subscriber)"
+        f"{args.duration:g} s, transport {args.transport} ({in_effect}; camera_node "
+        "process -> executor-style subscriber)"
     )
     produced = counters[-1] - counters[0] + 1
     print(

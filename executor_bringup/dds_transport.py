@@ -1,37 +1,107 @@
 """One Fast DDS transport setting for every process of the stack.
 
-Camera images need Fast DDS's ``LARGE_DATA`` builtin transports (shared memory for large
-samples instead of UDP fragments): measured for 640x480 rgb8 at 30 Hz on a busy 2-core
-host, the default transports delivered 7 Hz with 1284 drops, LARGE_DATA 29.97 Hz with
-none. But a LARGE_DATA participant and a default one do not discover each other at all
-(measured: zero messages, even joint_states), so every process that talks to the graph
-must agree. Each of our entry points therefore applies the same default before
-``rclpy.init`` (and the launcher passes it to its nodes); a value the user exported wins.
+Every entry point of ours calls :func:`apply_default_transports` before ``rclpy.init``
+(and the launcher applies it to its nodes' environment): all processes of a graph must
+agree, and the default must carry a real camera. It points Fast DDS at the profile
+shipped in ``config/fastdds_profile.xml`` (``FASTDDS_DEFAULT_PROFILES_FILE``, and
+``FASTRTPS_DEFAULT_PROFILES_FILE`` under a Fast DDS 2 distro): shared memory with a segment large
+enough for images (LARGE_DATA's size) plus UDPv4 for discovery and other hosts.
 
-The default is Fast DDS's own ``DEFAULT``: with LARGE_DATA, 3 of 9 runs of the sim demo
-on a loaded 2-core host lost discovery between two of the processes, against 4 of 4 (and
-every CI run) with DEFAULT, and stock tools (``ros2 topic``, rviz) interoperate without an
-export. The sim's camera is 64-128 px, far below where UDP fragmentation hurts. With a
-real 640x480 camera at 30 Hz, export ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` for the
-whole graph (and for the tools that watch it).
+Why not the builtin modes: with Fast DDS's ``DEFAULT`` (UDPv4 + a 512 KiB shared-memory
+segment) 640x480 rgb8 at 30 Hz arrived at 0.5 Hz, 472 of 481 frames dropped; ``LARGE_DATA``
+(TCP for discovery and data, SHM) carried it, but lost discovery between two processes in
+3 of 9 sim demo runs on a loaded 2-core host, and a LARGE_DATA participant and a default
+one (a stock ``ros2 topic``) never discover each other. The profile discovers over UDP
+like DEFAULT, so stock tools see the graph without an export (export the profile file
+for them too, to carry large images: see the XML's header).
+
+A choice of the user wins: an exported profile file (either variable) is kept, and so is
+an exported ``FASTDDS_BUILTIN_TRANSPORTS`` (e.g. ``LARGE_DATA``), which then applies
+without our profile. ``FASTDDS_BUILTIN_TRANSPORTS`` is set to ``DEFAULT`` alongside our
+profile (which disables the builtin transports, so the variable has no effect there) so
+that every process sees the same environment.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import MutableMapping
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 FASTDDS_TRANSPORTS_ENV = "FASTDDS_BUILTIN_TRANSPORTS"
 FASTDDS_TRANSPORTS_DEFAULT = "DEFAULT"
+# Fast DDS 3 (Kilted) reads the first, Fast DDS 2 the second; Kilted's rmw warns that the
+# second is deprecated, so it is set only under the distros that ship Fast DDS 2.
+PROFILES_FILE_ENVS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+FASTDDS2_DISTROS = ("humble", "iron", "jazzy")
+PROFILE_NAME = "fastdds_profile.xml"
 
 
-def apply_default_transports(env: MutableMapping[str, str] | None = None) -> str:
-    """Set ``FASTDDS_BUILTIN_TRANSPORTS`` to our default in ``env`` (default: this process's
-    environment, before ``rclpy.init``) unless already set; returns the value in effect."""
+def default_profile_path() -> Path | None:
+    """``config/fastdds_profile.xml`` from the source tree, else the installed share dir;
+    None when neither exists."""
+    here = Path(__file__).resolve().parent
+    for candidate in (
+        here.parent / "config" / PROFILE_NAME,
+        Path(sys.prefix) / "share" / "executor_bringup" / "config" / PROFILE_NAME,
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def apply_default_transports(
+    env: MutableMapping[str, str] | None = None, profile: Path | None = None
+) -> str:
+    """Put the stack's Fast DDS transports into ``env`` (default: this process's
+    environment, before ``rclpy.init``) unless the user chose; returns what is in effect:
+    ``"profile <path>"`` or ``"builtin <mode>"``.
+
+    ``profile``: the profile file (default :func:`default_profile_path`); without one the
+    builtin ``DEFAULT`` applies, with a warning (images beyond 512 KiB then drop).
+    """
     env = os.environ if env is None else env
-    if not env.get(FASTDDS_TRANSPORTS_ENV):
-        env[FASTDDS_TRANSPORTS_ENV] = FASTDDS_TRANSPORTS_DEFAULT
-    return env[FASTDDS_TRANSPORTS_ENV]
+    chosen = next((env[name] for name in PROFILES_FILE_ENVS if env.get(name)), "")
+    if chosen:
+        if not env.get(FASTDDS_TRANSPORTS_ENV):
+            env[FASTDDS_TRANSPORTS_ENV] = FASTDDS_TRANSPORTS_DEFAULT
+        return f"profile {chosen}"
+    if env.get(FASTDDS_TRANSPORTS_ENV):
+        return f"builtin {env[FASTDDS_TRANSPORTS_ENV]}"
+    env[FASTDDS_TRANSPORTS_ENV] = FASTDDS_TRANSPORTS_DEFAULT
+    profile = profile or default_profile_path()
+    if profile is None:
+        logger.warning(
+            "%s not found (source tree or share/executor_bringup/config): Fast DDS's builtin "
+            "DEFAULT transports apply, which drop large images",
+            PROFILE_NAME,
+        )
+        return f"builtin {FASTDDS_TRANSPORTS_DEFAULT}"
+    env[PROFILES_FILE_ENVS[0]] = str(profile)
+    if env.get("ROS_DISTRO") in FASTDDS2_DISTROS:
+        env[PROFILES_FILE_ENVS[1]] = str(profile)
+    return f"profile {profile}"
+
+
+# The transport settings the benchmarks compare (``--transport``).
+TRANSPORT_CHOICES = ("default", "fastdds_default", "large_data")
+
+
+def select_transports(env: MutableMapping[str, str], choice: str) -> str:
+    """Put one of TRANSPORT_CHOICES into ``env``, replacing any transport setting there:
+    ``default`` the stack's (as :func:`apply_default_transports` with nothing exported),
+    ``fastdds_default`` / ``large_data`` Fast DDS's builtin modes. Returns what is in effect.
+    """
+    if choice not in TRANSPORT_CHOICES:
+        raise ValueError(f"transport must be one of {TRANSPORT_CHOICES}, got {choice!r}")
+    for name in (FASTDDS_TRANSPORTS_ENV, *PROFILES_FILE_ENVS):
+        env.pop(name, None)
+    if choice != "default":
+        env[FASTDDS_TRANSPORTS_ENV] = {"fastdds_default": "DEFAULT", "large_data": "LARGE_DATA"}[
+            choice
+        ]
+    return apply_default_transports(env)

@@ -527,7 +527,16 @@ class SafetySupervisor:
             raise ValueError(f"heartbeat_timeout_s must be >= 0, got {self.heartbeat_timeout_s!r}")
 
     def heartbeat(self, now_s: float) -> None:
-        self.last_heartbeat_s = now_s
+        """A heartbeat at ``now_s`` (when it arrived); an older one never moves time back."""
+        if self.last_heartbeat_s is None or now_s > self.last_heartbeat_s:
+            self.last_heartbeat_s = now_s
+
+    def seconds_until_stale(self, now_s: float) -> float | None:
+        """How long the heartbeat stays fresh from ``now_s`` (0 when already stale); None
+        when the dead-man is off or no heartbeat has arrived yet."""
+        if self.heartbeat_timeout_s == 0 or self.last_heartbeat_s is None:
+            return None
+        return max(0.0, self.last_heartbeat_s + self.heartbeat_timeout_s - now_s)
 
     def heartbeat_ok(self, now_s: float) -> bool:
         if self.heartbeat_timeout_s == 0:
@@ -560,3 +569,42 @@ class SafetySupervisor:
                 f"{self.heartbeat_timeout_s:.3f}"
             )
         return True, ""
+
+
+@dataclass
+class HeartbeatStats:
+    """Heartbeat timing as the safety node saw it: the delay from the operator's send to
+    the handling (and the part of it spent queued in the node, after the middleware
+    received it), and the largest gap between two arrivals.
+
+    ``add(sent_s, received_s, handled_s)``: one heartbeat's times on one clock. The safety
+    node logs :meth:`summary` on shutdown (``benchmarks/bench_heartbeat.py`` reads it).
+    """
+
+    count: int = 0
+    total_delay_s: float = 0.0
+    max_delay_s: float = 0.0  # send -> handled
+    max_queued_s: float = 0.0  # received -> handled
+    max_gap_s: float = 0.0  # between two receptions
+    last_received_s: float | None = None
+
+    def add(self, sent_s: float, received_s: float, handled_s: float) -> None:
+        delay_s = max(0.0, handled_s - sent_s)
+        self.count += 1
+        self.total_delay_s += delay_s
+        self.max_delay_s = max(self.max_delay_s, delay_s)
+        self.max_queued_s = max(self.max_queued_s, handled_s - received_s)
+        if self.last_received_s is not None:
+            self.max_gap_s = max(self.max_gap_s, received_s - self.last_received_s)
+        self.last_received_s = received_s
+
+    def summary(self) -> str:
+        if self.count == 0:
+            return "heartbeats: 0 received"
+        mean_ms = 1e3 * self.total_delay_s / self.count
+        return (
+            f"heartbeats: {self.count} received, send-to-handling delay mean {mean_ms:.2f} ms "
+            f"max {1e3 * self.max_delay_s:.2f} ms (queued in the node max "
+            f"{1e3 * self.max_queued_s:.2f} ms), largest gap between arrivals "
+            f"{self.max_gap_s:.3f} s"
+        )

@@ -10,10 +10,9 @@ DOMAIN_ID="${DEMO_DOMAIN_ID:-77}"
 export HF_HUB_OFFLINE=1
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export ROS_DOMAIN_ID="$DOMAIN_ID"
-# The same Fast DDS transports as the nodes (executor_bringup/dds_transport.py): the
-# camera wait below is a plain rclpy process, and LARGE_DATA and default participants do
-# not discover each other.
-export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-DEFAULT}"
+# Fast DDS transports: every process below applies the stack's one default itself
+# (executor_bringup/dds_transport.py: config/fastdds_profile.xml unless you exported a
+# profile file or FASTDDS_BUILTIN_TRANSPORTS), the camera wait too.
 
 [[ -x .venv/bin/executor-bringup ]] || { echo "demo: run scripts/install.sh first" >&2; exit 2; }
 
@@ -35,6 +34,8 @@ import sys, time
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from executor_bringup.dds_transport import apply_default_transports
+apply_default_transports()  # before rclpy.init: the nodes' transports
 rclpy.init()
 node = rclpy.create_node("demo_wait_for_camera")
 got = []

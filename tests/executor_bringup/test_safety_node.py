@@ -1,4 +1,5 @@
-"""safety_node over real DDS (topic interface): forward, reject, dead-man, e-stop latch.
+"""safety_node over real DDS (topic interface): forward, reject, dead-man, e-stop latch,
+a first point at t=0, trajectories stamped in the future, the dead-man's own thread.
 
 The test plays the arm's side itself: it publishes joint_states and listens on the
 controller's command topic, so it sees exactly what would reach the arm.
@@ -10,7 +11,10 @@ import time
 
 import pytest
 from executor_interfaces.msg import SafetyStatus
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from ros_helpers import RosSession, fresh_domain_id, result_of, wait_for
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Empty
@@ -18,6 +22,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
+from executor_bringup.polled_subscription import stamp_monotonic_s
 from executor_bringup.qos import command_qos, sensor_qos, status_qos
 from executor_bringup.safety_node import SafetyNode
 from executor_bringup.trajectory_conversion import s_to_duration
@@ -28,6 +33,8 @@ NS = "/safety_test"
 # Long enough that a loaded CI runner stalling this process for seconds does not read as a
 # dead operator in the tests that are about something else.
 HEARTBEAT_TIMEOUT_S = 5.0
+# Beyond the heartbeat timeout, so that a deferred start can outlive a live heartbeat.
+MAX_FUTURE_STAMP_S = 8.0
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +47,7 @@ def graph():
             parameter_overrides=[
                 Parameter("interface", value="topic"),
                 Parameter("heartbeat_timeout_s", value=HEARTBEAT_TIMEOUT_S),
+                Parameter("max_future_stamp_s", value=MAX_FUTURE_STAMP_S),
             ],
         )
     )
@@ -71,6 +79,7 @@ def graph():
     }
     wait_for(lambda: seen["status"] and seen["status"][-1].heartbeat_ok, 20, "heartbeat ok")
     wait_for(lambda: safety.count_publishers("safety/joint_trajectory") == 1, 10, "discovery")
+    pubs["probe"], pubs["session"] = probe, session
     yield safety, seen, pubs, beat
     session.close()
 
@@ -166,3 +175,92 @@ def test_status_is_latched_for_late_joiners(graph) -> None:
         assert got[0].estop_latched is True
     finally:
         assert result_of(pubs["reset"].call_async(Trigger.Request()), 5).success
+
+
+def test_first_point_at_time_zero_away_from_the_measured_state_is_rejected(graph) -> None:
+    _, seen, pubs, _ = graph
+    before = len(seen["forwarded"])
+    bad = _traj(0.01)
+    bad.points[0].time_from_start = s_to_duration(0.0)
+    bad.points[0].positions[0] = 0.2  # now, from 0.0: within max_start_jump_rad 0.25
+    pubs["traj"].publish(bad)
+    wait_for(lambda: "zero_time_start" in seen["status"][-1].last_rejection, 3, "rejection")
+    why = seen["status"][-1].last_rejection
+    assert "'shoulder_pan' point 0 at time_from_start 0: jump 0.2 rad" in why
+    time.sleep(0.3)
+    assert len(seen["forwarded"]) == before
+
+
+def _stamped_in(probe, delay_s: float) -> JointTrajectoryMsg:
+    msg = _traj(0.01)
+    msg.header.stamp = (probe.get_clock().now() + Duration(seconds=delay_s)).to_msg()
+    return msg
+
+
+def test_stamp_beyond_max_future_stamp_is_rejected(graph) -> None:
+    _, seen, pubs, _ = graph
+    before = len(seen["forwarded"])
+    pubs["traj"].publish(_stamped_in(pubs["probe"], MAX_FUTURE_STAMP_S + 12.0))
+    wait_for(lambda: "max_future_stamp_s" in seen["status"][-1].last_rejection, 3, "rejection")
+    assert "s in the future, beyond max_future_stamp_s 8.000" in seen["status"][-1].last_rejection
+    time.sleep(0.3)
+    assert len(seen["forwarded"]) == before
+
+
+def test_deferred_start_is_stopped_when_the_heartbeat_goes_stale_before_it(graph) -> None:
+    """Stamped 7 s ahead (0.5 s of motion): the heartbeat dies after arrival and is stale
+    at the start, so the hold must come before the start, although the motion would be
+    over by then if it had started on arrival."""
+    _, seen, pubs, beat = graph
+    before = len(seen["forwarded"])
+    msg = _stamped_in(pubs["probe"], MAX_FUTURE_STAMP_S - 1.0)
+    start_ns = Time.from_msg(msg.header.stamp).nanoseconds
+    pubs["traj"].publish(msg)
+    assert len(_forwarded_after(seen, before)[0].points) == 5
+    beat["on"] = False
+    try:
+        wait_for(lambda: len(seen["forwarded"]) > before + 1, HEARTBEAT_TIMEOUT_S + 3.0, "hold")
+        hold_ns = pubs["probe"].get_clock().now().nanoseconds
+        assert len(seen["forwarded"][before + 1].points) == 0  # the hold replaces it
+        assert hold_ns < start_ns, "the hold came after the deferred start"
+    finally:
+        beat["on"] = True
+    wait_for(lambda: seen["status"][-1].heartbeat_ok, 3, "heartbeat back")
+
+
+def test_heartbeat_and_estop_are_handled_off_the_nodes_executor(graph) -> None:
+    """A safety node that no executor spins still hears the operator: the heartbeat and
+    e_stop run on the dead-man thread, in a mutually exclusive group of their own."""
+    _, _, pubs, _ = graph
+    session, probe = pubs["session"], pubs["probe"]
+    lone = SafetyNode(namespace=NS + "_lone", context=session.context)  # not spun
+    try:
+        group = lone.deadman.callback_group
+        assert isinstance(group, MutuallyExclusiveCallbackGroup)
+        subs = {sub.topic_name: sub for sub in lone.deadman.node.subscriptions}
+        assert set(subs) == {f"{NS}_lone/heartbeat", f"{NS}_lone/e_stop"}
+        assert all(sub.callback_group is group for sub in subs.values())
+        own = [*lone.subscriptions, *lone.services, *lone.timers, *lone.waitables]
+        assert all(entity.callback_group is not group for entity in own)
+        assert "heartbeat" not in {sub.topic_name.rsplit("/", 1)[-1] for sub in lone.subscriptions}
+        hb = probe.create_publisher(Empty, f"{NS}_lone/heartbeat", command_qos())
+        estop = probe.create_publisher(Bool, f"{NS}_lone/e_stop", command_qos())
+
+        def heard() -> bool:
+            hb.publish(Empty())
+            return lone.supervisor.heartbeat_ok(time.monotonic())
+
+        wait_for(heard, 5, "a heartbeat handled without the node's executor")
+        wait_for(
+            lambda: estop.publish(Bool(data=True)) or lone.supervisor.estop_latched, 5, "latch"
+        )
+    finally:
+        lone.destroy_node()
+    assert not lone.deadman.thread.is_alive()
+
+
+def test_heartbeat_counts_from_its_reception() -> None:
+    # handled 0.3 s (wall clock) after the middleware received it
+    assert stamp_monotonic_s(1_000_000_000, 50.0, 1_300_000_000) == pytest.approx(49.7)
+    assert stamp_monotonic_s(0, 50.0, 1_300_000_000) == 50.0  # no timestamp: now
+    assert stamp_monotonic_s(2_000_000_000, 50.0, 1_300_000_000) == 50.0  # never later

@@ -7,6 +7,7 @@ import pytest
 
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.safety import (
+    HeartbeatStats,
     SafetyConfig,
     SafetyRejectionError,
     SafetySupervisor,
@@ -211,9 +212,7 @@ def test_first_point_at_time_zero_must_be_the_measured_state(robot: RobotDescrip
     loose = SafetyConfig(max_start_jump_rad=1.0)  # the start-jump check alone lets it pass
     report = check_trajectory(names, q, t, robot, np.zeros(6), config=loose)
     zero = [v for v in report.violations if v.rule == "zero_time_start"]
-    assert [(v.joint, v.index, v.value, v.limit) for v in zero] == [
-        ("shoulder_pan", 0, 0.95, 0.01)
-    ]
+    assert [(v.joint, v.index, v.value, v.limit) for v in zero] == [("shoulder_pan", 0, 0.95, 0.01)]
     assert "jump 0.95 rad" in zero[0].message
     assert "zero_time_start_tolerance_rad 0.01" in zero[0].message
     # Also under the default max_start_jump_rad (0.25): 0.2 rad at t=0 is no start jump.
@@ -239,3 +238,30 @@ def test_first_point_at_time_zero_within_tolerance_passes(robot: RobotDescriptio
 def test_zero_time_start_tolerance_validation_quotes_value() -> None:
     with pytest.raises(ValueError, match=r"zero_time_start_tolerance_rad.*-0\.1"):
         SafetyConfig(zero_time_start_tolerance_rad=-0.1)
+
+
+def test_supervisor_deadline_and_late_heartbeats() -> None:
+    sup = SafetySupervisor(heartbeat_timeout_s=0.5)
+    assert sup.seconds_until_stale(10.0) is None  # no heartbeat yet
+    sup.heartbeat(10.0)
+    assert sup.seconds_until_stale(10.2) == pytest.approx(0.3)
+    assert sup.seconds_until_stale(11.0) == 0.0
+    sup.heartbeat(9.8)  # handled late, received earlier: time never moves back
+    assert sup.last_heartbeat_s == 10.0
+    assert SafetySupervisor(heartbeat_timeout_s=0).seconds_until_stale(0.0) is None
+
+
+def test_heartbeat_stats_delay_and_gap() -> None:
+    stats = HeartbeatStats()
+    assert stats.summary() == "heartbeats: 0 received"
+    stats.add(0.999, 1.0, 1.001)  # sent, received, handled
+    stats.add(1.09, 1.1, 1.105)
+    stats.add(1.5, 1.5, 1.5)
+    assert stats.count == 3
+    assert stats.max_delay_s == pytest.approx(0.015)
+    assert stats.max_queued_s == pytest.approx(0.005)
+    assert stats.max_gap_s == pytest.approx(0.4)
+    assert stats.summary() == (
+        "heartbeats: 3 received, send-to-handling delay mean 5.67 ms max 15.00 ms "
+        "(queued in the node max 5.00 ms), largest gap between arrivals 0.400 s"
+    )
