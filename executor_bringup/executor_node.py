@@ -59,6 +59,7 @@ from executor_bringup.goal_media import GoalFeedback, GoalMedia
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.models import load_models
 from executor_bringup.node_main import run_node
+from executor_bringup.polled_subscription import LatestMessage
 from executor_bringup.qos import command_qos, sensor_qos
 from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache
 from executor_bringup.trajectory_conversion import trajectory_to_msg
@@ -181,13 +182,7 @@ class ExecutorNode(Node):
         self.create_subscription(
             Image, "image_raw", self._on_image, sensor_qos(5), callback_group=self._cb
         )
-        self.create_subscription(
-            JointState,
-            "joint_states",
-            lambda msg: self.sensors.put_joint_state(list(msg.name), list(msg.position)),
-            sensor_qos(),
-            callback_group=self._cb,
-        )
+        self.sensors.joint_states = LatestMessage(self, JointState, "joint_states", sensor_qos(1))
         ctrl = self.p("controller_name")
         hold_pub = self.create_publisher(
             JointTrajectoryMsg, f"{ctrl}/joint_trajectory", command_qos()
@@ -330,7 +325,7 @@ def main(args: list[str] | None = None) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads() // 2))
     # A goal in flight cannot finish once the context is down: do not wait long for it.
     shutdown = lambda node: node.shutdown_worker(timeout_s=1.0)  # noqa: E731
-    run_node(ExecutorNode, num_threads=4, on_shutdown=shutdown, exit_process=True, args=args)
+    run_node(ExecutorNode, num_threads=2, on_shutdown=shutdown, exit_process=True, args=args)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from rclpy.task import Future
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
+from executor_bringup.polled_subscription import LatestMessage
 from executor_bringup.trajectory_conversion import duration_to_s, trajectory_to_msg
 from executor_core.goal_runner import GoalAborted, GoalCanceled, Guard, Verdict
 from executor_core.types import JointTrajectory, Observation
@@ -58,10 +59,15 @@ def wait_future(future: Future, timeout_s: float) -> bool:
 
 
 class SensorCache:
-    """The latest camera frame and joint state, written by callbacks, read by the worker."""
+    """The latest camera frame (written by the image callback) and joint state (taken on
+    demand from a polled subscription, when one is given), read by the goal's worker."""
 
-    def __init__(self, joint_names: tuple[str, ...]) -> None:
+    def __init__(
+        self, joint_names: tuple[str, ...], joint_states: LatestMessage | None = None
+    ) -> None:
         self.joint_names = joint_names
+        # joint_states arrive at 50 Hz or more; polling them saves an executor wake-up each
+        self.joint_states = joint_states
         self._lock = threading.Lock()
         self.image: np.ndarray | None = None  # (H, W, 3) uint8 RGB
         self.image_stamp_s = 0.0
@@ -93,6 +99,10 @@ class SensorCache:
             return self.image, self.image_stamp_s, self.image_count
 
     def joint_positions_rad(self) -> np.ndarray | None:
+        taken = self.joint_states.take() if self.joint_states is not None else None
+        if taken is not None:
+            msg, _received_s = taken
+            self.put_joint_state(list(msg.name), list(msg.position))
         with self._lock:
             return None if self.q is None else self.q.copy()
 
