@@ -29,7 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from calibration.camera_info_io import CameraInfoData, load_camera_info
 from executor_bringup.image_conversion import fill_image_msg
-from executor_bringup.node_main import run_node
+from executor_bringup.node_main import autostart_or_fail, run_node
 from executor_bringup.qos import sensor_qos
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,7 @@ class CameraNode(LifecycleNode):
         self._stop = threading.Event()
         self.frames_published = 0
         if self.get_parameter("autostart").value:
-            self.trigger_configure()
-            self.trigger_activate()
+            autostart_or_fail(self)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         g = self.get_parameter

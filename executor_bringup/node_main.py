@@ -25,6 +25,7 @@ from rclpy.executors import (
     MultiThreadedExecutor,
     SingleThreadedExecutor,
 )
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 
 from executor_bringup.dds_transport import apply_default_transports
@@ -58,7 +59,8 @@ def run_node[N: Node](
     try:
         node = make_node()
     except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
+        if not isinstance(exc, LifecycleStartError):  # that one's node logged the reason
+            logger.error("%s", exc)
         rclpy.try_shutdown()
         raise SystemExit(EXIT_BAD_CONFIG) from exc
     spin_executor = (
@@ -77,3 +79,22 @@ def run_node[N: Node](
         rclpy.try_shutdown()
     if exit_process:
         exit_process_now(0)
+
+
+class LifecycleStartError(ValueError):
+    """A lifecycle transition at start-up failed; the node has logged why (one line)."""
+
+
+def autostart_or_fail(node: LifecycleNode) -> None:
+    """Configure and activate a lifecycle node now (its ``autostart`` parameter).
+
+    A failed transition raises :class:`LifecycleStartError`, so that :func:`run_node` ends the
+    process with status 2 (the node's own log line names the reason) instead of leaving an
+    unconfigured node spinning.
+    """
+    for name, transition in (
+        ("configure", node.trigger_configure),
+        ("activate", node.trigger_activate),
+    ):
+        if transition() != TransitionCallbackReturn.SUCCESS:
+            raise LifecycleStartError(f"{node.get_name()}: autostart {name} failed")

@@ -45,7 +45,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from executor_bringup.image_conversion import fill_image_msg
-from executor_bringup.node_main import run_node
+from executor_bringup.node_main import autostart_or_fail, run_node
 from executor_bringup.qos import command_qos, sensor_qos
 from executor_bringup.trajectory_conversion import duration_to_s
 from executor_core.robot_description import RobotDescription, default_robot_path
@@ -86,8 +86,7 @@ class SimArmNode(LifecycleNode):
         self._timers: list = []
         self._backend: SimArmBackend | None = None
         if self.get_parameter("autostart").value:
-            self.trigger_configure()
-            self.trigger_activate()
+            autostart_or_fail(self)
 
     # -- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -61,10 +61,7 @@ CASES: dict[str, tuple[list[str], str]] = {
 KNOWN_GAPS: dict[str, str] = {}
 # Lifecycle nodes: with autostart a failed configure is logged and the node keeps spinning
 # (unconfigured) instead of exiting 2; run in-process, the case would never return.
-HANGS = {
-    "executor-camera-node": "a failed autostart configure leaves the node spinning",
-    "executor-sim-arm-node": "a failed autostart configure leaves the node spinning",
-}
+HANGS: dict[str, str] = {}
 
 
 def _scripts() -> dict[str, str]:
