@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from executor_core.atomic_io import write_bytes_atomic
 from executor_core.config_cli import cli_main, parse_config, save_config_json
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.test_doubles import TinyRandomInverseDynamics
@@ -43,7 +44,7 @@ from self_distillation.judging import (
 )
 from self_distillation.plausibility import physics_plausibility
 from self_distillation.stats import Rate, difference_interval, paired_difference, success_rate
-from self_distillation.task_items import TaskItem, load_items, write_bytes_atomic, write_png
+from self_distillation.task_items import TaskItem, load_items, write_png
 from self_distillation.video_models import load_video_pipeline, resolve_device
 from video_models.world_model import VideoWorldModel
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from executor_core.atomic_io import write_bytes_atomic
 from executor_core.config_cli import cli_main, parse_config
-from self_distillation.task_items import read_jsonl, write_bytes_atomic
+from self_distillation.task_items import read_jsonl
 
 logger = logging.getLogger(__name__)
 
