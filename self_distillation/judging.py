@@ -3,8 +3,11 @@
 ``programmatic`` (the embedded default for simulator scenes) reads object colours and the
 task from the record; ``execution_aware`` reads the same colours in every frame and scores
 task, agent and consistency (``judges/execution_aware.py``: a teleported, copied or held
-cube fails); ``vlm`` asks a VLM (local transformers path or HTTP endpoint). All implement
-``self_distillation.judges.base.VideoJudge``.
+cube fails); ``vlm`` asks a VLM (local transformers path or HTTP endpoint) the same three
+questions plus DreamGen-Bench's two (``judges/vlm.py``, docs/vlm_judge.md) and returns the
+execution-aware judge's verdict type; ``executed`` executes the video in the simulator
+(``judges/executed.py``: success = the arm did the task; score = executed and consistency)
+and suits simulator items only. All implement ``self_distillation.judges.base.VideoJudge``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from self_distillation.judges.executed import ExecutedJudge, ExecutedJudgeConfig
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
 from self_distillation.judges.programmatic import ProgrammaticJudge
 from self_distillation.judges.vlm import VLMJudge, VLMJudgeConfig
@@ -28,16 +32,18 @@ from self_distillation.vlm_backends import (
 )
 
 logger = logging.getLogger(__name__)
-JUDGE_KINDS: tuple[str, ...] = ("programmatic", "execution_aware", "vlm")
+JUDGE_KINDS: tuple[str, ...] = ("programmatic", "execution_aware", "executed", "vlm")
 
 
 @dataclass
 class JudgeConfig:
-    kind: Literal["programmatic", "execution_aware", "vlm"] = "programmatic"
+    kind: Literal["programmatic", "execution_aware", "executed", "vlm"] = "programmatic"
     vlm_backend: Literal["transformers", "http"] = "transformers"
     vlm: TransformersVLMConfig = field(default_factory=TransformersVLMConfig)
-    http: HTTPVLMConfig = field(default_factory=HTTPVLMConfig)
-    vlm_frames: int = 4
+    # greedy by default: a judge (and a GRPO reward) should not be a dice roll
+    http: HTTPVLMConfig = field(default_factory=lambda: HTTPVLMConfig(temperature=0.0))
+    vlm_judge: VLMJudgeConfig = field(default_factory=VLMJudgeConfig)
+    executed: ExecutedJudgeConfig = field(default_factory=ExecutedJudgeConfig)
 
     def __post_init__(self) -> None:
         if self.kind not in JUDGE_KINDS:
@@ -51,9 +57,11 @@ def make_judge(cfg: JudgeConfig) -> Any:  # -> VideoJudge
         return ProgrammaticJudge()
     if cfg.kind == "execution_aware":
         return ExecutionAwareJudge()
+    if cfg.kind == "executed":
+        return ExecutedJudge(cfg.executed)
 
     backend = TransformersVLM(cfg.vlm) if cfg.vlm_backend == "transformers" else HTTPVLM(cfg.http)
-    return VLMJudge(backend, VLMJudgeConfig(num_frames=cfg.vlm_frames))
+    return VLMJudge(backend, cfg.vlm_judge)
 
 
 def judge_videos(

@@ -1,13 +1,15 @@
 """Two ways to ask a vision-language model about images: a local transformers model and an
 OpenAI-compatible HTTP endpoint. The task proposer and the VLM judge both sit on these.
 
-Both expose ``generate(images, prompts) -> list[str]``: one image (H, W, 3) uint8 and one
-user prompt per request, one reply text per request.
+Both expose ``generate(images, prompts) -> list[str]``: per request one image (H, W, 3)
+uint8, or a sequence of such images shown in order in one message (the VLM judge sends the
+sampled frames of a video this way), and one user prompt; one reply text per request.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import os
@@ -28,22 +30,36 @@ from executor_core.frames import center_crop_resize
 logger = logging.getLogger(__name__)
 
 
+# One request's images: a single (H, W, 3) uint8 image or a sequence of them, in order.
+RequestImages = np.ndarray | Sequence[np.ndarray]
+
+
 class VLMBackend(Protocol):
-    """A model that answers one text prompt about one image, for a batch of requests."""
+    """A model that answers one text prompt about one image (or a few, in order), for a
+    batch of requests."""
 
     name: str
 
-    def generate(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[str]: ...
+    def generate(self, images: Sequence[RequestImages], prompts: Sequence[str]) -> list[str]: ...
 
 
-def _check_requests(images: Sequence[np.ndarray], prompts: Sequence[str]) -> None:
+def request_images(images: RequestImages) -> list[np.ndarray]:
+    """One request's images as a list (a single image becomes a list of one)."""
+    return [images] if isinstance(images, np.ndarray) else list(images)
+
+
+def _check_requests(images: Sequence[RequestImages], prompts: Sequence[str]) -> None:
     if len(images) != len(prompts):
         raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
-    for i, img in enumerate(images):
-        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"image {i} must be (H, W, 3), got {getattr(img, 'shape', None)!r}")
-        if img.dtype != np.uint8:
-            raise ValueError(f"image {i} must be uint8, got {img.dtype!r}")
+    for i, request in enumerate(images):
+        if not request_images(request):
+            raise ValueError(f"request {i} has no image")
+        for img in request_images(request):
+            if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
+                shape = getattr(img, "shape", None)
+                raise ValueError(f"image {i} must be (H, W, 3), got {shape!r}")
+            if img.dtype != np.uint8:
+                raise ValueError(f"image {i} must be uint8, got {img.dtype!r}")
 
 
 @dataclass
@@ -100,26 +116,29 @@ class TransformersVLM:
         logger.info("loaded VLM %s on %s (%s)", path, self.device, dtype)
 
     @torch.no_grad()
-    def generate(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[str]:
+    def generate(self, images: Sequence[RequestImages], prompts: Sequence[str]) -> list[str]:
         _check_requests(images, prompts)
         replies: list[str] = []
         for start in range(0, len(prompts), self.cfg.batch_size):
-            batch_imgs = images[start : start + self.cfg.batch_size]
+            batch_imgs = [request_images(r) for r in images[start : start + self.cfg.batch_size]]
             batch_prompts = prompts[start : start + self.cfg.batch_size]
             texts = [
                 self.processor.apply_chat_template(
                     [
                         {
                             "role": "user",
-                            "content": [{"type": "image"}, {"type": "text", "text": p}],
+                            "content": [
+                                *({"type": "image"} for _ in imgs),
+                                {"type": "text", "text": p},
+                            ],
                         }
                     ],
                     add_generation_prompt=True,
                 )
-                for p in batch_prompts
+                for imgs, p in zip(batch_imgs, batch_prompts, strict=True)
             ]
             inputs = self.processor(
-                text=texts, images=[[img] for img in batch_imgs], return_tensors="pt", padding=True
+                text=texts, images=batch_imgs, return_tensors="pt", padding=True
             ).to(self.device)
             gen_kwargs = {
                 "max_new_tokens": self.cfg.max_new_tokens,
@@ -149,7 +168,11 @@ class HTTPVLMConfig:
     temperature: float = 0.7
     timeout_s: float = 60.0
     max_retries: int = 2
+    retry_backoff_s: float = 1.0  # wait before retry k (0-based): retry_backoff_s * 2**k, <= 10 s
     image_size_px: int = 448  # images are centre-cropped and resized before upload
+    # Ask for a JSON object (``response_format: {"type": "json_object"}``; vLLM, llama.cpp's
+    # server, Ollama and OpenAI support it). Off by default: not every server accepts it.
+    json_mode: bool = False
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -160,6 +183,8 @@ class HTTPVLMConfig:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s!r}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries!r}")
+        if self.retry_backoff_s < 0:
+            raise ValueError(f"retry_backoff_s must be >= 0, got {self.retry_backoff_s!r}")
         if self.image_size_px <= 0:
             raise ValueError(f"image_size_px must be > 0, got {self.image_size_px!r}")
 
@@ -173,7 +198,8 @@ def image_to_data_url(image_rgb: np.ndarray) -> str:
 
 
 class HTTPVLM:
-    """Chat completions against an OpenAI-compatible server, one request per image.
+    """Chat completions against an OpenAI-compatible server, one request per prompt (its
+    images first, in order, then the text).
 
     The API key is read from the environment variable named in the config at each call
     and only ever placed in the Authorization header; it is never logged or stored.
@@ -185,23 +211,24 @@ class HTTPVLM:
         self.cfg = cfg
         self.name = f"http:{cfg.model}"
 
-    def _request(self, image_rgb: np.ndarray, prompt: str) -> str:
-
-        image = center_crop_resize(image_rgb, self.cfg.image_size_px)
+    def _request(self, images: RequestImages, prompt: str) -> str:
+        parts = [
+            {
+                "type": "image_url",
+                "image_url": {
+                    "url": image_to_data_url(center_crop_resize(img, self.cfg.image_size_px))
+                },
+            }
+            for img in request_images(images)
+        ]
         body = {
             "model": self.cfg.model,
             "max_tokens": self.cfg.max_tokens,
             "temperature": self.cfg.temperature,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image_url", "image_url": {"url": image_to_data_url(image)}},
-                        {"type": "text", "text": prompt},
-                    ],
-                }
-            ],
+            "messages": [{"role": "user", "content": [*parts, {"type": "text", "text": prompt}]}],
         }
+        if self.cfg.json_mode:
+            body["response_format"] = {"type": "json_object"}
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.cfg.api_key_env)
         if key:
@@ -214,21 +241,30 @@ class HTTPVLM:
             )
             try:
                 with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                    payload = json.loads(resp.read().decode())
-                return parse_chat_completion(payload)
+                    raw = resp.read().decode(errors="replace")
             except urllib.error.HTTPError as exc:
                 # 4xx other than rate limiting will not get better by retrying.
                 if exc.code < 500 and exc.code != 429:
                     raise RuntimeError(f"{url} answered HTTP {exc.code}: {exc.reason}") from None
                 last_error = exc
-            except (urllib.error.URLError, TimeoutError) as exc:
+            except (
+                urllib.error.URLError,
+                TimeoutError,
+                ConnectionError,
+                http.client.HTTPException,
+            ) as exc:
                 last_error = exc
+            else:
+                try:
+                    return parse_chat_completion(json.loads(raw))
+                except ValueError as exc:  # a malformed body will not get better either
+                    raise RuntimeError(f"{url} answered an unusable body: {exc}") from None
             logger.warning("request to %s failed (attempt %d): %s", url, attempt + 1, last_error)
             if attempt < self.cfg.max_retries:
-                time.sleep(min(2.0**attempt, 10.0))
+                time.sleep(min(self.cfg.retry_backoff_s * 2.0**attempt, 10.0))
         raise RuntimeError(f"{url} failed after {self.cfg.max_retries + 1} attempts: {last_error}")
 
-    def generate(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[str]:
+    def generate(self, images: Sequence[RequestImages], prompts: Sequence[str]) -> list[str]:
         _check_requests(images, prompts)
         return [self._request(img, p) for img, p in zip(images, prompts, strict=True)]
 

@@ -7,13 +7,17 @@ from self_distillation.judges.execution_aware import (
     ExecutionAwareVerdict,
 )
 from self_distillation.judges.programmatic import ProgrammaticJudge, ProgrammaticJudgeConfig
+from self_distillation.judges.vlm import MalformedReplyError, VLMJudge, VLMJudgeConfig
 
 __all__ = [
     "ExecutionAwareJudge",
     "ExecutionAwareJudgeConfig",
     "ExecutionAwareVerdict",
     "JudgeVerdict",
+    "MalformedReplyError",
     "ProgrammaticJudge",
     "ProgrammaticJudgeConfig",
+    "VLMJudge",
+    "VLMJudgeConfig",
     "VideoJudge",
 ]

@@ -1,0 +1,86 @@
+"""A judge that executes: the video counts if the arm, following it, does the task.
+
+For a simulator episode the video is executed from the initial state it was imagined from
+(``executed_success.execute_videos``: the IDM through the robot's goal runner, one segment,
+no replanning); the task predicate decides ``success``. The score mixes that outcome with
+the execution-aware judge's consistency score, as issue 14 asks of the RL reward:
+``score = executed_weight * executed + (1 - executed_weight) * consistency``, so among
+videos that all fail (or all succeed) the one without teleports and copies still ranks
+higher. ``judge_many`` executes a whole batch at once (a process pool with ``workers``).
+
+Select it with ``--judge.kind executed`` wherever a stage takes a judge: demonstration
+selection for distillation, the GRPO reward, the evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from executor_core.policy import InverseDynamics
+from self_distillation.executed_success import (
+    ExecutedSuccessConfig,
+    SimStart,
+    execute_videos,
+    load_idm,
+)
+from self_distillation.judges.execution_aware import (
+    ExecutionAwareJudge,
+    ExecutionAwareVerdict,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExecutedJudgeConfig:
+    execution: ExecutedSuccessConfig = field(default_factory=ExecutedSuccessConfig)
+    executed_weight: float = 0.5  # score = w * executed + (1 - w) * consistency
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.executed_weight <= 1.0:
+            raise ValueError(f"executed_weight must be in [0, 1], got {self.executed_weight!r}")
+
+
+class ExecutedJudge:
+    """``success``: the video executes; ``score``: executed and consistency, weighted."""
+
+    def __init__(
+        self, config: ExecutedJudgeConfig | None = None, idm: InverseDynamics | None = None
+    ) -> None:
+        self.config = config or ExecutedJudgeConfig()
+        self.idm = idm if idm is not None else load_idm(self.config.execution)
+        self.visual = ExecutionAwareJudge()
+
+    def judge(self, frames: np.ndarray, episode: dict[str, Any]) -> ExecutionAwareVerdict:
+        return self.judge_many([frames], [episode])[0]
+
+    def judge_many(
+        self, videos: Sequence[np.ndarray], episodes: Sequence[dict[str, Any]]
+    ) -> list[ExecutionAwareVerdict]:
+        starts = [SimStart.from_record(e) for e in episodes]
+        batch = execute_videos(list(videos), starts, self.config.execution, idm=self.idm)
+        w = self.config.executed_weight
+        verdicts = []
+        for video, episode, ex in zip(videos, episodes, batch.results, strict=True):
+            seen = self.visual.judge(video, episode)
+            verdicts.append(
+                ExecutionAwareVerdict(
+                    success=bool(ex.success),
+                    score=w * float(ex.success) + (1.0 - w) * seen.consistency,
+                    reason=f"executed: {ex.message} | {seen.reason}",
+                    details={
+                        "executed": ex.to_record(),
+                        "judged_success": bool(seen.success),
+                        "seconds_per_video": batch.seconds_per_video,
+                    },
+                    task=float(ex.success),
+                    agent=seen.agent,
+                    consistency=seen.consistency,
+                )
+            )
+        return verdicts
