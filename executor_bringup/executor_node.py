@@ -32,6 +32,9 @@ Policy:
   ``executed_video_fps``) go next to it (``<goal>_<segment>_executed.mp4``).
 - The result's ``trajectory`` is the last segment's chunks back to back, also after a
   cancel or an abort.
+- Every goal is recorded into one MCAP file in ``record_dir`` ("" : off), its path in the
+  result's ``recording_path`` (``executor_bringup.goal_recording``; topics in
+  ``executor_bringup.recording_layout``); the file is complete before the result is sent.
 - Empty model paths load tiny random test-double models (logged as a warning): that is
   for tests and benchmarks of the plumbing, not for controlling an arm.
 """
@@ -56,6 +59,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from calibration.rectify import rectifier_from_parameters
 from executor_bringup.goal_media import GoalFeedback, GoalMedia
+from executor_bringup.goal_recording import GoalRecording
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.models import load_models
 from executor_bringup.node_main import run_node
@@ -88,6 +92,7 @@ PARAMETERS = {  # name -> default; the runner's settings default to the runner's
     "seed": RUNNER_DEFAULTS.seed,
     "video_dir": "/tmp/executor_videos",
     "video_fps": 2.5,
+    "record_dir": "/tmp/executor_recordings",
     "goal_tolerance_rad": RUNNER_DEFAULTS.goal_tolerance_rad,
     "settle_timeout_s": 2.0,
     "camera_info_path": "",
@@ -143,7 +148,9 @@ class ExecutorNode(Node):
             self.get_logger(),
         )
         self._cb = ReentrantCallbackGroup()
+        self.recording = GoalRecording(self, float(self.p("video_fps")), self._cb)
         self.arm = self._make_arm()
+        self.arm.recording = self.recording
         self._server = ActionServer(
             self,
             ExecuteTask,
@@ -237,6 +244,7 @@ class ExecutorNode(Node):
             return
         self.sensors.put_image(rgb, msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
         self.media.add_camera_frame(rgb)
+        self.recording.image(msg)
 
     # -- action server
     def _on_goal(self, goal: ExecuteTask.Goal) -> GoalResponse:
@@ -272,6 +280,7 @@ class ExecutorNode(Node):
             except Exception as exc:  # a bug must not kill the worker or hang the goal
                 self.get_logger().error(f"goal failed with an exception: {exc!r}")
                 job.result.success, job.result.message = False, f"internal error: {exc!r}"
+                self.recording.end(job.result, "aborted")
                 job.goal_handle.abort()
             finally:
                 with self._busy_lock:
@@ -285,6 +294,7 @@ class ExecutorNode(Node):
         if self._worker.is_alive():
             self.get_logger().warning(f"worker still busy after {timeout_s} s; abandoning it")
         self.media.shutdown()  # a video being written is finished, not lost
+        self.recording.shutdown()
 
     # -- one goal
     def _run_goal(self, job: Job) -> None:
@@ -297,12 +307,13 @@ class ExecutorNode(Node):
         self.runner = GoalRunner(
             self.runner.video_model, self.runner.idm, self.robot, self._runner_config()
         )
+        self.recording.begin(gh, str(self.p("record_dir")))
         try:
             self.arm.check_verifier()
         except GoalAborted as exc:
             self._finish(job, GoalResult("aborted", str(exc), [], []))
             return
-        feedback = GoalFeedback(self.media, gh, job.result)
+        feedback = GoalFeedback(self.media, gh, job.result, self.recording)
         outcome = self.runner.run(goal.task_prompt, self.arm, guard, feedback, max_replans)
         self._finish(job, outcome)
 
@@ -312,6 +323,7 @@ class ExecutorNode(Node):
         result.replans_used = outcome.replans_used
         if (last := outcome.last_trajectory) is not None:
             result.trajectory = trajectory_to_msg(last)
+        self.recording.end(result, outcome.status)  # sets result.recording_path
         if outcome.status == "succeeded":
             gh.succeed()
         elif outcome.status == "canceled":

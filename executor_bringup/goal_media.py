@@ -4,7 +4,9 @@
 in ``video_dir``) on a writer thread while the arm moves, and records the camera frames
 received while a segment executes and is verified (at most ``executed_video_fps``; 0: off)
 into ``<goal>_<k>_executed.mp4`` next to it. ``GoalFeedback`` is the goal runner's
-observer for one goal: it publishes ExecuteTask feedback and fills the result's video paths.
+observer for one goal: it publishes ExecuteTask feedback and fills the result's video paths;
+it also hands the feedback and each imagined video to the goal's recording
+(``executor_bringup.goal_recording``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from executor_interfaces.action import ExecuteTask
 
 from executor_bringup.frame_recorder import FrameRecorder
+from executor_bringup.goal_recording import GoalRecording
 from executor_core.goal_runner import GoalObserver
 from executor_core.video_io import save_video_mp4
 
@@ -73,21 +76,31 @@ class GoalMedia:
 class GoalFeedback(GoalObserver):
     """One goal's feedback and video paths (the goal runner's observer)."""
 
-    def __init__(self, media: GoalMedia, goal_handle: object, result: ExecuteTask.Result) -> None:
+    def __init__(
+        self,
+        media: GoalMedia,
+        goal_handle: object,
+        result: ExecuteTask.Result,
+        recording: GoalRecording,
+    ) -> None:
         self.media, self.goal_handle, self.result = media, goal_handle, result
+        self.recording = recording
         self.start = time.monotonic()
         self.stem = bytes(goal_handle.goal_id.uuid).hex()[:12]
         self.saving: Future | None = None
-        self.feedback = ExecuteTask.Feedback()
 
     def phase(self, phase: str, progress: float) -> None:
-        self.feedback.phase, self.feedback.progress = phase, float(progress)
-        self.feedback.elapsed_s = time.monotonic() - self.start
-        self.goal_handle.publish_feedback(self.feedback)
+        # A new message each time: the recording serializes it later, on its own thread.
+        feedback = ExecuteTask.Feedback(
+            phase=phase, progress=float(progress), elapsed_s=time.monotonic() - self.start
+        )
+        self.goal_handle.publish_feedback(feedback)
+        self.recording.feedback(feedback)
 
     def imagined(self, segment: int, video: np.ndarray) -> None:
         # Written while the arm moves: motion does not wait for the disk.
         self.saving = self.media.save_imagined(video, f"{self.stem}_{segment}")
+        self.recording.imagined(video)
 
     def segment_started(self, segment: int) -> None:
         self.media.start_recording()

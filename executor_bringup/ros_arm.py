@@ -20,6 +20,9 @@ Everything here blocks only the goal's worker thread; the node's callbacks never
 - ``reached``: waits up to ``settle_timeout_s`` for ``joint_states`` to come within the
   tolerance of the last point.
 - ``verdict``: asks the ``success_service`` (std_srvs/Trigger), or None without one.
+
+``recording`` (executor_node's ``GoalRecording``) is told each trajectory sent, the empty
+"hold" included, and the stamp of each observed frame; the default records nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from control_msgs.action import FollowJointTrajectory
@@ -107,6 +111,22 @@ class SensorCache:
             return None if self.q is None else self.q.copy()
 
 
+class ArmRecording(Protocol):
+    def command(self, msg: JointTrajectoryMsg) -> None:
+        """A trajectory that went to the controller."""
+
+    def observed(self, stamp_s: float) -> None:
+        """The stamp of the camera frame an observation used."""
+
+
+class NoRecording:
+    def command(self, msg: JointTrajectoryMsg) -> None:
+        pass
+
+    def observed(self, stamp_s: float) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class RosArmConfig:
     output_mode: str  # "action" | "topic"
@@ -139,11 +159,13 @@ class RosArm:
         self.node, self.sensors, self.config = node, sensors, config
         self.fjt, self.hold_pub, self.verifier = fjt, hold_pub, verifier
         self.model_input = model_input
+        self.recording: ArmRecording = NoRecording()
         self._seen_after_motion: int | None = None  # image count when the last motion ended
 
     # -- observe
     def observe(self, guard: Guard) -> Observation:
         image, stamp_s = self._fresh_frame(guard)
+        self.recording.observed(stamp_s)
         image = self.model_input(image)
         return Observation(image, stamp_s, self._joint_state(guard), self.sensors.joint_names)
 
@@ -198,6 +220,7 @@ class RosArm:
 
     def _publish_and_wait(self, msg: JointTrajectoryMsg, guard: Guard) -> None:
         self.hold_pub.publish(msg)
+        self.recording.command(msg)
         end = time.monotonic() + duration_to_s(msg.points[-1].time_from_start)
         while time.monotonic() < end:
             try:
@@ -214,6 +237,7 @@ class RosArm:
         if not self.fjt.wait_for_server(timeout_sec=2.0):
             raise GoalAborted(f"no FollowJointTrajectory server at {name!r} in 2 s")
         send = self.fjt.send_goal_async(FollowJointTrajectory.Goal(trajectory=msg))
+        self.recording.command(msg)
         if not wait_future(send, 5.0):
             raise GoalAborted("FollowJointTrajectory goal not answered in 5 s")
         handle = send.result()
@@ -227,6 +251,8 @@ class RosArm:
                 guard.check()
             except (GoalCanceled, GoalAborted):
                 wait_future(handle.cancel_goal_async(), 2.0)
+                # the controller stops and holds on a cancel: recorded as the empty command
+                self.recording.command(JointTrajectoryMsg(joint_names=list(msg.joint_names)))
                 raise
         response = get_result.result()
         res = response.result
@@ -244,7 +270,9 @@ class RosArm:
 
     def hold(self) -> None:
         """An empty trajectory: the controller's "stop and hold here"."""
-        self.hold_pub.publish(JointTrajectoryMsg(joint_names=list(self.sensors.joint_names)))
+        msg = JointTrajectoryMsg(joint_names=list(self.sensors.joint_names))
+        self.hold_pub.publish(msg)
+        self.recording.command(msg)
 
     # -- verify
     def reached(self, target_rad: np.ndarray, tolerance_rad: float, guard: Guard) -> float:
