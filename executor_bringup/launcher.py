@@ -2,8 +2,8 @@
 
 The pip world has no ``launch`` package, so this small supervisor does the part we need:
 
-    executor-bringup sim|robot [--config F] [--namespace NS] [--domain-id N]
-                     [--robot-description YAML] [--set node.param=value ...]
+    executor-bringup sim|robot|so101 [--config F] [--namespace NS] [--domain-id N]
+                     [--robot-description YAML] [--port DEVICE] [--set node.param=value ...]
                      [--shutdown-timeout-s S] [--dry-run]
 
 Each node runs as its own process (``<executable> --ros-args -r __node:=... -r __ns:=...
@@ -27,7 +27,9 @@ Environment of the nodes: ours, plus ``ROS_DOMAIN_ID`` from ``--domain-id`` and
 
 ``--robot-description`` points every node that has a ``robot_description_path``
 parameter (in its parameter files) at one description, e.g. the calibrated copy written
-by ``executor-calibrate-joints``; ``--set`` given for one node still wins.
+by ``executor-calibrate-joints``; ``--set`` given for one node still wins. ``--port``
+does the same for the ``port`` parameter (the SO-101 graph's ``lerobot_arm_node``: the
+arm's serial port, which must exist).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ from executor_core.robot_description import RobotDescription
 logger = logging.getLogger(__name__)
 
 ROBOT_DESCRIPTION_PARAM = "robot_description_path"
+PORT_PARAM = "port"
+GRAPHS = ("sim", "robot", "so101")
 
 EXIT_OK = 0
 EXIT_NODE_DIED = 1
@@ -136,6 +140,18 @@ def with_robot_description(config: BringupConfig, path: Path) -> BringupConfig:
             f"{ROBOT_DESCRIPTION_PARAM!r} parameter"
         )
     return config.with_overrides([f"{n}.{ROBOT_DESCRIPTION_PARAM}={path}" for n in nodes])
+
+
+def with_port(config: BringupConfig, port: str) -> BringupConfig:
+    """Point every node with a ``port`` parameter at the serial device ``port``."""
+    if not Path(port).exists():
+        raise BringupConfigError(f"--port {port!r}: no such device (is the arm plugged in?)")
+    nodes = [n.name for n in config.nodes if declares_parameter(n, PORT_PARAM)]
+    if not nodes:
+        raise BringupConfigError(
+            f"--port: no node of graph {config.graph!r} has a {PORT_PARAM!r} parameter"
+        )
+    return config.with_overrides([f"{n}.{PORT_PARAM}={port}" for n in nodes])
 
 
 def _stop_groups(pgids: list[int], timeout_s: float) -> None:
@@ -315,9 +331,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="executor-bringup",
         description="Start the executor stack's ROS graph (one process per node).",
     )
-    parser.add_argument(
-        "graph", choices=("sim", "robot"), help="which graph: config/bringup_<graph>.yaml"
-    )
+    parser.add_argument("graph", choices=GRAPHS, help="which graph: config/bringup_<graph>.yaml")
     parser.add_argument("--config", type=Path, help="a bringup YAML instead of the default")
     parser.add_argument("--namespace", help="put every node under this namespace, e.g. /arm1")
     parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for all nodes (0-232)")
@@ -325,6 +339,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--robot-description",
         type=Path,
         help="robot description YAML for every node that reads one (e.g. the calibrated copy)",
+    )
+    parser.add_argument(
+        "--port", help="the arm's serial port for the nodes that drive it, e.g. /dev/ttyACM0"
     )
     parser.add_argument(
         "--set",
@@ -357,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         config = config.with_namespace(args.namespace)
     if args.robot_description is not None:
         config = with_robot_description(config, args.robot_description)
+    if args.port is not None:
+        config = with_port(config, args.port)
     config = config.with_overrides(args.set)
     # validate the namespace once more through the dataclass
     config = BringupConfig(config.graph, config.nodes, config.namespace, config.source)

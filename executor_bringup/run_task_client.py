@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"trajectory points: {len(res.trajectory.points)}")
         print(f"imagined video: {res.imagined_video_path or '(none)'}")
         print(f"executed video: {res.executed_video_path or '(none)'}")
+        print(f"recording: {res.recording_path or '(none)'}")
         print(f"replans used: {res.replans_used}")
         return 0 if res.success else 1
     finally:

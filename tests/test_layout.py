@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 # (without a loop) and the layers below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("executor_core",),  # foundation: types, I/O, safety, retiming, policy, goal runner
-    ("executor_sim", "inverse_dynamics", "video_models", "calibration"),  # world and models
+    # world, models, and the drivers of real robots
+    ("executor_sim", "inverse_dynamics", "video_models", "calibration", "robot_drivers"),
     ("self_distillation",),  # the method: proposal, demos, judges, distill, RL, benchmark
     ("executor_bringup",),  # the ROS nodes
 )

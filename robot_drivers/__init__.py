@@ -1,0 +1,1 @@
+"""Drivers of real robots behind plain Python interfaces (no ROS): the LeRobot arm adapter."""
