@@ -23,6 +23,26 @@ if TYPE_CHECKING:
 
 TASK_FAMILIES: tuple[str, ...] = ("pick_place", "push", "stack")
 
+# Compositions (family, cube, target) held out of every training stage (proposal,
+# distillation, SFT, RL) and evaluated only in the benchmark's novel-composition split
+# (self_distillation.worldtasks). Each cube, family and target still occurs in training
+# (a stacked pair's cubes in other pairs), so only the combination is new.
+NOVEL_COMPOSITIONS: frozenset[tuple[str, str, str]] = frozenset(
+    {
+        ("pick_place", "yellow", "bowl"),
+        ("push", "green", "mat"),
+        ("stack", "blue", "red"),
+        ("stack", "green", "yellow"),
+    }
+)
+
+
+def is_novel_composition(family: str, obj: str, target: str) -> bool:
+    """True for a (family, cube, target) combination held out of training."""
+    target = target or {"pick_place": "bowl", "push": "mat"}.get(family, target)
+    return (family, obj, target) in NOVEL_COMPOSITIONS
+
+
 # Tolerances of the success predicates, metres.
 RESTING_SPEED_M_S = 0.05
 STACK_XY_TOL_M = sc.CUBE_HALF_M

@@ -20,6 +20,11 @@ stay behind. So the chain is split into stages:
 * ``--stage=distill`` (CPU or GPU): the run's first two steps only, demos (reused when
   ``output_dir`` already holds them) and distillation, from the Demonstrator or, with
   ``--distill_init``, going on from an Executor.
+* ``--stage=sft`` (CPU or GPU): the SFT baseline (issue 13): the Demonstrator fine-tuned on
+  the expert's clips of the same items with the short prompt, for as many optimizer steps
+  as the distillation in ``output_dir`` took (same init, batch and learning rate).
+* ``--stage=grpo`` (CPU or GPU): GRPO only, from the distilled Executor in ``output_dir``
+  (``--grpo_judge`` picks the reward).
 * ``--stage=closed_loop`` (CPU): the full stack in the simulator with the run's pipelines.
 
     .venv/bin/python scripts/executor_gpu_chain.py --preset sim --stage pack
@@ -43,14 +48,15 @@ import torch
 import video_models.pipeline_executor as pe
 from executor_core.atomic_io import atomic_path, write_json_atomic
 from executor_core.config_cli import parse_config, save_config_json
+from executor_core.train_state import STATE_JSON, latest_checkpoint
 from self_distillation.closed_loop import ClosedLoopConfig
 from self_distillation.demo_generation import item_seed
 from self_distillation.evaluate import PRESETS as EVAL_PRESETS
 from self_distillation.evaluate import ModelPaths, run_evaluate
 from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
 from self_distillation.grpo_trainer import train_grpo
-from self_distillation.judges.programmatic import ProgrammaticJudge
-from self_distillation.judging import episode_for_item
+from self_distillation.judging import JudgeConfig, episode_for_item, judge_videos, make_judge
+from self_distillation.sft_baseline import expert_clips
 from self_distillation.task_items import load_items
 from self_distillation.video_models import load_video_pipeline
 from video_models.clips_executor import ClipCache, write_clip_cache
@@ -63,7 +69,7 @@ logger = logging.getLogger("executor_gpu_chain")
 
 @dataclass
 class GpuChainConfig:
-    stage: Literal["pack", "run", "distill", "closed_loop"] = "pack"
+    stage: Literal["pack", "run", "distill", "sft", "grpo", "closed_loop"] = "pack"
     proposals: Path = Path("outputs/method_sim/proposals")  # train scenes (seeds < 1e6)
     heldout: Path = Path("outputs/method_sim/heldout")  # held-out scenes (seeds >= 1e6)
     pack_dir: Path = Path("outputs/exec_gpu/pack")  # what travels to the GPU machine
@@ -72,6 +78,10 @@ class GpuChainConfig:
     demo_items: int = 1024  # train items rendered (each demo_samples times)
     demo_samples: int = 2
     demo_batch_size: int = 128
+    # which demos distillation keeps (self_distillation.judging kinds): the colour judge,
+    # the three-score execution-aware judge, or ``executed`` (the video executes in the
+    # simulator; issue 14 switches this on)
+    demo_judge: Literal["programmatic", "execution_aware", "executed"] = "programmatic"
     distill_minutes: float = 2.5
     distill_max_steps: int = 40000
     distill_batch_size: int = 128
@@ -80,6 +90,9 @@ class GpuChainConfig:
     # None: distil from the Demonstrator's weights (the method); a pipeline folder: go on
     # distilling that Executor, e.g. on more demos (--stage distill)
     distill_init: Path | None = None
+    # --stage sft: optimizer steps of the SFT baseline; 0 = as many as the distillation in
+    # output_dir took (the same compute)
+    sft_steps: int = 0
     mixed_precision: Literal["no", "bf16"] = "bf16"
     grpo_minutes: float = 3.0
     grpo_max_steps: int = 400
@@ -89,6 +102,8 @@ class GpuChainConfig:
     grpo_micro_batch_size: int = 64
     grpo_learning_rate: float = 3e-5
     grpo_inference_steps: int = 8
+    # the GRPO reward (a judge kind; ``executed``: executed success + consistency)
+    grpo_judge: Literal["programmatic", "execution_aware", "executed"] = "programmatic"
     eval_items: int | None = None
     eval_samples_per_item: int = 2
     eval_batch_size: int = 128
@@ -100,8 +115,10 @@ class GpuChainConfig:
     closed_loop_episodes: int = 16
 
     def __post_init__(self) -> None:
-        if self.stage not in ("pack", "run", "distill", "closed_loop"):
-            raise ValueError(f"stage must be pack/run/distill/closed_loop, got {self.stage!r}")
+        if self.stage not in ("pack", "run", "distill", "sft", "closed_loop"):
+            raise ValueError(f"stage must be pack/run/distill/sft/closed_loop, got {self.stage!r}")
+        if self.sft_steps < 0:
+            raise ValueError(f"sft_steps must be >= 0, got {self.sft_steps!r}")
         for name in ("demo_items", "demo_samples", "demo_batch_size", "grpo_chunk_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -218,18 +235,22 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
     cache_path, stats_path = out / "demos_prompt.npz", out / "demo_stats.json"
     if cache_path.is_file() and stats_path.is_file():
         stats = json.loads(stats_path.read_text())
-        rendered = (stats.get("demo_items"), stats.get("demo_samples"))
-        if rendered != (cfg.demo_items, cfg.demo_samples):
+        rendered = (
+            stats.get("demo_items"),
+            stats.get("demo_samples"),
+            stats.get("demo_judge", "programmatic"),
+        )
+        wanted = (cfg.demo_items, cfg.demo_samples, cfg.demo_judge)
+        if rendered != wanted:
             raise ValueError(
-                f"{cache_path} holds demos of (demo_items, demo_samples) = {rendered!r}, "
-                f"this config asks for {(cfg.demo_items, cfg.demo_samples)!r}; use another "
-                f"output_dir"
+                f"{cache_path} holds demos of (demo_items, demo_samples, demo_judge) = "
+                f"{rendered!r}, this config asks for {wanted!r}; use another output_dir"
             )
         logger.info("reusing the judged demos in %s", cache_path)
         return cache_path
     items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
     pipe = load_video_pipeline(Path(cfg.demonstrator), "sim")
-    judge = ProgrammaticJudge()
+    judge = make_judge(JudgeConfig(kind=cfg.demo_judge))
     jobs = [(it, s) for s in range(cfg.demo_samples) for it in items]
     t0 = time.perf_counter()
     kept, kept_items, successes = [], [], 0
@@ -241,40 +262,78 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
                 [it.proposal.solution_text for it, _ in batch],
                 seed=[item_seed(it.item_id, cfg.seed + 1000 * s) for it, s in batch],
             ).frames
-        for (it, _), video in zip(batch, frames, strict=True):
-            if judge.judge(video, episode_for_item(it)).success:
+        verdicts = judge_videos(judge, list(frames), [episode_for_item(it) for it, _ in batch])
+        for (it, _), video, verdict in zip(batch, frames, verdicts, strict=True):
+            if verdict.success:
                 successes += 1
                 kept.append(video)
                 kept_items.append(it)
     logger.info(
         "demos: %d/%d judged successes (%.1f s)", successes, len(jobs), time.perf_counter() - t0
     )
-    prompts = list(dict.fromkeys(it.prompt for it in kept_items))
-    table = load_text_table(Path(cfg.pack_dir) / "texts.npz")
-    embeds = np.zeros((len(prompts), pipe.config.max_text_tokens, 384), dtype=np.float16)
-    for i, p in enumerate(prompts):
-        embeds[i, : table[p].shape[0]] = table[p].numpy()
-    cache = ClipCache(
-        frames=np.stack(kept),
-        episode_index=np.arange(len(kept), dtype=np.int64),
-        text_id=np.array([prompts.index(it.prompt) for it in kept_items], dtype=np.int64),
-        text_embeds=embeds,
-        texts=prompts,
-        text_field="prompt",
-    )
+    cache = prompt_clip_cache(cfg, kept, kept_items, pipe.config.max_text_tokens)
     stats = {
+        "demo_judge": cfg.demo_judge,
         "demo_items": cfg.demo_items,
         "demo_samples": cfg.demo_samples,
         "demos": len(jobs),
         "judged_successes": successes,
-        "distinct_prompts": len(prompts),
+        "distinct_prompts": len(cache.texts),
     }
     cache_path = write_clip_cache(cache, out / "demos_prompt.npz")
     write_json_atomic(stats_path, stats)  # last: it marks the cache complete
     return cache_path
 
 
-def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
+def prompt_clip_cache(
+    cfg: GpuChainConfig, clips: list[np.ndarray], items: list, max_text_tokens: int
+) -> ClipCache:
+    """Clips with their items' short prompts, embedded from the pack's text table."""
+    prompts = list(dict.fromkeys(it.prompt for it in items))
+    table = load_text_table(Path(cfg.pack_dir) / "texts.npz")
+    embeds = np.zeros((len(prompts), max_text_tokens, 384), dtype=np.float16)
+    for i, p in enumerate(prompts):
+        embeds[i, : table[p].shape[0]] = table[p].numpy()
+    return ClipCache(
+        frames=np.stack(clips),
+        episode_index=np.arange(len(clips), dtype=np.int64),
+        text_id=np.array([prompts.index(it.prompt) for it in items], dtype=np.int64),
+        text_embeds=embeds,
+        texts=prompts,
+        text_field="prompt",
+    )
+
+
+def expert_clip_cache(cfg: GpuChainConfig, out: Path) -> Path:
+    """The SFT baseline's data: the expert's clips of the items distillation renders."""
+    cache_path = out / "expert_prompt.npz"
+    if cache_path.is_file():
+        logger.info("reusing the expert clips in %s", cache_path)
+        return cache_path
+    items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
+    model = TRAIN_PRESETS["sim"].model
+    clips, kept = expert_clips(items, model.num_frames, model.frame_stride, model.size_px)
+    cache = prompt_clip_cache(cfg, clips, kept, model.max_text_tokens)
+    return write_clip_cache(cache, cache_path)
+
+
+def trained_steps(run_dir: Path) -> int:
+    """The optimizer steps a finished training run took (its last checkpoint's step)."""
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        raise FileNotFoundError(f"no complete checkpoint under {run_dir}")
+    return int(json.loads((latest / STATE_JSON).read_text())["step"])
+
+
+def distill(
+    cfg: GpuChainConfig,
+    cache: Path,
+    out: Path,
+    name: str = "executor_distilled",
+    max_steps: int | None = None,
+) -> Path:
+    """Fine-tune the Demonstrator on ``cache`` with the short prompt: the distillation, or
+    (on the expert's clips, ``max_steps`` fixed) the SFT baseline."""
     base = TRAIN_PRESETS["sim"]
     # sample the Executor with the Demonstrator's guidance, so every condition is compared
     # (and GRPO trains) under the same sampler
@@ -282,11 +341,11 @@ def distill(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
     train_cfg = replace(
         base,
         model=replace(base.model, guidance_scale=float(index.get("guidance_scale", 1.0))),
-        output_dir=out / "executor_distilled",
+        output_dir=out / name,
         init_from=Path(cfg.distill_init or cfg.demonstrator),
         data=replace(base.data, cache_path=cache, text_field="prompt", heldout_fraction=0.02),
-        max_steps=cfg.distill_max_steps,
-        max_minutes=cfg.distill_minutes,
+        max_steps=max_steps or cfg.distill_max_steps,
+        max_minutes=0.0 if max_steps else cfg.distill_minutes,
         batch_size=cfg.distill_batch_size,
         learning_rate=cfg.distill_learning_rate,
         warmup_steps=cfg.distill_warmup_steps,
@@ -315,6 +374,7 @@ def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
             micro_batch_size=cfg.grpo_micro_batch_size,
             learning_rate=cfg.grpo_learning_rate,
             num_inference_steps=cfg.grpo_inference_steps,
+            judge=JudgeConfig(kind=cfg.grpo_judge),
             seed=cfg.seed,
         )
         final = train_grpo(gcfg)
@@ -387,6 +447,36 @@ def stage_distill(cfg: GpuChainConfig) -> None:
     print(distilled)
 
 
+def stage_sft(cfg: GpuChainConfig) -> None:
+    """The SFT baseline with the distillation's compute: the same initial weights, batch,
+    learning rate and number of optimizer steps (``sft_steps``, 0 = the steps the
+    distillation in ``output_dir`` took), on the expert's clips of the same items."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config_json(cfg, out / "sft_chain_config.json")
+    install_text_table(load_text_table(Path(cfg.pack_dir) / "texts.npz"))
+    steps = cfg.sft_steps or trained_steps(out / "executor_distilled")
+    t = time.perf_counter()
+    cache = expert_clip_cache(cfg, out)
+    clips_s = time.perf_counter() - t
+    t = time.perf_counter()
+    sft = distill(cfg, cache, out, name="executor_sft", max_steps=steps)
+    timings = {"expert_clips_s": clips_s, "sft_s": time.perf_counter() - t, "sft_steps": steps}
+    write_json_atomic(out / "sft_timings.json", timings)
+    print(sft)
+
+
+def stage_grpo(cfg: GpuChainConfig) -> None:
+    """GRPO only, from the distilled Executor in ``output_dir`` (``--stage distill``)."""
+    out = Path(cfg.output_dir)
+    save_config_json(cfg, out / "grpo_chain_config.json")
+    install_text_table(load_text_table(Path(cfg.pack_dir) / "texts.npz"))
+    t = time.perf_counter()
+    rl = grpo(cfg, out / "executor_distilled" / "pipeline", out)
+    write_json_atomic(out / "grpo_timings.json", {"grpo_s": time.perf_counter() - t})
+    print(rl)
+
+
 def stage_closed_loop(cfg: GpuChainConfig) -> None:
     """The full stack (video model -> IDM -> simulated arm) on the held-out scenes."""
     ecfg = replace(
@@ -418,6 +508,8 @@ def main(argv: list[str] | None = None) -> None:
         "pack": stage_pack,
         "run": stage_run,
         "distill": stage_distill,
+        "sft": stage_sft,
+        "grpo": stage_grpo,
         "closed_loop": stage_closed_loop,
     }
     stages[cfg.stage](cfg)

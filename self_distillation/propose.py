@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_sim.tasks import is_novel_composition
+from self_distillation.proposal_schema import TaskProposal
 from self_distillation.task_items import (
     SimSceneTaskSource,
     items_from_batch,
@@ -54,6 +56,9 @@ class ProposeConfig:
     first_seed: int = 0  # simulator seeds first_seed .. first_seed + num_sim_scenes - 1
     image_size_px: int = 64
     num_per_scene: int = 2
+    # Leave out the (family, cube, target) combinations of executor_sim.NOVEL_COMPOSITIONS:
+    # they are the benchmark's novel-composition split and never occur in training.
+    hold_out_novel_compositions: bool = True
     vlm: TransformersVLMConfig = field(default_factory=TransformersVLMConfig)
     http: HTTPVLMConfig = field(default_factory=HTTPVLMConfig)
 
@@ -93,10 +98,20 @@ PRESETS: dict[str, ProposeConfig] = {
 
 def make_proposer(cfg: ProposeConfig) -> TaskProposer:
     if cfg.backend == "sim":
-        return SimTaskFamilyProposer(SimSceneTaskSource())
+        return SimTaskFamilyProposer(
+            SimSceneTaskSource(hold_out_novel=cfg.hold_out_novel_compositions)
+        )
     if cfg.backend == "transformers":
         return VLMTaskProposer(TransformersVLM(cfg.vlm))
     return VLMTaskProposer(HTTPVLM(cfg.http))
+
+
+def proposes_novel_composition(proposal: TaskProposal) -> bool:
+    """True when the proposal's metadata names a held-out (family, cube, target)."""
+    meta = proposal.metadata
+    if "task_family" not in meta or "object" not in meta:
+        return False
+    return is_novel_composition(meta["task_family"], meta["object"], meta.get("target") or "")
 
 
 def load_scenes(cfg: ProposeConfig) -> list[SceneImage]:
@@ -115,7 +130,11 @@ def run_propose(cfg: ProposeConfig) -> dict:
     t0 = time.perf_counter()
     batch = proposer.propose(scenes, cfg.num_per_scene)
     elapsed_s = time.perf_counter() - t0
-    items = items_from_batch(scenes, batch.proposals)
+    proposals = batch.proposals
+    if cfg.hold_out_novel_compositions:  # a VLM's proposals too, where they name the parts
+        proposals = [(sid, p) for sid, p in proposals if not proposes_novel_composition(p)]
+    held_out = len(batch.proposals) - len(proposals)
+    items = items_from_batch(scenes, proposals)
     save_items(items, out)
     write_jsonl_atomic(
         out / "rejections.jsonl",
@@ -134,6 +153,7 @@ def run_propose(cfg: ProposeConfig) -> dict:
         "proposer": proposer.name,
         "scenes": len(scenes),
         "items": len(items),
+        "held_out_novel_compositions": held_out,
         "seconds": elapsed_s,
     }
     write_bytes_atomic(out / "proposal_stats.json", json.dumps(stats, indent=2).encode())

@@ -96,3 +96,19 @@ def paired_difference(
     boot = (per_item[idx] * weights[idx]).sum(1) / weights[idx].sum(1)
     low, high = np.quantile(boot, [0.025, 0.975])
     return d, float(low), float(high)
+
+
+def mean_interval(
+    values: Sequence[float], resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-item scores with a bootstrap percentile 95 %
+    interval over items."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("mean_interval needs at least one value")
+    if resamples <= 0:
+        raise ValueError(f"resamples must be > 0, got {resamples!r}")
+    rng = np.random.default_rng(seed)
+    boot = x[rng.integers(x.size, size=(resamples, x.size))].mean(axis=1)
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return float(x.mean()), float(low), float(high)

@@ -23,7 +23,7 @@ import numpy as np
 
 from executor_core.atomic_io import write_bytes_atomic
 from executor_sim.env import EnvConfig, make_env
-from executor_sim.tasks import TASK_FAMILIES, SceneInfo, make_task
+from executor_sim.tasks import TASK_FAMILIES, SceneInfo, is_novel_composition, make_task
 from self_distillation.proposal_schema import TaskProposal
 from self_distillation.task_proposal import SceneImage
 
@@ -210,8 +210,11 @@ class SimSceneTaskSource:
     by the scene's seed, so proposals are reproducible.
     """
 
-    def __init__(self, task_families: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, task_families: Sequence[str] | None = None, hold_out_novel: bool = False
+    ) -> None:
         self.task_families = tuple(task_families or TASK_FAMILIES)
+        self.hold_out_novel = hold_out_novel  # leave out executor_sim.NOVEL_COMPOSITIONS
 
     def tasks_for_scene(self, metadata: dict[str, Any]) -> list[dict[str, Any]]:
         info = scene_info_from_json(metadata["scene"])
@@ -219,7 +222,11 @@ class SimSceneTaskSource:
         for family in self.task_families:
             for obj in info.cubes:
                 targets = [c for c in info.cubes if c != obj] if family == "stack" else [""]
-                tasks.extend(make_task(family, obj, t, info).to_json() for t in targets)
+                tasks.extend(
+                    make_task(family, obj, t, info).to_json()
+                    for t in targets
+                    if not (self.hold_out_novel and is_novel_composition(family, obj, t))
+                )
         rng = np.random.default_rng(int(metadata.get("seed") or 0))
         tasks = [tasks[i] for i in rng.permutation(len(tasks))]
         drawn = metadata.get("task")
