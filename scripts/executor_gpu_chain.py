@@ -67,6 +67,9 @@ from video_models.train_executor import train
 logger = logging.getLogger("executor_gpu_chain")
 
 
+STAGES: tuple[str, ...] = ("pack", "run", "distill", "sft", "grpo", "closed_loop")
+
+
 @dataclass
 class GpuChainConfig:
     stage: Literal["pack", "run", "distill", "sft", "grpo", "closed_loop"] = "pack"
@@ -115,8 +118,8 @@ class GpuChainConfig:
     closed_loop_episodes: int = 16
 
     def __post_init__(self) -> None:
-        if self.stage not in ("pack", "run", "distill", "sft", "closed_loop"):
-            raise ValueError(f"stage must be pack/run/distill/sft/closed_loop, got {self.stage!r}")
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.sft_steps < 0:
             raise ValueError(f"sft_steps must be >= 0, got {self.sft_steps!r}")
         for name in ("demo_items", "demo_samples", "demo_batch_size", "grpo_chunk_steps"):

@@ -117,6 +117,9 @@ class WorldTasksConfig:
     # the judge's probe pass rates (benchmarks/bench_judge_probes.py), quoted in the JSON
     probes: Path | None = Path("checkpoints/executor_sim/results/judge_probes_heldout256.json")
     command: str = ""  # how this run was started, recorded in benchmark.json
+    # only summarise the records already under output_dir/records (a (split, condition)
+    # without them is listed in benchmark.json's "missing", not run)
+    records_only: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.splits) - set(SPLITS))
@@ -265,6 +268,10 @@ def run_model_condition(
     return rows, strips
 
 
+def record_path(cfg: WorldTasksConfig, split: str, condition: str) -> Path:
+    return Path(cfg.output_dir) / "records" / split / f"{condition}.jsonl"
+
+
 def condition_rows(
     split: str,
     condition: str,
@@ -274,7 +281,7 @@ def condition_rows(
     num_frames: int,
 ) -> list[dict[str, Any]]:
     """The per-item records of one (split, condition), reused from disk when present."""
-    path = Path(cfg.output_dir) / "records" / split / f"{condition}.jsonl"
+    path = record_path(cfg, split, condition)
     if path.is_file():
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if [r["item_id"] for r in rows] == [it.item_id for it in items]:
@@ -395,8 +402,10 @@ def load_idm(cfg: WorldTasksConfig) -> InverseDynamics:
 def run_worldtasks(cfg: WorldTasksConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     save_config_json(cfg, out / "config.json")
-    idm = load_idm(cfg) if any(c != "expert" for c in cfg.conditions) else None
+    needs_idm = any(c != "expert" for c in cfg.conditions) and not cfg.records_only
+    idm = load_idm(cfg) if needs_idm else None
     num_frames = 16
+    missing: list[str] = []
     records: dict[str, dict[str, list[dict[str, Any]]]] = {}
     summary: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -407,6 +416,9 @@ def run_worldtasks(cfg: WorldTasksConfig) -> dict[str, Any]:
         save_items(items, out / "items" / split)
         records[split], summary[split] = {}, {}
         for condition in cfg.conditions:
+            if cfg.records_only and not record_path(cfg, split, condition).is_file():
+                missing.append(f"{split}/{condition}")
+                continue
             rows = condition_rows(split, condition, items, cfg, idm, num_frames)
             records[split][condition] = rows
             summary[split][condition] = summarize_condition(rows)
@@ -417,6 +429,7 @@ def run_worldtasks(cfg: WorldTasksConfig) -> dict[str, Any]:
         "command": cfg.command,
         "judge": "execution_aware",
         "wall_s": time.perf_counter() - t0,
+        "missing": missing,
     }
     write_json_atomic(out / "benchmark.json", results)
     write_report(out, results, cfg.splits, cfg.conditions)

@@ -198,3 +198,16 @@ def test_tiny_benchmark_run_writes_the_contract_and_resumes(tmp_path):
     # a rerun reuses the per-(split, condition) records: same figures
     again = run_worldtasks(cfg)
     assert again["splits"] == results["splits"]
+    # records_only summarises what is there and lists the rest as missing, running nothing
+    listed = run_worldtasks(
+        type(cfg)(
+            **{
+                **cfg.__dict__,
+                "records_only": True,
+                "conditions": ("expert", "executor_distilled", "demonstrator_prompt"),
+            }
+        )
+    )
+    missing = ["seen/demonstrator_prompt", "novel_composition/demonstrator_prompt"]
+    assert listed["missing"] == missing
+    assert listed["splits"] == results["splits"]
