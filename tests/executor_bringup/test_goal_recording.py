@@ -8,6 +8,7 @@ models), one process each, over real DDS in a namespace; this test process is th
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,22 +199,39 @@ def test_timestamps_are_monotone(recorded) -> None:
     assert stamps_ns[0] >= first_image - 3 * 10**9  # starts at an observed frame's stamp
 
 
-def test_the_recording_converts_to_a_dataset_lerobot_loads(recorded, tmp_path: Path) -> None:
+def _convert_and_load(path: str, root: str) -> dict:
+    """Convert the recording and read it back with LeRobot; runs in a child process: the
+    video decoding behind LeRobotDataset leaves busy threads behind in the process that
+    used it, which would starve the timing-sensitive ROS tests that follow."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    response, _, _ = recorded
-    root = tmp_path / "recorded"
-    path = Path(response.result.recording_path)
-    cfg = McapToLeRobotConfig(recordings=(path,), root=root, repo_id="test/rec", namespace=NS)
+    cfg = McapToLeRobotConfig(
+        recordings=(Path(path),), root=Path(root), repo_id="test/rec", namespace=NS
+    )
     summary = convert(cfg)
-    assert summary["episodes"] == 1
-    dataset = LeRobotDataset("test/rec", root=root)
-    assert len(dataset) == summary["frames"] >= 10
-    for index in (0, len(dataset) - 1):
-        item = dataset[index]
-        assert item["task"] == PROMPT
-        assert item["observation.images.scene"].shape == (3, 64, 64)
-        assert item["observation.state"].shape == (6,)
-        assert item["action"].shape == (6,)
+    dataset = LeRobotDataset("test/rec", root=Path(root))
+    items = [dataset[i] for i in (0, len(dataset) - 1)]
     states = np.stack([dataset[i]["observation.state"].numpy() for i in range(len(dataset))])
-    assert np.ptp(states, axis=0).max() > 0.01  # the arm moved during the recording
+    return {
+        "summary": summary,
+        "length": len(dataset),
+        "tasks": [it["task"] for it in items],
+        "image_shapes": [tuple(it["observation.images.scene"].shape) for it in items],
+        "state_shapes": [tuple(it["observation.state"].shape) for it in items],
+        "action_shapes": [tuple(it["action"].shape) for it in items],
+        "state_range": float(np.ptp(states, axis=0).max()),
+    }
+
+
+def test_the_recording_converts_to_a_dataset_lerobot_loads(recorded, tmp_path: Path) -> None:
+    response, _, _ = recorded
+    with mp.get_context("spawn").Pool(1) as pool:
+        out = pool.apply(
+            _convert_and_load, (response.result.recording_path, str(tmp_path / "recorded"))
+        )
+    assert out["summary"]["episodes"] == 1
+    assert out["length"] == out["summary"]["frames"] >= 10
+    assert out["tasks"] == [PROMPT, PROMPT]
+    assert out["image_shapes"] == [(3, 64, 64)] * 2
+    assert out["state_shapes"] == out["action_shapes"] == [(6,)] * 2
+    assert out["state_range"] > 0.01  # the arm moved during the recording
