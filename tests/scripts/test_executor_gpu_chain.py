@@ -44,7 +44,7 @@ def test_judged_demos_are_reused_only_for_the_same_request(tmp_path: Path) -> No
     same = chain.GpuChainConfig(stage="distill", demo_items=8, demo_samples=2)
     assert chain.render_and_judge_demos(same, tmp_path) == cache
     other = chain.GpuChainConfig(stage="distill", demo_items=16, demo_samples=2)
-    with pytest.raises(ValueError, match=r"\(8, 2\).*\(16, 2\)"):
+    with pytest.raises(ValueError, match=r"\(8, 2, 'programmatic'\).*\(16, 2, 'programmatic'\)"):
         chain.render_and_judge_demos(other, tmp_path)
 
 
