@@ -184,7 +184,8 @@ def test_lost_motor_aborts_the_goal_naming_it_and_refuses_goals(tmp_path: Path) 
         rig.bus.unplug(["wrist_flex"])
         res = result_of(handle.get_result_async(), 10)
         assert res.status == GoalStatus.STATUS_ABORTED
-        assert "'wrist_flex' (id 4) does not answer" in res.result.error_string
+        assert "'wrist_flex' (id 4)" in res.result.error_string  # named, maybe with others
+        assert "answer" in res.result.error_string
         # torque_off: the motors that still answer let go
         torque = rig.bus.torque_enabled()
         assert not torque["shoulder_pan"]
