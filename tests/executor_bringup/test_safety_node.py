@@ -212,6 +212,8 @@ def test_deferred_start_is_stopped_when_the_heartbeat_goes_stale_before_it(graph
     at the start, so the hold must come before the start, although the motion would be
     over by then if it had started on arrival."""
     _, seen, pubs, beat = graph
+    # the test before may leave the heartbeat stale for a moment: start from a fresh one
+    wait_for(lambda: seen["status"] and seen["status"][-1].heartbeat_ok, 5, "heartbeat ok")
     before = len(seen["forwarded"])
     msg = _stamped_in(pubs["probe"], MAX_FUTURE_STAMP_S - 1.0)
     start_ns = Time.from_msg(msg.header.stamp).nanoseconds
