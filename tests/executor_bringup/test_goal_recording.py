@@ -79,6 +79,13 @@ def recorded(tmp_path_factory: pytest.TempPathFactory):
     client = SafeActionClient(operator, ExecuteTask, "execute_task")
     try:
         wait_for(lambda: client.server_is_ready() and images, 150, "the server and images")
+        # The operator seeing frames does not mean executor_node does: under load its image
+        # subscription can match seconds later (a CI run aborted with "no valid image").
+        wait_for(
+            lambda: operator.count_subscribers("image_raw") >= 2, 60, "executor's image subscription"
+        )
+        seen = len(images)
+        wait_for(lambda: len(images) >= seen + 5, 30, "five more frames after it matched")
         feedback: list = []
         goal = ExecuteTask.Goal(task_prompt=PROMPT, timeout_s=60.0, max_replans=0)
         send = client.send_goal_async(goal, feedback_callback=feedback.append)
