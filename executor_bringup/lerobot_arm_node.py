@@ -74,6 +74,8 @@ class LeRobotArmNode(LifecycleNode):
         self.declare_parameter("torque_policy", "hold")  # hold | torque_off
         self.declare_parameter("robot_options", "")  # YAML mapping of LeRobot config fields
         self.declare_parameter("joint_map", "")  # YAML mapping: our joint -> LeRobot motor
+        self.declare_parameter("connect_retries", 2)
+        self.declare_parameter("connect_retry_delay_s", 0.5)
         self.declare_parameter("update_rate_hz", 50.0)
         self.declare_parameter("default_goal_tolerance_rad", 0.05)
         self.declare_parameter("default_path_tolerance_rad", 0.0)
@@ -122,6 +124,8 @@ class LeRobotArmNode(LifecycleNode):
                 torque_policy=p("torque_policy").value,
                 joint_map=_yaml_mapping("joint_map", p("joint_map").value),
                 robot_options=_yaml_mapping("robot_options", p("robot_options").value),
+                connect_retries=int(p("connect_retries").value),
+                connect_retry_delay_s=float(p("connect_retry_delay_s").value),
             )
             self._arm = LeRobotArm(config, self.robot)
             self._configure_camera()

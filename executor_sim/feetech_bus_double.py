@@ -47,6 +47,7 @@ import contextlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 import select
 import signal
@@ -55,6 +56,7 @@ import threading
 import time
 import tty
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import mujoco
@@ -440,6 +442,117 @@ class FeetechBusDouble:
             self._refresh_live(j)
             replies.append(_status(motor_id, bytes(self._regs[j][addr : addr + size])))
         return b"".join(replies)
+
+
+class FeetechBusDoubleProcess:
+    """:class:`FeetechBusDouble` served from a child process of its own, same test API.
+
+    LeRobot's ``scservo_sdk`` gives a ping about 35 ms to be answered. Served from a thread
+    of the test process, the double's reply waits for that process's GIL; on a loaded
+    2-core host (five ROS nodes importing torch at once beside pytest) it missed every
+    deadline for over a second and the arm node gave up. In a process of its own the reply
+    waits only for the scheduler. Its methods forward to the double over a pipe.
+    """
+
+    def __init__(
+        self,
+        description: RobotDescription,
+        calibration: dict[str, dict[str, int]],
+        start_timeout_s: float = 120.0,
+        **kwargs: object,
+    ) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_double_in_child,
+            args=(child, description, calibration, kwargs),
+            name="feetech_bus_double",
+            daemon=True,
+        )
+        self._process.start()
+        child.close()
+        if not self._conn.poll(start_timeout_s):
+            self._process.kill()
+            raise TimeoutError(f"the bus double process did not start in {start_timeout_s} s")
+        self.port, self.motors = self._answer()
+        self.description = description
+
+    def _answer(self) -> object:
+        status, value = self._conn.recv()
+        if status == "error":
+            raise value
+        return value
+
+    def _call(self, method: str, *args: object) -> object:
+        self._conn.send((method, args))
+        return self._answer()
+
+    def joint_positions_rad(self) -> np.ndarray:
+        return self._call("joint_positions_rad")
+
+    def register(self, joint: str, name: str) -> int:
+        return self._call("register", joint, name)
+
+    def torque_enabled(self) -> dict[str, bool]:
+        return self._call("torque_enabled")
+
+    def unplug(self, joints: list[str] | None = None) -> None:
+        self._call("unplug", joints)
+
+    def replug(self) -> None:
+        self._call("replug")
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            with contextlib.suppress(OSError, EOFError):
+                self._call("close")
+            self._process.join(timeout=10.0)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._conn.close()
+
+    def __enter__(self) -> FeetechBusDoubleProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+CHILD_METHODS = ("joint_positions_rad", "register", "torque_enabled", "unplug", "replug")
+
+
+def _serve_double_in_child(
+    conn: Connection,
+    description: RobotDescription,
+    calibration: dict[str, dict[str, int]],
+    kwargs: dict[str, object],
+) -> None:
+    """The child's loop: build the double, tell its port, answer method calls until close."""
+    try:
+        bus = FeetechBusDouble(description, calibration, **kwargs)
+    except Exception as exc:
+        conn.send(("error", exc))
+        return
+    conn.send(("ok", (bus.port, bus.motors)))
+    try:
+        while True:
+            method, args = conn.recv()
+            if method == "close":
+                break
+            if method not in CHILD_METHODS:
+                conn.send(("error", ValueError(f"unknown bus double method {method!r}")))
+                continue
+            try:
+                conn.send(("ok", getattr(bus, method)(*args)))
+            except Exception as exc:
+                conn.send(("error", exc))
+    except EOFError:  # the parent went away
+        pass
+    finally:
+        bus.close()
+        with contextlib.suppress(OSError):
+            conn.send(("ok", None))
 
 
 def _checksum(body: bytes) -> int:

@@ -31,6 +31,7 @@ import dataclasses
 import importlib
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ class LeRobotArmConfig:
     robot_options: dict[str, Any] = field(default_factory=dict)  # other LeRobot config fields
     robot_module: str = ""  # lerobot.robots.<module> that registers robot_type; "": derived
     connect_retries: int = 2  # a connect that loses a reply on the bus is tried again
+    # wait between attempts: a bus busy at power-up (or a host busy starting the graph) is
+    # not asked again within milliseconds
+    connect_retry_delay_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.robot_type:
@@ -81,6 +85,11 @@ class LeRobotArmConfig:
             )
         if self.connect_retries < 0:
             raise ValueError(f"connect_retries must be >= 0, got {self.connect_retries!r}")
+        if not (math.isfinite(self.connect_retry_delay_s) and self.connect_retry_delay_s >= 0):
+            raise ValueError(
+                f"connect_retry_delay_s must be a finite number >= 0, got "
+                f"{self.connect_retry_delay_s!r}"
+            )
         if not math.isfinite(self.max_relative_target) or self.max_relative_target < 0:
             raise ValueError(
                 f"max_relative_target must be >= 0 (0: no cap), got {self.max_relative_target!r}"
@@ -213,7 +222,15 @@ class LeRobotArm:
                     raise ArmBusError(
                         f"could not connect to the arm on {self.config.port}: {exc}"
                     ) from exc
-                logger.warning("connect on %s failed (%s); trying again", self.config.port, exc)
+                logger.warning(
+                    "connect on %s failed (%s); trying again in %.1f s (attempt %d of %d)",
+                    self.config.port,
+                    exc,
+                    self.config.connect_retry_delay_s,
+                    attempt + 2,
+                    self.config.connect_retries + 1,
+                )
+                time.sleep(self.config.connect_retry_delay_s)
         if not robot.is_calibrated:
             self._safe_disconnect()
             raise ValueError(

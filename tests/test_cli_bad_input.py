@@ -60,6 +60,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "executor-evaluate": ([f"--items={MISSING}", "--output_dir={tmp}"], MISSING),
     "executor-report": ([f"--eval_dir={MISSING}"], MISSING),
     "executor-worldtasks": (["--items_per_split=0"], "items_per_split"),
+    "executor-imagined-goals": (["--sigmas=0.5,1.5"], "1.5"),
 }
 # Console scripts of modules other engineers own, still ending bad input otherwise (each
 # needs the one-line pattern of executor_core.config_cli: cli_main / OneLineArgumentParser).

@@ -82,7 +82,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory):
         # The operator seeing frames does not mean executor_node does: under load its image
         # subscription can match seconds later (a CI run aborted with "no valid image").
         wait_for(
-            lambda: operator.count_subscribers("image_raw") >= 2, 60, "executor's image subscription"
+            lambda: operator.count_subscribers("image_raw") >= 2,
+            60,
+            "executor's image subscription",
         )
         seen = len(images)
         wait_for(lambda: len(images) >= seen + 5, 30, "five more frames after it matched")

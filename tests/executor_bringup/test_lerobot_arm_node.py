@@ -35,7 +35,7 @@ from executor_core.trajectory_control import (
     SUCCESSFUL,
 )
 from executor_sim.feetech_bus_double import (
-    FeetechBusDouble,
+    FeetechBusDoubleProcess,
     lerobot_calibration_for,
     write_lerobot_calibration,
 )
@@ -52,7 +52,7 @@ class Rig:
     def __init__(self, tmp: Path, policy: str, extra: list[Parameter] | None = None) -> None:
         calibration = lerobot_calibration_for(DESCRIPTION, {"shoulder_pan": -90, "gripper": 30})
         write_lerobot_calibration(calibration, tmp / f"{ROBOT_ID}.json")
-        self.bus = FeetechBusDouble(DESCRIPTION, calibration)
+        self.bus = FeetechBusDoubleProcess(DESCRIPTION, calibration)
         self.session = RosSession(fresh_domain_id())
         self.node = self.session.add(
             LeRobotArmNode(

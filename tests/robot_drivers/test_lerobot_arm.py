@@ -20,7 +20,7 @@ from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
 
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_sim.feetech_bus_double import (
-    FeetechBusDouble,
+    FeetechBusDoubleProcess,
     lerobot_calibration_for,
     write_lerobot_calibration,
 )
@@ -50,12 +50,12 @@ def rig(tmp_path: Path):
     description = calibrated_description()
     calibration = lerobot_calibration_for(description, HOMING)
     write_lerobot_calibration(calibration, tmp_path / f"{ROBOT_ID}.json")
-    bus = FeetechBusDouble(description, calibration)
+    bus = FeetechBusDoubleProcess(description, calibration)
     yield bus, description, tmp_path
     bus.close()
 
 
-def settle(bus: FeetechBusDouble, seconds: float = 1.5) -> None:
+def settle(bus: FeetechBusDoubleProcess, seconds: float = 1.5) -> None:
     time.sleep(seconds)
 
 
@@ -185,7 +185,30 @@ def test_missing_and_mismatched_calibration_are_errors_naming_the_file(rig, tmp_
         make_arm(bus, description, tmp_path / "other")
 
 
+def test_a_silent_bus_is_asked_again_after_the_delay_then_named(rig) -> None:
+    bus, description, cal_dir = rig
+    bus.unplug()  # no motor answers the pings
+    config = LeRobotArmConfig(
+        port=bus.port,
+        robot_id=ROBOT_ID,
+        calibration_dir=str(cal_dir),
+        connect_retries=2,
+        connect_retry_delay_s=0.4,
+    )
+    arm = LeRobotArm(config, description)
+    start = time.monotonic()
+    with pytest.raises(ArmBusError, match=f"could not connect to the arm on {bus.port}"):
+        arm.connect()
+    assert time.monotonic() - start >= 2 * 0.4  # two waits between three attempts
+    bus.replug()
+    arm.connect()  # the same adapter connects once the bus answers
+    assert arm.is_connected
+    arm.disconnect()
+
+
 def test_bad_config_values_are_named() -> None:
+    with pytest.raises(ValueError, match=r"connect_retry_delay_s.*-1"):
+        LeRobotArmConfig(port="/dev/x", connect_retry_delay_s=-1.0)
     with pytest.raises(ValueError, match="'sideways'"):
         LeRobotArmConfig(port="/dev/x", torque_policy="sideways")
     with pytest.raises(ValueError, match="port"):
