@@ -11,6 +11,14 @@
         parameters: [sim_arm_node.yaml]     # ros__parameters files, relative to this YAML
         overrides: {autostart: true}        # optional single parameters (-p name:=value)
         remappings: {image_raw: camera/image_raw}   # optional, from: to
+    policy: ""                       # optional: a LeRobot policy checkpoint folder; when
+                                     # set, policy_node replaces executor_node
+    policy_node: {name: policy_node, executable: executor-policy-node, ...}  # optional
+
+``policy`` (in the YAML, or ``--set policy=PATH`` on the launcher's command line) starts
+the graph's ``policy_node`` entry in place of its ``executor_node``, with the parameter
+``policy_path`` set to PATH: the same graph driven by a LeRobot policy instead of the
+video model and the IDM (:meth:`BringupConfig.with_policy`).
 
 This module is pure (no rclpy): ``executor-bringup`` turns a :class:`BringupConfig` into
 ``--ros-args`` command lines, and ``launch_graph`` (behind ``launch/*.launch.py``) into
@@ -37,7 +45,11 @@ _NAMESPACE_RE = re.compile(r"^(/?[A-Za-z_][A-Za-z0-9_]*)*/?$")
 _TOPIC_RE = re.compile(r"^[~/]?[A-Za-z_{][A-Za-z0-9_/{}~]*$")
 _EXECUTABLE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-GRAPH_KEYS = {"graph", "namespace", "nodes"}
+GRAPH_KEYS = {"graph", "namespace", "nodes", "policy", "policy_node"}
+POLICY_KEY = "policy"  # graph-level: a policy checkpoint folder -> policy_node
+REPLACED_BY_POLICY = "executor_node"
+POLICY_PATH_PARAM = "policy_path"
+CARRIED_TO_POLICY = ("robot_description_path",)  # executor_node overrides policy_node keeps
 NODE_KEYS = {"name", "executable", "namespace", "parameters", "overrides", "remappings"}
 ParamValue = bool | int | float | str | list
 
@@ -125,6 +137,7 @@ class BringupConfig:
     nodes: tuple[NodeSpec, ...]
     namespace: str = ""
     source: Path | None = None  # the YAML it was read from
+    policy_node: NodeSpec | None = None  # started in place of executor_node with a policy
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -147,29 +160,62 @@ class BringupConfig:
     def with_namespace(self, namespace: str) -> BringupConfig:
         return replace(self, namespace=namespace)
 
-    def with_overrides(self, assignments: list[str]) -> BringupConfig:
-        """Apply ``node.param=value`` strings (value parsed as YAML: 3 -> int, true -> bool)."""
+    def with_policy(self, path: str) -> BringupConfig:
+        """``policy_node`` (``policy_path: path``) in place of ``executor_node``."""
+        spec = self.policy_node
+        if spec is None:
+            raise BringupConfigError(
+                f"graph {self.graph!r} has no policy_node entry: cannot start policy {path!r}"
+            )
         nodes = {n.name: n for n in self.nodes}
+        if spec.name in nodes:  # already swapped in: a new path
+            spec = nodes[spec.name]
+        elif REPLACED_BY_POLICY in nodes:
+            old = nodes[REPLACED_BY_POLICY]
+            carried = {k: v for k, v in old.overrides.items() if k in CARRIED_TO_POLICY}
+            spec = replace(spec, overrides={**spec.overrides, **carried})
+        else:
+            raise BringupConfigError(
+                f"graph {self.graph!r} has no {REPLACED_BY_POLICY!r} for policy_node to replace"
+            )
+        spec = replace(spec, overrides={**spec.overrides, POLICY_PATH_PARAM: path})
+        swapped = tuple(
+            spec if n.name in (REPLACED_BY_POLICY, spec.name) else n for n in self.nodes
+        )
+        return replace(self, nodes=swapped)
+
+    def with_overrides(self, assignments: list[str]) -> BringupConfig:
+        """Apply ``node.param=value`` strings (value parsed as YAML: 3 -> int, true -> bool)
+        and ``policy=PATH`` (:meth:`with_policy`), in order."""
+        config = self
         for text in assignments:
-            target, eq, raw = text.partition("=")
-            node_name, dot, param = target.partition(".")
-            if not eq or not dot or not node_name or not param:
-                raise BringupConfigError(f"--set expects node.param=value, got {text!r}")
-            spec = nodes.get(node_name)
-            if spec is None:
-                raise BringupConfigError(
-                    f"--set {text!r}: no node {node_name!r} in graph {self.graph!r}; "
-                    f"nodes: {sorted(nodes)}"
-                )
-            try:
-                value = yaml.safe_load(raw) if raw else ""
-            except yaml.YAMLError as exc:
-                raise BringupConfigError(
-                    f"--set {text!r}: value is not valid YAML: {exc}"
-                ) from None
-            if value is None or isinstance(value, dict):
-                raise BringupConfigError(f"--set {text!r}: unsupported value {raw!r}")
-            nodes[node_name] = replace(spec, overrides={**spec.overrides, param: value})
+            config = config._with_override(text)
+        return config
+
+    def _with_override(self, text: str) -> BringupConfig:
+        """One ``node.param=value`` (or ``policy=PATH``)."""
+        target, eq, raw = text.partition("=")
+        if target == POLICY_KEY:
+            if not raw:
+                raise BringupConfigError(f"--set {text!r}: give a policy checkpoint folder")
+            return self.with_policy(raw)
+        node_name, dot, param = target.partition(".")
+        if not eq or not dot or not node_name or not param:
+            raise BringupConfigError(f"--set expects node.param=value, got {text!r}")
+        nodes = {n.name: n for n in self.nodes}
+        spec = nodes.get(node_name)
+        if spec is None:
+            raise BringupConfigError(
+                f"--set {text!r}: no node {node_name!r} in graph {self.graph!r}; "
+                f"nodes: {sorted(nodes)}"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise BringupConfigError(f"--set {text!r}: value is not valid YAML: {exc}") from None
+        if value is None or isinstance(value, dict):
+            raise BringupConfigError(f"--set {text!r}: unsupported value {raw!r}")
+        nodes[node_name] = replace(spec, overrides={**spec.overrides, param: value})
         return replace(self, nodes=tuple(nodes[n.name] for n in self.nodes))
 
 
@@ -228,12 +274,18 @@ def load_bringup_config(path: str | Path) -> BringupConfig:
     specs = tuple(
         _node_from_dict(item, path.parent, f"{path}: nodes[{i}]") for i, item in enumerate(nodes)
     )
-    return BringupConfig(
+    policy_node = data.get("policy_node")
+    config = BringupConfig(
         graph=str(data.get("graph") or path.stem),
         nodes=specs,
         namespace=str(data.get("namespace") or ""),
         source=path.resolve(),
+        policy_node=None
+        if policy_node is None
+        else _node_from_dict(policy_node, path.parent, f"{path}: policy_node"),
     )
+    policy = data.get(POLICY_KEY) or ""
+    return config.with_policy(str(_expect(policy, str, f"{path}: policy"))) if policy else config
 
 
 def default_config_path(graph: str) -> Path:

@@ -32,6 +32,16 @@ the deadline are checked between every step and, by the arm, during motion
 (:class:`Guard`): a cancel ends the goal as canceled with the arm told to hold; the
 deadline, a failed or rejected trajectory, or an infeasible chunk end it as aborted with a
 message that names the cause. The result keeps every chunk that was sent.
+
+**Policy mode** (``GoalRunner.for_policy``): a visuomotor policy (``ChunkPolicy``, e.g. a
+LeRobot checkpoint) instead of the two models, one segment with nothing imagined
+(``SegmentRecord.video`` is empty). ``policy.reset()`` at the goal's start, then per chunk:
+observe -> ``policy.next_chunk(observation, prompt)`` -> the same ``feasible`` (limits,
+retiming) -> send and wait -> ask the verifier, until it says yes (succeeded), the deadline
+or a cancel, or ``max_chunks`` chunks when that is set (> 0): then the last verdict decides
+(without a verifier, having run the budget without a fault is the success, as reaching the
+last point is in the other mode). ``max_replans``, ``idm_mode``, ``replan_from_home`` and
+``verify_each_chunk`` do not apply.
 """
 
 from __future__ import annotations
@@ -44,15 +54,17 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from executor_core.chunks import concatenate_trajectories, return_home
+from executor_core.chunks import chain_chunks, concatenate_trajectories, return_home
 from executor_core.policy import (
     PHASE_CONVERTING,
     PHASE_IMAGINING,
+    ChunkPolicy,
     ClosedLoopInverseDynamics,
     IdmMode,
     InverseDynamics,
     VideoModel,
     check_idm_mode,
+    chunk_in_order,
     chunk_towards,
     goal_frames,
     imagine_video,
@@ -93,11 +105,16 @@ class GoalRunnerConfig:
     retime: bool = True
     timeout_s: float = 120.0  # the whole goal, in the arm's clock
     seed: int = 0  # segment k imagines with seed + k
+    # Policy mode only: at most this many chunks per goal (0: until success, the deadline
+    # or a cancel).
+    max_chunks: int = 0
 
     def __post_init__(self) -> None:
         check_idm_mode(self.idm_mode)
         if self.max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {self.max_replans!r}")
+        if self.max_chunks < 0:
+            raise ValueError(f"max_chunks must be >= 0 (0: no limit), got {self.max_chunks!r}")
         for name in ("home_speed_rad_s", "home_rate_hz", "timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -185,9 +202,12 @@ class GoalObserver:
         """A trajectory of the segment was executed (in closed loop, one per chunk)."""
 
 
+NO_VIDEO = np.zeros((0, 0, 0, 3), np.uint8)  # a policy-mode segment imagines nothing
+
+
 @dataclass
 class SegmentRecord:
-    video: np.ndarray  # (T, S, S, 3) uint8, the imagined segment
+    video: np.ndarray  # (T, S, S, 3) uint8, the imagined segment; NO_VIDEO in policy mode
     sent: list[JointTrajectory] = field(default_factory=list)  # what went to the arm, in order
 
 
@@ -216,22 +236,44 @@ class GoalResult:
 
 
 class GoalRunner:
-    """Runs goals with one video model and one IDM on a robot; stateless between goals."""
+    """Runs goals with one video model and one IDM (or one policy, ``for_policy``) on a
+    robot; stateless between goals (a policy is reset at each goal's start)."""
 
     def __init__(
         self,
-        video_model: VideoModel,
-        idm: InverseDynamics | ClosedLoopInverseDynamics,
+        video_model: VideoModel | None,
+        idm: InverseDynamics | ClosedLoopInverseDynamics | None,
         robot: RobotDescription,
         config: GoalRunnerConfig | None = None,
+        *,
+        policy: ChunkPolicy | None = None,
     ) -> None:
         self.video_model, self.idm, self.robot = video_model, idm, robot
+        self.policy = policy
         self.config = config or GoalRunnerConfig()
+        if policy is not None:
+            if video_model is not None or idm is not None:
+                raise ValueError("give either a policy or a video model and an IDM, not both")
+            if not callable(getattr(policy, "next_chunk", None)):
+                raise ValueError(f"{type(policy).__name__} has no next_chunk: not a ChunkPolicy")
+            return
+        if video_model is None or idm is None:
+            raise ValueError(
+                f"need a video model and an IDM (or a policy: GoalRunner.for_policy), got "
+                f"{type(video_model).__name__} and {type(idm).__name__}"
+            )
         if self.config.idm_mode == "closed_loop" and not hasattr(idm, "predict_chunk"):
             raise ValueError(
                 f"idm_mode 'closed_loop' needs an IDM with predict_chunk; "
                 f"{type(idm).__name__} has none"
             )
+
+    @classmethod
+    def for_policy(
+        cls, policy: ChunkPolicy, robot: RobotDescription, config: GoalRunnerConfig | None = None
+    ) -> GoalRunner:
+        """The runner's policy mode: ``policy`` chooses every chunk (module docstring)."""
+        return cls(None, None, robot, config, policy=policy)
 
     def run(
         self,
@@ -246,7 +288,9 @@ class GoalRunner:
         run = _GoalRun(self, prompt, arm, guard, observer or GoalObserver(), max_replans, seed)
         return run.result()
 
-    def feasible(self, trajectory: JointTrajectory, q: np.ndarray | None) -> JointTrajectory:
+    def feasible(
+        self, trajectory: JointTrajectory, q: np.ndarray | None, source: str = "the IDM's"
+    ) -> JointTrajectory:
         """Near-miss targets onto the range limit (logged), then slowed to the limits.
 
         Imagined motion knows nothing of the arm's limits; the path keeps its shape and
@@ -257,7 +301,7 @@ class GoalRunner:
                 trajectory, self.robot, self.config.limit_tolerance_rad
             )
         except ValueError as exc:
-            raise GoalAborted(f"the IDM's trajectory is outside the joint range: {exc}") from None
+            raise GoalAborted(f"{source} trajectory is outside the joint range: {exc}") from None
         return retime_to_limits(trajectory, self.robot, q) if self.config.retime else trajectory
 
 
@@ -300,6 +344,8 @@ class _GoalRun:
         self.observer.phase(phase, min(1.0, (self.index + within) / total))
 
     def _segments(self) -> tuple[GoalStatus, str]:
+        if self.runner.policy is not None:
+            return self._act(self.runner.policy)
         message = ""
         for index in range(self.max_replans + 1):
             self.index = index
@@ -416,4 +462,53 @@ class _GoalRun:
         return False, (
             f"task predicate not met after {replans} replan(s): {verdict.source} says "
             f"{verdict.message!r}{also}"
+        )
+
+    # -- policy mode
+    def _act(self, policy: ChunkPolicy) -> tuple[GoalStatus, str]:
+        """Observe -> the policy's next chunk -> feasible -> send -> verdict, until done."""
+        self.guard.check()
+        policy.reset()
+        record = SegmentRecord(NO_VIDEO)
+        self.segments.append(record)
+        self._policy_progress(PHASE_EXECUTING, 0)
+        self.observer.segment_started(0)
+        verdict: Verdict | None = None
+        names = self.runner.robot.joint_names
+        try:
+            while self.cfg.max_chunks == 0 or len(record.sent) < self.cfg.max_chunks:
+                self.guard.check()
+                obs = self.arm.observe(self.guard)
+                chunk = chunk_in_order(policy.next_chunk(obs, self.prompt), names)
+                q = obs.joint_positions_rad
+                trajectory = self.runner.feasible(chain_chunks([chunk], names), q, "the policy's")
+                self._send(0, record, trajectory, True)
+                self._policy_progress(PHASE_VERIFYING, len(record.sent))
+                verdict = self.arm.verdict(self.guard)
+                if verdict is not None and verdict.success:
+                    break
+                self._policy_progress(PHASE_EXECUTING, len(record.sent))
+        finally:
+            self.observer.segment_ended(0)
+        return self._policy_judge(record, verdict)
+
+    def _policy_progress(self, phase: str, chunks_sent: int) -> None:
+        """Progress: the larger of the time used and (with ``max_chunks``) the chunks sent."""
+        used = 1.0 - self.guard.remaining_s / self.guard.timeout_s
+        if self.cfg.max_chunks:
+            used = max(used, chunks_sent / self.cfg.max_chunks)
+        self.observer.phase(phase, min(1.0, max(0.0, used)))
+
+    def _policy_judge(
+        self, record: SegmentRecord, verdict: Verdict | None
+    ) -> tuple[GoalStatus, str]:
+        points = sum(t.positions_rad.shape[0] for t in record.sent)
+        executed = f"{len(record.sent)} chunk(s), {points} points executed"
+        if verdict is None:  # no verifier: the chunk budget ran without a fault
+            return "succeeded", f"done: max_chunks spent, {executed} (no task verifier)"
+        if verdict.success:
+            return "succeeded", f"task done ({verdict.message}): {executed}"
+        return "aborted", (
+            f"task predicate not met after max_chunks {self.cfg.max_chunks}: {verdict.source} "
+            f"says {verdict.message!r} ({executed})"
         )

@@ -12,6 +12,11 @@ corrected every ``frame_stride`` control steps rather than accumulating over the
 
 The two models are small Protocols, so the Executor pipeline and the IDM plug in without
 this module knowing them (``executor_core.test_doubles`` has tiny random ones).
+
+The goal runner's other mode drives a visuomotor policy instead of the two models
+(``ChunkPolicy``: the latest observation and the prompt -> the next action chunk), e.g. a
+LeRobot policy through ``visuomotor_policy.LeRobotChunkPolicy``; ``chunk_in_order`` puts
+its chunk into the robot's joint order.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 
 from executor_core.chunks import chain_chunks
 from executor_core.frames import center_crop_resize
-from executor_core.types import ActionChunk, JointTrajectory
+from executor_core.types import ActionChunk, JointTrajectory, Observation
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,34 @@ class ClosedLoopInverseDynamics(Protocol):
     ) -> ActionChunk:
         """(2, H, W, 3) uint8 [current frame, goal frame] + measured (J,) state -> 1 chunk."""
         ...
+
+
+class ChunkPolicy(Protocol):
+    """A visuomotor policy: the latest observation (+ the task prompt) -> the next action chunk."""
+
+    def reset(self) -> None:
+        """Forget what the last goal left behind (queued actions, observation history)."""
+        ...
+
+    def next_chunk(self, observation: Observation, prompt: str) -> ActionChunk:
+        """(H, J) absolute joint targets in rad at ``control_rate_hz``, first row one control
+        period ahead of the observation; joints named (any order of the robot's joints)."""
+        ...
+
+
+def chunk_in_order(chunk: ActionChunk, joint_names: tuple[str, ...]) -> ActionChunk:
+    """The chunk with its columns in ``joint_names`` order; a ValueError naming what differs."""
+    if tuple(chunk.joint_names) == tuple(joint_names):
+        return chunk
+    missing = [n for n in joint_names if n not in chunk.joint_names]
+    extra = [n for n in chunk.joint_names if n not in joint_names]
+    if missing or extra:
+        raise ValueError(
+            f"the policy's chunk has joints {list(chunk.joint_names)}; the robot's are "
+            f"{list(joint_names)} (missing {missing}, unknown {extra})"
+        )
+    columns = [chunk.joint_names.index(n) for n in joint_names]
+    return ActionChunk(chunk.joint_positions_rad[:, columns], chunk.control_rate_hz, joint_names)
 
 
 def imagine_video(

@@ -38,6 +38,10 @@ CASES: dict[str, tuple[list[str], str]] = {
     "executor-bringup": (["sim", f"--config={MISSING}.yaml"], MISSING),
     "executor-camera-node": ([*ROS_ARGS, "rate_hz:=0.0", "-p", "autostart:=true"], "rate_hz"),
     "executor-executor-node": ([*ROS_ARGS, "output_mode:=bogus"], "'bogus'"),
+    "executor-policy-node": (
+        [*ROS_ARGS, f"policy_path:={MISSING}", "-p", "autostart:=true"],
+        MISSING,
+    ),
     "executor-safety-node": ([*ROS_ARGS, "interface:=bogus"], "'bogus'"),
     "executor-sim-arm-node": ([*ROS_ARGS, "scene:=bogus", "-p", "autostart:=true"], "'bogus'"),
     "executor-lerobot-arm-node": (

@@ -20,7 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("executor_core",),  # foundation: types, I/O, safety, retiming, policy, goal runner
     # world, models, and the drivers of real robots
-    ("executor_sim", "inverse_dynamics", "video_models", "calibration", "robot_drivers"),
+    (
+        "executor_sim",
+        "inverse_dynamics",
+        "video_models",
+        "calibration",
+        "robot_drivers",
+        "visuomotor_policy",
+    ),
     ("self_distillation",),  # the method: proposal, demos, judges, distill, RL, benchmark
     ("executor_bringup",),  # the ROS nodes
 )

@@ -1,0 +1,367 @@
+"""policy_node: any LeRobot policy checkpoint behind the ExecuteTask action.
+
+The generic policy node: ``policy_path`` names a local LeRobot ``pretrained_model/``
+folder (any policy type; ``visuomotor_policy.LeRobotChunkPolicy``), the parameters of
+``visuomotor_policy.PolicyIOConfig`` map ``image_raw`` and ``joint_states`` onto the
+policy's features (``image_key``, ``state_key``, ``image_size_px``, ``joint_names``) and
+its actions into chunks (``n_action_steps``, ``fps_hz``: the policy's rate). A goal is the
+goal runner's policy mode (``executor_core.goal_runner.GoalRunner.for_policy``), the same
+loop ``executor_node`` and the simulator evaluations run: observe -> the policy's next
+chunk -> feasibility and retiming -> one FollowJointTrajectory goal (or JointTrajectory
+message, ``output_mode``) to ``controller_name`` (the safety node's proxy) -> the
+``success_service`` verifier after every chunk, until it says yes, ``goal_timeout_s`` (or
+the goal's ``timeout_s``), ``max_chunks`` chunks (0: no limit) or a cancel. The goal's
+``max_replans`` does not apply (a policy re-decides after every chunk).
+
+Lifecycle (managed) node: configure loads the policy and creates the interfaces (a bad
+parameter or checkpoint fails the transition, naming it); activate accepts goals;
+deactivate cancels the running goal (the arm is told to hold) and rejects new ones.
+``autostart: true`` configures and activates at start (bringup without a lifecycle
+manager; a failure then ends the process with status 2).
+
+Threads, as in executor_node: the spin executor only takes messages and goals; one worker
+thread runs each accepted goal (inference and motion), one goal at a time. Every goal is
+recorded into one MCAP file in ``record_dir`` (``executor_bringup.goal_recording``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+
+import torch
+from control_msgs.action import FollowJointTrajectory
+from executor_interfaces.action import ExecuteTask
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+
+from executor_bringup.goal_recording import GoalRecording
+from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
+from executor_bringup.models import resolve_model_dir
+from executor_bringup.node_main import autostart_or_fail, run_node
+from executor_bringup.polled_subscription import LatestMessage
+from executor_bringup.qos import command_qos, sensor_qos
+from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache
+from executor_bringup.trajectory_conversion import trajectory_to_msg
+from executor_core.goal_runner import (
+    GoalAborted,
+    GoalObserver,
+    GoalResult,
+    GoalRunner,
+    GoalRunnerConfig,
+    Guard,
+)
+from executor_core.robot_description import RobotDescription, default_robot_path
+from visuomotor_policy.configuration_policy import PolicyIOConfig
+from visuomotor_policy.modeling_policy import LeRobotChunkPolicy
+
+RUNNER_DEFAULTS = GoalRunnerConfig()
+IO_DEFAULTS = PolicyIOConfig()
+PARAMETERS = {  # name -> default
+    "robot_description_path": "",
+    "policy_path": "",  # a LeRobot pretrained_model/ folder (relative: cwd, else the repo)
+    "device": "cpu",
+    "image_key": IO_DEFAULTS.image_key,
+    "state_key": IO_DEFAULTS.state_key,
+    "image_size_px": IO_DEFAULTS.image_size_px,
+    "joint_names": list(IO_DEFAULTS.joint_names),
+    "n_action_steps": IO_DEFAULTS.n_action_steps,
+    "fps_hz": IO_DEFAULTS.fps_hz,
+    "output_mode": "action",
+    "controller_name": "safety",
+    "goal_timeout_s": RUNNER_DEFAULTS.timeout_s,
+    "max_chunks": RUNNER_DEFAULTS.max_chunks,
+    "max_image_age_s": 1.0,
+    "max_clock_skew_s": 0.1,
+    "max_prompt_chars": 1000,
+    "settle_timeout_s": 2.0,
+    "success_service": "",
+    "limit_tolerance_rad": RUNNER_DEFAULTS.limit_tolerance_rad,
+    "record_dir": "/tmp/executor_recordings",
+    "autostart": False,
+}
+
+
+@dataclass
+class Job:
+    goal_handle: object
+    done: threading.Event = field(default_factory=threading.Event)
+    result: ExecuteTask.Result = field(default_factory=ExecuteTask.Result)
+
+
+class PolicyFeedback(GoalObserver):
+    """One goal's ExecuteTask feedback (the goal runner's observer), also recorded."""
+
+    def __init__(self, goal_handle: object, recording: GoalRecording, clock: object) -> None:
+        self.goal_handle, self.recording, self.clock = goal_handle, recording, clock
+        self.start_ns = clock.now().nanoseconds
+
+    def phase(self, phase: str, progress: float) -> None:
+        elapsed_s = 1e-9 * (self.clock.now().nanoseconds - self.start_ns)
+        feedback = ExecuteTask.Feedback(phase=phase, progress=float(progress), elapsed_s=elapsed_s)
+        self.goal_handle.publish_feedback(feedback)
+        self.recording.feedback(feedback)
+
+
+class PolicyNode(LifecycleNode):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("policy_node", **kwargs)
+        for name, default in PARAMETERS.items():
+            self.declare_parameter(name, default)
+        self._cb = ReentrantCallbackGroup()
+        self._accepting = False
+        self._busy, self._busy_lock = False, threading.Lock()
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._server: ActionServer | None = None
+        if self.p("autostart"):
+            autostart_or_fail(self)
+
+    def p(self, name: str) -> object:
+        return self.get_parameter(name).value
+
+    # -- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (ValueError, FileNotFoundError) as exc:
+            self.get_logger().error(str(exc))
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._accepting = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._accepting = False  # the running goal's guard sees it: canceled, the arm holds
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.shutdown_worker()
+        self._server.destroy()
+        for sub in self._inputs:
+            self.destroy_subscription(sub)
+        self.destroy_publisher(self._hold_pub)
+        self._fjt.destroy()
+        if self.arm.verifier is not None:
+            self.destroy_client(self.arm.verifier)
+        self._server = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        if (chars := self.p("max_prompt_chars")) < 1:
+            raise ValueError(f"max_prompt_chars must be >= 1, got {chars!r}")
+        if self.p("output_mode") not in ("topic", "action"):
+            raise ValueError(
+                f"output_mode must be 'topic' or 'action', got {self.p('output_mode')!r}"
+            )
+        self.robot = RobotDescription.from_yaml(
+            self.p("robot_description_path") or default_robot_path()
+        )
+        self.policy = self._load_policy()
+        self.runner = GoalRunner.for_policy(self.policy, self.robot, self._runner_config())
+        self.sensors = SensorCache(self.robot.joint_names)
+        self.recording = GoalRecording(self, self.policy.io.fps_hz, self._cb)
+        self.arm = self._make_arm()
+        self.arm.recording = self.recording
+        self._server = ActionServer(
+            self,
+            ExecuteTask,
+            "execute_task",
+            execute_callback=self._execute,
+            goal_callback=self._on_goal,
+            cancel_callback=lambda _g: CancelResponse.ACCEPT,
+            callback_group=self._cb,
+        )
+        self._worker = threading.Thread(target=self._work, name="goal_worker", daemon=True)
+        self._worker.start()
+        verifier = self.arm.config.verifier_name
+        self.get_logger().info(
+            f"configured: policy {self.p('policy_path')!r} "
+            f"({type(self.policy.policy).__name__}), {self.policy.n_action_steps} actions "
+            f"per chunk at {self.policy.io.fps_hz:g} Hz, output {self.p('output_mode')!r} via "
+            f"{self.p('controller_name')!r}, "
+            + (f"task verifier {verifier!r}" if verifier else "no task verifier")
+        )
+
+    def _load_policy(self) -> LeRobotChunkPolicy:
+        path = str(self.p("policy_path"))
+        if not path:
+            raise ValueError(
+                "policy_path is empty: set it to a LeRobot policy checkpoint folder "
+                "(the trainer's checkpoints/<step>/pretrained_model)"
+            )
+        io = PolicyIOConfig(
+            image_key=str(self.p("image_key")),
+            state_key=str(self.p("state_key")),
+            image_size_px=int(self.p("image_size_px")),
+            joint_names=tuple(self.p("joint_names")),
+            n_action_steps=int(self.p("n_action_steps")),
+            fps_hz=float(self.p("fps_hz")),
+        )
+        policy = LeRobotChunkPolicy.from_pretrained(
+            resolve_model_dir(path), io, str(self.p("device"))
+        )
+        if missing := sorted(set(self.robot.joint_names) ^ set(io.joint_names)):
+            raise ValueError(
+                f"joint_names {list(io.joint_names)} are not the robot's "
+                f"{list(self.robot.joint_names)} (differ in {missing})"
+            )
+        return policy
+
+    def _runner_config(self) -> GoalRunnerConfig:
+        return GoalRunnerConfig(
+            max_chunks=int(self.p("max_chunks")),
+            limit_tolerance_rad=float(self.p("limit_tolerance_rad")),
+            timeout_s=float(self.p("goal_timeout_s")),
+        )
+
+    def _make_arm(self) -> RosArm:
+        image_sub = self.create_subscription(
+            Image, "image_raw", self._on_image, sensor_qos(5), callback_group=self._cb
+        )
+        self.sensors.joint_states = LatestMessage(self, JointState, "joint_states", sensor_qos(1))
+        self._inputs = [image_sub, self.sensors.joint_states.subscription]
+        ctrl = self.p("controller_name")
+        self._hold_pub = self.create_publisher(
+            JointTrajectoryMsg, f"{ctrl}/joint_trajectory", command_qos()
+        )
+        self._fjt = ActionClient(
+            self, FollowJointTrajectory, f"{ctrl}/follow_joint_trajectory", callback_group=self._cb
+        )
+        service = self.p("success_service")
+        verifier = (
+            self.create_client(Trigger, service, callback_group=self._cb) if service else None
+        )
+        return RosArm(
+            self, self.sensors, self._arm_config(), self._fjt, self._hold_pub, verifier, lambda x: x
+        )
+
+    def _arm_config(self) -> RosArmConfig:
+        service = self.p("success_service")
+        return RosArmConfig(
+            output_mode=str(self.p("output_mode")),
+            action_name=f"{self.p('controller_name')}/follow_joint_trajectory",
+            max_image_age_s=float(self.p("max_image_age_s")),
+            max_clock_skew_s=float(self.p("max_clock_skew_s")),
+            settle_timeout_s=float(self.p("settle_timeout_s")),
+            verifier_name=self.resolve_service_name(service) if service else "",
+        )
+
+    # -- subscriptions
+    def _on_image(self, msg: Image) -> None:
+        try:
+            rgb = image_to_rgb8(msg)
+        except ImageConversionError as exc:
+            self.sensors.reject_image(str(exc))
+            self.get_logger().error(f"rejected image_raw message: {exc}", throttle_duration_sec=2.0)
+            return
+        self.sensors.put_image(rgb, msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
+        self.recording.image(msg)
+
+    # -- action server
+    def _on_goal(self, goal: ExecuteTask.Goal) -> GoalResponse:
+        prompt = goal.task_prompt
+        if not self._accepting:
+            self.get_logger().error(f"rejected goal {prompt[:60]!r}: the node is not active")
+            return GoalResponse.REJECT
+        if len(prompt) > (limit := int(self.p("max_prompt_chars"))):
+            self.get_logger().error(
+                f"rejected goal: task_prompt has {len(prompt)} characters, more than "
+                f"max_prompt_chars {limit} (it starts {prompt[:60]!r})"
+            )
+            return GoalResponse.REJECT
+        if not prompt.strip():
+            self.get_logger().error(f"rejected goal: empty task_prompt {prompt!r}")
+            return GoalResponse.REJECT
+        with self._busy_lock:
+            if self._busy:
+                self.get_logger().warning(f"rejected goal {prompt!r}: another goal is running")
+                return GoalResponse.REJECT
+            self._busy = True
+        return GoalResponse.ACCEPT
+
+    def _execute(self, goal_handle: object) -> ExecuteTask.Result:
+        job = Job(goal_handle)
+        self._jobs.put(job)
+        job.done.wait()
+        return job.result
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._run_goal(job)
+            except Exception as exc:  # a bug must not kill the worker or hang the goal
+                self.get_logger().error(f"goal failed with an exception: {exc!r}")
+                job.result.success, job.result.message = False, f"internal error: {exc!r}"
+                self.recording.end(job.result, "aborted")
+                job.goal_handle.abort()
+            finally:
+                with self._busy_lock:
+                    self._busy = False
+                job.done.set()
+
+    def shutdown_worker(self, timeout_s: float = 5.0) -> None:
+        """Stop the worker after its current goal (daemon: abandoned after ``timeout_s``)."""
+        if self._worker is None:
+            return
+        self._accepting = False
+        self._jobs.put(None)
+        self._worker.join(timeout=timeout_s)
+        if self._worker.is_alive():
+            self.get_logger().warning(f"worker still busy after {timeout_s} s; abandoning it")
+        self._worker = None
+        self.recording.shutdown()
+
+    # -- one goal
+    def _run_goal(self, job: Job) -> None:
+        gh, goal = job.goal_handle, job.goal_handle.request
+        # Parameters are read per goal: `ros2 param set` takes effect on the next goal.
+        self.runner = GoalRunner.for_policy(self.policy, self.robot, self._runner_config())
+        self.arm.config = self._arm_config()
+        timeout_s = goal.timeout_s if goal.timeout_s > 0 else self.runner.config.timeout_s
+        guard = Guard(
+            timeout_s, cancel_requested=lambda: gh.is_cancel_requested or not self._accepting
+        )
+        self.recording.begin(gh, str(self.p("record_dir")))
+        try:
+            self.arm.check_verifier()
+        except GoalAborted as exc:
+            self._finish(job, GoalResult("aborted", str(exc), [], []))
+            return
+        feedback = PolicyFeedback(gh, self.recording, self.get_clock())
+        self._finish(job, self.runner.run(goal.task_prompt, self.arm, guard, feedback))
+
+    def _finish(self, job: Job, outcome: GoalResult) -> None:
+        result, gh = job.result, job.goal_handle
+        result.success, result.message = outcome.success, outcome.message
+        if (last := outcome.last_trajectory) is not None:
+            result.trajectory = trajectory_to_msg(last)
+        self.recording.end(result, outcome.status)  # sets result.recording_path
+        if outcome.status == "succeeded":
+            gh.succeed()
+        elif outcome.status == "canceled" and gh.is_cancel_requested:
+            gh.canceled()
+        else:  # aborted, or stopped by a deactivation (no cancel was requested)
+            self.get_logger().error(f"goal aborted: {outcome.message}")
+            gh.abort()
+
+
+def main(args: list[str] | None = None) -> None:
+    torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+    # A goal in flight cannot finish once the context is down: do not wait long for it.
+    shutdown = lambda node: node.shutdown_worker(timeout_s=1.0)  # noqa: E731
+    run_node(PolicyNode, num_threads=2, on_shutdown=shutdown, exit_process=True, args=args)
+
+
+if __name__ == "__main__":
+    main()

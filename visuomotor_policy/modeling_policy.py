@@ -1,0 +1,191 @@
+"""Any LeRobot policy checkpoint as the goal runner's ``ChunkPolicy``.
+
+:meth:`LeRobotChunkPolicy.from_pretrained` reads the ``pretrained_model/`` folder LeRobot's
+trainer writes (``config.json``, ``model.safetensors``, ``policy_preprocessor.json`` /
+``policy_postprocessor.json`` and their state files) with LeRobot's own loaders:
+``PreTrainedConfig.from_pretrained``, the policy class ``get_policy_class(type)`` names and
+its ``from_pretrained``, and ``make_pre_post_processors`` from the same folder. Only local
+folders are read (no hub) and pickled files are refused, naming them.
+
+:meth:`LeRobotChunkPolicy.next_chunk` runs the policy as LeRobot's own inference loop does
+(``prepare_observation_for_inference`` -> preprocessor -> ``select_action`` ->
+postprocessor), ``n_action_steps`` times on the latest observation: an action-chunking
+policy (ACT, diffusion, ...) predicts its chunk on the first call and hands out the queued
+actions on the next ones, so a chunk of the policy's own ``n_action_steps`` is one
+inference from the observation the runner just made. The prompt goes in as ``task``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from lerobot.configs import FeatureType, PreTrainedConfig
+from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.policies.utils import prepare_observation_for_inference
+from lerobot.processor import PolicyProcessorPipeline
+from lerobot.utils.constants import ACTION
+
+from executor_core.frames import center_crop_resize
+from executor_core.types import ActionChunk, Observation
+from visuomotor_policy.configuration_policy import PolicyIOConfig
+
+logger = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+REQUIRED_FILES = ("config.json", "model.safetensors")
+
+
+def check_policy_dir(path: str | Path) -> Path:
+    """A local LeRobot checkpoint folder with safetensors only, or an error naming the file."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"policy checkpoint folder not found: {str(folder)!r} (only local folders are "
+            "read, no hub; LeRobot's trainer writes checkpoints/<step>/pretrained_model)"
+        )
+    pickles = sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES
+    )
+    if pickles:
+        raise ValueError(
+            f"found {', '.join(pickles)} in {str(folder)!r}: pickled weights are refused, only "
+            "safetensors are loaded"
+        )
+    for name in REQUIRED_FILES:
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{name} not found in policy checkpoint {str(folder)!r}")
+    return folder
+
+
+class LeRobotChunkPolicy:
+    """A LeRobot policy, its processors and the feature mapping: a ``ChunkPolicy``."""
+
+    def __init__(
+        self,
+        policy: PreTrainedPolicy,
+        preprocessor: PolicyProcessorPipeline,
+        postprocessor: PolicyProcessorPipeline,
+        config: PolicyIOConfig,
+        device: str = "cpu",
+    ) -> None:
+        self.policy, self.preprocessor, self.postprocessor = policy, preprocessor, postprocessor
+        self.device = torch.device(device)
+        self.io, self.image_size_px, self.n_action_steps = _resolve_io(policy.config, config)
+        self.reads_state = bool(self.io.state_key)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, config: PolicyIOConfig | None = None, device: str = "cpu"
+    ) -> LeRobotChunkPolicy:
+        folder = check_policy_dir(path)
+        policy_config = PreTrainedConfig.from_pretrained(folder, local_files_only=True)
+        policy_config.device = device
+        policy_config.pretrained_path = folder
+        policy_cls = get_policy_class(policy_config.type)
+        policy = policy_cls.from_pretrained(folder, config=policy_config, local_files_only=True)
+        pre, post = make_pre_post_processors(
+            policy_config,
+            pretrained_path=str(folder),
+            preprocessor_overrides={"device_processor": {"device": device}},
+        )
+        chunk_policy = cls(policy, pre, post, config or PolicyIOConfig(), device)
+        logger.info(
+            "loaded %s policy from %s: %s %dpx + %s -> %d actions per chunk at %g Hz",
+            policy_config.type,
+            folder,
+            chunk_policy.io.image_key,
+            chunk_policy.image_size_px,
+            chunk_policy.io.state_key or "no state",
+            chunk_policy.n_action_steps,
+            chunk_policy.io.fps_hz,
+        )
+        return chunk_policy
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return self.io.joint_names
+
+    def reset(self) -> None:
+        self.policy.reset()
+        self.preprocessor.reset()
+        self.postprocessor.reset()
+
+    @torch.inference_mode()
+    def next_chunk(self, observation: Observation, prompt: str) -> ActionChunk:
+        frame = self.features(observation)
+        rows = []
+        for _ in range(self.n_action_steps):
+            batch = prepare_observation_for_inference(
+                dict(frame), self.device, prompt, self.io.robot_type
+            )
+            action = self.postprocessor(self.policy.select_action(self.preprocessor(batch)))
+            rows.append(action.reshape(-1).float().cpu().numpy())
+        actions = np.stack(rows).astype(np.float32)  # (H, J)
+        if not np.all(np.isfinite(actions)):
+            raise ValueError(f"the policy returned non-finite actions: {actions.tolist()!r}")
+        return ActionChunk(actions, self.io.fps_hz, self.io.joint_names)
+
+    def features(self, observation: Observation) -> dict[str, np.ndarray]:
+        """The observation as the policy's raw features: image (S, S, 3) uint8, state (J,)."""
+        frame = {self.io.image_key: center_crop_resize(observation.image_rgb, self.image_size_px)}
+        if self.reads_state:
+            frame[self.io.state_key] = _state_in_order(observation, self.io.joint_names)
+        return frame
+
+
+def _state_in_order(observation: Observation, joint_names: tuple[str, ...]) -> np.ndarray:
+    q = observation.joint_positions_rad
+    if q is None:
+        raise ValueError("the policy reads the joint state, but the observation has none")
+    names = observation.joint_names or joint_names
+    missing = [n for n in joint_names if n not in names]
+    if missing or len(names) != len(q):
+        raise ValueError(
+            f"the policy's joints {list(joint_names)} are not all in the observation's "
+            f"{list(names)} (missing {missing})"
+        )
+    return np.asarray([q[names.index(n)] for n in joint_names], dtype=np.float32)
+
+
+def _resolve_io(
+    policy_config: PreTrainedConfig, io: PolicyIOConfig
+) -> tuple[PolicyIOConfig, int, int]:
+    """Check the mapping against the policy's features: (io, image side px, actions/chunk)."""
+    inputs = dict(policy_config.input_features or {})
+    visual = sorted(k for k, f in inputs.items() if f.type is FeatureType.VISUAL)
+    if io.image_key not in visual:
+        raise ValueError(
+            f"image_key {io.image_key!r} is not a visual input of the policy; it has {visual}"
+        )
+    if unfed := [k for k in visual if k != io.image_key]:
+        raise ValueError(f"the policy also reads the cameras {unfed}; only {io.image_key!r} is fed")
+    _, height, width = inputs[io.image_key].shape
+    if height != width:
+        raise ValueError(
+            f"policy image {io.image_key!r} is {height}x{width}; only square frames are fed"
+        )
+    states = sorted(k for k, f in inputs.items() if f.type is FeatureType.STATE)
+    if io.state_key and io.state_key not in states:
+        raise ValueError(
+            f"state_key {io.state_key!r} is not a state input of the policy; it has {states}"
+        )
+    if not io.state_key and states:
+        raise ValueError(f"the policy reads the state {states}, but state_key is empty")
+    joints = len(io.joint_names)
+    if io.state_key and tuple(inputs[io.state_key].shape) != (joints,):
+        raise ValueError(
+            f"policy state {io.state_key!r} has shape {tuple(inputs[io.state_key].shape)}, "
+            f"joint_names {list(io.joint_names)} has {joints}"
+        )
+    action = (policy_config.output_features or {}).get(ACTION)
+    if action is None or tuple(action.shape) != (joints,):
+        shape = None if action is None else tuple(action.shape)
+        raise ValueError(f"policy action has shape {shape}, joint_names has {joints} joints")
+    if unknown := sorted(set(inputs) - set(visual) - set(states)):
+        raise ValueError(f"the policy reads inputs {unknown} that no observation provides")
+    steps = io.n_action_steps or int(getattr(policy_config, "n_action_steps", 1) or 1)
+    return io, io.image_size_px or int(height), steps
