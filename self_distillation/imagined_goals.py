@@ -73,6 +73,9 @@ class ImaginedGoalsConfig:
     replay_checkpoints: tuple[Path, ...] = ()
     settle_steps: int = 10
     summary_json: Path | None = None
+    # reuse the clips of ``output`` when it was made from the same inputs (e.g. to replay
+    # more checkpoints on the same held-out re-generations)
+    reuse: bool = True
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "heldout"):
@@ -217,6 +220,29 @@ def run(cfg: ImaginedGoalsConfig) -> dict[str, Any]:
     usable = [(e, c) for e in episodes if (c := strided_clip(e, stride, num_frames)) is not None]
     if not usable:
         raise ValueError(f"no episode of {eps!r} has {num_frames} frames at stride {stride}")
+    regenerated = _reuse(cfg, usable) if cfg.reuse else None
+    if regenerated is None:
+        regenerated = _regenerate_all(cfg, pipe, usable, records)
+        summary = _write_pairs(cfg, pipe, usable, regenerated, stride)
+    else:
+        logger.info("reusing the re-generated clips in %s", cfg.output)
+        with np.load(cfg.output, allow_pickle=False) as data:
+            meta = json.loads(str(data["metadata_json"]))
+            summary = {"num_pairs": int(data["frames"].shape[0]), "output": str(cfg.output)}
+        summary.update(meta)
+    if cfg.replay_checkpoints:
+        summary["imagined_goal_replay"] = _replay(cfg, usable, records, regenerated, stride)
+    if cfg.summary_json is not None:
+        write_json_atomic(cfg.summary_json, summary)
+    return summary
+
+
+def _regenerate_all(
+    cfg: ImaginedGoalsConfig,
+    pipe: ExecutorVideoPipeline,
+    usable: list[tuple[EpisodeArrays, np.ndarray]],
+    records: dict[int, dict[str, Any]],
+) -> dict[float, list[np.ndarray]]:
     regenerated: dict[float, list[np.ndarray]] = {s: [] for s in cfg.sigmas}
     bar = tqdm(total=len(usable) * len(cfg.sigmas), desc="re-generating", mininterval=5.0)
     for start in range(0, len(usable), cfg.batch_size):
@@ -228,12 +254,29 @@ def run(cfg: ImaginedGoalsConfig) -> dict[str, Any]:
             regenerated[sigma].extend(regenerate(pipe, clips, prompts, sigma, seeds))
             bar.update(len(batch))
     bar.close()
-    summary = _write_pairs(cfg, pipe, usable, regenerated, stride)
-    if cfg.replay_checkpoints:
-        summary["imagined_goal_replay"] = _replay(cfg, usable, records, regenerated, stride)
-    if cfg.summary_json is not None:
-        write_json_atomic(cfg.summary_json, summary)
-    return summary
+    return regenerated
+
+
+def _reuse(
+    cfg: ImaginedGoalsConfig, usable: list[tuple[EpisodeArrays, np.ndarray]]
+) -> dict[float, list[np.ndarray]] | None:
+    """The clips of an earlier run with the same inputs at ``cfg.output``, else None."""
+    if not cfg.output.is_file():
+        return None
+    with np.load(cfg.output, allow_pickle=False) as data:
+        meta = json.loads(str(data["metadata_json"]))
+        same = (
+            meta["executor"] == str(cfg.executor)
+            and meta["dataset_root"] == str(cfg.dataset_root)
+            and meta["episodes"] == [e.episode_index for e, _ in usable]
+            and meta["sigmas_requested"] == list(cfg.sigmas)
+            and meta["seed"] == cfg.seed
+        )
+        if not same:
+            logger.info("%s was made from other inputs: re-generating", cfg.output)
+            return None
+        clips = data["clips"]
+    return {s: list(clips[i]) for i, s in enumerate(cfg.sigmas)}
 
 
 def _write_pairs(

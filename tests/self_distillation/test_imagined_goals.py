@@ -146,6 +146,11 @@ def test_replay_reports_clean_and_regenerated_goals_on_heldout(setup) -> None:
         assert len(goal["per_episode"]) == 1
         assert 0.0 <= goal["success"] <= 1.0
     assert json.loads(summary_json.read_text())["split"] == "heldout"
+    # a second run with the same inputs reuses the clips: same pairs, same replay
+    stamp = out.stat().st_mtime_ns
+    again = run(cfg)
+    assert out.stat().st_mtime_ns == stamp
+    assert again["imagined_goal_replay"] == summary["imagined_goal_replay"]
 
 
 def test_bad_config_names_the_value() -> None:
