@@ -10,6 +10,9 @@ the safety status, the imagined frames, the action's goal, feedback and result) 
   removed when it ends, so an idle node wakes for none of them; ``safety_status`` is
   latched, so its current value arrives at once. ``image_raw`` is the node's own camera
   subscription, the commands what ``RosArm`` sends, the rest the goal's own messages.
+- Every channel carries the QoS its topic is offered with (``RECORDED_QOS``: sensor data
+  best-effort, commands and the action's messages reliable, ``safety_status`` latched), as
+  rosbag2's ``offered_qos_profiles``, so ``ros2 bag play`` republishes each the same way.
 - Callbacks only queue (``McapRecorder.write``); the goal's worker thread waits for the
   file to be complete only at the end of the goal, before the result is sent.
 - A file that cannot be written costs the goal nothing: the error is logged and the
@@ -33,7 +36,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from executor_bringup.image_conversion import fill_image_msg
 from executor_bringup.mcap_recorder import McapRecorder
-from executor_bringup.qos import sensor_qos, status_qos
+from executor_bringup.qos import command_qos, sensor_qos, status_qos
 from executor_bringup.recording_layout import (
     CAMERA_INFO_TOPIC,
     COMMAND_TOPIC,
@@ -49,6 +52,20 @@ from executor_bringup.recording_layout import (
 
 # How long the end of a goal may wait for its file to be complete.
 CLOSE_TIMEOUT_S = 30.0
+# The QoS of each recorded topic: what its subscription here requests (the camera, joint
+# states, camera_info and safety_status), what the node publishes with (the commands), and
+# rclpy's action defaults (reliable, volatile, keep-last 10) for the action's messages.
+RECORDED_QOS = {
+    IMAGE_TOPIC: sensor_qos(5),
+    CAMERA_INFO_TOPIC: sensor_qos(5),
+    JOINT_STATES_TOPIC: sensor_qos(5),
+    COMMAND_TOPIC: command_qos(),
+    SAFETY_STATUS_TOPIC: status_qos(),
+    IMAGINED_TOPIC: sensor_qos(5),
+    GOAL_TOPIC: command_qos(),
+    FEEDBACK_TOPIC: command_qos(),
+    RESULT_TOPIC: command_qos(),
+}
 
 
 def ns_to_stamp(t_ns: int) -> Time:
@@ -87,14 +104,15 @@ class GoalRecording:
         self._prompt = goal_handle.request.task_prompt
         utc = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
         path = Path(record_dir).expanduser().resolve() / f"{utc}_{self._goal_id[:12]}.mcap"
-        self.recorder.open(path)
+        self.recorder.open(path, {self.topic(t): qos for t, qos in RECORDED_QOS.items()})
         self.recorder.write(self.topic(GOAL_TOPIC), ExecuteTask.Goal, goal_handle.request)
         self._path = path  # active from here on: the goal is the file's first message
-        for relative, msg_class, qos in (
-            (JOINT_STATES_TOPIC, JointState, sensor_qos(5)),
-            (CAMERA_INFO_TOPIC, CameraInfo, sensor_qos(5)),
-            (SAFETY_STATUS_TOPIC, SafetyStatus, status_qos()),
+        for relative, msg_class in (
+            (JOINT_STATES_TOPIC, JointState),
+            (CAMERA_INFO_TOPIC, CameraInfo),
+            (SAFETY_STATUS_TOPIC, SafetyStatus),
         ):
+            qos = RECORDED_QOS[relative]
             self._subscriptions.append(self._raw_subscription(relative, msg_class, qos))
 
     def _raw_subscription(self, relative: str, msg_class: type, qos: object) -> object:

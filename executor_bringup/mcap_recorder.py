@@ -12,6 +12,15 @@ The file follows the MCAP ``ros2`` profile of rosbag2's MCAP storage, so Foxglov
 - channels with message encoding ``cdr``; the payload is what
   ``rclpy.serialization.serialize_message`` makes of the message, or the serialized bytes a
   raw subscription delivered;
+- each channel's metadata ``offered_qos_profiles``: the QoS the topic is offered with, as
+  rosbag2 writes it (:func:`offered_qos_yaml`), from the ``offered_qos`` given to ``open``
+  (``[]`` for a topic not in it, as rosbag2 writes a topic without publishers);
+  ``ros2 bag play`` publishes each topic with it (without it: reliable, volatile), so a
+  latched topic replays latched. No ``rosbag2`` metadata record: rosbag2's MCAP storage
+  reads a lone file without one, decoding the profiles in its current metadata version
+  (9: policies by name, Jazzy on; a ``rosbag2`` record without ``serialized_metadata``
+  would mean 8). Humble's and Iron's ``ros2 bag play`` read only 8's integer policies:
+  there, give the topics' QoS with ``--qos-profile-overrides-path``;
 - log time = receive time in ns of the node's clock (non-decreasing in file order unless a
   caller gives its own), publish time the same; zstd-compressed chunks with indexes, a
   summary and statistics, metadata records.
@@ -34,15 +43,18 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 from mcap.well_known import MessageEncoding, SchemaEncoding
 from mcap.writer import CompressionType, Writer
+from rclpy.duration import Duration
+from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
 
 from executor_core.atomic_io import atomic_path
@@ -52,6 +64,7 @@ logger = logging.getLogger(__name__)
 DELIMITER = "=" * 80
 ACTION_PARTS = ("Goal", "Result", "Feedback")  # the order of the .action file's sections
 LIBRARY = "executor_stack mcap_recorder"
+QOS_METADATA_KEY = "offered_qos_profiles"  # rosbag2's channel metadata key
 
 
 def type_name(msg_class: type) -> str:
@@ -120,6 +133,32 @@ def message_definition(msg_class: type) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _sec_nsec(duration: Duration) -> dict[str, int]:
+    ns = duration.nanoseconds
+    return {"sec": ns // 1_000_000_000, "nsec": ns % 1_000_000_000}
+
+
+def qos_entry(qos: QoSProfile) -> dict[str, Any]:
+    """One profile as rosbag2 writes it: policies by their rmw names (``keep_last``,
+    ``best_effort``, ``transient_local``, ``system_default`` ...), durations as sec/nsec."""
+    return {
+        "history": qos.history.short_key,
+        "depth": qos.depth,
+        "reliability": qos.reliability.short_key,
+        "durability": qos.durability.short_key,
+        "deadline": _sec_nsec(qos.deadline),
+        "lifespan": _sec_nsec(qos.lifespan),
+        "liveliness": qos.liveliness.short_key,
+        "liveliness_lease_duration": _sec_nsec(qos.liveliness_lease_duration),
+        "avoid_ros_namespace_conventions": qos.avoid_ros_namespace_conventions,
+    }
+
+
+def offered_qos_yaml(profiles: Sequence[QoSProfile]) -> str:
+    """rosbag2's ``offered_qos_profiles`` text: a YAML list, one map per offered profile."""
+    return yaml.safe_dump([qos_entry(p) for p in profiles], sort_keys=False)
+
+
 @dataclass
 class _Message:
     topic: str
@@ -140,6 +179,7 @@ def approx_size(payload: Any) -> int:
 @dataclass
 class _Open:
     path: Path
+    qos_yaml: dict[str, str]  # topic -> its offered_qos_profiles
 
 
 @dataclass
@@ -151,8 +191,8 @@ class _Close:
 class _McapFile:
     """One file being written (at a temporary path until :meth:`close`)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, qos_yaml: dict[str, str]) -> None:
+        self.path, self._qos_yaml = path, qos_yaml
         self._stack = contextlib.ExitStack()
         tmp = self._stack.enter_context(atomic_path(path))
         stream = self._stack.enter_context(tmp.open("wb"))  # closed before the rename
@@ -183,8 +223,9 @@ class _McapFile:
             self._schemas[msg_class] = self._writer.register_schema(
                 type_name(msg_class), SchemaEncoding.ROS2, text
             )
+        qos = self._qos_yaml.get(topic, offered_qos_yaml([]))
         channel = self._writer.register_channel(
-            topic, MessageEncoding.CDR, self._schemas[msg_class]
+            topic, MessageEncoding.CDR, self._schemas[msg_class], {QOS_METADATA_KEY: qos}
         )
         self._channels[topic] = (channel, msg_class)
         self._sequence[channel] = 0
@@ -230,13 +271,17 @@ class McapRecorder:
         self._thread = threading.Thread(target=self._run, name="mcap_writer", daemon=True)
         self._thread.start()
 
-    def open(self, path: Path) -> None:
-        """Start a file at ``path`` (written when closed); closes nothing else."""
+    def open(self, path: Path, offered_qos: Mapping[str, QoSProfile] | None = None) -> None:
+        """Start a file at ``path`` (written when closed); closes nothing else.
+
+        ``offered_qos``: the QoS each topic (its name in the file) is offered with.
+        """
+        qos_yaml = {topic: offered_qos_yaml([q]) for topic, q in (offered_qos or {}).items()}
         with self._lock:
             if self._open:
                 raise RuntimeError("a recording is already open")
             self._open, self.dropped, self._error = True, 0, ""
-        self._queue.put(_Open(Path(path)))
+        self._queue.put(_Open(Path(path), qos_yaml))
 
     def write(
         self, topic: str, msg_class: type, payload: Any, log_time_ns: int | None = None
@@ -302,7 +347,7 @@ class McapRecorder:
             if current is not None:
                 current.abort(RuntimeError("reopened"))
             self._error = ""
-            return _McapFile(item.path)
+            return _McapFile(item.path, item.qos_yaml)
         if isinstance(item, _Message):
             if current is not None:
                 current.add(item)

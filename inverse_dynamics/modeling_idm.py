@@ -28,14 +28,13 @@ from torch.nn import functional as F  # noqa: N812
 
 from executor_core.atomic_io import atomic_path
 from executor_core.config_cli import config_from_dict, save_config_json
+from executor_core.safe_loading import refuse_pickles
 from inverse_dynamics.configuration_idm import IDMConfig
 
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-# Files torch/pickle writes weights to; a checkpoint folder holding one is named, not loaded.
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -83,8 +82,9 @@ class ResNetEncoder(nn.Module):
         backbone = resnet18(weights=None)
         if config.backbone_weights_path is not None:
             path = Path(config.backbone_weights_path)
+            refuse_pickles(path, hint="convert torchvision's ResNet-18 weights to safetensors")
             if path.suffix != ".safetensors":
-                raise ValueError(f"backbone weights must be .safetensors (no pickles), got {path}")
+                raise ValueError(f"backbone weights must be .safetensors, got {path}")
             if not path.is_file():
                 raise FileNotFoundError(
                     f"backbone weights {path} not found; convert torchvision's ResNet-18 "
@@ -297,14 +297,9 @@ class InverseDynamicsModel(nn.Module):
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"IDM checkpoint directory not found: {directory}")
+        refuse_pickles(directory, hint=f"convert them to {WEIGHTS_NAME}")
         weights = directory / WEIGHTS_NAME
         if not weights.is_file():
-            pickles = sorted(p.name for p in directory.iterdir() if p.suffix in _PICKLE_SUFFIXES)
-            if pickles:
-                raise ValueError(
-                    f"found {', '.join(pickles)} in {directory}: pickled weights are refused, "
-                    f"only safetensors are loaded (convert them to {WEIGHTS_NAME})"
-                )
             raise FileNotFoundError(f"{weights} not found")
         data = json.loads((directory / CONFIG_NAME).read_text())
         config = config_from_dict(IDMConfig, data)

@@ -30,12 +30,12 @@ from lerobot.processor import PolicyProcessorPipeline
 from lerobot.utils.constants import ACTION
 
 from executor_core.frames import center_crop_resize
+from executor_core.safe_loading import refuse_pickles
 from executor_core.types import ActionChunk, Observation
 from visuomotor_policy.configuration_policy import PolicyIOConfig
 
 logger = logging.getLogger(__name__)
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 REQUIRED_FILES = ("config.json", "model.safetensors")
 
 
@@ -47,14 +47,7 @@ def check_policy_dir(path: str | Path) -> Path:
             f"policy checkpoint folder not found: {str(folder)!r} (only local folders are "
             "read, no hub; LeRobot's trainer writes checkpoints/<step>/pretrained_model)"
         )
-    pickles = sorted(
-        str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES
-    )
-    if pickles:
-        raise ValueError(
-            f"found {', '.join(pickles)} in {str(folder)!r}: pickled weights are refused, only "
-            "safetensors are loaded"
-        )
+    refuse_pickles(folder)
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{name} not found in policy checkpoint {str(folder)!r}")

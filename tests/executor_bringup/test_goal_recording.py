@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from action_msgs.msg import GoalStatus
 from executor_interfaces.action import ExecuteTask
 from mcap.reader import make_reader
@@ -179,6 +180,21 @@ def test_the_file_holds_every_topic_decodable(recorded) -> None:
     assert hasattr(by_topic["safety_status"][0].ros_msg, "heartbeat_ok")
     assert metadata[GOAL_METADATA]["task_prompt"] == PROMPT
     assert metadata[GOAL_METADATA]["status"] == "succeeded"
+
+
+def test_every_topic_carries_the_qos_ros2_bag_play_offers(recorded) -> None:
+    response, _, _ = recorded
+    with Path(response.result.recording_path).open("rb") as stream:
+        channels = make_reader(stream).get_summary().channels.values()
+    offered = {c.topic: yaml.safe_load(c.metadata["offered_qos_profiles"]) for c in channels}
+    assert {len(profiles) for profiles in offered.values()} == {1}  # each topic's own
+    qos = {topic.removeprefix(NS + "/"): p[0] for topic, p in offered.items()}
+    assert (qos["safety_status"]["reliability"], qos["safety_status"]["durability"]) == (
+        "reliable",
+        "transient_local",
+    )
+    assert qos["image_raw"]["reliability"] == qos["joint_states"]["reliability"] == "best_effort"
+    assert qos["commanded_trajectory"]["reliability"] == "reliable"
 
 
 def test_timestamps_are_monotone(recorded) -> None:

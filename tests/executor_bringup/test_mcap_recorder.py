@@ -1,4 +1,5 @@
-"""mcap_recorder: rosbag2-style definitions, atomic files, a writer that never blocks."""
+"""mcap_recorder: rosbag2-style definitions and QoS, atomic files, a writer that never
+blocks."""
 
 from __future__ import annotations
 
@@ -8,18 +9,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from builtin_interfaces.msg import Duration
 from executor_interfaces.action import ExecuteTask
 from executor_interfaces.msg import SafetyStatus
 from mcap.reader import make_reader
 from mcap_ros2._dynamic import generate_dynamic
 from mcap_ros2.decoder import DecoderFactory
+from rclpy.duration import Duration as RclpyDuration
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    LivelinessPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from executor_bringup import mcap_recorder
-from executor_bringup.mcap_recorder import McapRecorder, message_definition, type_name
+from executor_bringup.goal_recording import RECORDED_QOS
+from executor_bringup.mcap_recorder import (
+    McapRecorder,
+    message_definition,
+    offered_qos_yaml,
+    type_name,
+)
+from executor_bringup.qos import command_qos, sensor_qos, status_qos
+from executor_bringup.recording_layout import ALL_TOPICS
 
 RECORDED_TYPES = (
     Image,
@@ -194,3 +212,103 @@ def test_a_message_that_cannot_be_serialized_discards_the_file(tmp_path: Path) -
         recorder.close({})
     recorder.shutdown()
     assert list(tmp_path.iterdir()) == []
+
+
+UNSET = {"sec": 0, "nsec": 0}  # rmw's "unspecified" duration: the rmw default applies
+
+
+def _profile(history: str, depth: int, reliability: str, durability: str) -> dict:
+    """A profile as rosbag2 (metadata version 9) writes rclpy's default other policies."""
+    return {
+        "history": history,
+        "depth": depth,
+        "reliability": reliability,
+        "durability": durability,
+        "deadline": UNSET,
+        "lifespan": UNSET,
+        "liveliness": "system_default",
+        "liveliness_lease_duration": UNSET,
+        "avoid_ros_namespace_conventions": False,
+    }
+
+
+def test_every_channel_carries_its_offered_qos_as_rosbag2_writes_it(tmp_path: Path) -> None:
+    recorder = McapRecorder()
+    path = tmp_path / "qos.mcap"
+    offered = {
+        "/image_raw": sensor_qos(5),
+        "/commanded_trajectory": command_qos(),
+        "/safety_status": status_qos(),
+    }
+    recorder.open(path, offered)
+    recorder.write("/image_raw", Image, Image(width=1))
+    recorder.write("/commanded_trajectory", JointTrajectory, _trajectory())
+    recorder.write("/safety_status", SafetyStatus, SafetyStatus())
+    recorder.write("/not_offered", JointState, JointState())
+    recorder.close({})
+    recorder.shutdown()
+    with path.open("rb") as stream:
+        summary = make_reader(stream).get_summary()
+    channels = summary.channels.values()
+    # what rosbag2's MCAP storage reads for `ros2 bag info` (it needs the statistics record)
+    assert summary.statistics.channel_message_counts == {c.id: 1 for c in channels}
+    texts = {c.topic: c.metadata["offered_qos_profiles"] for c in channels}
+    parsed = {topic: yaml.safe_load(text) for topic, text in texts.items()}
+    assert parsed == {
+        "/image_raw": [_profile("keep_last", 5, "best_effort", "volatile")],
+        "/commanded_trajectory": [_profile("keep_last", 10, "reliable", "volatile")],
+        "/safety_status": [_profile("keep_last", 1, "reliable", "transient_local")],
+        "/not_offered": [],  # as rosbag2 writes a topic nobody offered
+    }
+    # a YAML block list of maps in rosbag2's key order (its reader looks keys up by name)
+    assert texts["/safety_status"].startswith("- history: keep_last\n  depth: 1\n")
+
+
+def test_qos_yaml_names_policies_and_splits_durations_as_rmw_does() -> None:
+    qos = QoSProfile(
+        history=HistoryPolicy.KEEP_ALL,
+        depth=0,
+        reliability=ReliabilityPolicy.BEST_AVAILABLE,
+        durability=DurabilityPolicy.SYSTEM_DEFAULT,
+        deadline=RclpyDuration(seconds=1, nanoseconds=250_000_000),
+        lifespan=RclpyDuration(nanoseconds=2**63 - 1),  # rmw's "infinite"
+        liveliness=LivelinessPolicy.MANUAL_BY_TOPIC,
+        liveliness_lease_duration=RclpyDuration(nanoseconds=7),
+        avoid_ros_namespace_conventions=True,
+    )
+    [entry] = yaml.safe_load(offered_qos_yaml([qos]))
+    assert entry == {
+        "history": "keep_all",
+        "depth": 0,
+        "reliability": "best_available",
+        "durability": "system_default",
+        "deadline": {"sec": 1, "nsec": 250_000_000},
+        "lifespan": {"sec": 9223372036, "nsec": 854775807},
+        "liveliness": "manual_by_topic",
+        "liveliness_lease_duration": {"sec": 0, "nsec": 7},
+        "avoid_ros_namespace_conventions": True,
+    }
+    assert yaml.safe_load(offered_qos_yaml([sensor_qos(1), sensor_qos(3)]))[1]["depth"] == 3
+
+
+def test_goal_recordings_offer_every_topic_the_graphs_qos() -> None:
+    assert set(RECORDED_QOS) == set(ALL_TOPICS)
+    by_kind: dict[tuple, list[str]] = {}
+    for topic, qos in sorted(RECORDED_QOS.items()):
+        assert qos.history == HistoryPolicy.KEEP_LAST, topic
+        by_kind.setdefault((qos.reliability, qos.durability, qos.depth), []).append(topic)
+    assert by_kind == {
+        (ReliabilityPolicy.BEST_EFFORT, DurabilityPolicy.VOLATILE, 5): [
+            "camera_info",
+            "image_raw",
+            "imagined/image_raw",
+            "joint_states",
+        ],
+        (ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 10): [
+            "commanded_trajectory",
+            "execute_task/feedback",
+            "execute_task/goal",
+            "execute_task/result",
+        ],
+        (ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL, 1): ["safety_status"],
+    }

@@ -93,6 +93,14 @@ def test_loading_refuses_pickles_naming_them(tmp_path: Path, name: str) -> None:
         InverseDynamicsModel.from_pretrained(tmp_path / "idm")
 
 
+def test_a_pickle_beside_the_safetensors_is_refused_too(tmp_path: Path) -> None:
+    _model().save_pretrained(tmp_path / "idm")
+    (tmp_path / "idm" / "extra").mkdir()
+    (tmp_path / "idm" / "extra" / "optimizer.PT").write_bytes(b"\x80\x04")
+    with pytest.raises(ValueError, match=r"found extra/optimizer\.PT in .*model\.safetensors"):
+        InverseDynamicsModel.from_pretrained(tmp_path / "idm")
+
+
 @pytest.mark.parametrize(
     ("frames", "state", "match"),
     [
@@ -116,7 +124,9 @@ def test_resnet_preset_builds_and_runs_without_downloads() -> None:
 
 
 def test_resnet_backbone_weights_must_be_local_safetensors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no pickles"):
+    with pytest.raises(ValueError, match=r"found r18\.pth in .*: pickled weights are refused"):
         _model(encoder="resnet18", backbone_weights_path=str(tmp_path / "r18.pth"))
+    with pytest.raises(ValueError, match=r"must be \.safetensors, got .*r18\.npz"):
+        _model(encoder="resnet18", backbone_weights_path=str(tmp_path / "r18.npz"))
     with pytest.raises(FileNotFoundError, match=r"r18\.safetensors"):
         _model(encoder="resnet18", backbone_weights_path=str(tmp_path / "r18.safetensors"))
