@@ -37,6 +37,11 @@ Policy:
   ``executor_bringup.recording_layout``); the file is complete before the result is sent.
 - Empty model paths load tiny random test-double models (logged as a warning): that is
   for tests and benchmarks of the plumbing, not for controlling an arm.
+- Models: ``executor_pipeline_dir`` is any preset's local folder (a saved pipeline or a
+  real-scale LoRA export, whose base weights are read from ``executor_base_dir`` or the
+  path the export names), on ``model_device`` ("cpu", "cuda", "auto"). The models load and,
+  with ``warmup`` (default), imagine one video before the action server exists, so no goal
+  is accepted before the node is warm (the start-up log gives the warm-up seconds).
 """
 
 from __future__ import annotations
@@ -81,6 +86,9 @@ RUNNER_DEFAULTS = GoalRunnerConfig()
 PARAMETERS = {  # name -> default; the runner's settings default to the runner's defaults
     "robot_description_path": "",
     "executor_pipeline_dir": "",
+    "executor_base_dir": "",
+    "model_device": "cpu",
+    "warmup": True,
     "idm_dir": "",
     "output_mode": "action",
     "controller_name": "safety",
@@ -128,8 +136,17 @@ class ExecutorNode(Node):
             self.p("robot_description_path") or default_robot_path()
         )
         video_model, idm, test_double = load_models(
-            self.p("executor_pipeline_dir"), self.p("idm_dir"), self.robot, self.p("seed")
+            self.p("executor_pipeline_dir"),
+            self.p("idm_dir"),
+            self.robot,
+            self.p("seed"),
+            device=str(self.p("model_device")),
+            base_dir=str(self.p("executor_base_dir")),
         )
+        self.warmup_s = None
+        if self.p("warmup") and hasattr(video_model, "warm_up"):
+            self.warmup_s = video_model.warm_up()
+            self.get_logger().info(f"video model warmed up in {self.warmup_s:.2f} s")
         if test_double:
             self.get_logger().warning(
                 "NO MODEL PATHS GIVEN: using TINY RANDOM TEST-DOUBLE models (random weights); "

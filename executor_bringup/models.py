@@ -3,6 +3,8 @@
 Relative paths are taken from the working directory, else from the repository root (the
 bringup YAML names the committed ``checkpoints/``). Both paths empty: the tiny random test
 doubles of ``executor_core.test_doubles`` (plumbing tests only; the node says so loudly).
+The Executor folder may hold any preset: a saved pipeline, or a real-scale LoRA export
+(``VideoWorldModel.from_local``: base weights from a local folder), on ``device``.
 """
 
 from __future__ import annotations
@@ -30,9 +32,16 @@ def resolve_model_dir(path: str) -> str:
 
 
 def load_models(
-    executor_dir: str, idm_dir: str, robot: RobotDescription, seed: int
+    executor_dir: str,
+    idm_dir: str,
+    robot: RobotDescription,
+    seed: int,
+    device: str = "cpu",
+    base_dir: str = "",
 ) -> tuple[VideoModel, InverseDynamics, bool]:
-    """(video model, IDM, is_test_double). Empty paths give the tiny random test doubles."""
+    """(video model, IDM, is_test_double). Empty paths give the tiny random test doubles.
+    ``device`` ("cpu", "cuda", "auto") is the video model's; ``base_dir``: where a LoRA
+    export's base weights are on this machine ("": the path the export names)."""
     if not executor_dir and not idm_dir:
         torch.manual_seed(seed)
         video_model = TinyRandomVideoModel(size_px=32, num_frames=5)
@@ -48,4 +57,7 @@ def load_models(
         raise ValueError(
             f"IDM joints {idm.config.joint_names!r} differ from the robot's {robot.joint_names!r}"
         )
-    return VideoWorldModel.from_pretrained(resolve_model_dir(executor_dir)), idm, False
+    video_model = VideoWorldModel.from_local(
+        resolve_model_dir(executor_dir), device=device, base_dir=base_dir or None
+    )
+    return video_model, idm, False

@@ -57,7 +57,13 @@ from self_distillation.judging import (
 from self_distillation.task_items import TaskItem, load_items
 from self_distillation.video_models import load_video_pipeline, resolve_device
 from video_models.configuration_executor import LoraConfigSpec
-from video_models.modeling_executor import add_lora
+from video_models.modeling_executor import (
+    add_lora,
+    is_lora_export,
+    load_local_pipeline,
+    lora_export_config,
+    save_lora,
+)
 from video_models.processing_executor import images_to_tensor, tensor_to_clips
 
 logger = logging.getLogger(__name__)
@@ -91,6 +97,10 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
     lora_rank: int = 0  # > 0: LoRA on attention projections (real scale)
     lora_alpha: float = 16.0
+    # Anchor (the paper's beta_d, ~0.01): keeps the Executor's velocity close to the frozen
+    # Demonstrator's given the detailed solution, on the Executor's own SDE paths.
+    anchor_beta: float = 0.0
+    anchor_pipeline: Path | None = None  # the frozen Demonstrator (a saved pipeline)
     save_every: int = 25
     keep_checkpoints: int = 2
     seed: int = 0
@@ -129,6 +139,8 @@ class GRPOConfig:
                 f"need clip_range > 0, advantage_clip > 0, kl_beta >= 0; got "
                 f"{self.clip_range!r}, {self.advantage_clip!r}, {self.kl_beta!r}"
             )
+        if self.anchor_beta < 0:
+            raise ValueError(f"anchor_beta must be >= 0, got {self.anchor_beta!r}")
         if self.learning_rate <= 0 or self.lora_rank < 0:
             raise ValueError(
                 f"need learning_rate > 0, lora_rank >= 0; got "
@@ -170,6 +182,9 @@ class GroupRollout:
     embeds: torch.Tensor  # (B, L, D)
     frames: np.ndarray  # (B, T, S, S, 3) uint8
     group_ids: torch.Tensor  # (B,) index of the item in the step
+    # The anchor's inputs (its condition, the solutions encoded), None without an anchor.
+    anchor_condition: Any = None
+    anchor_embeds: torch.Tensor | None = None
 
 
 def velocity(
@@ -193,8 +208,11 @@ def policy_guidance(pipe: Any, cfg: GRPOConfig) -> float:
 
 
 @torch.no_grad()
-def sample_groups(pipe: Any, items: list[TaskItem], cfg: GRPOConfig, step: int) -> GroupRollout:
-    """``group_size`` SDE samples per item; seeds are a function of (seed, step, slot)."""
+def sample_groups(
+    pipe: Any, items: list[TaskItem], cfg: GRPOConfig, step: int, anchor: Any = None
+) -> GroupRollout:
+    """``group_size`` SDE samples per item; seeds are a function of (seed, step, slot).
+    With an ``anchor`` (the Demonstrator) its inputs for the items' solutions are kept."""
     device = pipe._execution_device
     n = cfg.group_size
     images = [it.image_rgb for it in items for _ in range(n)]
@@ -219,9 +237,16 @@ def sample_groups(pipe: Any, items: list[TaskItem], cfg: GRPOConfig, step: int) 
     video = pipe.decode(roll.latents[-1]).float().clamp(-1.0, 1.0)
     video[:, :, 0] = first.float()
     gids = torch.arange(len(items)).repeat_interleave(n)
-    return GroupRollout(
+    out = GroupRollout(
         roll.latents, roll.log_probs, sigmas, condition, embeds, tensor_to_clips(video), gids
     )
+    if anchor is not None:
+        solutions = [it.proposal.solution_text for it in items for _ in range(n)]
+        out.anchor_embeds = anchor.encode_prompt(solutions, device)
+        out.anchor_condition = anchor.prepare_condition(
+            first.to(anchor.transformer.dtype), num_frames
+        )
+    return out
 
 
 def pick_items(num_items: int, step: int, count: int, seed: int) -> list[int]:
@@ -246,11 +271,13 @@ class PolicyAndReference:
 
     def __init__(self, pipe: Any, cfg: GRPOConfig) -> None:
         self.pipe = pipe
-        self.lora = cfg.lora_rank > 0
+        # LoRA when asked, or when the pipeline brings an adapter (a real-scale LoRA export).
+        self.lora = cfg.lora_rank > 0 or bool(getattr(pipe.transformer, "peft_config", None))
         self.guidance = policy_guidance(pipe, cfg)
         transformer = pipe.transformer
-        if self.lora:
+        if self.lora and not getattr(transformer, "peft_config", None):
             add_lora(transformer, LoraConfigSpec(rank=cfg.lora_rank, alpha=cfg.lora_alpha))
+        if self.lora:  # a loaded real-scale pipeline brings its adapter (modeling_executor)
             self.reference = None
         else:
             self.reference = copy.deepcopy(transformer).requires_grad_(False).eval()
@@ -297,8 +324,12 @@ class PolicyAndReference:
         finally:
             self.pipe.register_modules(transformer=trained)
 
-    def export(self, path: Path) -> None:
-        """Save the trained pipeline (LoRA fused into the base weights)."""
+    def export(self, path: Path, lora_model: Any = None) -> None:
+        """Save the trained pipeline (LoRA fused into the base weights), or with
+        ``lora_model`` (the preset of a real-scale LoRA export) the adapter alone."""
+        if self.lora and lora_model is not None:
+            save_lora(self.pipe.transformer, path, lora_model)
+            return
         if self.lora:
             self.pipe.transformer.fuse_lora()
             self.pipe.transformer.unload_lora()
@@ -314,6 +345,7 @@ def grpo_update(
     cfg: GRPOConfig,
     step: int,
     opt: torch.optim.Optimizer,
+    anchor: Any = None,
 ) -> dict[str, float]:
     """``minibatches_per_step`` optimizer steps on the stored rollout (the videos split
     into that many minibatches, each over the chosen SDE steps); averaged diagnostics.
@@ -329,7 +361,13 @@ def grpo_update(
         roll.latents.shape[1], generator=torch.Generator().manual_seed(cfg.seed + step)
     )
     minibatches = [m for m in order.chunk(cfg.minibatches_per_step) if len(m)]
-    totals = {"policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 0.0}
+    totals = {
+        "policy_loss": 0.0,
+        "kl": 0.0,
+        "anchor": 0.0,
+        "clip_fraction": 0.0,
+        "ratio_mean": 0.0,
+    }
     norms = []
     for mb in minibatches:
         chunks = [mb[i : i + cfg.micro_batch_size] for i in range(0, len(mb), cfg.micro_batch_size)]
@@ -352,7 +390,12 @@ def grpo_update(
                     v_ref = policy.reference_velocity(x, s, cond, emb)
                     mean_ref, std = sde_step_mean_std(x, v_ref, s, s_next, cfg.eta, cap)
                     kl = gaussian_kl_same_std(mean, mean_ref, std).mean()
-                ((loss + cfg.kl_beta * kl) * scale).backward()
+                anchor_loss = torch.zeros((), device=loss.device)
+                if anchor is not None and cfg.anchor_beta > 0:
+                    anchor_loss = anchor_velocity_loss(anchor, roll, idx, x, s, v, policy.guidance)
+                total = loss + cfg.kl_beta * kl + cfg.anchor_beta * anchor_loss
+                (total * scale).backward()
+                totals["anchor"] += anchor_loss.item() * weight
                 totals["policy_loss"] += loss.item() * weight
                 totals["kl"] += kl.item() * weight
                 totals["clip_fraction"] += stats["clip_fraction"] * weight
@@ -361,6 +404,44 @@ def grpo_update(
         opt.step()
     opt.zero_grad(set_to_none=True)
     return {**totals, "grad_norm": float(np.mean(norms)), "trained_sde_steps": len(steps)}
+
+
+def anchor_velocity_loss(
+    anchor: Any,
+    roll: GroupRollout,
+    idx: torch.Tensor,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    v: torch.Tensor,
+    guidance: float,
+) -> torch.Tensor:
+    """Mean squared gap between the policy's velocity ``v`` and the frozen Demonstrator's
+    given the detailed solution, at the policy's own SDE sample ``x``."""
+    with torch.no_grad():
+        cond = roll.anchor_condition[idx]
+        v_anchor = velocity(anchor, x, sigma, cond, roll.anchor_embeds[idx], guidance)
+    return ((v.float() - v_anchor.float()) ** 2).mean()
+
+
+def load_pipeline(cfg: GRPOConfig, path: Path | None) -> Any:
+    """A saved pipeline (or, without a path, a random ``model_preset`` one), or a real-scale
+    LoRA export on its local base folder (``video_models.modeling_executor``)."""
+    if not is_lora_export(path):
+        return load_video_pipeline(path, cfg.model_preset, cfg.device, cfg.seed)
+    pipe = load_local_pipeline(path, str(resolve_device(cfg.device)), seed=cfg.seed)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_anchor(cfg: GRPOConfig) -> Any:
+    """The frozen Demonstrator of the anchor loss, or None (``anchor_beta`` 0)."""
+    if cfg.anchor_beta <= 0:
+        return None
+    if cfg.anchor_pipeline is None:
+        raise ValueError("anchor_beta > 0 needs --anchor_pipeline (the Demonstrator)")
+    anchor = load_pipeline(cfg, cfg.anchor_pipeline)
+    anchor.transformer.requires_grad_(False).eval()
+    return anchor
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -411,8 +492,9 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     items = load_items(cfg.items, limit=cfg.limit_items)
     judge = judge if judge is not None else make_judge(cfg.judge)
-    pipe = load_video_pipeline(cfg.init_pipeline, cfg.model_preset, cfg.device, cfg.seed)
+    pipe = load_pipeline(cfg, cfg.init_pipeline)
     policy = PolicyAndReference(pipe, cfg)
+    anchor = load_anchor(cfg)
     opt = torch.optim.AdamW(policy.trainable(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     start = _resume(cfg, policy, opt)
     logger.info(
@@ -423,14 +505,19 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
     )
     resumed: int | None = start if start > 0 else None
     for step in range(start, cfg.num_steps):
-        record = grpo_step(policy, judge, items, cfg, step, opt)
+        record = grpo_step(policy, judge, items, cfg, step, opt, anchor)
         append_metrics(out / "metrics.jsonl", record, resumed)
         resumed = None
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.num_steps:
             _save_checkpoint(cfg, policy, opt, step + 1)
     final = out / "pipeline"
     with atomic_path(final, directory=True) as tmp:
-        policy.export(tmp)
+        lora_model = None
+        if is_lora_export(cfg.init_pipeline):
+            lora_model = lora_export_config(
+                cfg.init_pipeline, device=str(resolve_device(cfg.device))
+            )
+        policy.export(tmp, lora_model)
     logger.info("wrote the RL-trained Executor to %s", final)
     return final
 
@@ -442,19 +529,21 @@ def grpo_step(
     cfg: GRPOConfig,
     step: int,
     opt: torch.optim.Optimizer,
+    anchor: Any = None,
 ) -> dict[str, Any]:
-    """Sample groups, judge them, one GRPO update; returns the step's metrics record."""
+    """Sample groups, judge them, one GRPO update; returns the step's metrics record.
+    ``anchor``: the frozen Demonstrator of the anchor loss (``cfg.anchor_beta``)."""
     t0 = time.perf_counter()
     pipe = policy.pipe
     chosen = [items[i] for i in pick_items(len(items), step, cfg.prompts_per_step, cfg.seed)]
     pipe.transformer.eval()  # sampling: no dropout
-    roll = sample_groups(pipe, chosen, cfg, step)
+    roll = sample_groups(pipe, chosen, cfg, step, anchor)
     pipe.transformer.train()
     episodes = [episode_for_item(it) for it in chosen]
     verdicts = judge_videos(judge, list(roll.frames), [episodes[int(g)] for g in roll.group_ids])
     rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
     adv = group_advantages(rewards, roll.group_ids).clamp(-cfg.advantage_clip, cfg.advantage_clip)
-    stats = grpo_update(policy, roll, adv.to(roll.latents.device), cfg, step, opt)
+    stats = grpo_update(policy, roll, adv.to(roll.latents.device), cfg, step, opt, anchor)
     record = {
         "step": step + 1,
         "reward_mean": float(rewards.mean()),

@@ -5,9 +5,11 @@ Two families of presets:
 * ``debug`` / ``sim``: a Wan transformer built from scratch, working in **pixel space**
   (no VAE: a 64 px clip is small enough that a (1, 8, 8) patchify is the compression), text
   from the offline MiniLM sentence encoder (token-level hidden states).
-* real-scale (``wan2.1-i2v-14b-480p``, ``wan2.1-i2v-14b-720p``): every component is loaded
-  from a diffusers-format folder on a LOCAL path (``pretrained_path``), the transformer gets
-  a LoRA adapter via peft, weights in bf16 on GPU, optional CPU offload and VAE tiling.
+* real-scale (``wan2.1-i2v-14b-480p``, ``wan2.1-i2v-14b-720p``, ``ltx2-i2v``,
+  ``hunyuanvideo15-i2v``): every component is loaded from a diffusers-format folder on a
+  LOCAL path (``pretrained_path``), the transformer gets a LoRA adapter via peft, weights in
+  bf16 on GPU, optional gradient checkpointing, CPU offload and VAE tiling. ``backbone``
+  names the diffusers transformer class (``video_models.backbones``).
 
 The Demonstrator and the Executor differ only in weights and in the text they are given
 (``text_field``: the detailed ``solution`` or the short ``prompt``).
@@ -19,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-TextEncoderKind = Literal["minilm", "t5", "tiny-random"]
+TextEncoderKind = Literal["minilm", "t5", "gemma3", "qwen2.5-vl", "tiny-random"]
+Backbone = Literal["wan", "ltx2", "hunyuanvideo15"]
 Space = Literal["pixel", "latent"]
 Prediction = Literal["velocity", "sample"]
 DType = Literal["float32", "bfloat16", "float16"]
@@ -67,13 +70,16 @@ class LoraConfigSpec:
     alpha: float = 16.0
     dropout: float = 0.0
     target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    # A regular expression over module names (peft's full match) instead of target_modules,
+    # e.g. LTX-2's video attention only (its audio stream is not used).
+    target_regex: str = ""
 
     def __post_init__(self) -> None:
         if self.rank < 0:
             raise ValueError(f"lora rank must be >= 0, got {self.rank!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"lora dropout must be in [0, 1), got {self.dropout!r}")
-        if self.rank and not self.target_modules:
+        if self.rank and not (self.target_modules or self.target_regex):
             raise ValueError(f"lora target_modules is empty for rank {self.rank!r}")
 
 
@@ -82,6 +88,9 @@ class ExecutorModelConfig:
     """Everything needed to build (or load) one video world model and sample from it."""
 
     name: str = "sim"
+    # The transformer family: "wan" (WanTransformer3DModel; also the pixel-space presets),
+    # "ltx2" (LTX2VideoTransformer3DModel), "hunyuanvideo15" (HunyuanVideo15Transformer3DModel).
+    backbone: Backbone = "wan"
     space: Space = "pixel"
     size_px: int = 64  # square frames; the camera image goes through center_crop_resize
     num_frames: int = 16  # first frame + 15 future frames (docs/ARCHITECTURE.md)
@@ -105,8 +114,15 @@ class ExecutorModelConfig:
     dtype: DType = "float32"
     cpu_offload: bool = False
     vae_tiling: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in backward (training)
 
     def __post_init__(self) -> None:
+        if self.backbone not in ("wan", "ltx2", "hunyuanvideo15"):
+            raise ValueError(
+                f"backbone must be 'wan', 'ltx2' or 'hunyuanvideo15', got {self.backbone!r}"
+            )
+        if self.backbone != "wan" and self.space != "latent":
+            raise ValueError(f"backbone {self.backbone!r} runs in latent space, set space='latent'")
         if self.space not in ("pixel", "latent"):
             raise ValueError(f"space must be 'pixel' or 'latent', got {self.space!r}")
         if self.size_px <= 0 or self.num_frames < 2 or self.frame_stride <= 0:
@@ -127,7 +143,7 @@ class ExecutorModelConfig:
             )
         if self.space == "latent" and self.pretrained_path is None:
             raise ValueError("space 'latent' loads a pretrained VAE: set pretrained_path")
-        if self.text_encoder not in ("minilm", "t5", "tiny-random"):
+        if self.text_encoder not in ("minilm", "t5", "gemma3", "qwen2.5-vl", "tiny-random"):
             raise ValueError(f"unknown text_encoder {self.text_encoder!r}")
         if self.text_dim <= 0 or self.max_text_tokens <= 0:
             raise ValueError(
@@ -212,9 +228,66 @@ WAN21_I2V_14B_720P = replace(
     pretrained_path=Path("models/Wan2.1-I2V-14B-720P-Diffusers"),
 )
 
+# LTX-2 image-to-video (a local diffusers copy of Lightricks' LTX-2; the distilled
+# checkpoint samples in 8 steps without CFG). Square 512 px (a multiple of the VAE's 32),
+# 121 frames (1 + 8k for its temporal factor 8) = 5 s at 24 fps. Text: Gemma-3 through the
+# LTX-2 connectors (1024 tokens). Only the video stream is used (backbones.py).
+# The video stream's self- and text-attention projections (not audio_attn*, not the
+# audio<->video attention: the audio stream is cut off, an adapter there would not train).
+LTX2_VIDEO_ATTENTION = r".*(?<!audio_)attn[12]\.(to_q|to_k|to_v|to_out\.0)"
+
+LTX2_I2V = ExecutorModelConfig(
+    name="ltx2-i2v",
+    backbone="ltx2",
+    space="latent",
+    size_px=512,
+    num_frames=121,
+    frame_stride=1,
+    text_encoder="gemma3",
+    text_dim=3840,
+    prediction="velocity",
+    max_text_tokens=1024,
+    flow_shift=3.0,
+    num_inference_steps=8,
+    guidance_scale=1.0,
+    pretrained_path=Path("models/LTX-2"),
+    lora=LoraConfigSpec(rank=32, alpha=32.0, target_regex=LTX2_VIDEO_ATTENTION),
+    dtype="bfloat16",
+    cpu_offload=True,
+    vae_tiling=True,
+    gradient_checkpointing=True,
+)
+
+# HunyuanVideo-1.5 image-to-video, 480p (a local copy of the diffusers 480p i2v folder).
+# Square 480 px (a multiple of the VAE's 16), 121 frames (1 + 4k). Text: Qwen2.5-VL (1000
+# tokens) + byT5 for quoted glyph text; image: SigLIP + the VAE latent of frame 0. 25 steps.
+HUNYUANVIDEO15_I2V = ExecutorModelConfig(
+    name="hunyuanvideo15-i2v",
+    backbone="hunyuanvideo15",
+    space="latent",
+    size_px=480,
+    num_frames=121,
+    frame_stride=1,
+    text_encoder="qwen2.5-vl",
+    text_dim=3584,
+    prediction="velocity",
+    max_text_tokens=1000,
+    flow_shift=5.0,
+    num_inference_steps=25,
+    guidance_scale=6.0,
+    pretrained_path=Path("models/HunyuanVideo-1.5-Diffusers-480p_i2v"),
+    lora=LoraConfigSpec(rank=32, alpha=32.0),
+    dtype="bfloat16",
+    cpu_offload=True,
+    vae_tiling=True,
+    gradient_checkpointing=True,
+)
+
 MODEL_PRESETS: dict[str, ExecutorModelConfig] = {
     "debug": DEBUG,
     "sim": SIM,
     "wan2.1-i2v-14b-480p": WAN21_I2V_14B_480P,
     "wan2.1-i2v-14b-720p": WAN21_I2V_14B_720P,
+    "ltx2-i2v": LTX2_I2V,
+    "hunyuanvideo15-i2v": HUNYUANVIDEO15_I2V,
 }

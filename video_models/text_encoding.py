@@ -139,6 +139,33 @@ def build_tiny_text_encoder(hidden_size: int = 16, seed: int = 0) -> PreTrainedM
     return BertModel(config).eval().requires_grad_(False)
 
 
+def check_text_lengths(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_tokens: int, truncate: bool = False
+) -> None:
+    """A ValueError naming the first text over ``max_tokens`` tokens (its count and the
+    limit), unless ``truncate``: then the cut is logged. Nothing is ever cut silently."""
+    for text in texts:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"prompt must be a non-empty string, got {text!r}")
+    counts = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
+    over = [i for i, count in enumerate(counts) if count > max_tokens]
+    if over and not truncate:
+        i = over[0]
+        raise ValueError(
+            f"text {i} is {counts[i]} tokens long ({len(texts[i])} characters, starting "
+            f"{texts[i][:40]!r}), more than the text encoder's limit of max_tokens "
+            f"{max_tokens}; shorten it (nothing is truncated)"
+        )
+    if over:
+        logger.warning(
+            "cutting %d of %d texts to max_tokens %d (the longest is %d tokens)",
+            len(over),
+            len(texts),
+            max_tokens,
+            max(counts),
+        )
+
+
 @torch.no_grad()
 def encode_text(
     tokenizer: PreTrainedTokenizerBase,
@@ -160,23 +187,8 @@ def encode_text(
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"prompt must be a non-empty string, got {text!r}")
     texts = [" ".join(t.split()) for t in texts]
-    counts = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
-    over = [i for i, count in enumerate(counts) if count > max_tokens]
-    if over and not (truncate or getattr(text_encoder.config, TEST_DOUBLE_TRUNCATES, False)):
-        i = over[0]
-        raise ValueError(
-            f"text {i} is {counts[i]} tokens long ({len(texts[i])} characters, starting "
-            f"{texts[i][:40]!r}), more than the text encoder's limit of max_tokens "
-            f"{max_tokens}; shorten it (nothing is truncated)"
-        )
-    if over:
-        logger.warning(
-            "cutting %d of %d texts to max_tokens %d (the longest is %d tokens)",
-            len(over),
-            len(texts),
-            max_tokens,
-            max(counts),
-        )
+    truncate = truncate or getattr(text_encoder.config, TEST_DOUBLE_TRUNCATES, False)
+    check_text_lengths(tokenizer, texts, max_tokens, truncate)
     tokens = tokenizer(
         texts,
         padding="max_length",

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -62,6 +62,8 @@ from video_models.modeling_executor import (
     assemble_pipeline,
     build_text_components,
     build_transformer,
+    load_pretrained_pipeline,
+    save_lora,
 )
 from video_models.pipeline_executor import ExecutorVideoPipeline, check_pretrained_dir
 from video_models.processing_executor import clips_to_tensor
@@ -93,7 +95,9 @@ class TrainConfig:
     model: ExecutorModelConfig = field(default_factory=lambda: MODEL_PRESETS["sim"])
     data: DataConfig = field(default_factory=DataConfig)
     output_dir: Path = Path("outputs/executor_video")
-    init_from: Path | None = None  # a saved pipeline folder (e.g. the Demonstrator)
+    # A saved pipeline folder (e.g. the Demonstrator); for the real-scale (LoRA) presets the
+    # folder of a saved adapter (the Demonstrator's ``pipeline/``), applied to the base.
+    init_from: Path | None = None
     max_steps: int = 20000
     batch_size: int = 32  # per process
     grad_accum_steps: int = 1
@@ -112,6 +116,10 @@ class TrainConfig:
     stop_at_step: int = 0  # > 0: checkpoint and exit at this step (a planned interruption)
     seed: int = 0
     resume: bool = True  # continue from the newest checkpoint in output_dir if there is one
+    # Shard the frozen base transformer over the processes with FSDP2 (torch fully_shard,
+    # per transformer block); the LoRA adapter stays replicated and its gradients are
+    # all-reduced. For the 14B-class LoRA presets on several GPUs (docs/scale_out.md).
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -135,6 +143,11 @@ class TrainConfig:
             raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"unknown mixed_precision {self.mixed_precision!r}")
+        if self.fsdp and (self.model.space != "latent" or self.model.lora.rank == 0):
+            raise ValueError(
+                f"fsdp=true shards a pretrained base under a LoRA adapter; model "
+                f"{self.model.name!r} is not a real-scale LoRA preset"
+            )
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -150,6 +163,20 @@ PRESETS: dict[str, TrainConfig] = {
     ),
     "sim": TrainConfig(),
 }
+# Real scale (GPU): LoRA on a local base folder, bf16, batch 1 per process, the clip cache
+# holding the backbone's own text states. Add --fsdp=true on several GPUs (docs/scale_out.md).
+for _name in ("ltx2-i2v", "hunyuanvideo15-i2v", "wan2.1-i2v-14b-480p"):
+    PRESETS[_name] = TrainConfig(
+        model=MODEL_PRESETS[_name],
+        output_dir=Path(f"outputs/executor_video_{_name}"),
+        max_steps=2000,
+        batch_size=1,
+        learning_rate=1e-4,
+        warmup_steps=50,
+        mixed_precision="bf16",
+        checkpoint_every=250,
+        sample_every=250,
+    )
 
 
 # ------------------------------------------------------------------------- flow matching
@@ -177,13 +204,8 @@ def flow_matching_loss(
     condition = pipe.prepare_condition(clips[:, :, 0], clips.shape[2])
     s = sigmas.view(-1, 1, 1, 1, 1).to(x0)
     noisy = s * noise + (1 - s) * x0
-    model_input = torch.cat([noisy, condition.to(noisy.dtype)], dim=1)
-    pred = transformer(
-        hidden_states=model_input,
-        timestep=sigmas.to(x0.device) * 1000.0,
-        encoder_hidden_states=text_embeds,
-        return_dict=False,
-    )[0]
+    timestep = sigmas.to(x0.device) * 1000.0
+    pred = pipe.backbone_forward(transformer, noisy, condition, timestep, text_embeds)
     if pipe.config.get("prediction", "velocity") == "sample":
         # x_0-prediction with the velocity loss: (v_hat - v) = (x_0 - x0_hat) / sigma; sigma
         # clamped at 0.05 so nearly clean inputs do not dominate.
@@ -231,12 +253,25 @@ class EMA:
                         p.copy_(backup[n])
 
 
+def uses_lora(transformer: torch.nn.Module) -> bool:
+    """True for a real-scale transformer trained through a peft LoRA adapter."""
+    return bool(getattr(transformer, "peft_config", None))
+
+
 def export_ema_pipeline(
-    pipe: ExecutorVideoPipeline, transformer: torch.nn.Module, ema: EMA, path: Path
+    pipe: ExecutorVideoPipeline,
+    transformer: torch.nn.Module,
+    ema: EMA,
+    path: Path,
+    model: ExecutorModelConfig | None = None,
 ) -> None:
-    """Save the pipeline with EMA weights, leaving the training weights untouched."""
+    """Save the pipeline with EMA weights, leaving the training weights untouched; a LoRA
+    run saves its adapter only (``modeling_executor.save_lora``: the base stays where it is)."""
     with ema.applied(transformer):
-        pipe.save_pretrained(path)
+        if uses_lora(transformer) and model is not None:
+            save_lora(transformer, path, model)
+        else:
+            pipe.save_pretrained(path)
 
 
 # -------------------------------------------------------------------------------- data
@@ -283,7 +318,18 @@ def write_sample_strip(frames: np.ndarray, path: Path) -> None:
 # ------------------------------------------------------------------------------- train
 def build_training_pipeline(cfg: TrainConfig) -> ExecutorVideoPipeline:
     """A fresh pipeline, or one initialised from ``init_from``; text encoder left out when the
-    clip cache already holds the embeddings (the GPU machine may not have it)."""
+    clip cache already holds the embeddings (the GPU machine may not have it). Real-scale
+    presets: the local base folder with a LoRA adapter (``init_from``'s, else a fresh one),
+    trainable LoRA weights in float32."""
+    if cfg.model.space == "latent":
+        model = replace(cfg.model, cpu_offload=False)  # training keeps it on the device
+        pipe = load_pretrained_pipeline(
+            model, lora_path=cfg.init_from, with_text_encoder=False, seed=cfg.seed
+        )
+        for param in pipe.transformer.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
+        return pipe
     if cfg.init_from is not None:
         check_pretrained_dir(cfg.init_from)
         transformer = WanTransformer3DModel.from_pretrained(
@@ -316,7 +362,8 @@ class _Run:
 
 @dataclass
 class _DeviceClips:
-    """The (uint8) training clips on the device: no per-step host->device copies."""
+    """The (uint8) training clips: on the device for the pixel presets (no per-step copies),
+    in host memory at real scale."""
 
     frames: torch.Tensor  # (N, T, S, S, 3) uint8
     embeds: torch.Tensor  # (U, L, D)
@@ -344,10 +391,16 @@ def train(cfg: TrainConfig) -> Path:
     train_cache, sample_episodes = _training_clips(cfg, cache)
     run = _setup(cfg, accelerator)
     start_step, samples_per_rank = _resume(run)
-    run.model, run.opt = accelerator.prepare(run.model, run.opt)
+    if cfg.fsdp:  # sharded in _setup; accelerate only launches and steps the optimizer
+        run.opt = accelerator.prepare(run.opt)
+    else:
+        run.model, run.opt = accelerator.prepare(run.model, run.opt)
     if accelerator.is_main_process:
         save_config_json(cfg, cfg.output_dir / CONFIG_JSON)
-    clips = _DeviceClips.of(train_cache, accelerator.device)
+    # Pixel presets keep the (small) clips on the device; real-scale clips (121 frames at
+    # 480-512 px, ~90 MB each) stay in host memory and go over one batch at a time.
+    clips_device = accelerator.device if cfg.model.space == "pixel" else torch.device("cpu")
+    clips = _DeviceClips.of(train_cache, clips_device)
     _train_loop(run, clips, start_step, samples_per_rank, cache, sample_episodes)
     final = _export(run)
     accelerator.end_training()
@@ -372,12 +425,40 @@ def _setup(cfg: TrainConfig, accelerator: Accelerator) -> _Run:
     pipe = build_training_pipeline(cfg)
     pipe.to(accelerator.device)
     transformer = pipe.transformer
+    if cfg.fsdp:
+        shard_frozen_base(transformer, accelerator.device)
     transformer.train()
     params = [p for p in transformer.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(
         params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
     )
     return _Run(cfg, accelerator, pipe, transformer, opt, EMA(transformer, cfg.ema_decay), params)
+
+
+def shard_frozen_base(transformer: torch.nn.Module, device: torch.device) -> None:
+    """FSDP2 over all processes: each transformer block, then the whole model, keeps 1/N of
+    the frozen base weights (gathered per block in forward/backward); the trainable LoRA
+    weights are left out (replicated, see :func:`all_reduce_grads`)."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    trainable = {p for p in transformer.parameters() if p.requires_grad}
+    blocks = getattr(transformer, "transformer_blocks", None) or transformer.blocks
+    for block in blocks:
+        fully_shard(block, mesh=mesh, ignored_params=trainable)
+    fully_shard(transformer, mesh=mesh, ignored_params=trainable)
+
+
+def all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    """Average the replicated (LoRA) gradients over the processes (what DDP would do)."""
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(world)
 
 
 def _resume(run: _Run) -> tuple[int, list[int]]:
@@ -387,7 +468,14 @@ def _resume(run: _Run) -> tuple[int, list[int]]:
     latest = latest_checkpoint(run.cfg.output_dir) if run.cfg.resume else None
     if latest is None:
         return 0, [0] * world
-    run.transformer.load_state_dict(load_file(latest / RAW_WEIGHTS))
+    raw = load_file(latest / RAW_WEIGHTS)
+    if uses_lora(run.transformer):  # the adapter only: every saved tensor must find its place
+        missing = set(raw) - set(run.transformer.state_dict())
+        if missing:
+            raise ValueError(f"checkpoint tensors {sorted(missing)[:3]!r} are not in the model")
+        run.transformer.load_state_dict(raw, strict=False)
+    else:
+        run.transformer.load_state_dict(raw)
     state = load_training_state(latest, run.opt)
     run.ema.shadow = {
         n: t.to(run.accelerator.device) for n, t in load_file(latest / EMA_WEIGHTS).items()
@@ -434,8 +522,12 @@ def _train_loop(
             )
             my_samples = 0
         sample_now = done % cfg.sample_every == 0 or done == cfg.max_steps or stop
-        if accelerator.is_main_process and sample_now:
-            _write_samples(cfg, run.pipe, run.transformer, run.ema, cache, sample_episodes, done)
+        # A sharded model samples on every process (each forward gathers the shards).
+        if (accelerator.is_main_process or cfg.fsdp) and sample_now:
+            write = accelerator.is_main_process
+            _write_samples(
+                cfg, run.pipe, run.transformer, run.ema, cache, sample_episodes, done, write
+            )
         if stop:
             logger.info("stopping early at step %d (max_minutes / stop_at_step)", done)
             break
@@ -462,11 +554,11 @@ def _micro_step(
     idx = batch_indices(len(clips), micro_step, cfg.batch_size * world, cfg.seed)[
         rank * cfg.batch_size : (rank + 1) * cfg.batch_size
     ]
-    idx_t = torch.from_numpy(idx).to(accelerator.device)
+    idx_t = torch.from_numpy(idx).to(clips.frames.device)
     seed = cfg.seed * 1_000_003 + micro_step * world + rank
     gen = torch.Generator().manual_seed(seed)
-    batch = clips_to_tensor(clips.frames[idx_t])
-    emb = clips.embeds[clips.text_id[idx_t]].float()
+    batch = clips_to_tensor(clips.frames[idx_t].to(accelerator.device))
+    emb = clips.embeds[clips.text_id[idx_t]].float().to(accelerator.device)
     drop = (torch.rand(len(idx), generator=gen) < cfg.text_dropout).to(emb.device)
     emb = torch.where(drop[:, None, None], torch.zeros_like(emb), emb)
     sig = sample_sigmas(len(idx), cfg.model.flow_shift, cfg.logit_normal_std, gen)
@@ -476,6 +568,8 @@ def _micro_step(
         loss = flow_matching_loss(run.pipe, run.model, batch, emb, sig, noise)
         accelerator.backward(loss)
         if accelerator.sync_gradients:
+            if cfg.fsdp and accelerator.num_processes > 1:
+                all_reduce_grads(run.params, accelerator.num_processes)
             accelerator.clip_grad_norm_(run.params, cfg.max_grad_norm)
         run.opt.step()
         run.opt.zero_grad(set_to_none=True)
@@ -505,9 +599,12 @@ def _checkpoint(
     gathers); returns the updated samples per rank."""
     accelerator = run.accelerator
     counts = accelerator.gather(torch.tensor([my_samples], device=accelerator.device))
-    # DDP keeps replicas identical; a per-rank checksum in the state proves it.
-    checksum = sum(p.detach().double().sum() for p in run.transformer.parameters())
+    # DDP keeps replicas identical; a per-rank checksum in the state proves it (FSDP: of the
+    # replicated trainable weights, the base is sharded by design).
+    replicated = run.params if run.cfg.fsdp else run.transformer.parameters()
+    checksum = sum(p.detach().double().sum() for p in replicated)
     checksums = accelerator.gather(checksum.reshape(1).to(accelerator.device))
+    held = accelerator.gather(torch.tensor([_held_base_fraction(run)], device=accelerator.device))
     samples_per_rank = [
         a + int(b) for a, b in zip(samples_per_rank, counts.cpu().tolist(), strict=True)
     ]
@@ -518,6 +615,8 @@ def _checkpoint(
             "world_size": accelerator.num_processes,
             "elapsed_s": time.time() - t_start,
             "param_checksum_per_rank": checksums.cpu().tolist(),
+            "fsdp": run.cfg.fsdp,
+            "held_base_fraction_per_rank": held.cpu().tolist(),
         }
         save_checkpoint(
             run.cfg.output_dir,
@@ -532,12 +631,24 @@ def _checkpoint(
     return samples_per_rank
 
 
+def _held_base_fraction(run: _Run) -> float:
+    """The share of the frozen base weights this process holds (1.0 unless sharded)."""
+    from torch.distributed.tensor import DTensor
+
+    frozen = [p for p in run.transformer.parameters() if not p.requires_grad]
+    total = sum(p.numel() for p in frozen)
+    local = sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in frozen)
+    return local / total if total else 1.0
+
+
 def _save_weights(run: _Run, folder: Path) -> None:
     """The training and EMA weights (to resume), and the EMA pipeline (to use)."""
     raw = {n: p.detach().cpu().contiguous() for n, p in run.transformer.state_dict().items()}
+    if uses_lora(run.transformer):  # the frozen base is not copied into every checkpoint
+        raw = {n: t for n, t in raw.items() if n in run.ema.shadow}
     save_file(raw, folder / RAW_WEIGHTS)
     save_file({n: t.contiguous() for n, t in run.ema.shadow.items()}, folder / EMA_WEIGHTS)
-    export_ema_pipeline(run.pipe, run.transformer, run.ema, folder / "pipeline")
+    export_ema_pipeline(run.pipe, run.transformer, run.ema, folder / "pipeline", run.cfg.model)
 
 
 def _export(run: _Run) -> Path:
@@ -545,7 +656,7 @@ def _export(run: _Run) -> Path:
     final = run.cfg.output_dir / "pipeline"
     if run.accelerator.is_main_process:
         with atomic_path(final, directory=True) as tmp:
-            export_ema_pipeline(run.pipe, run.transformer, run.ema, tmp)
+            export_ema_pipeline(run.pipe, run.transformer, run.ema, tmp, run.cfg.model)
             save_config_json(run.cfg, tmp / CONFIG_JSON)
     run.accelerator.wait_for_everyone()
     return final
@@ -560,8 +671,10 @@ def _write_samples(
     cache: ClipCache,
     episodes: list[int],
     step: int,
+    write: bool = True,
 ) -> None:
-    """Sample one video per (up to 2) episodes with the EMA weights; PNG strips."""
+    """Sample one video per (up to 2) episodes with the EMA weights; PNG strips (written
+    when ``write``)."""
     with ema.applied(transformer):
         transformer.eval()
         try:
@@ -571,7 +684,9 @@ def _write_samples(
                 emb = torch.from_numpy(cache.text_embeds[cache.text_id[row]][None]).float()
                 video = pipe(cache.frames[row, 0], prompt_embeds=emb, seed=0).frames[0]
                 both = np.concatenate([cache.frames[row], video], axis=1)  # real above, imagined
-                write_sample_strip(both, cfg.output_dir / "samples" / f"step-{step:06d}-ep{ep}.png")
+                if write:
+                    path = cfg.output_dir / "samples" / f"step-{step:06d}-ep{ep}.png"
+                    write_sample_strip(both, path)
         finally:
             transformer.train()
 
