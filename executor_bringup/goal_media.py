@@ -86,18 +86,28 @@ class GoalFeedback(GoalObserver):
         self.media, self.goal_handle, self.result = media, goal_handle, result
         self.recording = recording
         self.start = time.monotonic()
+        self.imagining_since: float | None = None  # when the video model was last asked
+        self.last_plan_s = 0.0  # how long it took to imagine the latest segment
         self.stem = bytes(goal_handle.goal_id.uuid).hex()[:12]
         self.saving: Future | None = None
 
     def phase(self, phase: str, progress: float) -> None:
+        now = time.monotonic()
+        if phase == ExecuteTask.Feedback.PHASE_IMAGINING:
+            self.imagining_since = now
         # A new message each time: the recording serializes it later, on its own thread.
         feedback = ExecuteTask.Feedback(
-            phase=phase, progress=float(progress), elapsed_s=time.monotonic() - self.start
+            phase=phase,
+            progress=float(progress),
+            elapsed_s=now - self.start,
+            last_plan_s=self.last_plan_s,
         )
         self.goal_handle.publish_feedback(feedback)
         self.recording.feedback(feedback)
 
     def imagined(self, segment: int, video: np.ndarray) -> None:
+        if self.imagining_since is not None:
+            self.last_plan_s = time.monotonic() - self.imagining_since
         # Written while the arm moves: motion does not wait for the disk.
         self.saving = self.media.save_imagined(video, f"{self.stem}_{segment}")
         self.recording.imagined(video)

@@ -260,3 +260,15 @@ def test_the_recording_converts_to_a_dataset_lerobot_loads(recorded, tmp_path: P
     assert out["image_shapes"] == [(3, 64, 64)] * 2
     assert out["state_shapes"] == out["action_shapes"] == [(6,)] * 2
     assert out["state_range"] > 0.01  # the arm moved during the recording
+
+
+def test_feedback_reports_the_plan_time(recorded) -> None:
+    """last_plan_s: 0 until the first video is imagined, then how long imagining took
+    (the same figure the recording's feedback holds)."""
+    _, feedback, _ = recorded
+    first = feedback[0].feedback
+    assert first.phase == ExecuteTask.Feedback.PHASE_IMAGINING
+    assert first.last_plan_s == 0.0
+    after = [f.feedback for f in feedback if f.feedback.phase != first.phase]
+    assert after, "no feedback after imagining"
+    assert all(0.0 < f.last_plan_s < f.elapsed_s for f in after)
