@@ -519,6 +519,7 @@ class FeetechBusDoubleProcess:
         self.close()
 
 
+CHILD_NICE = -10  # the double's process priority where the host allows raising it
 CHILD_METHODS = ("joint_positions_rad", "register", "torque_enabled", "unplug", "replug")
 
 
@@ -529,6 +530,11 @@ def _serve_double_in_child(
     kwargs: dict[str, object],
 ) -> None:
     """The child's loop: build the double, tell its port, answer method calls until close."""
+    # A servo answers within microseconds and LeRobot allows ~35 ms: on a host with more
+    # runnable processes than cores, a double at the default priority misses that. Raise
+    # ours where allowed (root, CAP_SYS_NICE); elsewhere keep the default.
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICE)
     try:
         bus = FeetechBusDouble(description, calibration, **kwargs)
     except Exception as exc:

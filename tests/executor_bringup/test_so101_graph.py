@@ -59,6 +59,7 @@ class Operator:
         self.node = session.node("operator", NS)
         self.q: np.ndarray | None = None
         self.images = 0
+        self.joint_states = 0
         n = self.node
         n.create_subscription(JointState, "joint_states", self._on_js, sensor_qos())
         n.create_subscription(Image, "image_raw", self._on_image, sensor_qos())
@@ -68,6 +69,7 @@ class Operator:
 
     def _on_js(self, msg: JointState) -> None:
         self.q = np.array(msg.position)
+        self.joint_states += 1
 
     def _on_image(self, _msg: Image) -> None:
         self.images += 1
@@ -119,6 +121,15 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
             150,
             "the safety node's action server, images and joint_states",
         )
+        # The operator hearing joint_states does not mean the safety node (and executor)
+        # do: a goal sent before theirs match is rejected ("no measured joint state yet").
+        wait_for(
+            lambda: op.node.count_subscribers("joint_states") >= 3,
+            60,
+            "the safety node's and executor's joint_states subscriptions",
+        )
+        seen = op.joint_states
+        wait_for(lambda: op.joint_states >= seen + 10, 30, "ten joint_states after they matched")
         yield op, bus, domain, launcher
     finally:
         session.close()
