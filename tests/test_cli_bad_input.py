@@ -65,6 +65,9 @@ CASES: dict[str, tuple[list[str], str]] = {
     "executor-report": ([f"--eval_dir={MISSING}"], MISSING),
     "executor-worldtasks": (["--items_per_split=0"], "items_per_split"),
     "executor-imagined-goals": (["--sigmas=0.5,1.5"], "1.5"),
+    "executor-neural-trajectories": (["--jitter_fraction=2.0"], "jitter_fraction"),
+    "executor-train-policy": ([f"--expert_root={MISSING}", "--output_dir={tmp}"], MISSING),
+    "executor-dreamgen": (["--conditions=a=x,a=y"], "distinct"),
 }
 # Console scripts of modules other engineers own, still ending bad input otherwise (each
 # needs the one-line pattern of executor_core.config_cli: cli_main / OneLineArgumentParser).

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lerobot.configs import FeatureType, PreTrainedConfig
+from lerobot.configs import FeatureType, PipelineFeatureType, PreTrainedConfig
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.policies.utils import prepare_observation_for_inference
@@ -67,7 +67,8 @@ class LeRobotChunkPolicy:
     ) -> None:
         self.policy, self.preprocessor, self.postprocessor = policy, preprocessor, postprocessor
         self.device = torch.device(device)
-        self.io, self.image_size_px, self.n_action_steps = _resolve_io(policy.config, config)
+        made = made_by_preprocessor(preprocessor)
+        self.io, self.image_size_px, self.n_action_steps = _resolve_io(policy.config, config, made)
         self.reads_state = bool(self.io.state_key)
 
     @classmethod
@@ -144,11 +145,19 @@ def _state_in_order(observation: Observation, joint_names: tuple[str, ...]) -> n
     return np.asarray([q[names.index(n)] for n in joint_names], dtype=np.float32)
 
 
+def made_by_preprocessor(preprocessor: PolicyProcessorPipeline) -> set[str]:
+    """The observation features the checkpoint's own preprocessor makes (e.g. a prompt
+    vector from the ``task``): the policy reads them, but no camera or joint feeds them."""
+    empty = {PipelineFeatureType.OBSERVATION: {}, PipelineFeatureType.ACTION: {}}
+    return set(preprocessor.transform_features(empty)[PipelineFeatureType.OBSERVATION])
+
+
 def _resolve_io(
-    policy_config: PreTrainedConfig, io: PolicyIOConfig
+    policy_config: PreTrainedConfig, io: PolicyIOConfig, made: set[str] = frozenset()
 ) -> tuple[PolicyIOConfig, int, int]:
-    """Check the mapping against the policy's features: (io, image side px, actions/chunk)."""
-    inputs = dict(policy_config.input_features or {})
+    """Check the mapping against the policy's features: (io, image side px, actions/chunk).
+    ``made``: inputs the preprocessor makes itself."""
+    inputs = {k: f for k, f in (policy_config.input_features or {}).items() if k not in made}
     visual = sorted(k for k, f in inputs.items() if f.type is FeatureType.VISUAL)
     if io.image_key not in visual:
         raise ValueError(

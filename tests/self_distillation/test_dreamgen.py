@@ -1,0 +1,102 @@
+"""The DreamGen-style evaluation: a policy through the goal runner over the simulator, the
+results' schema and the paired differences."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from self_distillation import dreamgen as dg
+
+
+def _episode(split: str, condition: str, item: int, success: bool, family: str = "push") -> dict:
+    return {
+        "split": split,
+        "condition": condition,
+        "item_id": f"i{item}",
+        "family": family,
+        "success": success,
+    }
+
+
+def test_summary_has_the_results_schema_and_paired_differences() -> None:
+    cfg = replace(dg.PRESETS["debug"], splits=("held_out",))
+    eps = [_episode("held_out", "a", i, i < 2) for i in range(10)]
+    eps += [_episode("held_out", "b", i, i < 6, "stack" if i % 2 else "push") for i in range(10)]
+    out = dg.summarise(eps, cfg)
+    assert set(out) >= {"splits", "paired", "command"}
+    row = out["splits"]["held_out"]["b"]
+    assert row["n"] == 10
+    assert row["success"] == pytest.approx(0.6)
+    assert 0 < row["ci95"][0] < 0.6 < row["ci95"][1] < 1
+    assert row["by_family"]["stack"]["n"] == 5
+    (paired,) = out["paired"].values()
+    assert paired["a"] == "b"
+    assert paired["b"] == "a"
+    assert paired["difference"] == pytest.approx(0.4)
+    assert paired["ci95"][0] > 0
+
+
+def test_split_seeds_are_held_out_and_validation_is_disjoint() -> None:
+    report = dg.split_items(replace(dg.PRESETS["debug"], num_episodes=1), "novel_behaviour")
+    val = dg.split_items(
+        replace(dg.PRESETS["debug"], num_episodes=1, seed_set="validation"), "novel_behaviour"
+    )
+    assert report[0].seed >= 1_000_000
+    assert val[0].seed >= dg._SPLIT_SOURCE["novel_behaviour"][1] + dg.VALIDATION_OFFSET
+    assert report[0].proposal.metadata["task_family"] in ("pick_place", "push", "stack")
+    env_cfg = dg.split_env_config(dg.PRESETS["debug"], "novel_environment")
+    assert env_cfg.camera_jitter_m == dg.PRESETS["debug"].camera_jitter_m > 0
+    assert dg.split_env_config(dg.PRESETS["debug"], "held_out").camera_jitter_m == 0
+
+
+def test_bad_conditions_are_refused() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        replace(dg.PRESETS["debug"], conditions=("a=x", "a=y"))
+    with pytest.raises(ValueError, match="name=path"):
+        replace(dg.PRESETS["debug"], conditions=("just_a_path",))
+
+
+def test_a_lerobot_policy_runs_through_the_goal_runner(tmp_path: Path) -> None:
+    from visuomotor_policy.testing import save_tiny_random_act
+
+    folder = save_tiny_random_act(tmp_path / "act")
+    cfg = replace(
+        dg.PRESETS["debug"],
+        conditions=(f"a={folder}", f"b={folder}"),
+        splits=("held_out",),
+        num_episodes=1,
+        max_steps=6,
+        output=tmp_path / "results.json",
+        report_dir=tmp_path / "report",
+    )
+    results = dg.evaluate(cfg)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["splits"]["held_out"]["a"]["n"] == 1
+    assert results["paired"]["held_out: b - a"]["difference"] == 0.0  # same policy, same item
+    (episode, _) = [json.loads(x) for x in (tmp_path / "report" / "episodes.jsonl").open()]
+    assert 0 < episode["steps"] <= 6  # the step budget is the goal timeout
+    assert "timeout" in episode["message"] or episode["success"]
+    assert (tmp_path / "report" / "success.png").is_file()
+    assert len(list((tmp_path / "report" / "videos").glob("*.mp4"))) == 2
+
+
+def test_merge_summarises_runs_of_separate_splits(tmp_path: Path) -> None:
+    for split in ("held_out", "novel_behaviour"):
+        eps = [_episode(split, c, i, c == "b") for c in ("a", "b") for i in range(4)]
+        dg.write_jsonl(tmp_path / split / "episodes.jsonl", eps)
+    cfg = replace(
+        dg.PRESETS["debug"],
+        splits=("held_out", "novel_behaviour"),
+        merge_from=(str(tmp_path / "held_out"), str(tmp_path / "novel_behaviour")),
+        output=tmp_path / "merged.json",
+        report_dir=tmp_path / "merged",
+    )
+    out = dg.merge(cfg)
+    assert out["splits"]["novel_behaviour"]["b"]["success"] == 1.0
+    assert out["paired"]["held_out: b - a"]["difference"] == 1.0
+    assert json.loads((tmp_path / "merged.json").read_text())["splits"] == out["splits"]
+    assert "held_out" in (tmp_path / "merged" / "report.md").read_text()

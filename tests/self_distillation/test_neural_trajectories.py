@@ -1,0 +1,97 @@
+"""Neural trajectories: IDM labelling, the dataset's features and metadata, resuming."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from executor_sim.generate import IMAGE_KEY, dataset_features
+from inverse_dynamics.processing_idm import InverseDynamicsPolicy
+from self_distillation import neural_trajectories as nt
+
+IDM = Path(__file__).resolve().parents[2] / "checkpoints" / "idm_sim"
+
+
+def test_labels_hold_frames_and_states_follow_the_pseudo_actions() -> None:
+    idm = InverseDynamicsPolicy.from_pretrained(IDM)
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 255, size=(4, 64, 64, 3), dtype=np.uint8)
+    start = np.array([0.0, -1.0, 1.0, 0.5, 0.0, 0.2], np.float32)
+    images, states, actions = nt.label_video(video, idm, start, frame_stride=4)
+    assert images.shape == (13, 64, 64, 3)
+    assert states.shape == actions.shape == (13, 6)
+    # frame k is held for 4 steps, the last shown once
+    assert np.array_equal(images[0], video[0])
+    assert np.array_equal(images[3], video[0])
+    assert np.array_equal(images[4], video[1])
+    assert np.array_equal(images[12], video[3])
+    # state 0 = the start state, state t = action t-1; the last action repeats
+    np.testing.assert_array_equal(states[0], start)
+    np.testing.assert_array_equal(states[1:], actions[:-1])
+    np.testing.assert_array_equal(actions[-1], actions[-2])
+    # the actions are the IDM's own open-loop chain from the start state
+    chained = np.concatenate([c.joint_positions_rad for c in idm.predict(video, start)])
+    np.testing.assert_allclose(actions[:-1], chained, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ({"jitter_fraction": 2.0}, "jitter_fraction"),
+        ({"first_seed": 999_999}, "held-out"),
+        ({"generators": ("dreamer",)}, "generators"),
+        ({"shard_index": 2, "num_shards": 2}, "shard_index"),
+    ],
+)
+def test_bad_config_names_the_value(override: dict, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        replace(nt.PRESETS["debug"], **override)
+
+
+def test_jittered_scenes_are_fixed_per_seed() -> None:
+    cfg = replace(nt.PRESETS["debug"], camera_jitter_m=0.03, jitter_fraction=0.5)
+    picks = [nt.is_jittered(cfg, s) for s in range(200)]
+    assert picks == [nt.is_jittered(cfg, s) for s in range(200)]
+    assert 60 < sum(picks) < 140
+    assert not any(nt.is_jittered(replace(cfg, jitter_fraction=0.0), s) for s in range(50))
+
+
+def test_writes_a_resumable_dataset_with_the_expert_features(tmp_path: Path) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    cfg = replace(
+        nt.PRESETS["debug"],
+        output_dir=tmp_path,
+        num_scenes=1,
+        novel_per_scene=False,
+        generators=("demonstrator_solution",),
+        batch_size=1,
+        max_steps=4,
+        camera_jitter_m=0.0,
+        jitter_fraction=0.0,
+    )
+    final = nt.run(cfg)
+    assert final == tmp_path / "dataset"
+    ds = LeRobotDataset("local/neural", root=final)
+    expert = dataset_features(64)
+    for key in (IMAGE_KEY, "observation.state", "action"):
+        assert ds.meta.features[key]["shape"] == tuple(expert[key]["shape"])
+    assert ds.num_episodes == 1
+    assert ds.meta.fps == 10
+    assert len(ds) == (16 - 1) * 4 + 1
+    (record,) = [json.loads(x) for x in (final / "meta" / "executor_episodes.jsonl").open()]
+    assert record["imagined"] is True
+    assert record["generator"] == "demonstrator_solution"
+    assert isinstance(record["judge_success"], bool)
+    assert isinstance(record["judge_score"], float)
+    assert isinstance(record["executed_success"], bool)
+    assert ds[0]["task"] == record["prompt"]
+    # a rerun finds every episode cached and generates nothing
+    cached = nt.cache_path(cfg, nt.episode_key(nt.draw_items(cfg)[0], "demonstrator_solution"))
+    before = cached.stat().st_mtime_ns
+    assert nt.generate_shard(cfg, nt.draw_items(cfg)) == 0
+    assert cached.stat().st_mtime_ns == before

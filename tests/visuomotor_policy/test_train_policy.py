@@ -1,0 +1,106 @@
+"""ACT training on an expert dataset (+ a mixture): 2 steps, then a resume; the saved
+checkpoint carries the prompt feature and loads as a LeRobot policy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from executor_core.types import Observation
+from visuomotor_policy import train_policy as tp
+from visuomotor_policy.modeling_policy import LeRobotChunkPolicy
+from visuomotor_policy.prompt_features import prompt_dim, prompt_vector
+
+
+@pytest.fixture(scope="module")
+def expert_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from executor_sim.generate import GenerateConfig, generate
+
+    root = tmp_path_factory.mktemp("expert") / "ds"
+    generate(GenerateConfig(root=root, num_episodes=3, num_frames=8, workers=1), progress=False)
+    return root
+
+
+def test_prompt_vector_parses_family_cube_and_target() -> None:
+    pick = prompt_vector("put the red cube in the bowl")
+    stack = prompt_vector("stack the blue cube on the red cube")
+    assert pick.shape == (prompt_dim(),)
+    assert pick[0] == 1
+    assert pick[3] == 1
+    assert pick[7] == 1
+    assert stack[2] == 1
+    assert stack[5] == 1
+    assert stack[9] == 1
+    assert not np.array_equal(stack, prompt_vector("stack the red cube on the blue cube"))
+    assert not prompt_vector("do a dance").any()
+
+
+def test_mixture_sampler_draws_the_configured_share() -> None:
+    sampler = tp.mixture_sampler([100, 10], [0.7, 0.3], 4000, seed=0)
+    from_second = np.mean([i >= 100 for i in sampler])
+    assert abs(from_second - 0.3) < 0.04
+
+
+def test_debug_preset_trains_two_steps_then_resumes(expert_root: Path, tmp_path: Path) -> None:
+    from lerobot.configs import PreTrainedConfig
+    from lerobot.policies.factory import make_pre_post_processors
+
+    cfg = replace(tp.PRESETS["debug"], expert_root=expert_root, output_dir=tmp_path / "run")
+    first = tp.train(cfg)
+    assert first["steps"] == 2
+    step2 = tmp_path / "run" / "checkpoints" / "step_000002"
+    assert (step2 / "pretrained_model" / "model.safetensors").is_file()
+    resumed = tp.train(replace(cfg, steps=3))
+    state = json.loads(
+        (tmp_path / "run" / "checkpoints" / "step_000003" / "training_state.json").read_text()
+    )
+    assert resumed["steps"] == state["step"] == 3
+    assert len(resumed["last_losses"]) == 1  # only the one missing step ran
+    folder = tmp_path / "run" / "pretrained_model"
+    config = PreTrainedConfig.from_pretrained(folder, local_files_only=True)
+    assert config.type == "act"
+    assert config.pretrained_backbone_weights is None
+    pre, _ = make_pre_post_processors(config, pretrained_path=str(folder))
+    batch = {
+        "observation.images.scene": torch.rand(1, 3, 64, 64),
+        "observation.state": torch.zeros(1, 6),
+        "task": ["put the red cube in the bowl"],
+    }
+    out = pre(batch)
+    assert torch.equal(
+        out["observation.environment_state"][0],
+        torch.from_numpy(prompt_vector("put the red cube in the bowl")),
+    )
+    # the goal runner's adapter loads it: the prompt vector is the preprocessor's own input
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
+    joints = policy.io.joint_names
+    obs = Observation(np.zeros((64, 64, 3), np.uint8), 0.0, np.zeros(len(joints)), joints)
+    policy.reset()
+    chunk = policy.next_chunk(obs, "put the red cube in the bowl")
+    assert chunk.joint_positions_rad.shape == (policy.n_action_steps, len(joints))
+    assert np.isfinite(chunk.joint_positions_rad).all()
+
+
+def test_mixture_adds_the_neural_episodes(expert_root: Path, tmp_path: Path) -> None:
+    cfg = replace(
+        tp.PRESETS["debug"],
+        expert_root=expert_root,
+        neural_root=expert_root,  # any dataset of ours stands in for the second source
+        output_dir=tmp_path / "mix",
+        steps=1,
+    )
+    summary = tp.train(cfg)
+    assert summary["neural_episodes"] == 3
+    assert summary["neural_ratio"] == 0.5
+
+
+def test_bad_config_names_the_value() -> None:
+    with pytest.raises(ValueError, match="neural_ratio"):
+        replace(tp.PRESETS["debug"], neural_ratio=1.0)
+    with pytest.raises(ValueError, match="n_action_steps"):
+        replace(tp.PRESETS["debug"], n_action_steps=9, chunk_size=4)

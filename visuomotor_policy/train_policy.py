@@ -1,0 +1,414 @@
+"""``executor-train-policy``: train a LeRobot ACT policy on expert demos, optionally mixed
+with neural trajectories (``executor-neural-trajectories``).
+
+**Policy: ACT** (``lerobot.policies.act``), built from scratch: ResNet-18 with
+``pretrained_backbone_weights=None`` (nothing is downloaded), a narrow transformer, no VAE.
+Why ACT and not diffusion policy: one forward pass per chunk at inference (diffusion needs
+tens of denoising passes per chunk, too slow for a closed-loop evaluation of hundreds of
+episodes on two CPU cores), a plain L1 loss that learns usefully in a few thousand CPU
+steps at 64 px, and action chunking that matches the goal runner's chunked policy mode.
+ACT reads no text; the task prompt enters as ``observation.environment_state`` through
+:class:`visuomotor_policy.prompt_features.PromptVectorStep`, a processor step saved with
+the checkpoint (``prompt_conditioning``).
+
+**Trainer: LeRobot's own parts.** ``lerobot-train`` trains on one dataset; a weighted
+mixture of two local LeRobotDatasets is not one of its options, so this module assembles
+the run from LeRobot's pieces: the datasets (``LeRobotDataset`` with ``delta_timestamps``
+for the action chunk), the policy (``make_policy_config`` / ``get_policy_class``), the
+processors (``make_pre_post_processors``), the optimizer (the policy config's own preset)
+and the training step itself (``lerobot.scripts.lerobot_train.update_policy``: forward,
+backward, grad clipping, optimizer step). The checkpoint is LeRobot's ``pretrained_model/``
+(``save_pretrained`` of the policy and both processors), which
+``visuomotor_policy.LeRobotChunkPolicy.from_pretrained`` loads.
+
+**Mixture.** The expert set is the first ``demos_per_family`` successful episodes of each
+task family in ``expert_root``, leaving out ``executor_sim.NOVEL_COMPOSITIONS``
+(``hold_out_novel``: those behaviours are only in the neural trajectories). With
+``neural_root`` each batch draws ``neural_ratio`` of its samples from the neural
+trajectories (a weighted sampler over the two datasets; ``neural_filter`` keeps only the
+judged or executed successes). The same ``steps`` and ``batch_size`` for both conditions
+give them the same compute.
+
+Resumable (``executor_core.train_state``: ``checkpoints/step_*`` with the
+``pretrained_model/``, the optimizer moments and the step); a rerun of the same command
+continues from the newest checkpoint. The final model is ``<output_dir>/pretrained_model``
+with the resolved config beside it (``train_config.json``).
+
+    executor-train-policy --preset debug
+    executor-train-policy --expert_root outputs/policy_sim/expert60 \
+        --neural_root outputs/policy_sim/neural/dataset --output_dir outputs/policy_sim/mixed
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from executor_core.atomic_io import atomic_path, write_json_atomic
+from executor_core.config_cli import (
+    cli_main,
+    config_to_dict,
+    parse_config,
+    require_local_dataset,
+    save_config_json,
+)
+from executor_core.train_state import latest_checkpoint, load_training_state, save_checkpoint
+from executor_sim.tasks import is_novel_composition
+from visuomotor_policy.configuration_policy import SIM_IMAGE_KEY, STATE_KEY
+from visuomotor_policy.prompt_features import PROMPT_FEATURE_KEY, PromptVectorStep, prompt_dim
+
+logger = logging.getLogger(__name__)
+
+PRETRAINED_DIR = "pretrained_model"
+FAMILIES: tuple[str, ...] = ("pick_place", "push", "stack")
+
+
+@dataclass
+class TrainPolicyConfig:
+    output_dir: Path = Path("outputs/policy_sim/expert_only")
+    expert_root: Path = Path("outputs/policy_sim/expert60")
+    demos_per_family: int = 10  # N expert demos per task family
+    hold_out_novel: bool = True  # no NOVEL_COMPOSITIONS among the expert demos
+    successful_only: bool = True  # expert episodes whose task predicate held
+    neural_root: Path | None = None  # an executor-neural-trajectories dataset
+    neural_ratio: float = 0.5  # share of each batch drawn from the neural trajectories
+    neural_filter: Literal["none", "judge", "executed"] = "none"
+    steps: int = 3000
+    batch_size: int = 16
+    learning_rate: float = 1e-4  # backbone too: it starts from scratch
+    weight_decay: float = 1e-4
+    grad_clip_norm: float = 10.0
+    chunk_size: int = 20  # actions predicted per inference (2 s at 10 Hz)
+    n_action_steps: int = 8  # executed per observation by the goal runner
+    dim_model: int = 256
+    n_heads: int = 4
+    dim_feedforward: int = 1024
+    n_encoder_layers: int = 2
+    n_decoder_layers: int = 1
+    dropout: float = 0.1
+    prompt_conditioning: bool = True  # the prompt as observation.environment_state
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    num_threads: int = 1
+    num_workers: int = 0  # DataLoader workers
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("demos_per_family", "steps", "batch_size", "chunk_size", "n_action_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.n_action_steps > self.chunk_size:
+            raise ValueError(
+                f"n_action_steps ({self.n_action_steps!r}) must be <= chunk_size "
+                f"({self.chunk_size!r})"
+            )
+        if not 0.0 <= self.neural_ratio < 1.0:
+            raise ValueError(f"neural_ratio must be in [0, 1), got {self.neural_ratio!r}")
+        if self.neural_filter not in ("none", "judge", "executed"):
+            raise ValueError(
+                f"neural_filter must be none/judge/executed, got {self.neural_filter!r}"
+            )
+        if not self.learning_rate > 0 or self.save_every <= 0 or self.num_threads <= 0:
+            raise ValueError(
+                f"need learning_rate > 0, save_every > 0, num_threads > 0; got "
+                f"{self.learning_rate!r}, {self.save_every!r}, {self.num_threads!r}"
+            )
+
+
+PRESETS: dict[str, TrainPolicyConfig] = {
+    "debug": TrainPolicyConfig(
+        output_dir=Path("outputs/policy_debug"),
+        expert_root=Path("outputs/sim_debug"),
+        demos_per_family=1,
+        hold_out_novel=False,  # the debug dataset's 3 short episodes
+        successful_only=False,
+        steps=2,
+        batch_size=2,
+        chunk_size=4,
+        n_action_steps=2,
+        dim_model=16,
+        n_heads=2,
+        dim_feedforward=32,
+        n_encoder_layers=1,
+        save_every=1,
+        log_every=1,
+    ),
+    "sim": TrainPolicyConfig(),
+}
+
+
+# ------------------------------------------------------------------------- the data
+def read_episode_records(root: Path) -> list[dict[str, Any]]:
+    path = Path(root) / "meta" / "executor_episodes.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a dataset written by this project")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _novel(record: dict[str, Any]) -> bool:
+    return is_novel_composition(record["task_family"], record["object"], record.get("target") or "")
+
+
+def select_expert_episodes(cfg: TrainPolicyConfig) -> list[int]:
+    """The first ``demos_per_family`` successful episodes of each family (held-out
+    compositions left out with ``hold_out_novel``)."""
+    chosen: dict[str, list[int]] = {f: [] for f in FAMILIES}
+    for r in read_episode_records(cfg.expert_root):
+        family = r["task_family"]
+        failed = cfg.successful_only and not r.get("success", False)
+        if failed or (cfg.hold_out_novel and _novel(r)):
+            continue
+        if len(chosen[family]) < cfg.demos_per_family:
+            chosen[family].append(int(r["episode_index"]))
+    found = {f: len(v) for f, v in chosen.items()}
+    present = [f for f, n in found.items() if n]
+    if not present:
+        raise ValueError(f"{cfg.expert_root}: no usable expert episodes")
+    short = {f: n for f, n in found.items() if 0 < n < cfg.demos_per_family}
+    if short:
+        logger.warning("fewer than %d demos for %s", cfg.demos_per_family, short)
+    return sorted(i for f in present for i in chosen[f])
+
+
+def select_neural_episodes(cfg: TrainPolicyConfig) -> list[int]:
+    assert cfg.neural_root is not None
+    keep = []
+    for r in read_episode_records(cfg.neural_root):
+        if cfg.neural_filter == "judge" and not r.get("judge_success"):
+            continue
+        if cfg.neural_filter == "executed" and not r.get("executed_success"):
+            continue
+        keep.append(int(r["episode_index"]))
+    if not keep:
+        raise ValueError(
+            f"{cfg.neural_root}: no episode passes neural_filter={cfg.neural_filter!r}"
+        )
+    return keep
+
+
+def open_dataset(root: Path, episodes: list[int], chunk_size: int) -> Any:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = require_local_dataset(root)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    fps = info["fps"]
+    return LeRobotDataset(
+        f"local/{root.name}",
+        root=root,
+        episodes=episodes,
+        delta_timestamps={"action": [i / fps for i in range(chunk_size)]},
+    )
+
+
+def feature_stats(datasets: list[Any]) -> dict[str, dict[str, torch.Tensor]]:
+    """Mean/std of state and action over the frames actually trained on (the selected
+    episodes of every dataset), image stats from the datasets' metadata."""
+    stats: dict[str, dict[str, torch.Tensor]] = {}
+    for key in (STATE_KEY, "action"):
+        rows = np.concatenate(
+            [np.stack([np.asarray(v, np.float32) for v in ds.hf_dataset[key]]) for ds in datasets]
+        )
+        stats[key] = {
+            "mean": torch.from_numpy(rows.mean(0)),
+            "std": torch.from_numpy(np.maximum(rows.std(0), 1e-3)),
+        }
+    image = datasets[0].meta.stats[SIM_IMAGE_KEY]
+    stats[SIM_IMAGE_KEY] = {k: torch.as_tensor(np.asarray(image[k])) for k in ("mean", "std")}
+    return stats
+
+
+def mixture_sampler(
+    sizes: list[int], shares: list[float], num_samples: int, seed: int
+) -> torch.utils.data.WeightedRandomSampler:
+    """Sample dataset ``i`` with probability ``shares[i]`` (uniform inside it)."""
+    weights = torch.cat([torch.full((n,), s / n) for n, s in zip(sizes, shares, strict=True)])
+    gen = torch.Generator().manual_seed(seed)
+    return torch.utils.data.WeightedRandomSampler(weights, num_samples, True, generator=gen)
+
+
+# ------------------------------------------------------------------------- the policy
+def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: int) -> tuple:
+    from lerobot.configs import FeatureType, PolicyFeature
+    from lerobot.policies.factory import (
+        get_policy_class,
+        make_policy_config,
+        make_pre_post_processors,
+    )
+
+    inputs = {
+        SIM_IMAGE_KEY: PolicyFeature(FeatureType.VISUAL, (3, image_px, image_px)),
+        STATE_KEY: PolicyFeature(FeatureType.STATE, (6,)),
+    }
+    if cfg.prompt_conditioning:
+        inputs[PROMPT_FEATURE_KEY] = PolicyFeature(FeatureType.ENV, (prompt_dim(),))
+    config = make_policy_config(
+        "act",
+        input_features=inputs,
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (6,))},
+        device="cpu",
+        push_to_hub=False,
+        chunk_size=cfg.chunk_size,
+        n_action_steps=cfg.n_action_steps,
+        vision_backbone="resnet18",
+        pretrained_backbone_weights=None,  # from scratch: nothing is downloaded
+        dim_model=cfg.dim_model,
+        n_heads=cfg.n_heads,
+        dim_feedforward=cfg.dim_feedforward,
+        n_encoder_layers=cfg.n_encoder_layers,
+        n_decoder_layers=cfg.n_decoder_layers,
+        dropout=cfg.dropout,
+        use_vae=False,
+        optimizer_lr=cfg.learning_rate,
+        optimizer_lr_backbone=cfg.learning_rate,
+        optimizer_weight_decay=cfg.weight_decay,
+    )
+    torch.manual_seed(cfg.seed)
+    policy = get_policy_class("act")(config)
+    preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
+    if cfg.prompt_conditioning:  # after the batch dimension is added, before the device
+        names = [type(s).__name__ for s in preprocessor.steps]
+        at = names.index("AddBatchDimensionProcessorStep") + 1
+        preprocessor.steps.insert(at, PromptVectorStep())
+    return policy, preprocessor, postprocessor
+
+
+def save_pretrained(folder: Path, policy: Any, preprocessor: Any, postprocessor: Any) -> None:
+    policy.save_pretrained(folder)
+    preprocessor.save_pretrained(folder)
+    postprocessor.save_pretrained(folder)
+
+
+# ------------------------------------------------------------------------- training
+def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
+    from accelerate import Accelerator
+    from lerobot.scripts.lerobot_train import update_policy
+    from lerobot.utils.logging_utils import AverageMeter, MetricsTracker
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(cfg.num_threads)
+    out = Path(cfg.output_dir)
+    save_config_json(cfg, out / "train_config.json")
+    expert_eps = select_expert_episodes(cfg)
+    datasets = [open_dataset(cfg.expert_root, expert_eps, cfg.chunk_size)]
+    shares = [1.0]
+    neural_eps: list[int] = []
+    if cfg.neural_root is not None:
+        neural_eps = select_neural_episodes(cfg)
+        datasets.append(open_dataset(cfg.neural_root, neural_eps, cfg.chunk_size))
+        shares = [1.0 - cfg.neural_ratio, cfg.neural_ratio]
+    image_px = datasets[0].meta.features[SIM_IMAGE_KEY]["shape"][0]
+    stats = feature_stats(datasets)
+    policy, preprocessor, postprocessor = make_policy_and_processors(cfg, stats, image_px)
+    optimizer = policy.config.get_optimizer_preset().build(policy.get_optim_params())
+    step, elapsed_s = 0, 0.0
+    resume = latest_checkpoint(out)
+    if resume is not None:
+        policy.load_state_dict(load_file(str(resume / PRETRAINED_DIR / "model.safetensors")))
+        state = load_training_state(resume, optimizer)
+        step, elapsed_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        logger.info("resuming from %s (step %d)", resume, step)
+    data = torch.utils.data.ConcatDataset(datasets)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=cfg.batch_size,
+        sampler=mixture_sampler(
+            [len(d) for d in datasets], shares, (cfg.steps - step) * cfg.batch_size, cfg.seed + step
+        ),
+        num_workers=cfg.num_workers,
+        drop_last=True,
+    )
+    accelerator = Accelerator(cpu=True)
+    tracker = MetricsTracker(
+        cfg.batch_size,
+        len(data),
+        sum(d.num_episodes for d in datasets),
+        {
+            "loss": AverageMeter("loss", ":.3f"),
+            "grad_norm": AverageMeter("grdn", ":.3f"),
+            "lr": AverageMeter("lr", ":0.1e"),
+            "update_s": AverageMeter("updt_s", ":.3f"),
+        },
+        initial_step=step,
+        accelerator=accelerator,
+    )
+    logger.info(
+        "training ACT: %d expert episodes%s, %d steps of %d",
+        len(expert_eps),
+        f" + {len(neural_eps)} neural ({cfg.neural_ratio:.0%} of each batch)" if neural_eps else "",
+        cfg.steps,
+        cfg.batch_size,
+    )
+    began = time.perf_counter() - elapsed_s
+    losses: list[float] = []
+    for batch in loader:
+        batch = preprocessor(batch)
+        tracker, _ = update_policy(
+            tracker, policy, batch, optimizer, cfg.grad_clip_norm, accelerator
+        )
+        step += 1
+        tracker.step()
+        losses.append(float(tracker.loss.val))
+        if step % cfg.log_every == 0:
+            logger.info("step %d: %s", step, tracker)
+            tracker.reset_averages()
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            _save(cfg, out, step, policy, preprocessor, postprocessor, optimizer, began)
+    final = latest_checkpoint(out)
+    assert final is not None
+    with atomic_path(out / PRETRAINED_DIR, directory=True) as tmp:
+        shutil.copytree(final / PRETRAINED_DIR, tmp, dirs_exist_ok=True)
+    summary = {
+        "steps": step,
+        "train_s": time.perf_counter() - began,
+        "expert_episodes": expert_eps,
+        "neural_episodes": len(neural_eps),
+        "neural_ratio": cfg.neural_ratio if neural_eps else 0.0,
+        "last_losses": losses[-10:],
+        "config": config_to_dict(cfg),
+    }
+    write_json_atomic(out / "train_summary.json", summary)
+    return summary
+
+
+def _save(cfg, out, step, policy, preprocessor, postprocessor, optimizer, began) -> Path:
+    def write_model(folder: Path) -> None:
+        save_pretrained(folder / PRETRAINED_DIR, policy, preprocessor, postprocessor)
+
+    return save_checkpoint(
+        out,
+        step,
+        write_model,
+        optimizer,
+        {"elapsed_s": time.perf_counter() - began},
+        cfg,
+        keep=cfg.keep_checkpoints,
+    )
+
+
+@cli_main("executor-train-policy")
+def main(argv: list[str] | None = None) -> None:
+    # force: importing lerobot may already have configured the root logger
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
+    cfg = parse_config(TrainPolicyConfig, sys.argv[1:] if argv is None else argv, PRESETS)
+    require_local_dataset(cfg.expert_root)
+    if cfg.neural_root is not None:
+        require_local_dataset(cfg.neural_root)
+    summary = train(cfg)
+    print(json.dumps({k: summary[k] for k in ("steps", "train_s", "neural_episodes")}, indent=2))
+    print(f"policy: {(Path(cfg.output_dir) / PRETRAINED_DIR).resolve()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
