@@ -29,13 +29,13 @@ from control_msgs.action import FollowJointTrajectory
 from executor_interfaces.action import ExecuteTask
 from rclpy.action import ActionClient, ActionServer
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Empty
 
 from executor_bringup.image_conversion import fill_image_msg
 from executor_bringup.qos import command_qos, sensor_qos
+from executor_bringup.spin_executors import QueueSafeMultiThreadedExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
@@ -120,7 +120,7 @@ def main() -> None:
     ]
     rclpy.init(domain_id=args.domain)
     ends = BenchEnds()
-    spin_executor = MultiThreadedExecutor(num_threads=4)
+    spin_executor = QueueSafeMultiThreadedExecutor(num_threads=4)
     spin_executor.add_node(ends)
     spinner = threading.Thread(target=spin_executor.spin, daemon=True)
     spinner.start()

@@ -45,7 +45,6 @@ from action_msgs.msg import GoalStatus
 from executor_interfaces.action import ExecuteTask
 from executor_interfaces.msg import SafetyStatus
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Empty
@@ -56,6 +55,7 @@ from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.launcher import build_commands, node_environment
 from executor_bringup.process_exit import die_with_parent
 from executor_bringup.qos import command_qos, sensor_qos, status_qos
+from executor_bringup.spin_executors import QueueSafeMultiThreadedExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "/soak"
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_default_transports()  # before rclpy.init: every process must agree
     rclpy.init(domain_id=args.domain_id)
     op = Operator()
-    spin_executor = MultiThreadedExecutor(num_threads=3)
+    spin_executor = QueueSafeMultiThreadedExecutor(num_threads=3)
     spin_executor.add_node(op)
     threading.Thread(target=spin_executor.spin, daemon=True).start()
     beating = threading.Event()

@@ -20,16 +20,13 @@ import sys
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import (
-    ExternalShutdownException,
-    MultiThreadedExecutor,
-    SingleThreadedExecutor,
-)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 
 from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.process_exit import exit_process_now
+from executor_bringup.spin_executors import QueueSafeMultiThreadedExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +45,8 @@ def run_node[N: Node](
     """Run the node ``make_node()`` builds until shutdown, then clean up in order.
 
     ``num_threads``: 1 spins on a ``SingleThreadedExecutor``, more on a
-    ``MultiThreadedExecutor`` with that many threads. ``on_shutdown(node)`` runs first on
+    ``QueueSafeMultiThreadedExecutor`` (rclpy's, less its re-submission runaway) with that
+    many threads. ``on_shutdown(node)`` runs first on
     the way out, while the node is still whole (stop threads that own resources).
     ``exit_process``: end the process with ``os._exit(0)`` once everything is released,
     skipping the seconds of interpreter teardown of torch / lerobot. ``args``: rclpy's
@@ -64,7 +62,9 @@ def run_node[N: Node](
         rclpy.try_shutdown()
         raise SystemExit(EXIT_BAD_CONFIG) from exc
     spin_executor = (
-        SingleThreadedExecutor() if num_threads == 1 else MultiThreadedExecutor(num_threads)
+        SingleThreadedExecutor()
+        if num_threads == 1
+        else QueueSafeMultiThreadedExecutor(num_threads)
     )
     spin_executor.add_node(node)
     try:

@@ -19,11 +19,11 @@ from pathlib import Path
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 
 from executor_bringup.dds_transport import apply_default_transports
+from executor_bringup.spin_executors import QueueSafeMultiThreadedExecutor
 
 REPO = Path(__file__).resolve().parents[2]
 apply_default_transports()  # before any rclpy.init of this process; inherited by children
@@ -49,13 +49,13 @@ class SafeActionClient(ActionClient):
 
 
 class RosSession:
-    """An rclpy context on its own domain, with a spinning MultiThreadedExecutor."""
+    """An rclpy context on its own domain, with a spinning QueueSafeMultiThreadedExecutor."""
 
     def __init__(self, domain_id: int) -> None:
         self.domain_id = domain_id
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.spin_executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.spin_executor = QueueSafeMultiThreadedExecutor(num_threads=4, context=self.context)
         self._thread = threading.Thread(target=self.spin_executor.spin, daemon=True)
         self._thread.start()
 

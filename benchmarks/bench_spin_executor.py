@@ -1,0 +1,99 @@
+"""rclpy's MultiThreadedExecutor against ours while a callback waits for a pool thread.
+
+    .venv/bin/python benchmarks/bench_spin_executor.py [--hold-s 1.0] [--messages 20]
+
+Both pool threads (``num_threads`` 2, as executor_node and policy_node spin) are held by
+callbacks that block for ``--hold-s``; meanwhile ``--messages`` messages arrive on a
+subscription, so their callbacks wait in the pool's queue. For each executor it prints the
+pool submissions and the CPU time this process used during the hold (the spinning thread's
+busy loop, ros2/rclpy#1452), and whether every message's callback ran afterwards. Target:
+one submission per message and no busy CPU (ours); rclpy's wheels of this machine
+resubmit the waiting callback on every loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import Empty
+
+from executor_bringup.qos import command_qos
+from executor_bringup.spin_executors import QueueSafeMultiThreadedExecutor
+
+
+def measure(executor_class: type[MultiThreadedExecutor], hold_s: float, messages: int) -> dict:
+    context = Context()
+    rclpy.init(context=context, domain_id=150 + os.getpid() % 50)
+    spin = executor_class(num_threads=2, context=context)
+    submitted = [0]
+    pool_submit = spin._executor.submit
+
+    def counting_submit(*args, **kwargs):
+        submitted[0] += 1
+        return pool_submit(*args, **kwargs)
+
+    spin._executor.submit = counting_submit
+    node = Node("bench_spin_executor", context=context)
+    group, release, held, received = ReentrantCallbackGroup(), threading.Event(), [], []
+
+    def hold(index: int) -> None:
+        timers[index].cancel()
+        held.append(index)
+        release.wait(30.0)
+
+    timers = [node.create_timer(0.01, lambda i=i: hold(i), callback_group=group) for i in range(2)]
+    node.create_subscription(Empty, "tick", lambda _m: received.append(1), command_qos())
+    publisher = node.create_publisher(Empty, "tick", command_qos())
+    spin.add_node(node)
+    thread = threading.Thread(target=spin.spin, daemon=True)
+    thread.start()
+    try:
+        while len(held) < 2 or publisher.get_subscription_count() < 1:
+            time.sleep(0.01)
+        before_submitted, cpu0, wall0 = submitted[0], time.process_time(), time.monotonic()
+        for _ in range(messages):
+            publisher.publish(Empty())
+            time.sleep(hold_s / messages)
+        cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+        during = submitted[0] - before_submitted
+        release.set()
+        end = time.monotonic() + 10.0
+        while len(received) < messages and time.monotonic() < end:
+            time.sleep(0.01)
+        return {"submissions": during, "cpu_s": cpu_s, "wall_s": wall_s, "ran": len(received)}
+    finally:
+        release.set()
+        spin.shutdown(timeout_sec=2.0)
+        thread.join(timeout=5.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hold-s", type=float, default=1.0)
+    parser.add_argument("--messages", type=int, default=20)
+    args = parser.parse_args()
+    if args.hold_s <= 0 or args.messages < 1:
+        parser.error(
+            f"--hold-s must be > 0 and --messages >= 1, got {args.hold_s}, {args.messages}"
+        )
+    print(f"{'executor':34s} {'submissions':>11s} {'CPU during hold':>16s} {'callbacks run':>14s}")
+    for cls in (MultiThreadedExecutor, QueueSafeMultiThreadedExecutor):
+        r = measure(cls, args.hold_s, args.messages)
+        cpu = f"{r['cpu_s']:.2f} s / {r['wall_s']:.2f} s"
+        ran = f"{r['ran']} of {args.messages}"
+        print(f"{cls.__name__:34s} {r['submissions']:11d} {cpu:>16s} {ran:>14s}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()

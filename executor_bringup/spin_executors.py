@@ -1,0 +1,71 @@
+"""The multi-threaded spin executor of our node processes and ROS tests.
+
+rclpy's ``MultiThreadedExecutor`` (the Kilted wheels we run) hands a ready callback to its
+thread pool as a ``Task`` and keeps the task in its list of tasks in progress. Until a pool
+thread has *started* it, the task is neither executing nor done, so the next
+``wait_for_ready_callbacks`` yields it again without waiting, and it is submitted again,
+and again (ros2/rclpy#1452, fixed upstream after our wheels by ros2/rclpy#1547). While the
+spinning thread loops it holds the GIL, so the pool threads take longer to start the task,
+so the loop runs longer: on a loaded 2-core machine it runs away. Measured here: the
+executor node of the SO-101 graph spun a core at 93 % with one image callback re-submitted
+for over a second, its callbacks ran seconds late, and the graph's readiness waits timed
+out (fresh-clone CI failed on it).
+
+``QueueSafeMultiThreadedExecutor`` marks a task as taken when it is queued, so it is not
+yielded again until a pool thread runs it; a task that is still pending after its run (a
+coroutine awaiting something) is handed back to the wait loop as rclpy does, by waking it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.exceptions import InvalidHandle
+from rclpy.executors import (
+    ConditionReachedException,
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    ShutdownException,
+    TimeoutException,
+)
+from rclpy.task import Task
+
+
+class QueueSafeMultiThreadedExecutor(MultiThreadedExecutor):
+    """``MultiThreadedExecutor`` that submits each ready task to its pool once."""
+
+    def _spin_once_impl(
+        self,
+        timeout_sec: float | None = None,
+        wait_condition: Callable[[], bool] = lambda: False,
+    ) -> None:
+        try:
+            handler, _entity, _node = self.wait_for_ready_callbacks(
+                timeout_sec, None, wait_condition
+            )
+        except (
+            ExternalShutdownException,
+            ShutdownException,
+            TimeoutException,
+            ConditionReachedException,
+        ):
+            return
+        # Hidden from the in-progress yield while it waits in the pool's queue; Task.__call__
+        # does nothing while the flag is set, so the pool thread clears it first.
+        handler._executing = True
+        self._executor.submit(self._run_queued, handler)
+        self._futures.append(handler)
+        for future in self._futures[:]:
+            if future.done():
+                self._futures.remove(future)
+                future.result()  # raise the callback's exception here, as rclpy does
+
+    def _run_queued(self, task: Task[Any]) -> None:
+        task._executing = False
+        task()
+        if not task.done() and self._guard is not None:
+            # A coroutine still awaiting: the wait loop resumes it (unless shut down meanwhile).
+            with contextlib.suppress(InvalidHandle):
+                self._guard.trigger()
