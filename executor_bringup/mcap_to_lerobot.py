@@ -54,8 +54,9 @@ from executor_bringup.recording_layout import (
     in_namespace,
 )
 from executor_core.atomic_io import atomic_path, remove_leftovers
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.frames import center_crop_resize
+from executor_core.video_io import keep_thread_scheduling
 from executor_sim.generate import IMAGE_KEY, JOINT_NAMES, dataset_features
 
 logger = logging.getLogger(__name__)
@@ -282,9 +283,11 @@ def convert(cfg: McapToLeRobotConfig) -> dict[str, Any]:
                         "task": prompt,
                     }
                 )
-            dataset.save_episode()
+            with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+                dataset.save_episode()
             records.append(_record(len(records), rec, prompt, len(episode.images)))
-        dataset.finalize()
+        with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+            dataset.finalize()
         shutil.rmtree(build / "images", ignore_errors=True)  # empty once encoded
         lines = "".join(json.dumps(r) + "\n" for r in records)
         (build / "meta" / "executor_recordings.jsonl").write_text(lines)
@@ -318,7 +321,7 @@ def _record(index: int, rec: Recording, prompt: str, frames: int) -> dict[str, A
 
 @cli_main("executor-mcap-to-lerobot")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cfg = parse_config(McapToLeRobotConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     summary = convert(cfg)

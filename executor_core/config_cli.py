@@ -284,6 +284,27 @@ def cli_main[**P](
     return wrap
 
 
+CLI_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def configure_cli_logging(fmt: str = CLI_LOG_FORMAT) -> None:
+    """INFO and above on stderr in ``fmt``, for an entry point's ``main``.
+
+    Importing lerobot installs a root ``StreamHandler`` on stderr, which makes a plain
+    ``logging.basicConfig`` do nothing (our INFO lines would be lost); replacing every root
+    handler (``force=True``) would also remove handlers others put there (pytest's log
+    capture, which then writes to a closed stream in later tests). So: the root logger goes
+    to INFO, plain stream handlers get ``fmt``, and one is added only where there is none.
+    """
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    for handler in root.handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setFormatter(logging.Formatter(fmt))
+
+
 def require_local_dataset(root: str | Path) -> Path:
     """``Path(root)`` when it holds a local LeRobotDataset (``meta/info.json``), else a
     ``FileNotFoundError`` naming it. Call it before any lerobot loader: given a folder that

@@ -1,13 +1,20 @@
-"""Videos on disk: (T, H, W, 3) uint8 RGB frames to mp4, written atomically."""
+"""Videos on disk: (T, H, W, 3) uint8 RGB frames to mp4, written atomically; and the
+scheduling guard every LeRobot dataset writer of ours encodes its videos under."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from executor_core.atomic_io import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 def save_video_mp4(frames: np.ndarray, path: str | Path, fps: float) -> Path:
@@ -26,3 +33,25 @@ def save_video_mp4(frames: np.ndarray, path: str | Path, fps: float) -> Path:
             writer.write(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV wants BGR
         writer.release()
     return path
+
+
+@contextlib.contextmanager
+def keep_thread_scheduling() -> Iterator[None]:
+    """Give the calling thread back the scheduling policy it had on entry.
+
+    The SVT-AV1 encoder (LeRobot's default video codec, ``libsvtav1``, through PyAV)
+    switches the thread that opens it to real-time ``SCHED_FIFO`` priority 99 wherever it
+    may (root, CAP_SYS_NICE), and every thread and process started from that thread
+    afterwards inherits it. Measured here: after one dataset was written in the pytest
+    process, its spinning threads and the five node processes it launched ran at FIFO 99 on
+    2 cores, and the ordinary-priority Feetech bus double they starved never answered a
+    ping. On a robot computer a busy real-time thread can stall the controllers the same
+    way. Every ``save_episode`` / ``finalize`` of ours runs inside this guard.
+    """
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
+            logger.debug("the video encoder changed this thread's scheduling; restoring it")
+            os.sched_setscheduler(0, policy, param)

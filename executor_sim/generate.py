@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from executor_core.atomic_io import atomic_path, remove_leftovers, write_json_atomic
-from executor_core.config_cli import cli_main, config_to_dict, parse_config, save_config_json
+from executor_core.config_cli import (
+    cli_main,
+    config_to_dict,
+    configure_cli_logging,
+    parse_config,
+    save_config_json,
+)
+from executor_core.video_io import keep_thread_scheduling
 from executor_sim.env import EnvConfig
 from executor_sim.rollout import Episode, worker_rollout
 from executor_sim.scene import scene_signature
@@ -214,7 +221,8 @@ def write_dataset(cfg: GenerateConfig, progress: bool = True) -> dict[str, Any]:
             use_videos=True,
         )
         records, attempted = _add_cached_episodes(dataset, cfg, progress)
-        dataset.finalize()
+        with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+            dataset.finalize()
         # LeRobot's temporary frame folder is empty once every episode is encoded.
         shutil.rmtree(build / "images", ignore_errors=True)
         summary = _summary(cfg, attempted, len(records))
@@ -247,7 +255,8 @@ def _add_cached_episodes(
                     "task": prompt,
                 }
             )
-        dataset.save_episode()
+        with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+            dataset.save_episode()
         records.append({"episode_index": len(records), **episode.metadata})
     return records, attempted
 
@@ -307,7 +316,7 @@ def normalise_cli_args(argv: list[str]) -> list[str]:
 
 @cli_main("executor-sim-generate")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     argv = normalise_cli_args(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(GenerateConfig, argv, PRESETS)

@@ -31,7 +31,8 @@ import numpy as np
 from tqdm import tqdm
 
 from executor_core.atomic_io import atomic_path, remove_leftovers, write_bytes_atomic
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
+from executor_core.video_io import keep_thread_scheduling
 from self_distillation.judges.programmatic import ProgrammaticJudge
 from self_distillation.judging import episode_for_item
 from self_distillation.task_items import TaskItem, load_items, write_jsonl_atomic
@@ -245,9 +246,11 @@ def _write_dataset(cfg: DemoGenConfig, items: list[TaskItem], root: Path) -> lis
         held = np.concatenate([np.repeat(clip[:-1], cfg.frame_stride, axis=0), clip[-1:]])
         for frame in held:
             ds.add_frame({VIDEO_KEY: frame, "task": item.proposal.task_prompt})
-        ds.save_episode()
+        with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+            ds.save_episode()
         records.append(episode_record(index, item, cfg, verdict))
-    ds.finalize()
+    with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+        ds.finalize()
     return records
 
 
@@ -277,7 +280,7 @@ def run_generate(cfg: DemoGenConfig) -> Path:
 
 @cli_main("executor-generate-demos")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(DemoGenConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     print(run_generate(cfg))
 

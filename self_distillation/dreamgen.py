@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from executor_core.atomic_io import atomic_path, write_json_atomic, write_text_atomic
-from executor_core.config_cli import cli_main, config_to_dict, parse_config
+from executor_core.config_cli import cli_main, config_to_dict, configure_cli_logging, parse_config
 from executor_core.goal_runner import GoalRunner, GoalRunnerConfig, Guard
 from executor_core.video_io import save_video_mp4
 from executor_sim.env import EnvConfig, make_env
@@ -337,10 +337,7 @@ def plot_rates(path: Path, results: dict[str, Any]) -> None:
 
 @cli_main("executor-dreamgen")
 def main(argv: list[str] | None = None) -> None:
-    # force: importing lerobot may already have configured the root logger
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
-    )
+    configure_cli_logging()
     cfg = parse_config(DreamGenConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     if cfg.merge_from:
         results = merge(cfg)

@@ -59,8 +59,9 @@ from tqdm import tqdm
 
 from executor_core.atomic_io import atomic_path, remove_leftovers
 from executor_core.chunks import chain_chunks
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.video_io import keep_thread_scheduling
 from executor_sim.env import EnvConfig, TabletopEnv, make_env
 from executor_sim.generate import HELD_OUT_SEED_START, IMAGE_KEY, dataset_features
 from executor_sim.rollout import Episode
@@ -439,9 +440,11 @@ def assemble_dataset(cfg: NeuralTrajectoryConfig, items: list[TaskItem]) -> Path
                         "task": episode.metadata["prompt"],
                     }
                 )
-            ds.save_episode()
+            with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+                ds.save_episode()
             records.append({"episode_index": len(records), **episode.metadata})
-        ds.finalize()
+        with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+            ds.finalize()
         shutil.rmtree(build / "images", ignore_errors=True)
         meta = build / "meta"
         (meta / "executor_episodes.jsonl").write_text(
@@ -486,7 +489,7 @@ def run(cfg: NeuralTrajectoryConfig) -> Path | None:
 
 @cli_main("executor-neural-trajectories")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(NeuralTrajectoryConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     final = run(cfg)
     if final is not None:

@@ -57,6 +57,7 @@ from executor_core.atomic_io import atomic_path, write_json_atomic
 from executor_core.config_cli import (
     cli_main,
     config_to_dict,
+    configure_cli_logging,
     parse_config,
     require_local_dataset,
     save_config_json,
@@ -397,10 +398,7 @@ def _save(cfg, out, step, policy, preprocessor, postprocessor, optimizer, began)
 
 @cli_main("executor-train-policy")
 def main(argv: list[str] | None = None) -> None:
-    # force: importing lerobot may already have configured the root logger
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
-    )
+    configure_cli_logging()
     cfg = parse_config(TrainPolicyConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     require_local_dataset(cfg.expert_root)
     if cfg.neural_root is not None:

@@ -1,3 +1,5 @@
+import io
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -7,6 +9,7 @@ from executor_core.config_cli import (
     ConfigError,
     config_from_dict,
     config_to_dict,
+    configure_cli_logging,
     parse_config,
     save_config_json,
 )
@@ -90,3 +93,22 @@ def test_help_lists_presets_and_resolved_keys(capsys):
     assert "--steps  (int)  = 2" in out  # the preset's value, not the dataclass default
     assert "--optim.lr  (float)  = 0.001" in out
     assert "--out  (Path | None)  = None" in out
+
+
+def test_cli_logging_keeps_others_handlers_and_formats_the_plain_one() -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    stream = io.StringIO()
+    plain = logging.StreamHandler(stream)  # what importing lerobot installs, on stderr
+    other = logging.NullHandler()  # e.g. pytest's capture: must stay, untouched
+    root.handlers = [plain, other]
+    root.setLevel(logging.WARNING)
+    try:
+        configure_cli_logging("%(levelname)s|%(message)s")
+        logging.getLogger("executor_test").info("progress 3/4")
+        assert root.handlers == [plain, other]
+        assert stream.getvalue() == "INFO|progress 3/4\n"
+        assert other.formatter is None
+    finally:
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)

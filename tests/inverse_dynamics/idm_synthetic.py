@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from executor_core.robot_description import RobotDescription, default_robot_path
+from executor_core.video_io import keep_thread_scheduling
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
@@ -67,6 +68,8 @@ def write_synthetic_dataset(root: Path, num_episodes: int = 4, length: int = 24)
                     "task": "move",
                 }
             )
-        ds.save_episode()
-    ds.finalize()
+        with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+            ds.save_episode()
+    with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+        ds.finalize()
     return root

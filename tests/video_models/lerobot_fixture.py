@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from executor_core.video_io import keep_thread_scheduling
+
 SIZE_PX = 32
 
 
@@ -53,7 +55,8 @@ def make_tiny_dataset(root: Path, lengths: tuple[int, ...] = (9, 5, 9)) -> Path:
                     "task": prompt,
                 }
             )
-        ds.save_episode()
+        with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+            ds.save_episode()
         records.append(
             {
                 "episode_index": ep,
@@ -67,7 +70,8 @@ def make_tiny_dataset(root: Path, lengths: tuple[int, ...] = (9, 5, 9)) -> Path:
                 "scene": {},
             }
         )
-    ds.finalize()
+    with keep_thread_scheduling():  # SVT-AV1 would leave it real-time
+        ds.finalize()
     (root / "meta" / "executor_episodes.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in records)
     )
