@@ -10,9 +10,10 @@ the runner's defaults. This node adds the ROS side (``executor_bringup.ros_arm.R
 messages, ``output_mode``) out to ``controller_name`` (the safety node's proxy), the
 ``success_service`` task verifier (std_srvs/Trigger; empty: none, as on a real robot).
 
-Threads: the rclpy spin executor (MultiThreadedExecutor, one ReentrantCallbackGroup) only
-takes messages and goals. Each accepted goal goes on a queue; one worker thread runs it
-(models, motion, verification), while the goal's execute callback waits for its result.
+Threads: the rclpy spin executor (``spin_executors.QueueSafeMultiThreadedExecutor``, one
+ReentrantCallbackGroup) only takes messages and goals. Each accepted goal goes on a queue;
+one worker thread runs it (models, motion, verification), while the goal's execute
+callback waits for its result (``executor_bringup.goal_server``, shared with policy_node).
 
 Policy:
 - One goal at a time: a goal that arrives while another runs is rejected; so is an empty
@@ -46,16 +47,12 @@ Policy:
 
 from __future__ import annotations
 
-import queue
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from control_msgs.action import FollowJointTrajectory
-from executor_interfaces.action import ExecuteTask
-from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -65,13 +62,13 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from calibration.rectify import rectifier_from_parameters
 from executor_bringup.goal_media import GoalFeedback, GoalMedia
 from executor_bringup.goal_recording import GoalRecording
+from executor_bringup.goal_server import GoalServer, Job
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.models import load_models
 from executor_bringup.node_main import run_node
 from executor_bringup.polled_subscription import LatestMessage
 from executor_bringup.qos import command_qos, sensor_qos
 from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache
-from executor_bringup.trajectory_conversion import trajectory_to_msg
 from executor_core.goal_runner import (
     GoalAborted,
     GoalResult,
@@ -115,13 +112,6 @@ PARAMETERS = {  # name -> default; the runner's settings default to the runner's
 }
 
 
-@dataclass
-class Job:
-    goal_handle: object
-    done: threading.Event = field(default_factory=threading.Event)
-    result: ExecuteTask.Result = field(default_factory=ExecuteTask.Result)
-
-
 class ExecutorNode(Node):
     def __init__(self, **kwargs: object) -> None:
         super().__init__("executor_node", **kwargs)
@@ -156,8 +146,6 @@ class ExecutorNode(Node):
         self.runner = GoalRunner(video_model, idm, self.robot, self._runner_config())
         self.rectifier = rectifier_from_parameters(self.p("camera_info_path"), self.p("rectify"))
         self.sensors = SensorCache(self.robot.joint_names)
-        self._busy, self._busy_lock = False, threading.Lock()
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
         self.media = GoalMedia(
             Path(self.p("video_dir")),
             float(self.p("video_fps")),
@@ -168,17 +156,13 @@ class ExecutorNode(Node):
         self.recording = GoalRecording(self, float(self.p("video_fps")), self._cb)
         self.arm = self._make_arm()
         self.arm.recording = self.recording
-        self._server = ActionServer(
+        self.goals = GoalServer(
             self,
-            ExecuteTask,
-            "execute_task",
-            execute_callback=self._execute,
-            goal_callback=self._on_goal,
-            cancel_callback=lambda _g: CancelResponse.ACCEPT,
-            callback_group=self._cb,
+            self._run_goal,
+            self.recording,
+            self._cb,
+            max_prompt_chars=lambda: int(self.p("max_prompt_chars")),
         )
-        self._worker = threading.Thread(target=self._work, name="goal_worker", daemon=True)
-        self._worker.start()
         verifier = self.arm.config.verifier_name
         judge = f"task verifier {verifier!r}" if verifier else "no task verifier"
         self.get_logger().info(
@@ -263,58 +247,14 @@ class ExecutorNode(Node):
         self.media.add_camera_frame(rgb)
         self.recording.image(msg)
 
-    # -- action server
-    def _on_goal(self, goal: ExecuteTask.Goal) -> GoalResponse:
-        prompt = goal.task_prompt
-        if len(prompt) > (limit := int(self.p("max_prompt_chars"))):
-            self.get_logger().error(
-                f"rejected goal: task_prompt has {len(prompt)} characters, more than "
-                f"max_prompt_chars {limit} (it starts {prompt[:60]!r})"
-            )
-            return GoalResponse.REJECT
-        if not prompt.strip():
-            self.get_logger().error(f"rejected goal: empty task_prompt {prompt!r}")
-            return GoalResponse.REJECT
-        with self._busy_lock:
-            if self._busy:
-                self.get_logger().warning(
-                    f"rejected goal {goal.task_prompt!r}: another goal is running"
-                )
-                return GoalResponse.REJECT
-            self._busy = True
-        return GoalResponse.ACCEPT
-
-    def _execute(self, goal_handle: object) -> ExecuteTask.Result:
-        job = Job(goal_handle)
-        self._jobs.put(job)
-        job.done.wait()
-        return job.result
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            try:
-                self._run_goal(job)
-            except Exception as exc:  # a bug must not kill the worker or hang the goal
-                self.get_logger().error(f"goal failed with an exception: {exc!r}")
-                job.result.success, job.result.message = False, f"internal error: {exc!r}"
-                self.recording.end(job.result, "aborted")
-                job.goal_handle.abort()
-            finally:
-                with self._busy_lock:
-                    self._busy = False
-                job.done.set()
-
     def shutdown_worker(self, timeout_s: float = 5.0) -> None:
         """Stop the worker after its current goal (daemon: abandoned after ``timeout_s``)."""
-        self._jobs.put(None)
-        self._worker.join(timeout=timeout_s)
-        if self._worker.is_alive():
-            self.get_logger().warning(f"worker still busy after {timeout_s} s; abandoning it")
+        self.goals.shutdown(timeout_s)
         self.media.shutdown()  # a video being written is finished, not lost
         self.recording.shutdown()
 
     # -- one goal
-    def _run_goal(self, job: Job) -> None:
+    def _run_goal(self, job: Job) -> GoalResult:
         gh, goal = job.goal_handle, job.goal_handle.request
         timeout_s = goal.timeout_s if goal.timeout_s > 0 else self.runner.config.timeout_s
         guard = Guard(timeout_s, cancel_requested=lambda: gh.is_cancel_requested)
@@ -328,26 +268,9 @@ class ExecutorNode(Node):
         try:
             self.arm.check_verifier()
         except GoalAborted as exc:
-            self._finish(job, GoalResult("aborted", str(exc), [], []))
-            return
+            return GoalResult("aborted", str(exc), [], [])
         feedback = GoalFeedback(self.media, gh, job.result, self.recording)
-        outcome = self.runner.run(goal.task_prompt, self.arm, guard, feedback, max_replans)
-        self._finish(job, outcome)
-
-    def _finish(self, job: Job, outcome: GoalResult) -> None:
-        result, gh = job.result, job.goal_handle
-        result.success, result.message = outcome.success, outcome.message
-        result.replans_used = outcome.replans_used
-        if (last := outcome.last_trajectory) is not None:
-            result.trajectory = trajectory_to_msg(last)
-        self.recording.end(result, outcome.status)  # sets result.recording_path
-        if outcome.status == "succeeded":
-            gh.succeed()
-        elif outcome.status == "canceled":
-            gh.canceled()
-        else:
-            self.get_logger().error(f"goal aborted: {outcome.message}")
-            gh.abort()
+        return self.runner.run(goal.task_prompt, self.arm, guard, feedback, max_replans)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -20,20 +20,17 @@ deactivate cancels the running goal (the arm is told to hold) and rejects new on
 manager; a failure then ends the process with status 2).
 
 Threads, as in executor_node: the spin executor only takes messages and goals; one worker
-thread runs each accepted goal (inference and motion), one goal at a time. Every goal is
+thread runs each accepted goal (inference and motion), one goal at a time
+(``executor_bringup.goal_server``). Every goal is
 recorded into one MCAP file in ``record_dir`` (``executor_bringup.goal_recording``).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from dataclasses import dataclass, field
-
 import torch
 from control_msgs.action import FollowJointTrajectory
 from executor_interfaces.action import ExecuteTask
-from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image, JointState
@@ -41,13 +38,13 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from executor_bringup.goal_recording import GoalRecording
+from executor_bringup.goal_server import GoalServer, Job
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.models import resolve_model_dir
 from executor_bringup.node_main import autostart_or_fail, run_node
 from executor_bringup.polled_subscription import LatestMessage
 from executor_bringup.qos import command_qos, sensor_qos
 from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache
-from executor_bringup.trajectory_conversion import trajectory_to_msg
 from executor_core.goal_runner import (
     GoalAborted,
     GoalObserver,
@@ -87,13 +84,6 @@ PARAMETERS = {  # name -> default
 }
 
 
-@dataclass
-class Job:
-    goal_handle: object
-    done: threading.Event = field(default_factory=threading.Event)
-    result: ExecuteTask.Result = field(default_factory=ExecuteTask.Result)
-
-
 class PolicyFeedback(GoalObserver):
     """One goal's ExecuteTask feedback (the goal runner's observer), also recorded."""
 
@@ -115,10 +105,7 @@ class PolicyNode(LifecycleNode):
             self.declare_parameter(name, default)
         self._cb = ReentrantCallbackGroup()
         self._accepting = False
-        self._busy, self._busy_lock = False, threading.Lock()
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
-        self._worker: threading.Thread | None = None
-        self._server: ActionServer | None = None
+        self.goals: GoalServer | None = None
         if self.p("autostart"):
             autostart_or_fail(self)
 
@@ -144,14 +131,14 @@ class PolicyNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.shutdown_worker()
-        self._server.destroy()
+        self.goals.destroy()
+        self.goals = None
         for sub in self._inputs:
             self.destroy_subscription(sub)
         self.destroy_publisher(self._hold_pub)
         self._fjt.destroy()
         if self.arm.verifier is not None:
             self.destroy_client(self.arm.verifier)
-        self._server = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -173,17 +160,14 @@ class PolicyNode(LifecycleNode):
         self.recording = GoalRecording(self, self.policy.io.fps_hz, self._cb)
         self.arm = self._make_arm()
         self.arm.recording = self.recording
-        self._server = ActionServer(
+        self.goals = GoalServer(
             self,
-            ExecuteTask,
-            "execute_task",
-            execute_callback=self._execute,
-            goal_callback=self._on_goal,
-            cancel_callback=lambda _g: CancelResponse.ACCEPT,
-            callback_group=self._cb,
+            self._run_goal,
+            self.recording,
+            self._cb,
+            max_prompt_chars=lambda: int(self.p("max_prompt_chars")),
+            accepting=lambda: self._accepting,
         )
-        self._worker = threading.Thread(target=self._work, name="goal_worker", daemon=True)
-        self._worker.start()
         verifier = self.arm.config.verifier_name
         self.get_logger().info(
             f"configured: policy {self.p('policy_path')!r} "
@@ -268,62 +252,16 @@ class PolicyNode(LifecycleNode):
         self.sensors.put_image(rgb, msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
         self.recording.image(msg)
 
-    # -- action server
-    def _on_goal(self, goal: ExecuteTask.Goal) -> GoalResponse:
-        prompt = goal.task_prompt
-        if not self._accepting:
-            self.get_logger().error(f"rejected goal {prompt[:60]!r}: the node is not active")
-            return GoalResponse.REJECT
-        if len(prompt) > (limit := int(self.p("max_prompt_chars"))):
-            self.get_logger().error(
-                f"rejected goal: task_prompt has {len(prompt)} characters, more than "
-                f"max_prompt_chars {limit} (it starts {prompt[:60]!r})"
-            )
-            return GoalResponse.REJECT
-        if not prompt.strip():
-            self.get_logger().error(f"rejected goal: empty task_prompt {prompt!r}")
-            return GoalResponse.REJECT
-        with self._busy_lock:
-            if self._busy:
-                self.get_logger().warning(f"rejected goal {prompt!r}: another goal is running")
-                return GoalResponse.REJECT
-            self._busy = True
-        return GoalResponse.ACCEPT
-
-    def _execute(self, goal_handle: object) -> ExecuteTask.Result:
-        job = Job(goal_handle)
-        self._jobs.put(job)
-        job.done.wait()
-        return job.result
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            try:
-                self._run_goal(job)
-            except Exception as exc:  # a bug must not kill the worker or hang the goal
-                self.get_logger().error(f"goal failed with an exception: {exc!r}")
-                job.result.success, job.result.message = False, f"internal error: {exc!r}"
-                self.recording.end(job.result, "aborted")
-                job.goal_handle.abort()
-            finally:
-                with self._busy_lock:
-                    self._busy = False
-                job.done.set()
-
     def shutdown_worker(self, timeout_s: float = 5.0) -> None:
         """Stop the worker after its current goal (daemon: abandoned after ``timeout_s``)."""
-        if self._worker is None:
+        if self.goals is None or self.goals.stopped:
             return
         self._accepting = False
-        self._jobs.put(None)
-        self._worker.join(timeout=timeout_s)
-        if self._worker.is_alive():
-            self.get_logger().warning(f"worker still busy after {timeout_s} s; abandoning it")
-        self._worker = None
+        self.goals.shutdown(timeout_s)
         self.recording.shutdown()
 
     # -- one goal
-    def _run_goal(self, job: Job) -> None:
+    def _run_goal(self, job: Job) -> GoalResult:
         gh, goal = job.goal_handle, job.goal_handle.request
         # Parameters are read per goal: `ros2 param set` takes effect on the next goal.
         self.runner = GoalRunner.for_policy(self.policy, self.robot, self._runner_config())
@@ -336,24 +274,9 @@ class PolicyNode(LifecycleNode):
         try:
             self.arm.check_verifier()
         except GoalAborted as exc:
-            self._finish(job, GoalResult("aborted", str(exc), [], []))
-            return
+            return GoalResult("aborted", str(exc), [], [])
         feedback = PolicyFeedback(gh, self.recording, self.get_clock())
-        self._finish(job, self.runner.run(goal.task_prompt, self.arm, guard, feedback))
-
-    def _finish(self, job: Job, outcome: GoalResult) -> None:
-        result, gh = job.result, job.goal_handle
-        result.success, result.message = outcome.success, outcome.message
-        if (last := outcome.last_trajectory) is not None:
-            result.trajectory = trajectory_to_msg(last)
-        self.recording.end(result, outcome.status)  # sets result.recording_path
-        if outcome.status == "succeeded":
-            gh.succeed()
-        elif outcome.status == "canceled" and gh.is_cancel_requested:
-            gh.canceled()
-        else:  # aborted, or stopped by a deactivation (no cancel was requested)
-            self.get_logger().error(f"goal aborted: {outcome.message}")
-            gh.abort()
+        return self.runner.run(goal.task_prompt, self.arm, guard, feedback)
 
 
 def main(args: list[str] | None = None) -> None:
