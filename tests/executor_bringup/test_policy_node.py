@@ -36,13 +36,7 @@ from executor_bringup.qos import command_qos, sensor_qos
 from executor_core.robot_description import RobotDescription, default_robot_path
 from visuomotor_policy.testing import save_tiny_random_act
 
-# slow (off by default; `pytest -m slow tests/executor_bringup/test_policy_node.py`): in the
-# fresh-clone CI runs of 2026-11-26 its two graph tests timed out waiting for the goal's
-# result, and after the module an rclpy executor in the pytest process kept yielding one
-# pending task (py-spy) and spun a core, so the ROS tests after it timed out or hung. The
-# module passes on its own (7 passed in 39 s with test_so101_graph); issue 17 stays open
-# until that is understood.
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = pytest.mark.ros
 NS = "/policy_node_test"
 PROMPT = "put the red cube in the bowl"
 ROBOT = RobotDescription.from_yaml(default_robot_path())
