@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from executor_core.frames import center_crop_resize
+from executor_core.safe_loading import refuse_pickles
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,7 @@ class TransformersVLM:
         path = Path(cfg.model_path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no VLM at {path} (expected {path / 'config.json'})")
-        if any(path.glob("*.bin")) and not any(path.glob("*.safetensors")):
-            raise ValueError(f"{path} holds only pickle weights (*.bin); safetensors required")
+        refuse_pickles(path, hint="keep the VLM's safetensors files only")
         self.cfg = cfg
         self.device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device

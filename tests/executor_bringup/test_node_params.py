@@ -10,6 +10,7 @@ from ros_helpers import REPO, fresh_domain_id
 
 from executor_bringup.camera_node import CameraNode
 from executor_bringup.executor_node import ExecutorNode
+from executor_bringup.lerobot_arm_node import LeRobotArmNode
 from executor_bringup.policy_node import PolicyNode
 from executor_bringup.safety_node import SafetyNode
 from executor_bringup.sim_arm_node import SimArmNode
@@ -18,6 +19,7 @@ from executor_bringup.static_tf_node import StaticTfNode
 NODES = {
     "camera_node": CameraNode,
     "executor_node": ExecutorNode,
+    "lerobot_arm_node": LeRobotArmNode,
     "policy_node": PolicyNode,
     "safety_node": SafetyNode,
     "sim_arm_node": SimArmNode,

@@ -81,7 +81,11 @@ def test_transformers_vlm_refuses_missing_or_pickled(tmp_path: Path) -> None:
         TransformersVLM(TransformersVLMConfig(model_path=tmp_path))
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"x")
-    with pytest.raises(ValueError, match="pickle"):
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin.*pickled weights are refused"):
+        TransformersVLM(TransformersVLMConfig(model_path=tmp_path))
+    # Beside safetensors too: no loader of the stack reads a pickle (executor_core.safe_loading).
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin"):
         TransformersVLM(TransformersVLMConfig(model_path=tmp_path))
 
 
