@@ -6,14 +6,12 @@ Both pool threads (``num_threads`` 2, as executor_node and policy_node spin) are
 callbacks that block for ``--hold-s``; meanwhile ``--messages`` messages arrive on a
 subscription, so their callbacks wait in the pool's queue. For each executor it prints the
 pool submissions during the hold, the CPU time this process used meanwhile, and whether
-every message's callback ran afterwards. Target: one submission (ours); rclpy's wheels of
-this machine resubmit the waiting callback on every loop (ros2/rclpy#1452).
-
-The CPU column is not a target: with a message waiting and every pool thread blocked, the
-wait set returns at once with nothing the executor may run (about 10,000 empty waits a
-second, measured with the pool held and 5 messages), under both executors; with no message
-waiting, neither spins. (executor_node and policy_node hold one of their two pool threads
-in a goal's execute callback for the whole goal.)
+every message's callback ran afterwards. Targets (ours): one submission, and no busy CPU
+while the callbacks wait. rclpy's executor in the wheels of this machine resubmits the
+waiting callback on every loop (ros2/rclpy#1452), and its loop never sleeps: the
+subscription leaves the wait set while its callback is handed out, but its QoS event
+handlers stay, and the middleware reports the wait set ready at once while the message is
+unread (with the subscription's event handlers turned off, rclpy's executor idles too).
 """
 
 from __future__ import annotations
