@@ -68,7 +68,7 @@ from executor_bringup.models import load_models
 from executor_bringup.node_main import run_node
 from executor_bringup.polled_subscription import LatestMessage
 from executor_bringup.qos import command_qos, sensor_qos
-from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache
+from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache, model_input_for
 from executor_core.goal_runner import (
     GoalAborted,
     GoalResult,
@@ -145,6 +145,7 @@ class ExecutorNode(Node):
         self.using_test_models = test_double
         self.runner = GoalRunner(video_model, idm, self.robot, self._runner_config())
         self.rectifier = rectifier_from_parameters(self.p("camera_info_path"), self.p("rectify"))
+        self.model_input = model_input_for(self.rectifier)  # (H, W, 3) uint8 -> what models see
         self.sensors = SensorCache(self.robot.joint_names)
         self.media = GoalMedia(
             Path(self.p("video_dir")),
@@ -214,15 +215,6 @@ class ExecutorNode(Node):
             settle_timeout_s=float(self.p("settle_timeout_s")),
             verifier_name=self.resolve_service_name(service) if service else "",
         )
-
-    def model_input(self, image_rgb: np.ndarray) -> np.ndarray:
-        """The frame the models see: rectified when configured. (H, W, 3) uint8."""
-        if self.rectifier is None:
-            return image_rgb
-        try:
-            return self.rectifier(image_rgb)
-        except ValueError as exc:  # frame size differs from the calibration
-            raise GoalAborted(f"cannot rectify image_raw: {exc}") from None
 
     def joint_positions_rad(self) -> np.ndarray | None:
         return self.sensors.joint_positions_rad()

@@ -19,6 +19,9 @@ deactivate cancels the running goal (the arm is told to hold) and rejects new on
 ``autostart: true`` configures and activates at start (bringup without a lifecycle
 manager; a failure then ends the process with status 2).
 
+``rectify: true`` with ``camera_info_path`` (a calibration/ camera_info YAML) undistorts every
+frame the policy sees, as in executor_node; a frame of another size aborts the goal.
+
 Threads, as in executor_node: the spin executor only takes messages and goals; one worker
 thread runs each accepted goal (inference and motion), one goal at a time
 (``executor_bringup.goal_server``). Every goal is
@@ -37,6 +40,7 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
+from calibration.rectify import rectifier_from_parameters
 from executor_bringup.goal_recording import GoalRecording
 from executor_bringup.goal_server import GoalServer, Job
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
@@ -44,7 +48,7 @@ from executor_bringup.models import resolve_model_dir
 from executor_bringup.node_main import autostart_or_fail, run_node
 from executor_bringup.polled_subscription import LatestMessage
 from executor_bringup.qos import command_qos, sensor_qos
-from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache
+from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache, model_input_for
 from executor_core.goal_runner import (
     GoalAborted,
     GoalObserver,
@@ -80,6 +84,8 @@ PARAMETERS = {  # name -> default
     "success_service": "",
     "limit_tolerance_rad": RUNNER_DEFAULTS.limit_tolerance_rad,
     "record_dir": "/tmp/executor_recordings",
+    "camera_info_path": "",
+    "rectify": False,
     "autostart": False,
 }
 
@@ -154,6 +160,7 @@ class PolicyNode(LifecycleNode):
         self.robot = RobotDescription.from_yaml(
             self.p("robot_description_path") or default_robot_path()
         )
+        self.rectifier = rectifier_from_parameters(self.p("camera_info_path"), self.p("rectify"))
         self.policy = self._load_policy()
         self.runner = GoalRunner.for_policy(self.policy, self.robot, self._runner_config())
         self.sensors = SensorCache(self.robot.joint_names)
@@ -226,8 +233,9 @@ class PolicyNode(LifecycleNode):
         verifier = (
             self.create_client(Trigger, service, callback_group=self._cb) if service else None
         )
+        model_input = model_input_for(self.rectifier)
         return RosArm(
-            self, self.sensors, self._arm_config(), self._fjt, self._hold_pub, verifier, lambda x: x
+            self, self.sensors, self._arm_config(), self._fjt, self._hold_pub, verifier, model_input
         )
 
     def _arm_config(self) -> RosArmConfig:

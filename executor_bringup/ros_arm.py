@@ -127,6 +127,24 @@ class NoRecording:
         pass
 
 
+def model_input_for(
+    rectifier: Callable[[np.ndarray], np.ndarray] | None,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The frame the models see: ``rectifier``'s output (``calibration.rectify``), or the
+    camera frame itself without one. A frame the rectifier refuses (another size than its
+    calibration) aborts the goal, naming why."""
+    if rectifier is None:
+        return lambda image_rgb: image_rgb
+
+    def rectified(image_rgb: np.ndarray) -> np.ndarray:
+        try:
+            return rectifier(image_rgb)
+        except ValueError as exc:
+            raise GoalAborted(f"cannot rectify image_raw: {exc}") from None
+
+    return rectified
+
+
 @dataclass(frozen=True)
 class RosArmConfig:
     output_mode: str  # "action" | "topic"

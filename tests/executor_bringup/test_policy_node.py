@@ -31,8 +31,11 @@ from ros_helpers import (
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty
 
+from calibration.camera_info_io import CameraInfoData, save_camera_info
+from calibration.rectify import Rectifier
 from executor_bringup.policy_node import PolicyNode
 from executor_bringup.qos import command_qos, sensor_qos
+from executor_core.goal_runner import GoalAborted
 from executor_core.robot_description import RobotDescription, default_robot_path
 from visuomotor_policy.testing import save_tiny_random_act
 
@@ -190,6 +193,53 @@ def test_lifecycle_in_process(graph, tmp_path: Path) -> None:
         assert not result_of(client.send_goal_async(goal), 10).accepted  # inactive again
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS  # reconfigurable
+        node.shutdown_worker()
+    finally:
+        session.close()
+
+
+def test_rectify_undistorts_what_the_policy_sees(graph, tmp_path: Path) -> None:
+    """``rectify`` with ``camera_info_path`` (as executor_node): the frame the policy gets is
+    the rectified one; a frame of another size aborts the goal naming why; ``rectify``
+    without a calibration fails the configure transition."""
+    _, logs = graph
+    camera = CameraInfoData(
+        image_width_px=64,
+        image_height_px=48,
+        camera_name="barrel",
+        camera_matrix=np.array([[50.0, 0.0, 32.0], [0.0, 50.0, 24.0], [0.0, 0.0, 1.0]]),
+        distortion_model="plumb_bob",
+        distortion_coefficients=np.array([-0.3, 0.09, 0.0, 0.0, 0.0]),
+        rectification_matrix=np.eye(3),
+        projection_matrix=np.array([[50.0, 0.0, 32.0, 0.0], [0.0, 50.0, 24.0, 0.0], [0, 0, 1, 0]]),
+    )
+    path = save_camera_info(camera, tmp_path / "barrel.yaml")
+    policy = Parameter("policy_path", value=str(logs / "pretrained_model"))
+    session = RosSession(fresh_domain_id())
+    try:
+        missing = PolicyNode(
+            namespace="/rectify_missing",
+            context=session.context,
+            parameter_overrides=[policy, Parameter("rectify", value=True)],
+        )
+        assert missing.trigger_configure() == TransitionCallbackReturn.FAILURE
+        node = PolicyNode(
+            namespace="/rectify_test",
+            context=session.context,
+            parameter_overrides=[
+                policy,
+                Parameter("rectify", value=True),
+                Parameter("camera_info_path", value=str(path)),
+                Parameter("record_dir", value=""),
+            ],
+        )
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        frame = np.zeros((48, 64, 3), np.uint8)
+        frame[:, ::8] = 255  # vertical lines: bent by the distortion, moved by rectification
+        np.testing.assert_array_equal(node.arm.model_input(frame), Rectifier(camera)(frame))
+        assert not np.array_equal(node.arm.model_input(frame), frame)
+        with pytest.raises(GoalAborted, match="cannot rectify image_raw"):
+            node.arm.model_input(np.zeros((32, 32, 3), np.uint8))
         node.shutdown_worker()
     finally:
         session.close()
