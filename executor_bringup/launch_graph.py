@@ -1,7 +1,9 @@
 """The one implementation of ``launch/sim.launch.py`` and ``launch/robot.launch.py``.
 
-``ros2 launch executor_bringup <graph>.launch.py [namespace:=/arm1]`` starts the nodes that
-``config/bringup_<graph>.yaml`` (in the package's share folder) lists, read through
+``ros2 launch executor_bringup <graph>.launch.py [namespace:=/arm1] [policy:=PATH]`` starts
+the nodes that ``config/bringup_<graph>.yaml`` (in the package's share folder) lists (with
+``policy``: ``policy_node`` on that LeRobot checkpoint in place of ``executor_node``, as
+``executor-bringup <graph> --set policy=PATH``), read through
 :mod:`executor_bringup.bringup_config`: the same loader ``executor-bringup <graph>`` uses
 (the pip world has no launch package). Only the launch files import this module.
 """
@@ -25,11 +27,16 @@ PACKAGE = "executor_bringup"
 
 
 def graph_launch_description(graph: str) -> LaunchDescription:
-    """A ``namespace`` argument and the nodes of ``config/bringup_<graph>.yaml``."""
+    """``namespace`` and ``policy`` arguments and the nodes of ``config/bringup_<graph>.yaml``."""
     return LaunchDescription(
         [
             DeclareLaunchArgument(
                 "namespace", default_value="", description="put every node under this namespace"
+            ),
+            DeclareLaunchArgument(
+                "policy",
+                default_value="",
+                description="a LeRobot policy checkpoint: policy_node replaces executor_node",
             ),
             OpaqueFunction(function=_graph_nodes, args=[graph]),
         ]
@@ -40,6 +47,8 @@ def _graph_nodes(context: LaunchContext, graph: str) -> list[Node]:
     """One launch_ros Node per node of the graph's YAML, under the launch namespace."""
     share = Path(FindPackageShare(PACKAGE).perform(context))
     config = load_bringup_config(share / "config" / f"bringup_{graph}.yaml")
+    if policy := LaunchConfiguration("policy").perform(context):
+        config = config.with_policy(policy)
     namespace = LaunchConfiguration("namespace").perform(context) or config.namespace
     return [
         Node(

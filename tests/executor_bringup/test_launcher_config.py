@@ -185,7 +185,7 @@ class _Recorded:
 
 class _Context:
     def __init__(self) -> None:
-        self.launch_configurations = {"namespace": "/arm1"}
+        self.launch_configurations = {"namespace": "/arm1", "policy": ""}
 
 
 class _Share(_Recorded):
@@ -221,8 +221,8 @@ def test_launch_files_start_the_nodes_of_their_yaml(
 ) -> None:
     _stub_launch_packages(monkeypatch)
     launch_file = runpy.run_path(str(REPO / "launch" / f"{graph}.launch.py"))
-    argument, opaque = launch_file["generate_launch_description"]().args[0]
-    assert argument.args == ("namespace",)
+    *arguments, opaque = launch_file["generate_launch_description"]().args[0]
+    assert [a.args for a in arguments] == [("namespace",), ("policy",)]
     nodes = opaque.kwargs["function"](_Context(), *opaque.kwargs["args"])
     config = load_bringup_config(REPO / "config" / f"bringup_{graph}.yaml")
     assert [n.kwargs["name"] for n in nodes] == [spec.name for spec in config.nodes]
@@ -231,6 +231,20 @@ def test_launch_files_start_the_nodes_of_their_yaml(
         assert node.kwargs["executable"] == spec.executable
         assert node.kwargs["namespace"] == join_namespace("/arm1", spec.namespace)
         assert node.kwargs["parameters"][:-1] == [str(f) for f in spec.parameter_files]
+
+
+def test_the_policy_argument_starts_policy_node_instead(monkeypatch: pytest.MonkeyPatch) -> None:
+    _stub_launch_packages(monkeypatch)
+    launch_file = runpy.run_path(str(REPO / "launch" / "sim.launch.py"))
+    *_, opaque = launch_file["generate_launch_description"]().args[0]
+    context = _Context()
+    context.launch_configurations["policy"] = "outputs/policy/pretrained_model"
+    nodes = opaque.kwargs["function"](context, *opaque.kwargs["args"])
+    names = [n.kwargs["name"] for n in nodes]
+    assert "policy_node" in names
+    assert "executor_node" not in names
+    policy_node = nodes[names.index("policy_node")]
+    assert policy_node.kwargs["parameters"][-1]["policy_path"] == "outputs/policy/pretrained_model"
 
 
 def _dry_run(*args: str) -> subprocess.CompletedProcess:

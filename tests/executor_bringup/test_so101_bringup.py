@@ -84,8 +84,8 @@ def test_launch_file_starts_the_nodes_of_its_yaml(monkeypatch: pytest.MonkeyPatc
     _stub_launch_packages(monkeypatch)
     launch_file = runpy.run_path(str(REPO / "launch" / "so101.launch.py"))
     assert launch_file["GRAPH"] == "so101"
-    argument, opaque = launch_file["generate_launch_description"]().args[0]
-    assert argument.args == ("namespace",)
+    *arguments, opaque = launch_file["generate_launch_description"]().args[0]
+    assert [a.args for a in arguments] == [("namespace",), ("policy",)]
     nodes = opaque.kwargs["function"](_Context(), *opaque.kwargs["args"])
     config = load_bringup_config(CONFIG)
     assert [n.kwargs["name"] for n in nodes] == [spec.name for spec in config.nodes]
