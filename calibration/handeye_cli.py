@@ -41,7 +41,13 @@ from calibration.joint_space import real_to_model_rad
 from calibration.kinematics import ArmKinematics, default_mjcf_path
 from calibration.targets import TargetSpec, detect_target
 from executor_core.atomic_io import write_json_atomic
-from executor_core.config_cli import ConfigError, cli_main, config_to_dict, parse_config
+from executor_core.config_cli import (
+    ConfigError,
+    cli_main,
+    config_to_dict,
+    configure_cli_logging,
+    parse_config,
+)
 from executor_core.robot_description import RobotDescription, default_robot_path
 
 logger = logging.getLogger(__name__)
@@ -189,7 +195,7 @@ def run(cfg: HandEyeCliConfig) -> tuple[HandEyeResult, StaticTransform]:
 
 @cli_main("executor-calibrate-handeye")
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(HandEyeCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     result, tf = run(cfg)
     print(result.report())

@@ -29,7 +29,13 @@ from calibration.intrinsics import (
 from calibration.sample_selection import CoverageSelector, SelectionOptions
 from calibration.targets import Detection, TargetSpec, detect_target
 from executor_core.atomic_io import write_json_atomic
-from executor_core.config_cli import ConfigError, cli_main, config_to_dict, parse_config
+from executor_core.config_cli import (
+    ConfigError,
+    cli_main,
+    config_to_dict,
+    configure_cli_logging,
+    parse_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +175,7 @@ def run(cfg: IntrinsicsCliConfig) -> IntrinsicsResult:
 
 @cli_main("executor-calibrate-intrinsics")
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(IntrinsicsCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     result = run(cfg)
     print(result.report())

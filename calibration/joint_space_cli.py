@@ -30,7 +30,7 @@ from calibration.joint_space import (
     reported_to_rad,
     save_robot_description,
 )
-from executor_core.config_cli import ConfigError, cli_main, parse_config
+from executor_core.config_cli import ConfigError, cli_main, configure_cli_logging, parse_config
 from executor_core.robot_description import RobotDescription, default_robot_path
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def run(cfg: JointCalibCliConfig) -> tuple[list[JointFit], Path]:
 
 @cli_main("executor-calibrate-joints")
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(JointCalibCliConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     fits, output = run(cfg)
     print("joint          direction  offset [rad]  RMS [rad]  max [rad]  moved [rad]")

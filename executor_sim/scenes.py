@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from executor_core.atomic_io import atomic_path, write_text_atomic
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_sim.env import EnvConfig, make_env
 from executor_sim.generate import normalise_cli_args
 
@@ -79,7 +79,7 @@ def generate_scenes(cfg: ScenesConfig) -> list[dict]:
 
 @cli_main("executor-sim-scenes")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     argv = normalise_cli_args(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(ScenesConfig, argv, PRESETS)
     records = generate_scenes(cfg)

@@ -38,7 +38,12 @@ import torch
 from tqdm import tqdm
 
 from executor_core.atomic_io import atomic_path, remove_leftovers
-from executor_core.config_cli import cli_main, parse_config, require_local_dataset
+from executor_core.config_cli import (
+    cli_main,
+    configure_cli_logging,
+    parse_config,
+    require_local_dataset,
+)
 from inverse_dynamics.dataset_idm import EpisodeArrays, load_episodes, split_episodes
 from inverse_dynamics.evaluate_idm import env_for_dataset, episode_records, reset_to_record
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
@@ -201,7 +206,7 @@ def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
 
 @cli_main("executor-idm-corrections")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_cli_logging("%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(CollectCorrectionsConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     summary = collect(cfg)
     print(json.dumps(summary))

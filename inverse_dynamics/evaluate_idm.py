@@ -39,6 +39,7 @@ from executor_core.atomic_io import write_json_atomic
 from executor_core.config_cli import (
     cli_main,
     config_from_dict,
+    configure_cli_logging,
     parse_config,
     require_local_dataset,
 )
@@ -341,7 +342,7 @@ def format_results(results: dict[str, Any]) -> list[str]:
 
 @cli_main("executor-idm-evaluate")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_cli_logging("%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(EvalIDMConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     print("\n".join(format_results(evaluate(cfg))))
 

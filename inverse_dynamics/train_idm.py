@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from executor_core.config_cli import (
     cli_main,
+    configure_cli_logging,
     parse_config,
     require_local_dataset,
     save_config_json,
@@ -494,7 +495,7 @@ def _export(cfg: TrainIDMConfig, accelerator: Accelerator, raw_model: InverseDyn
 
 @cli_main("executor-idm-train")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_cli_logging("%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(TrainIDMConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     final = train(cfg)
     print(f"final IDM checkpoint: {final}")

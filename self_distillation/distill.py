@@ -17,6 +17,7 @@ from pathlib import Path
 
 from executor_core.config_cli import (
     cli_main,
+    configure_cli_logging,
     parse_config,
     require_local_dataset,
     save_config_json,
@@ -105,7 +106,7 @@ def run_distill(cfg: DistillConfig) -> Path:
 
 @cli_main("executor-distill")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(DistillConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     print(run_distill(cfg))
 

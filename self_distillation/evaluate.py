@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from executor_core.atomic_io import write_bytes_atomic
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.test_doubles import TinyRandomInverseDynamics
 from executor_core.video_io import save_video_mp4
@@ -409,7 +409,7 @@ def run_evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
 @cli_main("executor-evaluate")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(EvalConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     results = run_evaluate(cfg)
     print(

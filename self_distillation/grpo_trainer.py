@@ -37,7 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from executor_core.atomic_io import atomic_path, write_bytes_atomic
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.train_state import latest_checkpoint, load_training_state, save_checkpoint
 from self_distillation.grpo import (
     clipped_surrogate_loss,
@@ -566,7 +566,7 @@ def grpo_step(
 
 @cli_main("executor-grpo")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(GRPOConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     print(train_grpo(cfg))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_sim.tasks import is_novel_composition
 from self_distillation.proposal_schema import TaskProposal
 from self_distillation.task_items import (
@@ -169,7 +169,7 @@ def run_propose(cfg: ProposeConfig) -> dict:
 
 @cli_main("executor-propose")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(ProposeConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     stats = run_propose(cfg)
     print(json.dumps(stats, indent=2))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from executor_core.atomic_io import write_bytes_atomic
-from executor_core.config_cli import cli_main, parse_config
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config
 from self_distillation.task_items import read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def run_report(cfg: ReportConfig) -> Path:
 
 @cli_main("executor-report")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     cfg = parse_config(ReportConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     print(run_report(cfg))
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from executor_core.atomic_io import write_bytes_atomic, write_json_atomic
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.policy import InverseDynamics
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_expert, run_stack
@@ -449,9 +449,7 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
 
 @cli_main("executor-worldtasks")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_cli_logging("%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = sys.argv[1:] if argv is None else argv
     cfg = parse_config(WorldTasksConfig, args, PRESETS)
     cfg = replace(cfg, command=cfg.command or "executor-worldtasks " + " ".join(args))

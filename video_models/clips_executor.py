@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from executor_core.atomic_io import atomic_path
-from executor_core.config_cli import parse_config, require_local_dataset
+from executor_core.config_cli import configure_cli_logging, parse_config, require_local_dataset
 from executor_core.frames import center_crop_resize
 from video_models.configuration_executor import MODEL_PRESETS, ExecutorModelConfig
 from video_models.modeling_executor import build_text_components
@@ -336,7 +336,7 @@ class ClipCacheConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_cli_logging("%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(
         ClipCacheConfig,
         sys.argv[1:] if argv is None else argv,

@@ -43,7 +43,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from executor_core.atomic_io import atomic_path
-from executor_core.config_cli import cli_main, parse_config, save_config_json
+from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.train_state import (
     CONFIG_JSON,
     latest_checkpoint,
@@ -693,7 +693,7 @@ def _write_samples(
 
 @cli_main("executor-train-video")
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_cli_logging("%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(TrainConfig, sys.argv[1:] if argv is None else argv, PRESETS)
     final = train(cfg)
     print(f"pipeline written to {final}")
