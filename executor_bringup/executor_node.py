@@ -52,7 +52,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from control_msgs.action import FollowJointTrajectory
-from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -60,6 +59,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from calibration.rectify import rectifier_from_parameters
+from executor_bringup.action_client import SafeActionClient
 from executor_bringup.goal_media import GoalFeedback, GoalMedia
 from executor_bringup.goal_recording import GoalRecording
 from executor_bringup.goal_server import GoalServer, Job
@@ -197,7 +197,7 @@ class ExecutorNode(Node):
             JointTrajectoryMsg, f"{ctrl}/joint_trajectory", command_qos()
         )
         fjt_name = f"{ctrl}/follow_joint_trajectory"
-        fjt = ActionClient(self, FollowJointTrajectory, fjt_name, callback_group=self._cb)
+        fjt = SafeActionClient(self, FollowJointTrajectory, fjt_name, callback_group=self._cb)
         service = self.p("success_service")
         verifier = (
             self.create_client(Trigger, service, callback_group=self._cb) if service else None

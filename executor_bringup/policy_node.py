@@ -33,7 +33,6 @@ from __future__ import annotations
 import torch
 from control_msgs.action import FollowJointTrajectory
 from executor_interfaces.action import ExecuteTask
-from rclpy.action import ActionClient
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image, JointState
@@ -41,6 +40,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from calibration.rectify import rectifier_from_parameters
+from executor_bringup.action_client import SafeActionClient
 from executor_bringup.goal_recording import GoalRecording
 from executor_bringup.goal_server import GoalServer, Job
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
@@ -226,7 +226,7 @@ class PolicyNode(LifecycleNode):
         self._hold_pub = self.create_publisher(
             JointTrajectoryMsg, f"{ctrl}/joint_trajectory", command_qos()
         )
-        self._fjt = ActionClient(
+        self._fjt = SafeActionClient(
             self, FollowJointTrajectory, f"{ctrl}/follow_joint_trajectory", callback_group=self._cb
         )
         service = self.p("success_service")

@@ -45,7 +45,7 @@ import rclpy.logging
 from action_msgs.msg import GoalStatus
 from control_msgs.action import FollowJointTrajectory
 from executor_interfaces.msg import SafetyStatus
-from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.task import Future
@@ -53,6 +53,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
+from executor_bringup.action_client import SafeActionClient
 from executor_bringup.deadman_thread import MAX_WAIT_S, DeadmanThread
 from executor_bringup.node_main import run_node
 from executor_bringup.polled_subscription import LatestMessage
@@ -163,7 +164,7 @@ class SafetyNode(Node):
                 callback_group=self._cb,
             )
         else:
-            self._client = ActionClient(
+            self._client = SafeActionClient(
                 self,
                 FollowJointTrajectory,
                 f"{ctrl}/follow_joint_trajectory",

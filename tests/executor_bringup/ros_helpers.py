@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import rclpy
-from rclpy.action import ActionClient
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.task import Future
 
+from executor_bringup.action_client import SafeActionClient  # noqa: F401  (re-exported)
 from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.spin_executors import QueueSafeMultiThreadedExecutor
 
@@ -34,18 +34,6 @@ def fresh_domain_id() -> int:
     """A DDS domain for one test module: 1..200, distinct per process and call."""
     _counter[0] += 1
     return 1 + (os.getpid() * 7 + _counter[0] * 31) % 200
-
-
-class SafeActionClient(ActionClient):
-    """ActionClient for a node that an executor is already spinning.
-
-    rclpy's ActionClient.__init__ registers itself with the node (add_waitable) before it
-    creates its ``_lock``; a spinning executor that polls the new waitable in between dies
-    with AttributeError and nothing spins the node afterwards (seen once in CI). The class
-    attribute bridges that window; __init__ then sets the instance's own lock.
-    """
-
-    _lock = threading.Lock()
 
 
 class RosSession:
