@@ -77,6 +77,7 @@ from executor_core.goal_runner import (
     Guard,
 )
 from executor_core.policy import check_idm_mode
+from executor_core.retiming import check_retime_profile
 from executor_core.robot_description import RobotDescription, default_robot_path
 
 RUNNER_DEFAULTS = GoalRunnerConfig()
@@ -109,6 +110,7 @@ PARAMETERS = {  # name -> default; the runner's settings default to the runner's
     "verify_each_chunk": RUNNER_DEFAULTS.verify_each_chunk,
     "replan_from_home": RUNNER_DEFAULTS.replan_from_home,
     "home_speed_rad_s": RUNNER_DEFAULTS.home_speed_rad_s,
+    "retime_profile": RUNNER_DEFAULTS.retime_profile,
 }
 
 
@@ -183,6 +185,7 @@ class ExecutorNode(Node):
             limit_tolerance_rad=float(self.p("limit_tolerance_rad")),
             goal_tolerance_rad=float(self.p("goal_tolerance_rad")),
             verify_each_chunk=bool(self.p("verify_each_chunk")),
+            retime_profile=check_retime_profile(str(self.p("retime_profile"))),
             timeout_s=float(self.p("goal_timeout_s")),
             seed=int(self.p("seed")),
         )

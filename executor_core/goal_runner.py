@@ -70,7 +70,12 @@ from executor_core.policy import (
     imagine_video,
     trajectory_from_video,
 )
-from executor_core.retiming import retime_to_limits, within_position_limits
+from executor_core.retiming import (
+    RetimeProfile,
+    check_retime_profile,
+    retime_to_limits,
+    within_position_limits,
+)
 from executor_core.robot_description import RobotDescription
 from executor_core.types import JointTrajectory, Observation
 
@@ -103,6 +108,9 @@ class GoalRunnerConfig:
     # only for ablations in simulation: on the robot the safety layer rejects what is
     # infeasible, so the node always retimes (it has no parameter for this).
     retime: bool = True
+    # How the clock is slowed (executor_core.retiming): "per_interval" stretches only the
+    # intervals that need it; "uniform" stretches the whole chunk by its worst interval.
+    retime_profile: RetimeProfile = "per_interval"
     timeout_s: float = 120.0  # the whole goal, in the arm's clock
     seed: int = 0  # segment k imagines with seed + k
     # Policy mode only: at most this many chunks per goal (0: until success, the deadline
@@ -111,6 +119,7 @@ class GoalRunnerConfig:
 
     def __post_init__(self) -> None:
         check_idm_mode(self.idm_mode)
+        check_retime_profile(self.retime_profile)
         if self.max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {self.max_replans!r}")
         if self.max_chunks < 0:
@@ -302,7 +311,9 @@ class GoalRunner:
             )
         except ValueError as exc:
             raise GoalAborted(f"{source} trajectory is outside the joint range: {exc}") from None
-        return retime_to_limits(trajectory, self.robot, q) if self.config.retime else trajectory
+        if not self.config.retime:
+            return trajectory
+        return retime_to_limits(trajectory, self.robot, q, profile=self.config.retime_profile)
 
 
 class _GoalRun:

@@ -7,12 +7,29 @@ executor slows it down first: the path (every position) is kept exactly and only
 clock is stretched. With a uniform stretch factor k, finite-difference velocities scale
 by 1/k and accelerations by 1/k^2, so k follows in closed form from the worst ratio, with
 the same finite differences the safety check uses (``executor_core.safety``).
+
+Two profiles (``RETIME_PROFILES``):
+
+* ``uniform``: one factor k for the whole trajectory, from its worst interval. A single
+  spike (the gripper lagging behind its target at the start of a chunk, a jittery frame)
+  slows every other point down with it.
+* ``per_interval`` (the runner's default): each interval between two points gets its own
+  duration, as long as it has to be and no longer. An interval first gets the time its
+  velocity needs; then, while the acceleration at some point exceeds its bound, the two
+  intervals around that point are stretched by the square root of the excess (which
+  brings that point exactly onto the bound; its neighbours are checked again on the next
+  pass). Durations only ever grow, so the passes converge; after a bounded number of
+  passes whatever is left is closed with a uniform factor, so the result is always within
+  the limits, and it is never longer than the ``uniform`` one (that one is returned when it
+  would be). The path is kept exactly, as with ``uniform``; intervals that were feasible
+  keep the imagined pace, so the arm spends time only where the motion needs it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 
@@ -20,6 +37,17 @@ from executor_core.robot_description import RobotDescription
 from executor_core.types import JointTrajectory
 
 logger = logging.getLogger(__name__)
+
+RetimeProfile = Literal["uniform", "per_interval"]
+RETIME_PROFILES: tuple[str, ...] = ("uniform", "per_interval")
+_ACCEL_PASSES = 200  # per_interval: passes over the accelerations before the uniform close
+
+
+def check_retime_profile(profile: str) -> RetimeProfile:
+    """The profile itself if known; a ValueError quoting it otherwise."""
+    if profile not in RETIME_PROFILES:
+        raise ValueError(f"retime_profile must be one of {list(RETIME_PROFILES)}, got {profile!r}")
+    return profile  # type: ignore[return-value]
 
 
 def _implied_dynamics(
@@ -67,15 +95,25 @@ def retime_to_limits(
     robot: RobotDescription,
     start_positions_rad: np.ndarray | None = None,  # (J,)
     margin: float = 0.9,
+    profile: RetimeProfile = "uniform",
 ) -> JointTrajectory:
-    """Stretch the trajectory's clock uniformly so that it is within the dynamic limits.
+    """Stretch the trajectory's clock so that it is within the dynamic limits.
 
-    Positions are unchanged; given velocities/accelerations are rescaled consistently.
-    Returns the input itself when it is already feasible.
+    Positions are unchanged. ``uniform`` rescales given velocities/accelerations
+    consistently; ``per_interval`` (module docstring) needs a positions-only trajectory
+    (given derivatives would no longer match the new clock; such a trajectory is retimed
+    uniformly). Returns the input itself when it is already feasible.
     """
+    check_retime_profile(profile)
     k = time_scale_factor(trajectory, robot, start_positions_rad, margin)
     if k == 1.0:
         return trajectory
+    positions_only = trajectory.velocities_rad_s is None and trajectory.accelerations_rad_s2 is None
+    if profile == "per_interval" and positions_only:
+        retimed = _retime_per_interval(trajectory, robot, start_positions_rad, margin)
+        if retimed.duration_s <= k * trajectory.duration_s:
+            return retimed
+        logger.info("per-interval retiming came out longer than %.2fx: uniform instead", k)
     logger.info("slowing the trajectory down %.2fx to respect the joint limits", k)
     vel = trajectory.velocities_rad_s
     acc = trajectory.accelerations_rad_s2
@@ -85,6 +123,51 @@ def retime_to_limits(
         velocities_rad_s=None if vel is None else vel / k,
         accelerations_rad_s2=None if acc is None else acc / k**2,
         metadata={**trajectory.metadata, "time_scale": f"{k:.4g}"},
+    )
+
+
+def _retime_per_interval(
+    trajectory: JointTrajectory,
+    robot: RobotDescription,
+    start_positions_rad: np.ndarray | None,
+    margin: float,
+) -> JointTrajectory:
+    """Each interval as long as its own velocity and the accelerations around it need."""
+    q, t = trajectory.positions_rad, trajectory.time_from_start_s
+    from_start = start_positions_rad is not None and t[0] > 0
+    if from_start:
+        q = np.vstack([np.asarray(start_positions_rad, dtype=np.float64)[None], q])
+        t = np.concatenate([[0.0], t])
+    dq = np.abs(np.diff(q, axis=0))  # (S, J)
+    vmax = margin * robot.max_velocity_rad_s
+    amax = margin * robot.max_acceleration_rad_s2
+    dt = np.maximum(np.diff(t), np.max(dq / vmax, axis=1))  # velocity first
+    for _ in range(_ACCEL_PASSES):
+        v = np.diff(q, axis=0) / dt[:, None]
+        a = np.diff(v, axis=0) / (0.5 * (dt[1:] + dt[:-1]))[:, None]  # (S-1, J)
+        excess = np.max(np.abs(a) / amax, axis=1, initial=0.0)  # at point i + 1
+        if excess.size == 0 or excess.max() <= 1.0 + 1e-9:
+            break
+        stretch = np.ones_like(dt)
+        bad = np.flatnonzero(excess > 1.0)
+        factor = np.sqrt(excess[bad]) * (1 + 1e-9)
+        np.maximum.at(stretch, bad, factor)  # the interval before the point
+        np.maximum.at(stretch, bad + 1, factor)  # and the one after it
+        dt = dt * stretch
+    new_t = t[0] + np.concatenate([[0.0], np.cumsum(dt)])
+    retimed = replace(trajectory, time_from_start_s=new_t[1:] if from_start else new_t)
+    k_rest = time_scale_factor(retimed, robot, start_positions_rad, margin)
+    if k_rest > 1.0:  # passes ran out: close the rest uniformly (always feasible)
+        retimed = replace(retimed, time_from_start_s=retimed.time_from_start_s * k_rest)
+    stretch_total = retimed.duration_s / trajectory.duration_s
+    logger.info("retimed per interval to the joint limits: %.2fx longer", stretch_total)
+    return replace(
+        retimed,
+        metadata={
+            **trajectory.metadata,
+            "time_scale": f"{stretch_total:.4g}",
+            "retime_profile": "per_interval",
+        },
     )
 
 

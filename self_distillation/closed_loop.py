@@ -23,6 +23,7 @@ import numpy as np
 
 from executor_core.goal_runner import GoalRunner, GoalRunnerConfig, Guard
 from executor_core.policy import IdmMode, InverseDynamics, VideoModel
+from executor_core.retiming import RetimeProfile
 from executor_sim.env import EnvConfig, TabletopEnv
 from executor_sim.env import make_env as make_sim_env
 from executor_sim.expert import expert_policy
@@ -58,6 +59,7 @@ class ClosedLoopConfig:
     replan_from_home: bool = _RUNNER_DEFAULTS.replan_from_home
     home_speed_rad_s: float = _RUNNER_DEFAULTS.home_speed_rad_s
     retime: bool = _RUNNER_DEFAULTS.retime  # false: an ablation the robot cannot run
+    retime_profile: RetimeProfile = _RUNNER_DEFAULTS.retime_profile
 
     def __post_init__(self) -> None:
         if self.num_episodes <= 0 or self.max_replans < 0 or self.max_steps <= 0:
@@ -87,6 +89,7 @@ class ClosedLoopConfig:
             home_rate_hz=fps_hz,
             verify_each_chunk=self.verify_each_chunk,
             retime=self.retime,
+            retime_profile=self.retime_profile,
             timeout_s=self.max_steps / fps_hz,
             seed=seed,
         )

@@ -276,3 +276,13 @@ def test_bad_idm_mode_fails_at_startup_naming_it(graph, tmp_path: Path) -> None:
     finally:
         stop_process(proc)
     assert "got 'blind'" in log.read_text()
+
+
+def test_retime_profile_parameter(graph) -> None:
+    assert graph[0].runner.config.retime_profile == "per_interval"  # the runner's default
+    with pytest.raises(ValueError, match=r"retime_profile must be one of .*got 'spline'"):
+        ExecutorNode(
+            namespace="/bad_retime_profile",
+            context=graph[0].context,
+            parameter_overrides=[Parameter("retime_profile", value="spline")],
+        )

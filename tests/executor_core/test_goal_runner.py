@@ -239,3 +239,18 @@ def test_retiming_can_be_switched_off_for_sim_ablations() -> None:
     fast = JointTrajectory(ROBOT.joint_names, jump[None], np.array([0.1]))
     assert runner(retime=False).feasible(fast, q) is fast
     assert runner().feasible(fast, q).duration_s > 0.1
+
+
+def test_retime_profile_reaches_the_retiming() -> None:
+    q = ROBOT.home_rad.astype(np.float64)
+    points = np.tile(q, (6, 1))
+    points[3:, 1] += 0.25  # one jump in the middle of an otherwise resting chunk
+    chunk = JointTrajectory(ROBOT.joint_names, points, 0.1 * np.arange(1, 7))
+    assert GoalRunnerConfig().retime_profile == "per_interval"  # the robot's default
+    fast = runner().feasible(chunk, q)
+    slow = runner(retime_profile="uniform").feasible(chunk, q)
+    assert fast.metadata["retime_profile"] == "per_interval"
+    assert "retime_profile" not in slow.metadata
+    assert 0.6 < fast.duration_s < slow.duration_s
+    with pytest.raises(ValueError, match="'cubic'"):
+        GoalRunnerConfig(retime_profile="cubic")

@@ -68,3 +68,81 @@ def test_within_position_limits_moves_near_misses_and_refuses_the_rest() -> None
     far = JointTrajectory(robot.joint_names, q, np.array([0.1, 0.2, 0.3]))
     with pytest.raises(ValueError, match=r"'elbow_flex' point 2: target 1\.99"):
         within_position_limits(far, robot, tolerance_rad=0.05)
+
+
+# -- the per_interval profile
+SO101 = RobotDescription.from_yaml(default_robot_path())
+
+
+def _so101_chunk(
+    rng: np.random.Generator, n: int, step_rad: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(start, positions): a smooth walk from home, inside the joint ranges."""
+    start = SO101.home_rad.copy()
+    q = start + np.cumsum(rng.normal(0, step_rad, size=(n, len(start))), axis=0)
+    return start, np.clip(q, SO101.lower_rad, SO101.upper_rad)
+
+
+def test_per_interval_stretches_only_around_a_spike():
+    start = SO101.home_rad.copy()
+    q = np.tile(start, (8, 1))
+    q[:, 0] += 0.01 * np.arange(1, 9)  # a slow, feasible pan
+    q[4:, 1] += 0.25  # a jump of the lift between points 3 and 4
+    traj = JointTrajectory(SO101.joint_names, q, 0.1 * np.arange(1, 9))
+    assert not check_joint_trajectory(traj, SO101, start).ok
+    uniform = retime_to_limits(traj, SO101, start, profile="uniform")
+    fast = retime_to_limits(traj, SO101, start, profile="per_interval")
+    for out in (uniform, fast):
+        assert check_joint_trajectory(out, SO101, start).ok
+        assert np.array_equal(out.positions_rad, traj.positions_rad)
+    dt = np.diff(np.concatenate([[0.0], fast.time_from_start_s]))
+    assert np.allclose(dt[:2], 0.1)  # far from the jump: as imagined
+    assert np.allclose(dt[-2:], 0.1)
+    assert dt[4] > 0.1  # the jump's own interval is slower
+    assert fast.duration_s < uniform.duration_s - 0.05  # 0.85 s against 0.94 s
+    assert fast.metadata["retime_profile"] == "per_interval"
+    scale = fast.duration_s / traj.duration_s
+    assert float(fast.metadata["time_scale"]) == pytest.approx(scale, rel=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_per_interval_is_feasible_exact_and_never_slower_than_uniform(seed):
+    rng = np.random.default_rng(seed)
+    start, q = _so101_chunk(rng, int(rng.integers(2, 30)), float(rng.uniform(0.005, 0.06)))
+    traj = JointTrajectory(SO101.joint_names, q, 0.1 * np.arange(1, len(q) + 1))
+    uniform = retime_to_limits(traj, SO101, start, profile="uniform")
+    fast = retime_to_limits(traj, SO101, start, profile="per_interval")
+    rules = {v.rule for v in check_joint_trajectory(fast, SO101, start).violations}
+    assert rules <= {"start_jump"}  # a big first step is the safety layer's to refuse
+    assert np.array_equal(fast.positions_rad, traj.positions_rad)
+    assert np.all(np.diff(fast.time_from_start_s) > 0)
+    assert fast.duration_s <= uniform.duration_s + 1e-12
+    assert fast.duration_s >= traj.duration_s
+
+
+def test_per_interval_without_a_start_state():
+    rng = np.random.default_rng(3)
+    _, q = _so101_chunk(rng, 12, 0.05)
+    traj = JointTrajectory(SO101.joint_names, q, 0.1 * np.arange(0, 12))  # t0 = 0
+    fast = retime_to_limits(traj, SO101, None, profile="per_interval")
+    assert fast.time_from_start_s[0] == 0.0
+    assert time_scale_factor(traj, SO101, None) > 1.0
+    assert time_scale_factor(fast, SO101, None) == 1.0  # within the (margin) limits
+
+
+def test_per_interval_with_given_velocities_falls_back_to_uniform():
+    rng = np.random.default_rng(4)
+    start, q = _so101_chunk(rng, 10, 0.05)
+    t = 0.1 * np.arange(1, 11)
+    v = np.gradient(q, t, axis=0)
+    traj = JointTrajectory(SO101.joint_names, q, t, velocities_rad_s=v)
+    out = retime_to_limits(traj, SO101, start, profile="per_interval")
+    k = out.time_from_start_s[-1] / t[-1]
+    assert np.allclose(out.time_from_start_s, t * k)  # uniform: derivatives stay consistent
+    assert np.allclose(out.velocities_rad_s, v / k)
+
+
+def test_unknown_profile_is_named():
+    traj = _traj(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="'smooth'"):
+        retime_to_limits(traj, ROBOT, profile="smooth")
