@@ -25,10 +25,15 @@ frame the policy sees, as in executor_node; a frame of another size aborts the g
 Threads, as in executor_node: the spin executor only takes messages and goals; one worker
 thread runs each accepted goal (inference and motion), one goal at a time
 (``executor_bringup.goal_server``). Every goal is
-recorded into one MCAP file in ``record_dir`` (``executor_bringup.goal_recording``).
+recorded into one MCAP file in ``record_dir`` (``executor_bringup.goal_recording``), and
+the camera frames of its motion into ``video_dir/<goal>_executed.mp4`` (at
+``executed_video_fps``; 0: none), the result's ``executed_video_path``, as executor_node
+writes its executed videos (a policy imagines nothing: ``imagined_video_path`` stays empty).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from control_msgs.action import FollowJointTrajectory
@@ -41,6 +46,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from calibration.rectify import rectifier_from_parameters
 from executor_bringup.action_client import SafeActionClient
+from executor_bringup.goal_media import GoalMedia
 from executor_bringup.goal_recording import GoalRecording
 from executor_bringup.goal_server import GoalServer, Job
 from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
@@ -57,6 +63,7 @@ from executor_core.goal_runner import (
     GoalRunnerConfig,
     Guard,
 )
+from executor_core.retiming import check_retime_profile
 from executor_core.robot_description import RobotDescription, default_robot_path
 from visuomotor_policy.configuration_policy import PolicyIOConfig
 from visuomotor_policy.modeling_policy import LeRobotChunkPolicy
@@ -83,7 +90,10 @@ PARAMETERS = {  # name -> default
     "settle_timeout_s": 2.0,
     "success_service": "",
     "limit_tolerance_rad": RUNNER_DEFAULTS.limit_tolerance_rad,
+    "retime_profile": RUNNER_DEFAULTS.retime_profile,
     "record_dir": "/tmp/executor_recordings",
+    "video_dir": "/tmp/executor_videos",
+    "executed_video_fps": 10.0,
     "camera_info_path": "",
     "rectify": False,
     "autostart": False,
@@ -91,11 +101,28 @@ PARAMETERS = {  # name -> default
 
 
 class PolicyFeedback(GoalObserver):
-    """One goal's ExecuteTask feedback (the goal runner's observer), also recorded."""
+    """One goal's ExecuteTask feedback (the goal runner's observer), also recorded, and its
+    executed video."""
 
-    def __init__(self, goal_handle: object, recording: GoalRecording, clock: object) -> None:
-        self.goal_handle, self.recording, self.clock = goal_handle, recording, clock
+    def __init__(
+        self,
+        goal_handle: object,
+        result: ExecuteTask.Result,
+        recording: GoalRecording,
+        media: GoalMedia,
+        clock: object,
+    ) -> None:
+        self.goal_handle, self.result, self.recording = goal_handle, result, recording
+        self.media, self.clock = media, clock
         self.start_ns = clock.now().nanoseconds
+        self.stem = bytes(goal_handle.goal_id.uuid).hex()[:12]
+
+    def segment_started(self, segment: int) -> None:
+        self.media.start_recording()
+
+    def segment_ended(self, segment: int) -> None:
+        path = Path(self.media.video_dir) / f"{self.stem}_executed.mp4"
+        self.result.executed_video_path = self.media.save_executed(path)
 
     def phase(self, phase: str, progress: float) -> None:
         elapsed_s = 1e-9 * (self.clock.now().nanoseconds - self.start_ns)
@@ -165,6 +192,12 @@ class PolicyNode(LifecycleNode):
         self.runner = GoalRunner.for_policy(self.policy, self.robot, self._runner_config())
         self.sensors = SensorCache(self.robot.joint_names)
         self.recording = GoalRecording(self, self.policy.io.fps_hz, self._cb)
+        self.media = GoalMedia(
+            Path(str(self.p("video_dir"))),
+            self.policy.io.fps_hz,  # unused: a policy imagines no video
+            float(self.p("executed_video_fps")),
+            self.get_logger(),
+        )
         self.arm = self._make_arm()
         self.arm.recording = self.recording
         self.goals = GoalServer(
@@ -213,6 +246,7 @@ class PolicyNode(LifecycleNode):
         return GoalRunnerConfig(
             max_chunks=int(self.p("max_chunks")),
             limit_tolerance_rad=float(self.p("limit_tolerance_rad")),
+            retime_profile=check_retime_profile(str(self.p("retime_profile"))),
             timeout_s=float(self.p("goal_timeout_s")),
         )
 
@@ -258,6 +292,7 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(f"rejected image_raw message: {exc}", throttle_duration_sec=2.0)
             return
         self.sensors.put_image(rgb, msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
+        self.media.add_camera_frame(rgb)
         self.recording.image(msg)
 
     def shutdown_worker(self, timeout_s: float = 5.0) -> None:
@@ -266,6 +301,7 @@ class PolicyNode(LifecycleNode):
             return
         self._accepting = False
         self.goals.shutdown(timeout_s)
+        self.media.shutdown()
         self.recording.shutdown()
 
     # -- one goal
@@ -283,7 +319,7 @@ class PolicyNode(LifecycleNode):
             self.arm.check_verifier()
         except GoalAborted as exc:
             return GoalResult("aborted", str(exc), [], [])
-        feedback = PolicyFeedback(gh, self.recording, self.get_clock())
+        feedback = PolicyFeedback(gh, job.result, self.recording, self.media, self.get_clock())
         return self.runner.run(goal.task_prompt, self.arm, guard, feedback)
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus
@@ -93,6 +94,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
                 "success_service": "task_success",
                 "max_image_age_s": 3.0,
                 "record_dir": str(logs / "recordings"),
+                "video_dir": str(logs / "videos"),
             },
             logs / "policy.log",
         ),
@@ -134,6 +136,21 @@ def test_a_goal_runs_policy_chunks_until_its_timeout(graph) -> None:
     assert progress == sorted(progress)
     assert op.motion_since(t0) > 0.005  # the simulated joints really moved
     assert res.result.recording_path.startswith(str(logs / "recordings"))
+    # the camera while the policy acted: a readable mp4 of its frames
+    executed = Path(res.result.executed_video_path)
+    assert executed.parent == logs / "videos"
+    assert executed.name.endswith("_executed.mp4")
+    assert res.result.imagined_video_path == ""  # a policy imagines nothing
+    assert not list(executed.parent.glob(".*"))  # no temp file left behind
+    capture = cv2.VideoCapture(str(executed))
+    try:
+        assert capture.isOpened()
+        count = 0
+        while capture.read()[0]:
+            count += 1
+    finally:
+        capture.release()
+    assert count >= 10, count  # camera at 10 Hz; leave room for a loaded machine
 
 
 def test_cancel_ends_the_goal_and_the_arm_holds(graph) -> None:
