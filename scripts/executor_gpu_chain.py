@@ -55,6 +55,7 @@ from self_distillation.evaluate import PRESETS as EVAL_PRESETS
 from self_distillation.evaluate import ModelPaths, run_evaluate
 from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
 from self_distillation.grpo_trainer import train_grpo
+from self_distillation.judges.executed import ExecutedJudgeConfig
 from self_distillation.judging import JudgeConfig, episode_for_item, judge_videos, make_judge
 from self_distillation.sft_baseline import expert_clips
 from self_distillation.task_items import load_items
@@ -85,6 +86,9 @@ class GpuChainConfig:
     # the three-score execution-aware judge, or ``executed`` (the video executes in the
     # simulator; issue 14 switches this on)
     demo_judge: Literal["programmatic", "execution_aware", "executed"] = "programmatic"
+    # demo_judge executed: also the consistency score a kept demo needs (issue 14: it
+    # executes and its consistency passes)
+    demo_min_consistency: float = 0.0
     distill_minutes: float = 2.5
     distill_max_steps: int = 40000
     distill_batch_size: int = 128
@@ -128,6 +132,10 @@ class GpuChainConfig:
         if self.distill_minutes <= 0 or self.grpo_minutes <= 0:
             raise ValueError(
                 f"time budgets must be > 0, got {self.distill_minutes!r}, {self.grpo_minutes!r}"
+            )
+        if not 0.0 <= self.demo_min_consistency <= 1.0:
+            raise ValueError(
+                f"demo_min_consistency must be in [0, 1], got {self.demo_min_consistency!r}"
             )
 
 
@@ -242,21 +250,25 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
             stats.get("demo_items"),
             stats.get("demo_samples"),
             stats.get("demo_judge", "programmatic"),
+            stats.get("demo_min_consistency", 0.0),
         )
-        wanted = (cfg.demo_items, cfg.demo_samples, cfg.demo_judge)
+        wanted = (cfg.demo_items, cfg.demo_samples, cfg.demo_judge, cfg.demo_min_consistency)
         if rendered != wanted:
             raise ValueError(
-                f"{cache_path} holds demos of (demo_items, demo_samples, demo_judge) = "
+                f"{cache_path} holds demos of (demo_items, demo_samples, demo_judge, "
+                f"demo_min_consistency) = "
                 f"{rendered!r}, this config asks for {wanted!r}; use another output_dir"
             )
         logger.info("reusing the judged demos in %s", cache_path)
         return cache_path
     items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
     pipe = load_video_pipeline(Path(cfg.demonstrator), "sim")
-    judge = make_judge(JudgeConfig(kind=cfg.demo_judge))
+    executed = ExecutedJudgeConfig(min_consistency=cfg.demo_min_consistency)
+    judge = make_judge(JudgeConfig(kind=cfg.demo_judge, executed=executed))
     jobs = [(it, s) for s in range(cfg.demo_samples) for it in items]
     t0 = time.perf_counter()
     kept, kept_items, successes = [], [], 0
+    per_family: dict[str, list[int]] = {}  # family -> [kept, rendered]
     for start in range(0, len(jobs), cfg.demo_batch_size):
         batch = jobs[start : start + cfg.demo_batch_size]
         with torch.no_grad():
@@ -267,6 +279,9 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
             ).frames
         verdicts = judge_videos(judge, list(frames), [episode_for_item(it) for it, _ in batch])
         for (it, _), video, verdict in zip(batch, frames, verdicts, strict=True):
+            family = per_family.setdefault(str(it.proposal.metadata.get("task_family")), [0, 0])
+            family[1] += 1
+            family[0] += int(verdict.success)
             if verdict.success:
                 successes += 1
                 kept.append(video)
@@ -277,10 +292,12 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
     cache = prompt_clip_cache(cfg, kept, kept_items, pipe.config.max_text_tokens)
     stats = {
         "demo_judge": cfg.demo_judge,
+        "demo_min_consistency": cfg.demo_min_consistency,
         "demo_items": cfg.demo_items,
         "demo_samples": cfg.demo_samples,
         "demos": len(jobs),
         "judged_successes": successes,
+        "kept_per_family": {f: f"{k}/{n}" for f, (k, n) in sorted(per_family.items())},
         "distinct_prompts": len(cache.texts),
     }
     cache_path = write_clip_cache(cache, out / "demos_prompt.npz")

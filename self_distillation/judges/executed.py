@@ -40,14 +40,19 @@ logger = logging.getLogger(__name__)
 class ExecutedJudgeConfig:
     execution: ExecutedSuccessConfig = field(default_factory=ExecutedSuccessConfig)
     executed_weight: float = 0.5  # score = w * executed + (1 - w) * consistency
+    # success also needs the execution-aware consistency score at least this high (0: the
+    # video executes, whatever it shows); demonstration selection asks for both
+    min_consistency: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.executed_weight <= 1.0:
-            raise ValueError(f"executed_weight must be in [0, 1], got {self.executed_weight!r}")
+        for name in ("executed_weight", "min_consistency"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
 
 
 class ExecutedJudge:
-    """``success``: the video executes; ``score``: executed and consistency, weighted."""
+    """``success``: the video executes (and is consistent enough, ``min_consistency``);
+    ``score``: executed and consistency, weighted."""
 
     def __init__(
         self, config: ExecutedJudgeConfig | None = None, idm: InverseDynamics | None = None
@@ -70,7 +75,7 @@ class ExecutedJudge:
             seen = self.visual.judge(video, episode)
             verdicts.append(
                 ExecutionAwareVerdict(
-                    success=bool(ex.success),
+                    success=bool(ex.success) and seen.consistency >= self.config.min_consistency,
                     score=w * float(ex.success) + (1.0 - w) * seen.consistency,
                     reason=f"executed: {ex.message} | {seen.reason}",
                     details={

@@ -33,6 +33,8 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="demo_items"):
         chain.GpuChainConfig(demo_items=0)
     assert chain.GpuChainConfig(stage="distill").distill_init is None
+    with pytest.raises(ValueError, match="demo_min_consistency must be in"):
+        chain.GpuChainConfig(demo_min_consistency=1.5)
 
 
 def test_judged_demos_are_reused_only_for_the_same_request(tmp_path: Path) -> None:
@@ -44,8 +46,15 @@ def test_judged_demos_are_reused_only_for_the_same_request(tmp_path: Path) -> No
     same = chain.GpuChainConfig(stage="distill", demo_items=8, demo_samples=2)
     assert chain.render_and_judge_demos(same, tmp_path) == cache
     other = chain.GpuChainConfig(stage="distill", demo_items=16, demo_samples=2)
-    with pytest.raises(ValueError, match=r"\(8, 2, 'programmatic'\).*\(16, 2, 'programmatic'\)"):
+    with pytest.raises(
+        ValueError, match=r"\(8, 2, 'programmatic', 0.0\).*\(16, 2, 'programmatic', 0.0\)"
+    ):
         chain.render_and_judge_demos(other, tmp_path)
+    stricter = chain.GpuChainConfig(
+        stage="distill", demo_items=8, demo_samples=2, demo_min_consistency=0.8
+    )
+    with pytest.raises(ValueError, match=r"\(8, 2, 'programmatic', 0.8\)"):
+        chain.render_and_judge_demos(stricter, tmp_path)
 
 
 def test_text_table_round_trip_and_lookup(tmp_path: Path, monkeypatch) -> None:

@@ -4,6 +4,7 @@ adds the consistency score; every stage that takes a judge can select it."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,26 @@ def test_stages_select_the_executed_judge_from_the_command_line() -> None:
     assert cfg.judge.executed.executed_weight == 1.0
     with pytest.raises(ValueError, match="executed_weight"):
         ExecutedJudgeConfig(executed_weight=1.5)
+
+
+def test_min_consistency_makes_an_inconsistent_execution_a_failure(probes) -> None:
+    expert = probes["expert"]
+    base = ExecutedSuccessConfig(idm_path=IDM)
+    plain = ExecutedJudge(ExecutedJudgeConfig(base))
+    verdicts = plain.judge_many([p.frames for p in expert], [p.record for p in expert])
+    executed = [v for v in verdicts if v.details["executed"]["success"]]
+    assert executed, [v.reason for v in verdicts]
+    strict = ExecutedJudge(ExecutedJudgeConfig(base, min_consistency=0.9), idm=plain.idm)
+    seen = strict.visual.judge
+
+    def less_consistent(video, episode):  # the same verdict with a consistency of 0.5
+        return replace(seen(video, episode), consistency=0.5)
+
+    strict.visual.judge = less_consistent
+    again = strict.judge_many([p.frames for p in expert], [p.record for p in expert])
+    for v in again:
+        assert not v.success  # executes, but its consistency 0.5 < 0.9
+        assert v.score == pytest.approx(0.5 * v.task + 0.5 * 0.5)
+    assert sum(v.task for v in again) == len(executed)  # the execution itself is unchanged
+    with pytest.raises(ValueError, match="min_consistency"):
+        ExecutedJudgeConfig(min_consistency=-0.1)
