@@ -14,6 +14,14 @@ Choose on a validation range, report on the benchmark's split:
     .venv/bin/python benchmarks/bench_retime_profiles.py --first_seed 1000000 \\
         --items 64 --output checkpoints/executor_sim/results/retime_seen.json
 
+``--model PATH`` runs another video model of the same condition (e.g. an Executor
+distilled another way) and ``--baseline JSON`` adds, per profile, the paired difference
+against an earlier output of this benchmark on the same items and seeds:
+
+    .venv/bin/python benchmarks/bench_retime_profiles.py --first_seed 1000000 --items 64 \
+        --profiles per_interval --model outputs/wt/run_exec/executor_distilled/pipeline \
+        --baseline checkpoints/executor_sim/results/retime_seen.json --output OUT.json
+
 Prints one JSON summary; writes it, with the per-item records, to ``--output``.
 """
 
@@ -57,6 +65,7 @@ class Job:
     profiles: tuple[str, ...]
     idm: str
     image_size_px: int
+    model: str
 
 
 _STATE: dict[str, Any] = {}
@@ -64,7 +73,7 @@ _STATE: dict[str, Any] = {}
 
 def _init(job: Job) -> None:
     torch.set_num_threads(1)
-    pipe = load_video_pipeline(Path(MODELS[job.condition]), "sim", "cpu")
+    pipe = load_video_pipeline(Path(job.model), "sim", "cpu")
     _STATE.update(
         job=job,
         model=VideoWorldModel(pipe),
@@ -150,6 +159,26 @@ def summarize(rows: list[dict[str, Any]], profiles: tuple[str, ...]) -> dict[str
     return out
 
 
+def against_baseline(
+    rows: list[dict[str, Any]], profiles: tuple[str, ...], baseline: Path
+) -> dict[str, Any]:
+    """This run minus ``baseline`` (same items and seeds), per profile both have."""
+    earlier = json.loads(baseline.read_text())
+    by_id = {r["item_id"]: r for r in earlier["records"]}
+    if sorted(by_id) != sorted(r["item_id"] for r in rows):
+        raise ValueError(f"{baseline} holds other items than this run")
+    out: dict[str, Any] = {"baseline": str(baseline), "baseline_model": earlier.get("model")}
+    for profile in profiles:
+        if profile not in earlier["records"][0]:
+            continue
+        d, low, high = paired_difference(
+            {r["item_id"]: [r[profile]["success"]] for r in rows},
+            {i: [b[profile]["success"]] for i, b in by_id.items()},
+        )
+        out[profile] = {"points": 100 * d, "ci95": [100 * low, 100 * high]}
+    return out
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -159,6 +188,8 @@ def main() -> int:
     parser.add_argument("--condition", default="executor_distilled", choices=sorted(MODELS))
     parser.add_argument("--profiles", default=",".join(RETIME_PROFILES))
     parser.add_argument("--idm", default="checkpoints/idm_sim")
+    parser.add_argument("--model", default="", help="video model folder (default: the condition's)")
+    parser.add_argument("--baseline", type=Path, help="an earlier output on the same items")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
@@ -170,10 +201,12 @@ def main() -> int:
         parser.error(f"need --workers >= 1 and --items >= 1, got {args.workers}, {args.items}")
     t0 = time.perf_counter()
     items = build_split(SplitSpec(args.split, args.items, args.first_seed))
-    job = Job(args.condition, profiles, args.idm, 64)
+    job = Job(args.condition, profiles, args.idm, 64, args.model or MODELS[args.condition])
     with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(job,)) as pool:
         rows = pool.map(_run_item, items, chunksize=1)
     summary = summarize(rows, profiles)
+    if args.baseline is not None:
+        summary["vs_baseline"] = against_baseline(rows, profiles, args.baseline)
     command = "benchmarks/bench_retime_profiles.py " + " ".join(sys.argv[1:])
     result = {
         "command": command,
@@ -181,6 +214,7 @@ def main() -> int:
         "split": args.split,
         "first_seed": args.first_seed,
         "condition": args.condition,
+        "model": job.model,
         "wall_s": time.perf_counter() - t0,
         "summary": summary,
         "records": rows,
