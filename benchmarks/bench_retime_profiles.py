@@ -104,6 +104,10 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
     return row
 
 
+def _first(row: dict[str, Any], profile: str) -> bool:
+    return bool(row[profile]["success"]) and row[profile].get("replans", 0) == 0
+
+
 def summarize(rows: list[dict[str, Any]], profiles: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for profile in ("expert", *profiles):
@@ -119,6 +123,8 @@ def summarize(rows: list[dict[str, Any]], profiles: tuple[str, ...]) -> dict[str
                 f"{sum(r['family'] == f for r in rows)}"
                 for f in families
             },
+            # solved by the first imagined segment: what one imagined video executes to
+            "first_attempt_success": sum(_first(r, profile) for r in rows) / len(rows),
             "mean_steps_successful": (
                 statistics.mean(r[profile]["steps"] for r in ok) if ok else None
             ),
@@ -176,6 +182,11 @@ def against_baseline(
             {i: [b[profile]["success"]] for i, b in by_id.items()},
         )
         out[profile] = {"points": 100 * d, "ci95": [100 * low, 100 * high]}
+        d, low, high = paired_difference(
+            {r["item_id"]: [_first(r, profile)] for r in rows},
+            {i: [_first(b, profile)] for i, b in by_id.items()},
+        )
+        out[f"{profile}, first attempt"] = {"points": 100 * d, "ci95": [100 * low, 100 * high]}
     return out
 
 
