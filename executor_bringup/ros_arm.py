@@ -52,6 +52,10 @@ from executor_core.types import JointTrajectory, Observation
 # How long the task verifier may take to be discovered and to answer one request. A sim
 # predicate answers in milliseconds; the bound only turns a dead verifier into a message.
 VERIFIER_WAIT_S = 5.0
+# How long a goal waits for the FollowJointTrajectory server to be discovered (the first goal
+# right after bringup can come before discovery ends on a loaded host); a cancel or the
+# goal's deadline ends the wait sooner.
+SERVER_WAIT_S = 5.0
 POLL_S = 0.01
 
 
@@ -251,9 +255,7 @@ class RosArm:
     def _send_goal_and_wait(
         self, msg: JointTrajectoryMsg, guard: Guard, tolerate_goal_miss: bool
     ) -> None:
-        name = self.config.action_name
-        if not self.fjt.wait_for_server(timeout_sec=2.0):
-            raise GoalAborted(f"no FollowJointTrajectory server at {name!r} in 2 s")
+        self._wait_for_server(guard)
         send = self.fjt.send_goal_async(FollowJointTrajectory.Goal(trajectory=msg))
         self.recording.command(msg)
         if not wait_future(send, 5.0):
@@ -285,6 +287,17 @@ class RosArm:
             raise GoalAborted(
                 f"trajectory failed (error_code {res.error_code}): {res.error_string}"
             )
+
+    def _wait_for_server(self, guard: Guard) -> None:
+        end = time.monotonic() + SERVER_WAIT_S
+        while not self.fjt.server_is_ready():
+            guard.check()  # nothing was sent yet: a cancel needs no hold
+            if time.monotonic() >= end:
+                raise GoalAborted(
+                    f"no FollowJointTrajectory server at {self.config.action_name!r} "
+                    f"in {SERVER_WAIT_S:g} s"
+                )
+            time.sleep(POLL_S)
 
     def hold(self) -> None:
         """An empty trajectory: the controller's "stop and hold here"."""
