@@ -35,6 +35,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,8 +214,10 @@ def main() -> int:
     t0 = time.perf_counter()
     items = build_split(SplitSpec(args.split, args.items, args.first_seed))
     job = Job(args.condition, profiles, args.idm, 64, args.model or MODELS[args.condition])
-    with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(job,)) as pool:
-        rows = pool.map(_run_item, items, chunksize=1)
+    # a worker that cannot start breaks this pool (multiprocessing.Pool restarts it forever)
+    context = mp.get_context("spawn")
+    with ProcessPoolExecutor(args.workers, context, _init, (job,)) as pool:
+        rows = list(pool.map(_run_item, items))
     summary = summarize(rows, profiles)
     if args.baseline is not None:
         summary["vs_baseline"] = against_baseline(rows, profiles, args.baseline)

@@ -30,6 +30,8 @@ import logging
 import multiprocessing as mp
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,11 +252,7 @@ def execute_videos(
     if cfg.workers == 1 or len(jobs) <= 1:
         results = _execute_in_process(jobs, cfg, idm)
     else:
-        # spawn: a forked EGL/MuJoCo context is not safe to reuse in the child.
-        with mp.get_context("spawn").Pool(
-            min(cfg.workers, len(jobs)), initializer=_init_worker, initargs=(cfg, idm)
-        ) as pool:
-            results = pool.map(_execute_in_worker, jobs, chunksize=1)
+        results = _execute_in_pool(jobs, cfg, idm)
     batch = ExecutionBatch(results, time.perf_counter() - began, cfg.workers)
     logger.info(
         "executed %d videos: %.1f %% succeed, %.2f s per video (%d worker(s))",
@@ -293,6 +291,27 @@ def _execute_in_process(
             return [execute_one(env, model, video, start, cfg) for video, start in jobs]
     finally:
         env.close()
+
+
+def _execute_in_pool(
+    jobs: list[tuple[np.ndarray, SimStart]], cfg: ExecutedSuccessConfig, idm: InverseDynamics | None
+) -> list[Execution]:
+    """The jobs over ``cfg.workers`` spawned processes, in order.
+
+    spawn: a forked EGL/MuJoCo context is not safe to reuse in the child. A worker that
+    cannot start (no IDM at ``idm_path``, no GL) breaks the pool and ends the call with
+    an error; multiprocessing.Pool would start a replacement forever and never return.
+    """
+    context = mp.get_context("spawn")
+    workers = min(cfg.workers, len(jobs))
+    try:
+        with ProcessPoolExecutor(workers, context, _init_worker, (cfg, idm)) as pool:
+            return list(pool.map(_execute_in_worker, jobs))
+    except BrokenProcessPool as exc:
+        raise RuntimeError(
+            f"an executed-success worker process failed to start or died ({exc}); its "
+            f"traceback is in the log above (idm_path {str(cfg.idm_path)!r})"
+        ) from None
 
 
 _WORKER: dict[str, Any] = {}

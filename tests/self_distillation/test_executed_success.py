@@ -131,3 +131,12 @@ def test_bad_input_is_named(synthetic_items: Path) -> None:
     with pytest.raises(ValueError, match="2 videos for 1 starts"):
         execute_videos([good, good], [start])
     assert GivenVideo(good)(np.zeros((8, 8, 3), np.uint8), "x", 3) is good
+
+
+def test_a_worker_that_cannot_start_ends_the_call(clips, tmp_path: Path) -> None:
+    # multiprocessing.Pool restarted such a worker forever: the call never returned
+    probes = clips["frozen"][:2]
+    cfg = ExecutedSuccessConfig(idm_path=tmp_path / "no_idm_here", workers=2)
+    starts = [SimStart.from_record(p.record) for p in probes]
+    with pytest.raises(RuntimeError, match=r"worker process failed to start.*no_idm_here"):
+        execute_videos([p.frames for p in probes], starts, cfg)
