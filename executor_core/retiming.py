@@ -143,8 +143,7 @@ def _retime_per_interval(
     amax = margin * robot.max_acceleration_rad_s2
     dt = np.maximum(np.diff(t), np.max(dq / vmax, axis=1))  # velocity first
     for _ in range(_ACCEL_PASSES):
-        v = np.diff(q, axis=0) / dt[:, None]
-        a = np.diff(v, axis=0) / (0.5 * (dt[1:] + dt[:-1]))[:, None]  # (S-1, J)
+        _, a = _implied_dynamics(q, np.concatenate([[0.0], np.cumsum(dt)]), None)  # (S-1, J)
         excess = np.max(np.abs(a) / amax, axis=1, initial=0.0)  # at point i + 1
         if excess.size == 0 or excess.max() <= 1.0 + 1e-9:
             break
