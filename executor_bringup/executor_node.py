@@ -28,6 +28,9 @@ Policy:
   ``max_clock_skew_s`` ahead of the node's clock, naming the age or the skew.
 - ``rectify: true`` with ``camera_info_path`` undistorts every frame the models see
   (``calibration.rectify.Rectifier``), in the worker; a frame of another size aborts.
+- ``num_candidates`` > 1 imagines that many videos per segment and tracks the one
+  ``candidate_judge`` rates best (``self_distillation.judging.make_critic``); only that one
+  is written to ``video_dir`` and recorded. Each costs one more imagining per segment.
 - Each imagined video is written to ``video_dir`` (``<goal>_<segment>.mp4``) while the arm
   moves; the camera frames received while a segment executes and is verified (at most
   ``executed_video_fps``) go next to it (``<goal>_<segment>_executed.mp4``).
@@ -79,6 +82,7 @@ from executor_core.goal_runner import (
 from executor_core.policy import check_idm_mode
 from executor_core.retiming import check_retime_profile
 from executor_core.robot_description import RobotDescription, default_robot_path
+from self_distillation.judging import make_critic
 
 RUNNER_DEFAULTS = GoalRunnerConfig()
 PARAMETERS = {  # name -> default; the runner's settings default to the runner's defaults
@@ -111,6 +115,8 @@ PARAMETERS = {  # name -> default; the runner's settings default to the runner's
     "replan_from_home": RUNNER_DEFAULTS.replan_from_home,
     "home_speed_rad_s": RUNNER_DEFAULTS.home_speed_rad_s,
     "retime_profile": RUNNER_DEFAULTS.retime_profile,
+    "num_candidates": RUNNER_DEFAULTS.num_candidates,
+    "candidate_judge": "execution_aware",
 }
 
 
@@ -145,7 +151,7 @@ class ExecutorNode(Node):
                 "motion is meaningless. Set executor_pipeline_dir and idm_dir for real use."
             )
         self.using_test_models = test_double
-        self.runner = GoalRunner(video_model, idm, self.robot, self._runner_config())
+        self.runner = self._runner(video_model, idm)
         self.rectifier = rectifier_from_parameters(self.p("camera_info_path"), self.p("rectify"))
         self.model_input = model_input_for(self.rectifier)  # (H, W, 3) uint8 -> what models see
         self.sensors = SensorCache(self.robot.joint_names)
@@ -176,6 +182,11 @@ class ExecutorNode(Node):
     def p(self, name: str) -> object:
         return self.get_parameter(name).value
 
+    def _runner(self, video_model: object, idm: object) -> GoalRunner:
+        config = self._runner_config()
+        critic = make_critic(str(self.p("candidate_judge")), config.num_candidates)
+        return GoalRunner(video_model, idm, self.robot, config, critic=critic)
+
     def _runner_config(self) -> GoalRunnerConfig:
         return GoalRunnerConfig(
             idm_mode=check_idm_mode(self.p("idm_mode")),
@@ -186,6 +197,7 @@ class ExecutorNode(Node):
             goal_tolerance_rad=float(self.p("goal_tolerance_rad")),
             verify_each_chunk=bool(self.p("verify_each_chunk")),
             retime_profile=check_retime_profile(str(self.p("retime_profile"))),
+            num_candidates=int(self.p("num_candidates")),
             timeout_s=float(self.p("goal_timeout_s")),
             seed=int(self.p("seed")),
         )
@@ -256,9 +268,7 @@ class ExecutorNode(Node):
         max_replans = goal.max_replans if goal.max_replans >= 0 else None
         # Parameters are read per goal: `ros2 param set` takes effect on the next goal.
         self.arm.config = self._arm_config()
-        self.runner = GoalRunner(
-            self.runner.video_model, self.runner.idm, self.robot, self._runner_config()
-        )
+        self.runner = self._runner(self.runner.video_model, self.runner.idm)
         self.recording.begin(gh, str(self.p("record_dir")))
         try:
             self.arm.check_verifier()

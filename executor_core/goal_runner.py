@@ -11,7 +11,11 @@ One goal, segment by segment (at most ``max_replans + 1`` segments):
    from clips that start at home, and an image with the arm elsewhere is out of their
    distribution;
 2. observe (a camera frame taken after the last motion ended, and the joint state) and
-   imagine a video of the task from it (seed ``seed + segment``);
+   imagine a video of the task from it (seed ``seed + segment``); with ``num_candidates``
+   > 1, imagine that many (candidate ``j`` with seed ``seed + segment + j *
+   CANDIDATE_SEED_STRIDE``, so candidate 0 is the single imagining's video), let the
+   critic (``VideoCritic``, e.g. a judge of the imagined frames) read each, and go on with
+   the best (``best_candidate``: accepted first, then the highest score);
 3. turn the video into motion with the IDM, ``idm_mode``:
    - ``closed_loop`` (default; the better one in simulation): for each imagined frame after
      the first, one IDM chunk from the frame and joint state measured now to that frame,
@@ -57,12 +61,14 @@ import numpy as np
 from executor_core.chunks import chain_chunks, concatenate_trajectories, return_home
 from executor_core.policy import (
     PHASE_CONVERTING,
-    PHASE_IMAGINING,
     ChunkPolicy,
     ClosedLoopInverseDynamics,
+    Critique,
     IdmMode,
     InverseDynamics,
+    VideoCritic,
     VideoModel,
+    best_candidate,
     check_idm_mode,
     chunk_in_order,
     chunk_towards,
@@ -83,6 +89,7 @@ logger = logging.getLogger(__name__)
 
 PHASE_EXECUTING = "executing"
 PHASE_VERIFYING = "verifying"
+CANDIDATE_SEED_STRIDE = 10_000  # candidate j of a segment imagines with seed + j * this
 GoalStatus = Literal["succeeded", "aborted", "canceled"]
 
 
@@ -113,6 +120,9 @@ class GoalRunnerConfig:
     retime_profile: RetimeProfile = "per_interval"
     timeout_s: float = 120.0  # the whole goal, in the arm's clock
     seed: int = 0  # segment k imagines with seed + k
+    # Imagined videos per segment; with more than one, the runner's critic picks the one
+    # tracked (the others are only imagined). Needs a critic.
+    num_candidates: int = 1
     # Policy mode only: at most this many chunks per goal (0: until success, the deadline
     # or a cancel).
     max_chunks: int = 0
@@ -122,6 +132,8 @@ class GoalRunnerConfig:
         check_retime_profile(self.retime_profile)
         if self.max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {self.max_replans!r}")
+        if self.num_candidates < 1:
+            raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates!r}")
         if self.max_chunks < 0:
             raise ValueError(f"max_chunks must be >= 0 (0: no limit), got {self.max_chunks!r}")
         for name in ("home_speed_rad_s", "home_rate_hz", "timeout_s"):
@@ -218,6 +230,10 @@ NO_VIDEO = np.zeros((0, 0, 0, 3), np.uint8)  # a policy-mode segment imagines no
 class SegmentRecord:
     video: np.ndarray  # (T, S, S, 3) uint8, the imagined segment; NO_VIDEO in policy mode
     sent: list[JointTrajectory] = field(default_factory=list)  # what went to the arm, in order
+    # With num_candidates > 1: the critic's reading of every candidate, and which one
+    # ``video`` is (empty and 0 with a single candidate).
+    critiques: list[Critique] = field(default_factory=list)
+    chosen: int = 0
 
 
 @dataclass
@@ -256,13 +272,18 @@ class GoalRunner:
         config: GoalRunnerConfig | None = None,
         *,
         policy: ChunkPolicy | None = None,
+        critic: VideoCritic | None = None,
     ) -> None:
         self.video_model, self.idm, self.robot = video_model, idm, robot
-        self.policy = policy
+        self.policy, self.critic = policy, critic
         self.config = config or GoalRunnerConfig()
+        if critic is not None and not callable(getattr(critic, "critique", None)):
+            raise ValueError(f"{type(critic).__name__} has no critique: not a VideoCritic")
         if policy is not None:
             if video_model is not None or idm is not None:
                 raise ValueError("give either a policy or a video model and an IDM, not both")
+            if critic is not None or self.config.num_candidates > 1:
+                raise ValueError("a policy imagines nothing: no critic, num_candidates 1")
             if not callable(getattr(policy, "next_chunk", None)):
                 raise ValueError(f"{type(policy).__name__} has no next_chunk: not a ChunkPolicy")
             return
@@ -270,6 +291,11 @@ class GoalRunner:
             raise ValueError(
                 f"need a video model and an IDM (or a policy: GoalRunner.for_policy), got "
                 f"{type(video_model).__name__} and {type(idm).__name__}"
+            )
+        if self.config.num_candidates > 1 and critic is None:
+            raise ValueError(
+                f"num_candidates {self.config.num_candidates} needs a critic to choose between "
+                f"the imagined videos (GoalRunner(..., critic=...))"
             )
         if self.config.idm_mode == "closed_loop" and not hasattr(idm, "predict_chunk"):
             raise ValueError(
@@ -388,16 +414,9 @@ class _GoalRun:
     def _segment(self, index: int) -> tuple[bool, str]:
         """Imagine, execute, verify one segment: (task done, message)."""
         obs = self.arm.observe(self.guard)
-        video = imagine_video(
-            obs.image_rgb,
-            self.prompt,
-            self.runner.video_model,
-            self.seed + index,
-            lambda phase: self._progress(phase, 0.1 if phase == PHASE_IMAGINING else 0.4),
-        )
-        record = SegmentRecord(video)
+        record = self._imagine(index, obs)
         self.segments.append(record)
-        self.observer.imagined(index, video)
+        self.observer.imagined(index, record.video)
         self.guard.check()
         self._progress(PHASE_EXECUTING, 0.5)
         self.observer.segment_started(index)
@@ -411,6 +430,38 @@ class _GoalRun:
         finally:
             self.observer.segment_ended(index)
         return self._judge(record, err, verdict, last=index == self.max_replans)
+
+    def _imagine(self, index: int, obs: Observation) -> SegmentRecord:
+        """The segment's video: the only one, or the critic's pick of ``num_candidates``."""
+        count = self.cfg.num_candidates
+        videos: list[np.ndarray] = []
+        critiques: list[Critique] = []
+        for j in range(count):
+            self.guard.check()
+            within = 0.1 + 0.3 * j / count
+            video = imagine_video(
+                obs.image_rgb,
+                self.prompt,
+                self.runner.video_model,
+                self.seed + index + j * CANDIDATE_SEED_STRIDE,
+                lambda phase, within=within: self._progress(phase, within),
+            )
+            videos.append(video)
+            if count > 1:
+                critiques.append(self.runner.critic.critique(video, self.prompt))
+        if count == 1:
+            return SegmentRecord(videos[0])
+        chosen = best_candidate(critiques)
+        logger.info(
+            "segment %d: candidate %d of %d chosen (%s, score %.3f); accepted: %d",
+            index,
+            chosen,
+            count,
+            "accepted" if critiques[chosen].accepted else "none accepted",
+            critiques[chosen].score,
+            sum(c.accepted for c in critiques),
+        )
+        return SegmentRecord(videos[chosen], critiques=critiques, chosen=chosen)
 
     def _execute(self, index: int, record: SegmentRecord, obs: Observation) -> Verdict | None:
         """Send the segment's motion; a verdict when one was asked on the way."""

@@ -13,6 +13,10 @@ corrected every ``frame_stride`` control steps rather than accumulating over the
 The two models are small Protocols, so the Executor pipeline and the IDM plug in without
 this module knowing them (``executor_core.test_doubles`` has tiny random ones).
 
+Several imagined videos per segment (``GoalRunnerConfig.num_candidates``): a ``VideoCritic``
+reads each one (the imagined frames and the prompt, nothing of the scene's state) and the
+runner tracks the one it rates best (``best_candidate``).
+
 The goal runner's other mode drives a visuomotor policy instead of the two models
 (``ChunkPolicy``: the latest observation and the prompt -> the next action chunk), e.g. a
 LeRobot policy through ``visuomotor_policy.LeRobotChunkPolicy``; ``chunk_in_order`` puts
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 import numpy as np
@@ -51,6 +56,30 @@ class VideoModel(Protocol):
     def __call__(self, image_rgb: np.ndarray, prompt: str, seed: int) -> np.ndarray:
         """(H, W, 3) uint8 + prompt -> (T, H', W', 3) uint8 frames, frame 0 = the input."""
         ...
+
+
+@dataclass(frozen=True)
+class Critique:
+    """A critic's reading of one imagined video."""
+
+    accepted: bool  # the critic believes the video shows the task done, physically
+    score: float  # higher is better; compared only between videos of one segment
+    reason: str = ""
+
+
+class VideoCritic(Protocol):
+    def critique(self, video: np.ndarray, prompt: str) -> Critique:
+        """(T, H, W, 3) uint8 imagined frames + the task prompt -> a Critique. A prompt the
+        critic cannot read is a ValueError naming it."""
+        ...
+
+
+def best_candidate(critiques: Sequence[Critique]) -> int:
+    """The index of the best video: accepted before rejected, then the higher score, then
+    the earlier one (the first candidate is what a single imagining would have tracked)."""
+    if not critiques:
+        raise ValueError("no candidates to choose from")
+    return max(range(len(critiques)), key=lambda i: (critiques[i].accepted, critiques[i].score, -i))
 
 
 class InverseDynamics(Protocol):

@@ -19,7 +19,10 @@ stay behind. So the chain is split into stages:
   ``evaluate.run_evaluate`` (closed loop off: that needs the simulator).
 * ``--stage=distill`` (CPU or GPU): the run's first two steps only, demos (reused when
   ``output_dir`` already holds them) and distillation, from the Demonstrator or, with
-  ``--distill_init``, going on from an Executor.
+  ``--distill_init``, going on from an Executor. With ``--demo_model`` an Executor and
+  ``--demo_text prompt``, the demos are that Executor's own videos of the short prompt,
+  and with ``--demo_judge executed`` the kept ones are those the arm executes: rejection
+  sampling on executed success (self-training on what executes).
 * ``--stage=sft`` (CPU or GPU): the SFT baseline (issue 13): the Demonstrator fine-tuned on
   the expert's clips of the same items with the short prompt, for as many optimizer steps
   as the distillation in ``output_dir`` took (same init, batch and learning rate).
@@ -53,6 +56,7 @@ from self_distillation.closed_loop import ClosedLoopConfig
 from self_distillation.demo_generation import item_seed
 from self_distillation.evaluate import PRESETS as EVAL_PRESETS
 from self_distillation.evaluate import ModelPaths, run_evaluate
+from self_distillation.executed_success import ExecutedSuccessConfig
 from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
 from self_distillation.grpo_trainer import train_grpo
 from self_distillation.judges.executed import ExecutedJudgeConfig
@@ -89,6 +93,11 @@ class GpuChainConfig:
     # demo_judge executed: also the consistency score a kept demo needs (issue 14: it
     # executes and its consistency passes)
     demo_min_consistency: float = 0.0
+    # the video model that renders the demos (None: the Demonstrator) and the text it is
+    # given: the detailed solution (the method) or the short prompt (an Executor's own videos)
+    demo_model: Path | None = None
+    demo_text: Literal["solution", "prompt"] = "solution"
+    demo_execution_workers: int = 1  # demo_judge executed: processes executing the videos
     distill_minutes: float = 2.5
     distill_max_steps: int = 40000
     distill_batch_size: int = 128
@@ -126,7 +135,15 @@ class GpuChainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.sft_steps < 0:
             raise ValueError(f"sft_steps must be >= 0, got {self.sft_steps!r}")
-        for name in ("demo_items", "demo_samples", "demo_batch_size", "grpo_chunk_steps"):
+        if self.demo_text not in ("solution", "prompt"):
+            raise ValueError(f"demo_text must be 'solution' or 'prompt', got {self.demo_text!r}")
+        for name in (
+            "demo_items",
+            "demo_samples",
+            "demo_batch_size",
+            "grpo_chunk_steps",
+            "demo_execution_workers",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.distill_minutes <= 0 or self.grpo_minutes <= 0:
@@ -251,19 +268,31 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
             stats.get("demo_samples"),
             stats.get("demo_judge", "programmatic"),
             stats.get("demo_min_consistency", 0.0),
+            stats.get("demo_model", str(cfg.demonstrator)),
+            stats.get("demo_text", "solution"),
         )
-        wanted = (cfg.demo_items, cfg.demo_samples, cfg.demo_judge, cfg.demo_min_consistency)
+        wanted = (
+            cfg.demo_items,
+            cfg.demo_samples,
+            cfg.demo_judge,
+            cfg.demo_min_consistency,
+            str(cfg.demo_model or cfg.demonstrator),
+            cfg.demo_text,
+        )
         if rendered != wanted:
             raise ValueError(
                 f"{cache_path} holds demos of (demo_items, demo_samples, demo_judge, "
-                f"demo_min_consistency) = "
+                f"demo_min_consistency, demo_model, demo_text) = "
                 f"{rendered!r}, this config asks for {wanted!r}; use another output_dir"
             )
         logger.info("reusing the judged demos in %s", cache_path)
         return cache_path
     items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
-    pipe = load_video_pipeline(Path(cfg.demonstrator), "sim")
-    executed = ExecutedJudgeConfig(min_consistency=cfg.demo_min_consistency)
+    pipe = load_video_pipeline(Path(cfg.demo_model or cfg.demonstrator), "sim")
+    executed = ExecutedJudgeConfig(
+        ExecutedSuccessConfig(workers=cfg.demo_execution_workers),
+        min_consistency=cfg.demo_min_consistency,
+    )
     judge = make_judge(JudgeConfig(kind=cfg.demo_judge, executed=executed))
     jobs = [(it, s) for s in range(cfg.demo_samples) for it in items]
     t0 = time.perf_counter()
@@ -274,7 +303,10 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
         with torch.no_grad():
             frames = pipe(
                 [it.image_rgb for it, _ in batch],
-                [it.proposal.solution_text for it, _ in batch],
+                [
+                    it.proposal.solution_text if cfg.demo_text == "solution" else it.prompt
+                    for it, _ in batch
+                ],
                 seed=[item_seed(it.item_id, cfg.seed + 1000 * s) for it, s in batch],
             ).frames
         verdicts = judge_videos(judge, list(frames), [episode_for_item(it) for it, _ in batch])
@@ -293,6 +325,8 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
     stats = {
         "demo_judge": cfg.demo_judge,
         "demo_min_consistency": cfg.demo_min_consistency,
+        "demo_model": str(cfg.demo_model or cfg.demonstrator),
+        "demo_text": cfg.demo_text,
         "demo_items": cfg.demo_items,
         "demo_samples": cfg.demo_samples,
         "demos": len(jobs),

@@ -16,19 +16,20 @@ the same points). The step budget ``max_steps`` is the goal timeout in simulated
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from executor_core.goal_runner import GoalRunner, GoalRunnerConfig, Guard
-from executor_core.policy import IdmMode, InverseDynamics, VideoModel
+from executor_core.policy import IdmMode, InverseDynamics, VideoCritic, VideoModel
 from executor_core.retiming import RetimeProfile
 from executor_sim.env import EnvConfig, TabletopEnv
 from executor_sim.env import make_env as make_sim_env
 from executor_sim.expert import expert_policy
 from executor_sim.sim_arm import SimArm
 from executor_sim.tasks import Task, make_task
+from self_distillation.judging import check_critic_judge, make_critic
 from self_distillation.task_items import TaskItem
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ class ClosedLoopConfig:
     home_speed_rad_s: float = _RUNNER_DEFAULTS.home_speed_rad_s
     retime: bool = _RUNNER_DEFAULTS.retime  # false: an ablation the robot cannot run
     retime_profile: RetimeProfile = _RUNNER_DEFAULTS.retime_profile
+    # imagined videos per segment; candidate_judge (a judge of the imagined frames and the
+    # prompt, self_distillation.judging.CRITIC_JUDGES) picks the one tracked
+    num_candidates: int = _RUNNER_DEFAULTS.num_candidates
+    candidate_judge: str = "execution_aware"
 
     def __post_init__(self) -> None:
         if self.num_episodes <= 0 or self.max_replans < 0 or self.max_steps <= 0:
@@ -68,6 +73,7 @@ class ClosedLoopConfig:
                 f"{self.num_episodes!r}, {self.max_replans!r}, {self.max_steps!r}"
             )
         self.runner_config(0, 10.0)  # validates the runner's settings
+        check_critic_judge(self.candidate_judge)
         known = {
             "expert",
             "executor_rl",
@@ -90,6 +96,7 @@ class ClosedLoopConfig:
             verify_each_chunk=self.verify_each_chunk,
             retime=self.retime,
             retime_profile=self.retime_profile,
+            num_candidates=self.num_candidates,
             timeout_s=self.max_steps / fps_hz,
             seed=seed,
         )
@@ -107,6 +114,9 @@ class EpisodeResult:
     imagined: list[np.ndarray]  # one (T, S, S, 3) video per segment
     clipped_actions: int = 0  # targets the simulator clipped to the joint limits
     message: str = ""  # the goal runner's closing message
+    # per segment, with several candidates: the one tracked, and how many the critic accepted
+    chosen: list[int] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -119,6 +129,8 @@ class EpisodeResult:
             "segments": len(self.imagined),
             "clipped_actions": self.clipped_actions,
             "message": self.message,
+            "chosen": self.chosen,
+            "accepted": self.accepted,
         }
 
 
@@ -184,10 +196,12 @@ def run_stack(
     idm: InverseDynamics,
     cfg: ClosedLoopConfig,
     seed: int,
+    critic: VideoCritic | None = None,
 ) -> EpisodeResult:
     """One goal through the goal runner on the simulator; the runner's verdict is the result.
 
-    Segment k imagines with seed ``seed * 101 + k``.
+    Segment k imagines with seed ``seed * 101 + k``; with ``cfg.num_candidates`` > 1,
+    ``critic`` (default: ``cfg.candidate_judge``'s) picks each segment's video among that many.
     """
     task = task_for_item(env, item)
     if condition == "demonstrator_solution":
@@ -195,7 +209,10 @@ def run_stack(
     else:
         prompt = choose_prompt(item, cfg.paraphrase, seed)
     arm = SimArm(env, task)
-    runner = GoalRunner(video_model, idm, env.robot, cfg.runner_config(seed * 101, env.cfg.fps_hz))
+    runner_cfg = cfg.runner_config(seed * 101, env.cfg.fps_hz)
+    if critic is None:
+        critic = make_critic(cfg.candidate_judge, cfg.num_candidates)
+    runner = GoalRunner(video_model, idm, env.robot, runner_cfg, critic=critic)
     result = runner.run(prompt, arm, Guard(runner.config.timeout_s, clock=arm.clock))
     return EpisodeResult(
         item.item_id,
@@ -208,4 +225,10 @@ def run_stack(
         [segment.video for segment in result.segments],
         int(env.num_clipped_actions),
         result.message,
+        [segment.chosen for segment in result.segments if segment.critiques],
+        [
+            sum(c.accepted for c in segment.critiques)
+            for segment in result.segments
+            if segment.critiques
+        ],
     )

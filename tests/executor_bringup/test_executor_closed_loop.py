@@ -286,3 +286,46 @@ def test_retime_profile_parameter(graph) -> None:
             context=graph[0].context,
             parameter_overrides=[Parameter("retime_profile", value="spline")],
         )
+
+
+def test_candidate_parameters(graph) -> None:
+    assert graph[0].runner.config.num_candidates == 1  # the runner's default: no critic
+    assert graph[0].runner.critic is None
+    with pytest.raises(ValueError, match=r"candidate_judge must be one of .*got 'oracle'"):
+        ExecutorNode(
+            namespace="/bad_candidate_judge",
+            context=graph[0].context,
+            parameter_overrides=[Parameter("candidate_judge", value="oracle")],
+        )
+    with pytest.raises(ValueError, match=r"num_candidates must be >= 1, got 0"):
+        ExecutorNode(
+            namespace="/bad_num_candidates",
+            context=graph[0].context,
+            parameter_overrides=[Parameter("num_candidates", value=0)],
+        )
+
+
+def test_num_candidates_imagines_several_and_tracks_one(graph) -> None:
+    node, arm, _, client = graph
+    model = node.runner.video_model
+    seeds: list[int] = []
+
+    def counting(image_rgb, prompt, seed):  # the node's own model, seeds noted
+        seeds.append(seed)
+        return model(image_rgb, prompt, seed)
+
+    node.runner.video_model = counting
+    node.set_parameters([Parameter("num_candidates", value=3)])  # read on the next goal
+    try:
+        before = len(arm.goals)
+        goal = ExecuteTask.Goal(task_prompt="put the red cube in the bowl", max_replans=0)
+        res = result_of(result_of(client.send_goal_async(goal), 10).get_result_async(), 60)
+        assert res.result.message.startswith("task predicate not met after 0 replan(s)")
+        assert node.runner.config.num_candidates == 3
+        assert node.runner.critic is not None
+        assert len(seeds) == 3  # three imagined, one segment
+        assert len(set(seeds)) == 3
+        assert len(arm.goals) - before == NUM_FRAMES - 1  # one video tracked
+    finally:
+        node.set_parameters([Parameter("num_candidates", value=1)])
+        node.runner.video_model = model

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from executor_core.goal_runner import (
+    CANDIDATE_SEED_STRIDE,
     PHASE_EXECUTING,
     PHASE_VERIFYING,
     GoalAborted,
@@ -22,7 +23,7 @@ from executor_core.goal_runner import (
     Guard,
     Verdict,
 )
-from executor_core.policy import PHASE_IMAGINING
+from executor_core.policy import PHASE_IMAGINING, Critique, best_candidate
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.test_doubles import TinyRandomInverseDynamics, TinyRandomVideoModel
 from executor_core.types import JointTrajectory, Observation
@@ -254,3 +255,110 @@ def test_retime_profile_reaches_the_retiming() -> None:
     assert 0.6 < fast.duration_s < slow.duration_s
     with pytest.raises(ValueError, match="'cubic'"):
         GoalRunnerConfig(retime_profile="cubic")
+
+
+# -- several imagined candidates per segment, a critic picks one
+class ScriptedCritic:
+    """Test double of a video critic (a judge of imagined frames): answers from a script, in
+    call order, and keeps what it was shown."""
+
+    def __init__(self, critiques: list[Critique]) -> None:
+        self.critiques = list(critiques)
+        self.shown: list[np.ndarray] = []
+
+    def critique(self, video: np.ndarray, prompt: str) -> Critique:
+        self.shown.append(video)
+        return self.critiques.pop(0)
+
+
+def test_best_candidate_prefers_accepted_then_score_then_the_first() -> None:
+    rejected_high = Critique(False, 0.9)
+    accepted_low, accepted_high = Critique(True, 0.4), Critique(True, 0.8)
+    assert best_candidate([rejected_high, accepted_low, accepted_high]) == 2
+    assert best_candidate([rejected_high, accepted_low]) == 1
+    assert best_candidate([Critique(False, 0.2), Critique(False, 0.5)]) == 1
+    assert best_candidate([Critique(True, 0.5), Critique(True, 0.5)]) == 0  # a tie: the first
+    with pytest.raises(ValueError, match="no candidates"):
+        best_candidate([])
+
+
+def test_the_critics_pick_is_the_video_tracked() -> None:
+    critic = ScriptedCritic([Critique(False, 0.9), Critique(True, 0.3), Critique(False, 0.1)])
+    torch.manual_seed(0)
+    video_model = TinyRandomVideoModel(size_px=32, num_frames=NUM_FRAMES)
+    idm = TinyRandomInverseDynamics(ROBOT.joint_names, ROBOT.home_rad)
+    cfg = GoalRunnerConfig(max_replans=0, num_candidates=3, seed=7)
+    run = GoalRunner(video_model, idm, ROBOT, cfg, critic=critic)
+    arm = ScriptedArm(verdicts=[False, False, False, True])
+    obs = Recorder()
+    result = run.run("put the red cube in the bowl", arm, Guard(5.0), obs)
+    assert result.success, result.message
+    (segment,) = result.segments
+    assert [c.score for c in segment.critiques] == [0.9, 0.3, 0.1]
+    assert segment.chosen == 1  # the only accepted one, though another scored higher
+    assert len(critic.shown) == 3
+    # candidate j imagines with seed + j * CANDIDATE_SEED_STRIDE: three different videos,
+    # the one tracked is the second, and candidate 0 is what one imagining would track
+    assert not np.array_equal(critic.shown[0], critic.shown[1])
+    np.testing.assert_array_equal(segment.video, critic.shown[1])
+    again = video_model(arm.image, "put the red cube in the bowl", 7 + CANDIDATE_SEED_STRIDE)
+    np.testing.assert_array_equal(segment.video, again)
+    single = runner(max_replans=0, seed=7).run(
+        "put the red cube in the bowl", ScriptedArm(), Guard(5.0)
+    )
+    np.testing.assert_array_equal(single.segments[0].video, critic.shown[0])
+    assert single.segments[0].critiques == []
+    assert single.segments[0].chosen == 0
+    # the observer sees the chosen video only, once
+    assert [e for e in obs.events if e[0] == "imagined"] == [("imagined", 0, segment.video.shape)]
+    # the goal's chunks were computed towards the chosen video's frames
+    assert len(segment.sent) == 4
+
+
+def test_candidates_need_a_critic_and_a_policy_takes_neither() -> None:
+    torch.manual_seed(0)
+    video_model = TinyRandomVideoModel(size_px=32, num_frames=NUM_FRAMES)
+    idm = TinyRandomInverseDynamics(ROBOT.joint_names, ROBOT.home_rad)
+    with pytest.raises(ValueError, match="num_candidates 2 needs a critic"):
+        GoalRunner(video_model, idm, ROBOT, GoalRunnerConfig(num_candidates=2))
+    with pytest.raises(ValueError, match="num_candidates must be >= 1, got 0"):
+        GoalRunnerConfig(num_candidates=0)
+    with pytest.raises(ValueError, match="not a VideoCritic"):
+        GoalRunner(video_model, idm, ROBOT, critic=object())
+
+
+def test_cancel_while_imagining_candidates_sends_nothing() -> None:
+    canceled = [False]
+
+    class CancelingCritic(ScriptedCritic):
+        def critique(self, video: np.ndarray, prompt: str) -> Critique:
+            canceled[0] = True  # the operator cancels while the first candidate is judged
+            return super().critique(video, prompt)
+
+    critic = CancelingCritic([Critique(True, 1.0)] * 4)
+    torch.manual_seed(0)
+    video_model = TinyRandomVideoModel(size_px=32, num_frames=NUM_FRAMES)
+    idm = TinyRandomInverseDynamics(ROBOT.joint_names, ROBOT.home_rad)
+    run = GoalRunner(video_model, idm, ROBOT, GoalRunnerConfig(num_candidates=4), critic=critic)
+    arm = ScriptedArm(verdicts=[])
+    result = run.run("push", arm, Guard(5.0, cancel_requested=lambda: canceled[0]))
+    assert result.status == "canceled"
+    assert len(critic.shown) == 1  # no second candidate was imagined
+    assert arm.sent == []
+
+
+def test_a_prompt_the_critic_cannot_read_aborts_naming_it() -> None:
+    class UnreadableCritic:
+        def critique(self, video: np.ndarray, prompt: str) -> Critique:
+            raise ValueError(f"cannot tell the task of prompt {prompt!r}")
+
+    torch.manual_seed(0)
+    video_model = TinyRandomVideoModel(size_px=32, num_frames=NUM_FRAMES)
+    idm = TinyRandomInverseDynamics(ROBOT.joint_names, ROBOT.home_rad)
+    cfg = GoalRunnerConfig(num_candidates=2)
+    run = GoalRunner(video_model, idm, ROBOT, cfg, critic=UnreadableCritic())
+    arm = ScriptedArm(verdicts=[])
+    result = run.run("dance a jig", arm, Guard(5.0))
+    assert result.status == "aborted"
+    assert "'dance a jig'" in result.message
+    assert arm.sent == []

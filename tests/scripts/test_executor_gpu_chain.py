@@ -46,15 +46,32 @@ def test_judged_demos_are_reused_only_for_the_same_request(tmp_path: Path) -> No
     same = chain.GpuChainConfig(stage="distill", demo_items=8, demo_samples=2)
     assert chain.render_and_judge_demos(same, tmp_path) == cache
     other = chain.GpuChainConfig(stage="distill", demo_items=16, demo_samples=2)
+    demonstrator = "'checkpoints/demonstrator_sim', 'solution'"
     with pytest.raises(
-        ValueError, match=r"\(8, 2, 'programmatic', 0.0\).*\(16, 2, 'programmatic', 0.0\)"
+        ValueError,
+        match=rf"\(8, 2, 'programmatic', 0.0, {demonstrator}\).*"
+        rf"\(16, 2, 'programmatic', 0.0, {demonstrator}\)",
     ):
         chain.render_and_judge_demos(other, tmp_path)
     stricter = chain.GpuChainConfig(
         stage="distill", demo_items=8, demo_samples=2, demo_min_consistency=0.8
     )
-    with pytest.raises(ValueError, match=r"\(8, 2, 'programmatic', 0.8\)"):
+    with pytest.raises(ValueError, match=r"\(8, 2, 'programmatic', 0.8, "):
         chain.render_and_judge_demos(stricter, tmp_path)
+    # an Executor's own videos of the short prompt are other demos than the Demonstrator's
+    own = chain.GpuChainConfig(
+        stage="distill",
+        demo_items=8,
+        demo_samples=2,
+        demo_model=Path("checkpoints/executor_sim"),
+        demo_text="prompt",
+    )
+    with pytest.raises(ValueError, match=r"'checkpoints/executor_sim', 'prompt'\)"):
+        chain.render_and_judge_demos(own, tmp_path)
+    with pytest.raises(ValueError, match="demo_text must be 'solution' or 'prompt', got 'caption'"):
+        chain.GpuChainConfig(demo_text="caption")
+    with pytest.raises(ValueError, match="demo_execution_workers"):
+        chain.GpuChainConfig(demo_execution_workers=0)
 
 
 def test_text_table_round_trip_and_lookup(tmp_path: Path, monkeypatch) -> None:

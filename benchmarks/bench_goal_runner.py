@@ -1,24 +1,31 @@
-"""Closed-loop success and task time of the stack under each retiming profile.
+"""Closed-loop success and task time of the stack under goal-runner settings.
 
 The same items, imagined videos (same seeds) and IDM go through the goal runner on the
-simulator (``self_distillation.closed_loop.run_stack``) once per profile of
-``GoalRunnerConfig.retime_profile``; only how each chunk's clock is slowed to the joint
-limits differs. The scripted expert runs the same items for the task-time ratio.
+simulator (``self_distillation.closed_loop.run_stack``) once per variant; a variant is a
+retiming profile (``GoalRunnerConfig.retime_profile``: how each chunk's clock is slowed to
+the joint limits) and a number of imagined candidates per segment
+(``GoalRunnerConfig.num_candidates``; with more than one, ``--critic`` picks the video
+tracked, reading only the imagined frames and the prompt, as on the robot). Variant names:
+the profile (one candidate) or ``PROFILE+best_of_K``. The scripted expert runs the same
+items for the task-time ratio.
 
 Choose on a validation range, report on the benchmark's split:
 
     # validation (seeds no split of executor-worldtasks uses)
-    .venv/bin/python benchmarks/bench_retime_profiles.py --first_seed 1400000 \\
+    .venv/bin/python benchmarks/bench_goal_runner.py --first_seed 1400000 \\
         --items 32 --output checkpoints/executor_sim/results/retime_validation.json
     # report: the benchmark's seen split (executor-worldtasks' seeds)
-    .venv/bin/python benchmarks/bench_retime_profiles.py --first_seed 1000000 \\
+    .venv/bin/python benchmarks/bench_goal_runner.py --first_seed 1000000 \\
         --items 64 --output checkpoints/executor_sim/results/retime_seen.json
+    # best of 4 imagined videos per segment, picked by the execution-aware judge
+    .venv/bin/python benchmarks/bench_goal_runner.py --first_seed 1400000 --items 48 \\
+        --profiles per_interval --candidates 1,4 --output OUT.json
 
 ``--model PATH`` runs another video model of the same condition (e.g. an Executor
-distilled another way) and ``--baseline JSON`` adds, per profile, the paired difference
+distilled another way) and ``--baseline JSON`` adds, per variant, the paired difference
 against an earlier output of this benchmark on the same items and seeds:
 
-    .venv/bin/python benchmarks/bench_retime_profiles.py --first_seed 1000000 --items 64 \
+    .venv/bin/python benchmarks/bench_goal_runner.py --first_seed 1000000 --items 64 \
         --profiles per_interval --model outputs/wt/run_exec/executor_distilled/pipeline \
         --baseline checkpoints/executor_sim/results/retime_seen.json --output OUT.json
 
@@ -47,13 +54,15 @@ from executor_core.retiming import RETIME_PROFILES
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_expert, run_stack
 from self_distillation.demo_generation import item_seed
+from self_distillation.judging import CRITIC_JUDGES
 from self_distillation.stats import mean_interval, paired_difference, success_rate
 from self_distillation.task_items import TaskItem
 from self_distillation.video_models import load_video_pipeline
 from self_distillation.worldtasks_splits import SplitSpec, build_split, item_family
 from video_models.world_model import VideoWorldModel
 
-logger = logging.getLogger("bench_retime_profiles")
+logger = logging.getLogger("bench_goal_runner")
+
 MODELS = {
     "executor_distilled": "checkpoints/executor_sim",
     "demonstrator_solution": "checkpoints/demonstrator_sim",
@@ -61,12 +70,23 @@ MODELS = {
 
 
 @dataclass(frozen=True)
+class Variant:
+    profile: str
+    candidates: int
+
+    @property
+    def name(self) -> str:
+        return self.profile if self.candidates == 1 else f"{self.profile}+best_of_{self.candidates}"
+
+
+@dataclass(frozen=True)
 class Job:
     condition: str
-    profiles: tuple[str, ...]
+    variants: tuple[Variant, ...]
     idm: str
     image_size_px: int
     model: str
+    critic: str
 
 
 _STATE: dict[str, Any] = {}
@@ -93,26 +113,37 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
         "family": item_family(item),
         "expert": {"success": expert.success, "steps": expert.steps},
     }
-    for profile in job.profiles:
-        cfg = ClosedLoopConfig(paraphrase=False, retime_profile=profile)
+    for variant in job.variants:
+        cfg = ClosedLoopConfig(
+            paraphrase=False,
+            retime_profile=variant.profile,
+            num_candidates=variant.candidates,
+            candidate_judge=job.critic,
+        )
+        t0 = time.perf_counter()
         result = run_stack(env, item, job.condition, _STATE["model"], _STATE["idm"], cfg, seed)
-        row[profile] = {
+        row[variant.name] = {
             "success": result.success,
             "steps": result.steps,
             "replans": result.replans,
             "message": result.message,
+            "wall_s": time.perf_counter() - t0,
         }
+        if variant.candidates > 1:
+            # per segment: the chosen candidate, and how many the critic accepted
+            row[variant.name]["chosen"] = result.chosen
+            row[variant.name]["accepted"] = result.accepted
     return row
 
 
-def _first(row: dict[str, Any], profile: str) -> bool:
-    return bool(row[profile]["success"]) and row[profile].get("replans", 0) == 0
+def _first(row: dict[str, Any], variant: str) -> bool:
+    return bool(row[variant]["success"]) and row[variant].get("replans", 0) == 0
 
 
-def summarize(rows: list[dict[str, Any]], profiles: tuple[str, ...]) -> dict[str, Any]:
+def summarize(rows: list[dict[str, Any]], variants: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for profile in ("expert", *profiles):
-        ok = [r for r in rows if r[profile]["success"]]
+    for variant in ("expert", *variants):
+        ok = [r for r in rows if r[variant]["success"]]
         rate = success_rate(len(ok), len(rows))
         families = sorted({r["family"] for r in rows})
         entry: dict[str, Any] = {
@@ -120,37 +151,44 @@ def summarize(rows: list[dict[str, Any]], profiles: tuple[str, ...]) -> dict[str
             "success": rate.rate,
             "ci95": [rate.low, rate.high],
             "per_family": {
-                f: f"{sum(r[profile]['success'] for r in rows if r['family'] == f)}/"
+                f: f"{sum(r[variant]['success'] for r in rows if r['family'] == f)}/"
                 f"{sum(r['family'] == f for r in rows)}"
                 for f in families
             },
             # solved by the first imagined segment: what one imagined video executes to
-            "first_attempt_success": sum(_first(r, profile) for r in rows) / len(rows),
+            "first_attempt_success": sum(_first(r, variant) for r in rows) / len(rows),
             "mean_steps_successful": (
-                statistics.mean(r[profile]["steps"] for r in ok) if ok else None
+                statistics.mean(r[variant]["steps"] for r in ok) if ok else None
             ),
         }
-        both = [r for r in ok if r["expert"]["success"]]
-        if profile != "expert" and both:
-            entry["task_time_vs_expert"] = statistics.mean(
-                r[profile]["steps"] / r["expert"]["steps"] for r in both
+        if variant != "expert":  # this machine's time per goal: imagining, IDM, simulation
+            entry["mean_wall_s"] = statistics.mean(r[variant]["wall_s"] for r in rows)
+        accepted = [a for r in rows for a in r[variant].get("accepted", [])]
+        if accepted:  # segments where the critic accepted at least one candidate
+            entry["segments_with_an_accepted_candidate"] = sum(a > 0 for a in accepted) / len(
+                accepted
             )
-            first = [r for r in both if r[profile]["replans"] == 0]
+        both = [r for r in ok if r["expert"]["success"]]
+        if variant != "expert" and both:
+            entry["task_time_vs_expert"] = statistics.mean(
+                r[variant]["steps"] / r["expert"]["steps"] for r in both
+            )
+            first = [r for r in both if r[variant]["replans"] == 0]
             if first:  # solved by the first imagined segment: the pace of one attempt
                 entry["task_time_vs_expert_first_attempt"] = statistics.mean(
-                    r[profile]["steps"] / r["expert"]["steps"] for r in first
+                    r[variant]["steps"] / r["expert"]["steps"] for r in first
                 )
                 entry["solved_first_attempt"] = len(first)
-        out[profile] = entry
-    for a in profiles:
-        for b in profiles:
+        out[variant] = entry
+    for a in variants:
+        for b in variants:
             if a < b:
                 d, low, high = paired_difference(
                     {r["item_id"]: [r[a]["success"]] for r in rows},
                     {r["item_id"]: [r[b]["success"]] for r in rows},
                 )
                 out[f"{a} - {b}"] = {"points": 100 * d, "ci95": [100 * low, 100 * high]}
-                # the same number of segments on both sides: the retiming's own time cost
+                # the same number of segments on both sides: the motion's own time cost
                 same = [
                     r[a]["steps"] / r[b]["steps"]
                     for r in rows
@@ -167,27 +205,27 @@ def summarize(rows: list[dict[str, Any]], profiles: tuple[str, ...]) -> dict[str
 
 
 def against_baseline(
-    rows: list[dict[str, Any]], profiles: tuple[str, ...], baseline: Path
+    rows: list[dict[str, Any]], variants: tuple[str, ...], baseline: Path
 ) -> dict[str, Any]:
-    """This run minus ``baseline`` (same items and seeds), per profile both have."""
+    """This run minus ``baseline`` (same items and seeds), per variant both have."""
     earlier = json.loads(baseline.read_text())
     by_id = {r["item_id"]: r for r in earlier["records"]}
     if sorted(by_id) != sorted(r["item_id"] for r in rows):
         raise ValueError(f"{baseline} holds other items than this run")
     out: dict[str, Any] = {"baseline": str(baseline), "baseline_model": earlier.get("model")}
-    for profile in profiles:
-        if profile not in earlier["records"][0]:
+    for variant in variants:
+        if variant not in earlier["records"][0]:
             continue
         d, low, high = paired_difference(
-            {r["item_id"]: [r[profile]["success"]] for r in rows},
-            {i: [b[profile]["success"]] for i, b in by_id.items()},
+            {r["item_id"]: [r[variant]["success"]] for r in rows},
+            {i: [b[variant]["success"]] for i, b in by_id.items()},
         )
-        out[profile] = {"points": 100 * d, "ci95": [100 * low, 100 * high]}
+        out[variant] = {"points": 100 * d, "ci95": [100 * low, 100 * high]}
         d, low, high = paired_difference(
-            {r["item_id"]: [_first(r, profile)] for r in rows},
-            {i: [_first(b, profile)] for i, b in by_id.items()},
+            {r["item_id"]: [_first(r, variant)] for r in rows},
+            {i: [_first(b, variant)] for i, b in by_id.items()},
         )
-        out[f"{profile}, first attempt"] = {"points": 100 * d, "ci95": [100 * low, 100 * high]}
+        out[f"{variant}, first attempt"] = {"points": 100 * d, "ci95": [100 * low, 100 * high]}
     return out
 
 
@@ -199,6 +237,8 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=32)
     parser.add_argument("--condition", default="executor_distilled", choices=sorted(MODELS))
     parser.add_argument("--profiles", default=",".join(RETIME_PROFILES))
+    parser.add_argument("--candidates", default="1", help="imagined videos per segment, e.g. 1,4")
+    parser.add_argument("--critic", default="execution_aware", choices=CRITIC_JUDGES)
     parser.add_argument("--idm", default="checkpoints/idm_sim")
     parser.add_argument("--model", default="", help="video model folder (default: the condition's)")
     parser.add_argument("--baseline", type=Path, help="an earlier output on the same items")
@@ -209,19 +249,28 @@ def main() -> int:
     unknown = sorted(set(profiles) - set(RETIME_PROFILES))
     if unknown or not profiles:
         parser.error(f"--profiles {args.profiles!r}: unknown {unknown}; known {RETIME_PROFILES}")
+    try:
+        counts = tuple(int(k) for k in args.candidates.split(",") if k)
+    except ValueError:
+        parser.error(f"--candidates {args.candidates!r}: not a list of integers")
+    if not counts or min(counts) < 1:
+        parser.error(f"--candidates {args.candidates!r}: need integers >= 1")
     if args.workers < 1 or args.items < 1:
         parser.error(f"need --workers >= 1 and --items >= 1, got {args.workers}, {args.items}")
+    variants = tuple(Variant(p, k) for p in profiles for k in counts)
+    names = tuple(v.name for v in variants)
     t0 = time.perf_counter()
     items = build_split(SplitSpec(args.split, args.items, args.first_seed))
-    job = Job(args.condition, profiles, args.idm, 64, args.model or MODELS[args.condition])
+    model = args.model or MODELS[args.condition]
+    job = Job(args.condition, variants, args.idm, 64, model, args.critic)
     # a worker that cannot start breaks this pool (multiprocessing.Pool restarts it forever)
     context = mp.get_context("spawn")
     with ProcessPoolExecutor(args.workers, context, _init, (job,)) as pool:
         rows = list(pool.map(_run_item, items))
-    summary = summarize(rows, profiles)
+    summary = summarize(rows, names)
     if args.baseline is not None:
-        summary["vs_baseline"] = against_baseline(rows, profiles, args.baseline)
-    command = "benchmarks/bench_retime_profiles.py " + " ".join(sys.argv[1:])
+        summary["vs_baseline"] = against_baseline(rows, names, args.baseline)
+    command = "benchmarks/bench_goal_runner.py " + " ".join(sys.argv[1:])
     result = {
         "command": command,
         "hardware": f"{os.cpu_count()}-core CPU, {args.workers} worker processes",
@@ -229,6 +278,7 @@ def main() -> int:
         "first_seed": args.first_seed,
         "condition": args.condition,
         "model": job.model,
+        "critic": args.critic if max(counts) > 1 else None,
         "wall_s": time.perf_counter() - t0,
         "summary": summary,
         "records": rows,
