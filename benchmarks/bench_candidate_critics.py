@@ -37,17 +37,14 @@ import torch
 from executor_core.atomic_io import write_json_atomic
 from executor_core.goal_runner import CANDIDATE_SEED_STRIDE
 from executor_core.policy import Critique, best_candidate
-from inverse_dynamics.processing_idm import InverseDynamicsPolicy
-from self_distillation.closed_loop import make_env, task_for_item
+from self_distillation.closed_loop import load_sim_stack, task_for_item
 from self_distillation.demo_generation import item_seed
 from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_videos
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
 from self_distillation.judges.programmatic import ProgrammaticJudge
 from self_distillation.stats import paired_difference, success_rate
 from self_distillation.task_items import TaskItem
-from self_distillation.video_models import load_video_pipeline
 from self_distillation.worldtasks_splits import SplitSpec, build_split, item_family
-from video_models.world_model import VideoWorldModel
 
 logger = logging.getLogger("bench_candidate_critics")
 
@@ -73,14 +70,9 @@ _STATE: dict[str, Any] = {}
 
 def _init(job: Job) -> None:
     torch.set_num_threads(1)
-    pipe = load_video_pipeline(Path(job.model), "sim", "cpu")
+    model, idm, env = load_sim_stack(Path(job.model), Path(job.idm))
     _STATE.update(
-        job=job,
-        model=VideoWorldModel(pipe),
-        idm=InverseDynamicsPolicy.from_pretrained(Path(job.idm), device="cpu"),
-        env=make_env(64),
-        ea=ExecutionAwareJudge(),
-        prog=ProgrammaticJudge(),
+        job=job, model=model, idm=idm, env=env, ea=ExecutionAwareJudge(), prog=ProgrammaticJudge()
     )
 
 

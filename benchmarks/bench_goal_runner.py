@@ -51,15 +51,12 @@ import torch
 
 from executor_core.atomic_io import write_json_atomic
 from executor_core.retiming import RETIME_PROFILES
-from inverse_dynamics.processing_idm import InverseDynamicsPolicy
-from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_expert, run_stack
+from self_distillation.closed_loop import ClosedLoopConfig, load_sim_stack, run_expert, run_stack
 from self_distillation.demo_generation import item_seed
 from self_distillation.judging import CRITIC_JUDGES
 from self_distillation.stats import mean_interval, paired_difference, success_rate
 from self_distillation.task_items import TaskItem
-from self_distillation.video_models import load_video_pipeline
 from self_distillation.worldtasks_splits import SplitSpec, build_split, item_family
-from video_models.world_model import VideoWorldModel
 
 logger = logging.getLogger("bench_goal_runner")
 
@@ -94,13 +91,8 @@ _STATE: dict[str, Any] = {}
 
 def _init(job: Job) -> None:
     torch.set_num_threads(1)
-    pipe = load_video_pipeline(Path(job.model), "sim", "cpu")
-    _STATE.update(
-        job=job,
-        model=VideoWorldModel(pipe),
-        idm=InverseDynamicsPolicy.from_pretrained(Path(job.idm), device="cpu"),
-        env=make_env(job.image_size_px),
-    )
+    model, idm, env = load_sim_stack(Path(job.model), Path(job.idm), job.image_size_px)
+    _STATE.update(job=job, model=model, idm=idm, env=env)
 
 
 def _run_item(item: TaskItem) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,11 @@ from executor_sim.env import make_env as make_sim_env
 from executor_sim.expert import expert_policy
 from executor_sim.sim_arm import SimArm
 from executor_sim.tasks import Task, make_task
+from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.judging import check_critic_judge, make_critic
 from self_distillation.task_items import TaskItem
+from self_distillation.video_models import load_video_pipeline
+from video_models.world_model import VideoWorldModel
 
 logger = logging.getLogger(__name__)
 _RUNNER_DEFAULTS = GoalRunnerConfig()
@@ -136,6 +140,16 @@ class EpisodeResult:
 
 def make_env(image_size_px: int) -> TabletopEnv:
     return make_sim_env(EnvConfig(image_size_px=image_size_px))
+
+
+def load_sim_stack(
+    video_model_dir: Path, idm_dir: Path, image_size_px: int = 64
+) -> tuple[VideoWorldModel, InverseDynamicsPolicy, TabletopEnv]:
+    """What a benchmark worker runs the stack with, on the CPU: a video model of the sim
+    presets, the IDM and a simulator rendering ``image_size_px``."""
+    video_model = VideoWorldModel(load_video_pipeline(Path(video_model_dir), "sim", "cpu"))
+    idm = InverseDynamicsPolicy.from_pretrained(Path(idm_dir), device="cpu")
+    return video_model, idm, make_env(image_size_px)
 
 
 def task_for_item(env: TabletopEnv, item: TaskItem) -> Task:
