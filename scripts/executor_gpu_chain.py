@@ -64,7 +64,12 @@ from self_distillation.judging import JudgeConfig, episode_for_item, judge_video
 from self_distillation.sft_baseline import expert_clips
 from self_distillation.task_items import load_items
 from self_distillation.video_models import load_video_pipeline
-from video_models.clips_executor import ClipCache, write_clip_cache
+from video_models.clips_executor import (
+    ClipCache,
+    load_clip_cache,
+    merge_clip_caches,
+    write_clip_cache,
+)
 from video_models.text_encoding import encode_text, load_minilm
 from video_models.train_executor import PRESETS as TRAIN_PRESETS
 from video_models.train_executor import train
@@ -106,6 +111,9 @@ class GpuChainConfig:
     # None: distil from the Demonstrator's weights (the method); a pipeline folder: go on
     # distilling that Executor, e.g. on more demos (--stage distill)
     distill_init: Path | None = None
+    # --stage distill: a clip cache distilled beside the kept demos (e.g. the demos the
+    # init Executor was distilled on, so that training on its own videos does not forget)
+    distill_extra_cache: Path | None = None
     # --stage sft: optimizer steps of the SFT baseline; 0 = as many as the distillation in
     # output_dir took (the same compute)
     sft_steps: int = 0
@@ -371,6 +379,21 @@ def expert_clip_cache(cfg: GpuChainConfig, out: Path) -> Path:
     return write_clip_cache(cache, cache_path)
 
 
+def with_extra_clips(cfg: GpuChainConfig, cache: Path, out: Path) -> Path:
+    """The cache distillation trains on: the kept demos, plus ``distill_extra_cache``'s
+    clips when set (merged into ``out/demos_mixed.npz``)."""
+    if cfg.distill_extra_cache is None:
+        return cache
+    caches = [load_clip_cache(cache), load_clip_cache(cfg.distill_extra_cache)]
+    logger.info(
+        "distilling %d kept demos + %d clips of %s",
+        len(caches[0]),
+        len(caches[1]),
+        cfg.distill_extra_cache,
+    )
+    return write_clip_cache(merge_clip_caches(caches), out / "demos_mixed.npz")
+
+
 def trained_steps(run_dir: Path) -> int:
     """The optimizer steps a finished training run took (its last checkpoint's step)."""
     latest = latest_checkpoint(run_dir)
@@ -494,6 +517,7 @@ def stage_distill(cfg: GpuChainConfig) -> None:
     t = time.perf_counter()
     cache = render_and_judge_demos(cfg, out)
     demos_s = time.perf_counter() - t
+    cache = with_extra_clips(cfg, cache, out)
     t = time.perf_counter()
     distilled = distill(cfg, cache, out)
     timings = {"demos_s": demos_s, "distill_s": time.perf_counter() - t}

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -107,3 +108,30 @@ def test_text_table_round_trip_and_lookup(tmp_path: Path, monkeypatch) -> None:
     torch.testing.assert_close(out[0], ref[1], atol=0.02, rtol=0.02)
     with pytest.raises(KeyError, match="stack the blue cube"):
         pe.ExecutorVideoPipeline.encode_prompt(pipe, ["stack the blue cube"], None)
+
+
+def test_extra_clips_are_distilled_beside_the_kept_demos(tmp_path: Path) -> None:
+    chain = _chain()
+
+    def cache(texts: list[str], n: int) -> chain.ClipCache:
+        return chain.ClipCache(
+            np.full((n, 2, 8, 8, 3), n, np.uint8),
+            np.arange(n, dtype=np.int64),
+            np.arange(n, dtype=np.int64) % len(texts),
+            np.ones((len(texts), 4, 3), np.float16),
+            texts,
+            "prompt",
+        )
+
+    kept = chain.write_clip_cache(cache(["push the red cube"], 2), tmp_path / "kept.npz")
+    extra = chain.write_clip_cache(
+        cache(["push the red cube", "stack the cubes"], 3), tmp_path / "extra.npz"
+    )
+    plain = chain.GpuChainConfig(stage="distill")
+    assert chain.with_extra_clips(plain, kept, tmp_path) == kept
+    mixed_cfg = chain.GpuChainConfig(stage="distill", distill_extra_cache=extra)
+    mixed = chain.load_clip_cache(chain.with_extra_clips(mixed_cfg, kept, tmp_path))
+    assert len(mixed) == 5
+    assert mixed.texts == ["push the red cube", "stack the cubes"]
+    assert [int(f[0, 0, 0, 0]) for f in mixed.frames] == [2, 2, 3, 3, 3]
+    assert len(set(mixed.episode_index.tolist())) == 5
