@@ -53,7 +53,7 @@ from executor_core.atomic_io import write_json_atomic
 from executor_core.retiming import RETIME_PROFILES
 from self_distillation.closed_loop import ClosedLoopConfig, load_sim_stack, run_expert, run_stack
 from self_distillation.demo_generation import item_seed
-from self_distillation.judging import CRITIC_JUDGES
+from self_distillation.judges.critic import CRITIC_JUDGES
 from self_distillation.stats import mean_interval, paired_difference, success_rate
 from self_distillation.task_items import TaskItem
 from self_distillation.worldtasks_splits import SplitSpec, build_split, item_family

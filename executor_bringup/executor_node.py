@@ -29,7 +29,7 @@ Policy:
 - ``rectify: true`` with ``camera_info_path`` undistorts every frame the models see
   (``calibration.rectify.Rectifier``), in the worker; a frame of another size aborts.
 - ``num_candidates`` > 1 imagines that many videos per segment and tracks the one
-  ``candidate_judge`` rates best (``self_distillation.judging.make_critic``); only that one
+  ``candidate_judge`` rates best (``self_distillation.judges.critic.make_critic``); only that one
   is written to ``video_dir`` and recorded. Each costs one more imagining per segment.
 - Each imagined video is written to ``video_dir`` (``<goal>_<segment>.mp4``) while the arm
   moves; the camera frames received while a segment executes and is verified (at most
@@ -82,7 +82,7 @@ from executor_core.goal_runner import (
 from executor_core.policy import check_idm_mode
 from executor_core.retiming import check_retime_profile
 from executor_core.robot_description import RobotDescription, default_robot_path
-from self_distillation.judging import make_critic
+from self_distillation.judges.critic import make_critic
 
 RUNNER_DEFAULTS = GoalRunnerConfig()
 PARAMETERS = {  # name -> default; the runner's settings default to the runner's defaults

@@ -31,7 +31,7 @@ from executor_sim.expert import expert_policy
 from executor_sim.sim_arm import SimArm
 from executor_sim.tasks import Task, make_task
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
-from self_distillation.judging import check_critic_judge, make_critic
+from self_distillation.judges.critic import check_critic_judge, make_critic
 from self_distillation.task_items import TaskItem
 from self_distillation.video_models import load_video_pipeline
 from video_models.world_model import VideoWorldModel
@@ -66,7 +66,7 @@ class ClosedLoopConfig:
     retime: bool = _RUNNER_DEFAULTS.retime  # false: an ablation the robot cannot run
     retime_profile: RetimeProfile = _RUNNER_DEFAULTS.retime_profile
     # imagined videos per segment; candidate_judge (a judge of the imagined frames and the
-    # prompt, self_distillation.judging.CRITIC_JUDGES) picks the one tracked
+    # prompt, self_distillation.judges.critic.CRITIC_JUDGES) picks the one tracked
     num_candidates: int = _RUNNER_DEFAULTS.num_candidates
     candidate_judge: str = "execution_aware"
 

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from executor_core.policy import Critique, VideoCritic
 from self_distillation.judges.executed import ExecutedJudge, ExecutedJudgeConfig
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
 from self_distillation.judges.programmatic import ProgrammaticJudge
@@ -34,9 +33,6 @@ from self_distillation.vlm_backends import (
 
 logger = logging.getLogger(__name__)
 JUDGE_KINDS: tuple[str, ...] = ("programmatic", "execution_aware", "executed", "vlm")
-# judges a goal runner can ask at run time: they read only the imagined frames and the
-# prompt (the executed judge runs the simulator; the VLM judge needs a server and config)
-CRITIC_JUDGES: tuple[str, ...] = ("execution_aware", "programmatic")
 
 
 @dataclass
@@ -96,34 +92,3 @@ def episode_for_item(item: TaskItem, prompt: str | None = None) -> dict[str, Any
         if key in p.metadata:
             record[key] = p.metadata[key]
     return record
-
-
-class JudgeCritic:
-    """A video judge as the goal runner's critic (``executor_core.policy.VideoCritic``):
-    it reads the imagined frames and an episode record made of the prompt the runner gives
-    over ``episode`` (nothing by default: the prompt alone, as on the robot)."""
-
-    def __init__(self, judge: Any, episode: dict[str, Any] | None = None) -> None:
-        if not callable(getattr(judge, "judge", None)):
-            raise ValueError(f"{type(judge).__name__} has no judge(frames, episode)")
-        self.judge, self.episode = judge, dict(episode or {})
-
-    def critique(self, video: np.ndarray, prompt: str) -> Critique:
-        verdict = self.judge.judge(video, {**self.episode, "prompt": prompt})
-        return Critique(bool(verdict.success), float(verdict.score), str(verdict.reason))
-
-
-def check_critic_judge(judge: str) -> str:
-    if judge not in CRITIC_JUDGES:
-        raise ValueError(f"candidate_judge must be one of {list(CRITIC_JUDGES)}, got {judge!r}")
-    return judge
-
-
-def make_critic(judge: str, num_candidates: int) -> VideoCritic | None:
-    """The critic that picks among ``num_candidates`` imagined videos (None for one): the
-    ``judge`` (one of ``CRITIC_JUDGES``) reading the frames and the prompt alone. Both read
-    the objects by the simulator's colours; on another scene they need its colours."""
-    check_critic_judge(judge)
-    if num_candidates <= 1:
-        return None
-    return JudgeCritic(make_judge(JudgeConfig(kind=judge)))

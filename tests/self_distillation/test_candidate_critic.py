@@ -19,8 +19,8 @@ from executor_core.policy import Critique
 from executor_sim.probe_videos import render_probe
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_stack
+from self_distillation.judges.critic import CRITIC_JUDGES, JudgeCritic, make_critic
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
-from self_distillation.judging import CRITIC_JUDGES, JudgeCritic, make_critic
 from self_distillation.worldtasks_splits import SplitSpec, build_split, item_family
 
 os.environ.setdefault("MUJOCO_GL", "egl")
