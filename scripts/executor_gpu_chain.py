@@ -86,6 +86,7 @@ class GpuChainConfig:
     proposals: Path = Path("outputs/method_sim/proposals")  # train scenes (seeds < 1e6)
     heldout: Path = Path("outputs/method_sim/heldout")  # held-out scenes (seeds >= 1e6)
     pack_dir: Path = Path("outputs/exec_gpu/pack")  # what travels to the GPU machine
+    pack_items: int | None = None  # --stage pack: the first N train items (None: all)
     output_dir: Path = Path("outputs/exec_gpu/run")
     demonstrator: Path = Path("checkpoints/demonstrator_sim")
     demo_items: int = 1024  # train items rendered (each demo_samples times)
@@ -118,16 +119,29 @@ class GpuChainConfig:
     # output_dir took (the same compute)
     sft_steps: int = 0
     mixed_precision: Literal["no", "bf16"] = "bf16"
-    grpo_minutes: float = 3.0
+    grpo_minutes: float = 3.0  # wall-clock budget (GRPOConfig.max_minutes)
     grpo_max_steps: int = 400
-    grpo_chunk_steps: int = 10  # train_grpo is resumed chunk by chunk until the budget ends
     grpo_prompts_per_step: int = 8
     grpo_group_size: int = 8
     grpo_micro_batch_size: int = 64
+    grpo_minibatches: int = 4  # optimizer steps per rollout batch (> 1: the clip acts)
     grpo_learning_rate: float = 3e-5
+    grpo_kl_beta: float = 0.004
     grpo_inference_steps: int = 8
     # the GRPO reward (a judge kind; ``executed``: executed success + consistency)
     grpo_judge: Literal["programmatic", "execution_aware", "executed"] = "programmatic"
+    grpo_executed_weight: float = 0.5  # grpo_judge executed: the executed share of the score
+    grpo_execution_workers: int = 1  # grpo_judge executed: processes executing the videos
+    # the paper's anchor (beta_d): the frozen Demonstrator (``demonstrator``) given the
+    # detailed solution, on the Executor's own SDE paths; 0: RL alone
+    grpo_anchor_beta: float = 0.0
+    grpo_policy_weight: float = 1.0  # 0 with an anchor: the anchor alone
+    grpo_shared_noise: bool = True  # one initial noise per group (Flow-GRPO)
+    grpo_items: int | None = None  # train items GRPO draws from (None: all in the pack)
+    # --stage grpo: the Executor it starts from (None: output_dir's distilled one) and the
+    # folder under output_dir it writes (variants side by side)
+    grpo_init: Path | None = None
+    grpo_name: str = "grpo"
     eval_items: int | None = None
     eval_samples_per_item: int = 2
     eval_batch_size: int = 128
@@ -149,11 +163,13 @@ class GpuChainConfig:
             "demo_items",
             "demo_samples",
             "demo_batch_size",
-            "grpo_chunk_steps",
             "demo_execution_workers",
+            "grpo_execution_workers",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.pack_items is not None and self.pack_items <= 0:
+            raise ValueError(f"pack_items must be > 0 or None, got {self.pack_items!r}")
         if self.distill_minutes <= 0 or self.grpo_minutes <= 0:
             raise ValueError(
                 f"time budgets must be > 0, got {self.distill_minutes!r}, {self.grpo_minutes!r}"
@@ -177,7 +193,6 @@ PRESETS: dict[str, GpuChainConfig] = {
         mixed_precision="no",
         grpo_minutes=0.1,
         grpo_max_steps=2,
-        grpo_chunk_steps=1,
         grpo_prompts_per_step=2,
         grpo_group_size=2,
         grpo_micro_batch_size=4,
@@ -250,12 +265,18 @@ def install_text_table(table: dict[str, torch.Tensor]) -> None:
 
 
 def stage_pack(cfg: GpuChainConfig) -> None:
+    """Proposals (the first ``pack_items`` train items, or all) and held-out items, and the
+    text table of their prompts and solutions."""
     pack = Path(cfg.pack_dir)
     with atomic_path(pack, directory=True) as tmp:
         for name, src in (("proposals", cfg.proposals), ("heldout", cfg.heldout)):
             dst = tmp / name
             dst.mkdir(parents=True)
-            shutil.copy2(Path(src) / "items.jsonl", dst / "items.jsonl")
+            lines = (Path(src) / "items.jsonl").read_text().splitlines(keepends=True)
+            limit = cfg.pack_items if name == "proposals" else None
+            if limit is not None and limit > len(lines):
+                raise ValueError(f"pack_items {limit} > the {len(lines)} items in {src}")
+            (dst / "items.jsonl").write_text("".join(lines[:limit]))
             shutil.copytree(Path(src) / "scenes", dst / "scenes")
         texts = item_texts(tmp / "proposals") + item_texts(tmp / "heldout")
         write_text_table(list(dict.fromkeys(texts)), tmp / "texts.npz")
@@ -434,32 +455,40 @@ def distill(
 
 
 def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
+    """GRPO from ``distilled`` into ``out/grpo_name``, stopped by the wall-clock budget
+    (``grpo_minutes``) or ``grpo_max_steps``; the reward is ``grpo_judge`` (``executed``:
+    ``grpo_executed_weight`` x executed success + the rest x the consistency score, the
+    videos executed by ``grpo_execution_workers`` processes)."""
+    executed = ExecutedJudgeConfig(
+        ExecutedSuccessConfig(workers=cfg.grpo_execution_workers),
+        executed_weight=cfg.grpo_executed_weight,
+    )
+    gcfg = replace(
+        GRPO_PRESETS["sim"],
+        items=Path(cfg.pack_dir) / "proposals",
+        limit_items=cfg.grpo_items,
+        output_dir=out / cfg.grpo_name,
+        init_pipeline=distilled,
+        num_steps=cfg.grpo_max_steps,
+        max_minutes=cfg.grpo_minutes,
+        save_every=cfg.grpo_max_steps,
+        prompts_per_step=cfg.grpo_prompts_per_step,
+        group_size=cfg.grpo_group_size,
+        micro_batch_size=cfg.grpo_micro_batch_size,
+        minibatches_per_step=cfg.grpo_minibatches,
+        learning_rate=cfg.grpo_learning_rate,
+        kl_beta=cfg.grpo_kl_beta,
+        num_inference_steps=cfg.grpo_inference_steps,
+        anchor_beta=cfg.grpo_anchor_beta,
+        anchor_pipeline=Path(cfg.demonstrator) if cfg.grpo_anchor_beta > 0 else None,
+        policy_weight=cfg.grpo_policy_weight,
+        shared_group_noise=cfg.grpo_shared_noise,
+        judge=JudgeConfig(kind=cfg.grpo_judge, executed=executed),
+        seed=cfg.seed,
+    )
     t0 = time.perf_counter()
-    done = 0
-    final = None
-    while done < cfg.grpo_max_steps:
-        done = min(done + cfg.grpo_chunk_steps, cfg.grpo_max_steps)
-        gcfg = replace(
-            GRPO_PRESETS["sim"],
-            items=Path(cfg.pack_dir) / "proposals",
-            output_dir=out / "grpo",
-            init_pipeline=distilled,
-            num_steps=done,
-            save_every=cfg.grpo_chunk_steps,
-            prompts_per_step=cfg.grpo_prompts_per_step,
-            group_size=cfg.grpo_group_size,
-            micro_batch_size=cfg.grpo_micro_batch_size,
-            learning_rate=cfg.grpo_learning_rate,
-            num_inference_steps=cfg.grpo_inference_steps,
-            judge=JudgeConfig(kind=cfg.grpo_judge),
-            seed=cfg.seed,
-        )
-        final = train_grpo(gcfg)
-        elapsed = (time.perf_counter() - t0) / 60
-        # stop when one more chunk would overrun the budget
-        if elapsed * (done + cfg.grpo_chunk_steps) / done > cfg.grpo_minutes:
-            break
-    logger.info("GRPO: %d steps in %.2f min", done, (time.perf_counter() - t0) / 60)
+    final = train_grpo(gcfg)
+    logger.info("GRPO in %.2f min", (time.perf_counter() - t0) / 60)
     return final
 
 
@@ -547,11 +576,13 @@ def stage_sft(cfg: GpuChainConfig) -> None:
 def stage_grpo(cfg: GpuChainConfig) -> None:
     """GRPO only, from the distilled Executor in ``output_dir`` (``--stage distill``)."""
     out = Path(cfg.output_dir)
-    save_config_json(cfg, out / "grpo_chain_config.json")
+    save_config_json(cfg, out / f"{cfg.grpo_name}_chain_config.json")
     install_text_table(load_text_table(Path(cfg.pack_dir) / "texts.npz"))
     t = time.perf_counter()
-    rl = grpo(cfg, out / "executor_distilled" / "pipeline", out)
-    write_json_atomic(out / "grpo_timings.json", {"grpo_s": time.perf_counter() - t})
+    init = Path(cfg.grpo_init or out / "executor_distilled" / "pipeline")
+    rl = grpo(cfg, init, out)
+    timings = {"grpo_s": time.perf_counter() - t}
+    write_json_atomic(out / f"{cfg.grpo_name}_timings.json", timings)
     print(rl)
 
 

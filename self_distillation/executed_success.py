@@ -236,11 +236,14 @@ def execute_videos(
     starts: Sequence[SimStart],
     cfg: ExecutedSuccessConfig | None = None,
     idm: InverseDynamics | None = None,
+    pool: ExecutionPool | None = None,
 ) -> ExecutionBatch:
     """Execute every video from its start; results in the order of the inputs.
 
     ``idm`` overrides ``cfg.idm_path`` (a test double, or a model already loaded); with
-    ``workers > 1`` it is pickled to every worker.
+    ``workers > 1`` it is pickled to every worker. ``pool``: workers kept from an earlier
+    call (its own config and IDM; ``cfg`` must be its config), else with ``workers > 1`` a
+    pool is started for this call alone.
     """
     cfg = cfg or ExecutedSuccessConfig()
     if len(videos) != len(starts):
@@ -248,11 +251,16 @@ def execute_videos(
     for i, video in enumerate(videos):
         check_video(video, i)
     began = time.perf_counter()
+    if pool is not None and pool.config != cfg:
+        raise ValueError(f"the pool executes with {pool.config!r}, this call asks for {cfg!r}")
     jobs = list(zip(videos, starts, strict=True))
-    if cfg.workers == 1 or len(jobs) <= 1:
+    if pool is not None:
+        results = pool.map(jobs)
+    elif cfg.workers == 1 or len(jobs) <= 1:
         results = _execute_in_process(jobs, cfg, idm)
     else:
-        results = _execute_in_pool(jobs, cfg, idm)
+        with ExecutionPool(cfg, idm) as one_call:
+            results = one_call.map(jobs)
     batch = ExecutionBatch(results, time.perf_counter() - began, cfg.workers)
     logger.info(
         "executed %d videos: %.1f %% succeed, %.2f s per video (%d worker(s))",
@@ -293,25 +301,51 @@ def _execute_in_process(
         env.close()
 
 
-def _execute_in_pool(
-    jobs: list[tuple[np.ndarray, SimStart]], cfg: ExecutedSuccessConfig, idm: InverseDynamics | None
-) -> list[Execution]:
-    """The jobs over ``cfg.workers`` spawned processes, in order.
+class ExecutionPool:
+    """``cfg.workers`` spawned processes, each with its own simulator and IDM, kept for many
+    batches: starting one costs seconds (imports, the IDM, the scene), which a caller that
+    executes a batch every RL step or demo batch would otherwise pay each time.
 
     spawn: a forked EGL/MuJoCo context is not safe to reuse in the child. A worker that
     cannot start (no IDM at ``idm_path``, no GL) breaks the pool and ends the call with
     an error; multiprocessing.Pool would start a replacement forever and never return.
+
+        with ExecutionPool(ExecutedSuccessConfig(workers=4)) as pool:
+            for videos, starts in batches:
+                execute_videos(videos, starts, pool.config, pool=pool)
     """
-    context = mp.get_context("spawn")
-    workers = min(cfg.workers, len(jobs))
-    try:
-        with ProcessPoolExecutor(workers, context, _init_worker, (cfg, idm)) as pool:
-            return list(pool.map(_execute_in_worker, jobs))
-    except BrokenProcessPool as exc:
-        raise RuntimeError(
-            f"an executed-success worker process failed to start or died ({exc}); its "
-            f"traceback is in the log above (idm_path {str(cfg.idm_path)!r})"
-        ) from None
+
+    def __init__(self, cfg: ExecutedSuccessConfig, idm: InverseDynamics | None = None) -> None:
+        if cfg.workers < 2:
+            raise ValueError(f"an execution pool needs workers >= 2, got {cfg.workers!r}")
+        self.config = cfg
+        context = mp.get_context("spawn")
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            cfg.workers, context, _init_worker, (cfg, idm)
+        )
+
+    def map(self, jobs: list[tuple[np.ndarray, SimStart]]) -> list[Execution]:
+        if self._pool is None:
+            raise RuntimeError("the execution pool is closed")
+        try:
+            return list(self._pool.map(_execute_in_worker, jobs))
+        except BrokenProcessPool as exc:
+            self.close()
+            raise RuntimeError(
+                f"an executed-success worker process failed to start or died ({exc}); its "
+                f"traceback is in the log above (idm_path {str(self.config.idm_path)!r})"
+            ) from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> ExecutionPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 _WORKER: dict[str, Any] = {}

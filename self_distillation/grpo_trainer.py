@@ -10,8 +10,14 @@ Each step:
 3. score each video with the judge (``JudgeVerdict.score`` in [0, 1]);
 4. group-normalised advantages per item, clipped to ``advantage_clip``;
 5. for a fraction of the SDE steps, re-score the stored transitions under the current
-   weights: clipped surrogate + ``kl_beta`` x the exact Gaussian KL to the reference model
-   (the Executor the run started from), backprop, one optimizer step.
+   weights: ``policy_weight`` x the clipped surrogate + ``kl_beta`` x the exact Gaussian KL
+   to the reference model (the Executor the run started from) + ``anchor_beta`` x the
+   squared gap to the frozen Demonstrator's velocity given the detailed solution (the
+   paper's anchor, on the Executor's own SDE paths), backprop; ``minibatches_per_step``
+   optimizer steps per rollout batch (after the first the ratio clip acts).
+
+``shared_group_noise`` starts every video of a group from one initial noise (Flow-GRPO);
+``max_minutes`` stops the run on a wall-clock budget, saving and exporting the last step.
 
 LoRA (``lora_rank > 0``, real scale; the reference is the base with the adapter disabled) or
 full fine-tuning (sim scale; the reference is a frozen copy). Checkpoints
@@ -101,6 +107,15 @@ class GRPOConfig:
     # Demonstrator's given the detailed solution, on the Executor's own SDE paths.
     anchor_beta: float = 0.0
     anchor_pipeline: Path | None = None  # the frozen Demonstrator (a saved pipeline)
+    # weight of the policy-gradient loss: 0 with anchor_beta > 0 is the anchor alone
+    # (on-policy distillation from the Demonstrator, the rewards only logged)
+    policy_weight: float = 1.0
+    # Flow-GRPO / DanceGRPO: the videos of a group start from one initial noise (the SDE's
+    # own noise still differs), so that their rewards differ by the sampling path alone
+    shared_group_noise: bool = False
+    # wall-clock budget in minutes (0: none): the run stops after the step past which one
+    # more step would overrun it, saves that step and exports, as after num_steps
+    max_minutes: float = 0.0
     save_every: int = 25
     keep_checkpoints: int = 2
     seed: int = 0
@@ -141,6 +156,13 @@ class GRPOConfig:
             )
         if self.anchor_beta < 0:
             raise ValueError(f"anchor_beta must be >= 0, got {self.anchor_beta!r}")
+        if self.policy_weight < 0 or self.max_minutes < 0:
+            raise ValueError(
+                f"need policy_weight >= 0, max_minutes >= 0; got "
+                f"{self.policy_weight!r}, {self.max_minutes!r}"
+            )
+        if self.policy_weight == 0 and self.anchor_beta == 0:
+            raise ValueError("policy_weight 0 and anchor_beta 0 train nothing")
         if self.learning_rate <= 0 or self.lora_rank < 0:
             raise ValueError(
                 f"need learning_rate > 0, lora_rank >= 0; got "
@@ -224,7 +246,8 @@ def sample_groups(
     pipe.scheduler.set_timesteps(cfg.num_inference_steps, device=device)
     sigmas = pipe.scheduler.sigmas.float().cpu()
     base = cfg.seed * 1_000_003 + step * 10_007
-    generators = [torch.Generator("cpu").manual_seed(base + i) for i in range(len(images))]
+    noise_ids = [i // n if cfg.shared_group_noise else i for i in range(len(images))]
+    generators = [torch.Generator("cpu").manual_seed(base + i) for i in noise_ids]
     x0 = pipe.prepare_latents(pipe.latent_shape(len(images), num_frames, size), generators, device)
     step_gen = torch.Generator(device=device).manual_seed(base + 999_983)
     roll = sample_sde(
@@ -393,7 +416,7 @@ def grpo_update(
                 anchor_loss = torch.zeros((), device=loss.device)
                 if anchor is not None and cfg.anchor_beta > 0:
                     anchor_loss = anchor_velocity_loss(anchor, roll, idx, x, s, v, policy.guidance)
-                total = loss + cfg.kl_beta * kl + cfg.anchor_beta * anchor_loss
+                total = cfg.policy_weight * loss + cfg.kl_beta * kl + cfg.anchor_beta * anchor_loss
                 (total * scale).backward()
                 totals["anchor"] += anchor_loss.item() * weight
                 totals["policy_loss"] += loss.item() * weight
@@ -470,6 +493,14 @@ def _resume(cfg: GRPOConfig, policy: PolicyAndReference, opt: torch.optim.Optimi
     return step
 
 
+def over_budget(max_minutes: float, elapsed_s: float, steps_done: int) -> bool:
+    """Whether one more step (at the mean pace so far) would overrun ``max_minutes``
+    (0: no budget)."""
+    if max_minutes <= 0 or steps_done <= 0:
+        return False
+    return elapsed_s * (steps_done + 1) / steps_done > 60.0 * max_minutes
+
+
 def append_metrics(path: Path, record: dict[str, Any], resumed_step: int | None) -> None:
     """Append one line; on the first write after a resume, drop lines past the checkpoint
     (steps a killed run logged but did not save)."""
@@ -504,12 +535,17 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
         resolve_device(cfg.device),
     )
     resumed: int | None = start if start > 0 else None
+    t0 = time.perf_counter()
     for step in range(start, cfg.num_steps):
         record = grpo_step(policy, judge, items, cfg, step, opt, anchor)
         append_metrics(out / "metrics.jsonl", record, resumed)
         resumed = None
-        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.num_steps:
+        out_of_time = over_budget(cfg.max_minutes, time.perf_counter() - t0, step + 1 - start)
+        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.num_steps or out_of_time:
             _save_checkpoint(cfg, policy, opt, step + 1)
+        if out_of_time:
+            logger.info("stopping at step %d: the %.1f min budget", step + 1, cfg.max_minutes)
+            break
     final = out / "pipeline"
     with atomic_path(final, directory=True) as tmp:
         lora_model = None

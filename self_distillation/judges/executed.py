@@ -15,6 +15,7 @@ selection for distillation, the GRPO reward, the evaluation.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 from executor_core.policy import InverseDynamics
 from self_distillation.executed_success import (
     ExecutedSuccessConfig,
+    ExecutionPool,
     SimStart,
     execute_videos,
     load_idm,
@@ -60,6 +62,22 @@ class ExecutedJudge:
         self.config = config or ExecutedJudgeConfig()
         self.idm = idm if idm is not None else load_idm(self.config.execution)
         self.visual = ExecutionAwareJudge()
+        # with workers > 1: started at the first batch, kept for the judge's life (an RL run
+        # judges a batch every step), shut down when the judge is collected or at exit
+        self._pool: ExecutionPool | None = None
+
+    def _execution_pool(self) -> ExecutionPool | None:
+        if self.config.execution.workers < 2:
+            return None
+        if self._pool is None:
+            self._pool = ExecutionPool(self.config.execution, self.idm)
+            weakref.finalize(self, self._pool.close)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def judge(self, frames: np.ndarray, episode: dict[str, Any]) -> ExecutionAwareVerdict:
         return self.judge_many([frames], [episode])[0]
@@ -68,7 +86,9 @@ class ExecutedJudge:
         self, videos: Sequence[np.ndarray], episodes: Sequence[dict[str, Any]]
     ) -> list[ExecutionAwareVerdict]:
         starts = [SimStart.from_record(e) for e in episodes]
-        batch = execute_videos(list(videos), starts, self.config.execution, idm=self.idm)
+        batch = execute_videos(
+            list(videos), starts, self.config.execution, idm=self.idm, pool=self._execution_pool()
+        )
         w = self.config.executed_weight
         verdicts = []
         for video, episode, ex in zip(videos, episodes, batch.results, strict=True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -135,3 +136,79 @@ def test_extra_clips_are_distilled_beside_the_kept_demos(tmp_path: Path) -> None
     assert mixed.texts == ["push the red cube", "stack the cubes"]
     assert [int(f[0, 0, 0, 0]) for f in mixed.frames] == [2, 2, 3, 3, 3]
     assert len(set(mixed.episode_index.tolist())) == 5
+
+
+def _items(folder: Path, colours: tuple[str, ...]) -> Path:
+    from self_distillation.proposal_schema import TaskProposal
+    from self_distillation.task_items import TaskItem, save_items
+
+    items = []
+    for i, colour in enumerate(colours):
+        proposal = TaskProposal(
+            f"put the {colour} cube in the bowl",
+            (f"Grasp the {colour} cube.", "Release it over the bowl."),
+            f"the {colour} cube rests in the bowl",
+            source="test",
+            metadata={"task_family": "pick_place", "object": colour, "target": "bowl"},
+        )
+        image = np.full((8, 8, 3), 10 * i, np.uint8)
+        items.append(TaskItem(f"img{i}-0", f"img{i}", image, proposal))
+    save_items(items, folder)
+    return folder
+
+
+def test_pack_keeps_the_first_items_and_only_their_texts(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    chain = _chain()
+    train = _items(tmp_path / "train", ("red", "green", "blue"))
+    heldout = _items(tmp_path / "heldout", ("yellow",))
+    cfg = chain.GpuChainConfig(proposals=train, heldout=heldout, pack_dir=tmp_path / "pack")
+    chain.stage_pack(replace(cfg, pack_items=2))
+    packed = chain.load_items(tmp_path / "pack" / "proposals")
+    assert [it.item_id for it in packed] == ["img0-0", "img1-0"]
+    table = chain.load_text_table(tmp_path / "pack" / "texts.npz")
+    assert "put the green cube in the bowl" in table
+    assert "put the yellow cube in the bowl" in table  # held-out items are all kept
+    assert "put the blue cube in the bowl" not in table
+    with pytest.raises(ValueError, match="pack_items 4 > the 3 items"):
+        chain.stage_pack(replace(cfg, pack_dir=tmp_path / "pack4", pack_items=4))
+    assert not (tmp_path / "pack4").exists()  # nothing half-written
+    with pytest.raises(ValueError, match="pack_items must be > 0 or None, got 0"):
+        chain.GpuChainConfig(pack_items=0)
+
+
+def test_grpo_variants_reach_the_trainer(tmp_path: Path, monkeypatch) -> None:
+    """The chain's GRPO flags become the trainer's config: the anchor is the Demonstrator,
+    the executed reward's weight and workers, the budget, one noise per group."""
+    chain = _chain()
+    seen = []
+    monkeypatch.setattr(chain, "train_grpo", lambda cfg: seen.append(cfg) or tmp_path)
+    cfg = chain.GpuChainConfig(
+        stage="grpo",
+        demonstrator=Path("checkpoints/demonstrator_sim"),
+        grpo_judge="executed",
+        grpo_executed_weight=1.0,
+        grpo_execution_workers=6,
+        grpo_anchor_beta=0.01,
+        grpo_minutes=4.5,
+        grpo_kl_beta=0.02,
+        grpo_minibatches=2,
+        grpo_name="rl_anchor",
+        grpo_items=64,
+    )
+    chain.grpo(cfg, Path("checkpoints/executor_sim"), tmp_path)
+    (g,) = seen
+    assert g.anchor_beta == 0.01
+    assert g.anchor_pipeline == Path("checkpoints/demonstrator_sim")
+    assert g.judge.kind == "executed"
+    assert g.judge.executed.executed_weight == 1.0
+    assert g.judge.executed.execution.workers == 6
+    assert (g.max_minutes, g.kl_beta, g.minibatches_per_step) == (4.5, 0.02, 2)
+    assert g.shared_group_noise
+    assert g.output_dir == tmp_path / "rl_anchor"
+    assert g.limit_items == 64
+    assert g.init_pipeline == Path("checkpoints/executor_sim")
+    chain.grpo(replace(cfg, grpo_anchor_beta=0.0, grpo_policy_weight=1.0), Path("x"), tmp_path)
+    assert seen[1].anchor_pipeline is None
+    with pytest.raises(ValueError, match="grpo_execution_workers must be > 0, got 0"):
+        chain.GpuChainConfig(grpo_execution_workers=0)

@@ -17,6 +17,7 @@ from executor_sim.env import EnvConfig, make_env
 from executor_sim.probe_videos import render_probe
 from self_distillation.executed_success import (
     ExecutedSuccessConfig,
+    ExecutionPool,
     GivenVideo,
     SimStart,
     execute_videos,
@@ -71,6 +72,33 @@ def test_a_process_pool_gives_the_same_results(clips) -> None:
         a.pop("seconds")
         b.pop("seconds")
     assert pooled == alone
+
+
+def test_a_kept_pool_reuses_its_workers_across_batches(clips) -> None:
+    """The RL reward executes a batch every step: the workers (imports, IDM, scene) start
+    once, and a kept pool gives what a pool started per call gives."""
+    torch.manual_seed(0)
+    robot = RobotDescription.from_yaml(default_robot_path())
+    idm = TinyRandomInverseDynamics(robot.joint_names, robot.home_rad, max_step_rad=0.005)
+    cfg = ExecutedSuccessConfig(idm_path=Path("no/such/idm"), workers=2)
+    probes = clips["expert"][:2]
+    videos, starts = [p.frames for p in probes], [SimStart.from_record(p.record) for p in probes]
+    one_call = execute_videos(videos, starts, cfg, idm=idm)
+    with ExecutionPool(cfg, idm) as pool:
+        first = execute_videos(videos, starts, cfg, pool=pool)
+        workers = set(pool._pool._processes)
+        again = execute_videos(videos, starts, cfg, pool=pool)
+        assert set(pool._pool._processes) == workers
+        with pytest.raises(ValueError, match="the pool executes with"):
+            execute_videos(videos, starts, ExecutedSuccessConfig(workers=3), pool=pool)
+    records = [
+        [r.to_record() | {"seconds": 0} for r in b.results] for b in (one_call, first, again)
+    ]
+    assert records[0] == records[1] == records[2]
+    with pytest.raises(RuntimeError, match="the execution pool is closed"):
+        pool.map([])
+    with pytest.raises(ValueError, match="workers >= 2, got 1"):
+        ExecutionPool(ExecutedSuccessConfig())
 
 
 def test_runs_are_deterministic_and_one_segment_with_a_test_double(clips) -> None:

