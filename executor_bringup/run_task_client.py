@@ -34,6 +34,10 @@ from executor_bringup.qos import command_qos, status_qos
 from executor_core.config_cli import OneLineArgumentParser
 
 HEARTBEAT_PERIOD_S = 0.1
+# The result (a service response) and the last feedback (a topic) are not ordered: under
+# load the spinner can take the result first. Before printing it, the spinner gets this
+# long to run the feedback callbacks already waiting, so the last phase is not lost.
+FEEDBACK_DRAIN_S = 0.3
 # Beats published after the subscriber matched, on top of the safety node's confirmation.
 HEARTBEAT_LEAD_BEATS = 3
 
@@ -182,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             cancel_done.wait(2.0)
             print("canceled by the operator", file=sys.stderr)
             return 1
+        time.sleep(FEEDBACK_DRAIN_S)
         res = get_result.result().result
         print(f"success: {res.success}")
         print(f"message: {res.message}")
