@@ -14,6 +14,9 @@ Choose on a validation range, report on the benchmark's split:
     # validation (seeds no split of executor-worldtasks uses)
     .venv/bin/python benchmarks/bench_goal_runner.py --first_seed 1400000 \\
         --items 32 --output checkpoints/executor_sim/results/retime_validation.json
+    # validation in paraphrases (a model trained on the short prompts can lose them)
+    .venv/bin/python benchmarks/bench_goal_runner.py --split novel_phrasing \\
+        --first_seed 1450000 --items 48 --output OUT.json
     # report: the benchmark's seen split (executor-worldtasks' seeds)
     .venv/bin/python benchmarks/bench_goal_runner.py --first_seed 1000000 \\
         --items 64 --output checkpoints/executor_sim/results/retime_seen.json
