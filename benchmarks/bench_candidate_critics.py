@@ -19,10 +19,8 @@ Prints one JSON summary; writes it, with every candidate's record, to ``--output
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing as mp
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -34,10 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from executor_core.atomic_io import write_json_atomic
 from executor_core.goal_runner import CANDIDATE_SEED_STRIDE
 from executor_core.policy import Critique, best_candidate
-from self_distillation.closed_loop import load_sim_stack, task_for_item
+from self_distillation.closed_loop import load_sim_stack, task_for_item, write_bench_result
 from self_distillation.demo_generation import item_seed
 from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_videos
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
@@ -196,19 +193,17 @@ def main() -> int:
     with ProcessPoolExecutor(args.workers, mp.get_context("spawn"), _init, (job,)) as pool:
         rows = list(pool.map(_run_item, items))
     summary = summarize(rows, args.candidates)
-    command = "benchmarks/bench_candidate_critics.py " + " ".join(sys.argv[1:])
-    result = {
-        "command": command,
-        "hardware": f"{os.cpu_count()}-core CPU, {args.workers} worker processes",
-        "split": args.split,
-        "first_seed": args.first_seed,
-        "model": args.model,
-        "wall_s": time.perf_counter() - t0,
-        "summary": summary,
-        "records": rows,
-    }
-    write_json_atomic(args.output, result)
-    print(json.dumps({"command": command, "summary": summary}, indent=2))
+    fields = {"split": args.split, "first_seed": args.first_seed, "model": args.model}
+    write_bench_result(
+        args.output,
+        "benchmarks/bench_candidate_critics.py",
+        sys.argv[1:],
+        args.workers,
+        fields,
+        summary,
+        rows,
+        t0,
+    )
     return 0
 
 

@@ -41,7 +41,6 @@ import argparse
 import json
 import logging
 import multiprocessing as mp
-import os
 import statistics
 import sys
 import time
@@ -52,9 +51,14 @@ from typing import Any
 
 import torch
 
-from executor_core.atomic_io import write_json_atomic
 from executor_core.retiming import RETIME_PROFILES
-from self_distillation.closed_loop import ClosedLoopConfig, load_sim_stack, run_expert, run_stack
+from self_distillation.closed_loop import (
+    ClosedLoopConfig,
+    load_sim_stack,
+    run_expert,
+    run_stack,
+    write_bench_result,
+)
 from self_distillation.demo_generation import item_seed
 from self_distillation.judges.critic import CRITIC_JUDGES
 from self_distillation.stats import mean_interval, paired_difference, success_rate
@@ -265,21 +269,23 @@ def main() -> int:
     summary = summarize(rows, names)
     if args.baseline is not None:
         summary["vs_baseline"] = against_baseline(rows, names, args.baseline)
-    command = "benchmarks/bench_goal_runner.py " + " ".join(sys.argv[1:])
-    result = {
-        "command": command,
-        "hardware": f"{os.cpu_count()}-core CPU, {args.workers} worker processes",
+    fields = {
         "split": args.split,
         "first_seed": args.first_seed,
         "condition": args.condition,
         "model": job.model,
         "critic": args.critic if max(counts) > 1 else None,
-        "wall_s": time.perf_counter() - t0,
-        "summary": summary,
-        "records": rows,
     }
-    write_json_atomic(args.output, result)
-    print(json.dumps({"command": command, "summary": summary}, indent=2))
+    write_bench_result(
+        args.output,
+        "benchmarks/bench_goal_runner.py",
+        sys.argv[1:],
+        args.workers,
+        fields,
+        summary,
+        rows,
+        t0,
+    )
     return 0
 
 

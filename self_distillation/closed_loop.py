@@ -15,13 +15,17 @@ the same points). The step budget ``max_steps`` is the goal timeout in simulated
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from executor_core.atomic_io import write_json_atomic
 from executor_core.goal_runner import GoalRunner, GoalRunnerConfig, Guard
 from executor_core.policy import IdmMode, InverseDynamics, VideoCritic, VideoModel
 from executor_core.retiming import RetimeProfile
@@ -246,3 +250,29 @@ def run_stack(
             if segment.critiques
         ],
     )
+
+
+def write_bench_result(
+    output: Path,
+    script: str,
+    argv: list[str],
+    workers: int,
+    fields: dict[str, Any],
+    summary: dict[str, Any],
+    records: list[dict[str, Any]],
+    started_s: float,
+) -> None:
+    """A closed-loop benchmark's JSON (its command, the hardware, ``fields``, the wall time,
+    the summary and the per-item records), written atomically; prints the command and the
+    summary. ``started_s``: ``time.perf_counter()`` when the benchmark began."""
+    command = " ".join([script, *argv])
+    result = {
+        "command": command,
+        "hardware": f"{os.cpu_count()}-core CPU, {workers} worker processes",
+        **fields,
+        "wall_s": time.perf_counter() - started_s,
+        "summary": summary,
+        "records": records,
+    }
+    write_json_atomic(output, result)
+    print(json.dumps({"command": command, "summary": summary}, indent=2))

@@ -5,6 +5,8 @@ is named. ``max_replans`` counts re-imaginings after the first segment."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.test_doubles import TinyRandomInverseDynamics, TinyRandomVideoModel
 from executor_core.types import ActionChunk
 from self_distillation import evaluate
-from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_stack
+from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_stack, write_bench_result
 from self_distillation.task_items import load_items
 
 SIZE_PX = 32
@@ -277,3 +279,22 @@ def test_replans_start_from_the_home_pose(env, models, debug_items: Path) -> Non
     assert np.abs(q_home[:5] - home[:5]).max() < np.abs(q_before[:5] - home[:5]).max()
     assert np.abs(q_home[:5] - home[:5]).max() < 0.15  # tracking lag of the position servos
     assert abs(q_home[5] - q_before[5]) < 0.05
+
+
+def test_bench_result_names_its_command_hardware_and_records(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    started = time.perf_counter()
+    summary = {"per_interval": {"n": 2, "success": 0.5}}
+    records = [{"seed": 1, "success": True}, {"seed": 2, "success": False}]
+    write_bench_result(
+        out, "benchmarks/x.py", ["--items", "2"], 3, {"split": "seen"}, summary, records, started
+    )
+    saved = json.loads(out.read_text())
+    assert saved["command"] == "benchmarks/x.py --items 2"
+    assert saved["hardware"].endswith("-core CPU, 3 worker processes")
+    assert saved["split"] == "seen"
+    assert saved["summary"] == summary
+    assert saved["records"] == records
+    assert saved["wall_s"] >= 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"command": "benchmarks/x.py --items 2", "summary": summary}
