@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +259,8 @@ def execute_videos(
     elif cfg.workers == 1 or len(jobs) <= 1:
         results = _execute_in_process(jobs, cfg, idm)
     else:
-        with ExecutionPool(cfg, idm) as one_call:
+        # for this call alone: no more workers than videos
+        with ExecutionPool(replace(cfg, workers=min(cfg.workers, len(jobs))), idm) as one_call:
             results = one_call.map(jobs)
     batch = ExecutionBatch(results, time.perf_counter() - began, cfg.workers)
     logger.info(
