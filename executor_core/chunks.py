@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from executor_core.trajectory_control import Interpolation, make_active
 from executor_core.types import ActionChunk, JointTrajectory
 
 
@@ -116,21 +117,34 @@ def sample_at_rate(
     trajectory: JointTrajectory,
     start_rad: np.ndarray,  # (J,) where the arm is when the trajectory starts (t = 0)
     rate_hz: float,
+    interpolation: Interpolation = "spline",
 ) -> np.ndarray:
     """Targets at each control tick k / rate_hz, k = 1 .. ceil(duration * rate_hz).
 
-    Linear interpolation from ``start_rad`` at t = 0 through the points, as a position
-    controller samples a trajectory; the last tick holds the last point. A trajectory
-    whose points already lie on the ticks (an IDM chunk at the controller's rate) comes
-    back unchanged. Returns (N, J) float64.
+    Sampled as the arm nodes' controller samples it (``executor_core.trajectory_control``,
+    the joint_trajectory_controller's rules): from ``start_rad`` at rest at t = 0 through
+    the points, ``spline`` (their default: cubic Hermite segments, the points' velocities
+    where given, monotone slopes otherwise, rest at the end) or ``linear``; the last tick
+    holds the last point. A trajectory whose points already lie on the ticks (an IDM chunk
+    at the controller's rate) comes back unchanged either way. Returns (N, J) float64.
     """
     if not rate_hz > 0:
         raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
     start = np.asarray(start_rad, dtype=np.float64)
     if start.shape != (len(trajectory.joint_names),):
         raise ValueError(f"start_rad must be ({len(trajectory.joint_names)},), got {start.shape!r}")
-    times = np.concatenate([[0.0], trajectory.time_from_start_s])
-    points = np.concatenate([start[None], trajectory.positions_rad])
+    unchecked = np.full(start.shape, np.inf)
+    active = make_active(
+        trajectory.positions_rad,
+        trajectory.time_from_start_s,
+        0.0,
+        start,
+        unchecked,
+        unchecked,
+        np.inf,
+        velocities_rad_s=trajectory.velocities_rad_s,
+        interpolation=interpolation,
+    )
     n = max(1, int(np.ceil(trajectory.duration_s * rate_hz - 1e-9)))
-    ticks = np.minimum(np.arange(1, n + 1) / rate_hz, times[-1])
-    return np.stack([np.interp(ticks, times, points[:, j]) for j in range(start.shape[0])], 1)
+    ticks = np.minimum(np.arange(1, n + 1) / rate_hz, active.end_s)
+    return np.stack([active.desired(t) for t in ticks])

@@ -5,9 +5,10 @@ runner that ``executor_node`` drives over ROS runs here on a :class:`TabletopEnv
 evaluation measures the loop the robot runs. Time is the simulator's: each control step
 advances ``1 / fps_hz`` seconds and :meth:`clock` is what the runner's ``Guard`` reads, so a
 goal timeout is a budget of control steps (imagining takes no simulated time). A
-trajectory is sampled at the control rate from the measured state, as a position
-controller does (``executor_core.chunks.sample_at_rate``); an IDM chunk at that rate is
-executed point for point. The task verifier is the scene task's own success predicate.
+trajectory is sampled at the control rate from the measured state as ``sim_arm_node``'s
+controller samples it (``executor_core.chunks.sample_at_rate``, ``interpolation`` as the
+node's parameter, splines by default); an IDM chunk at that rate is executed point for
+point. The task verifier is the scene task's own success predicate.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from executor_core.chunks import sample_at_rate
 from executor_core.goal_runner import Guard, Verdict
+from executor_core.trajectory_control import Interpolation
 from executor_core.types import JointTrajectory, Observation
 from executor_sim.env import TabletopEnv
 from executor_sim.tasks import Task
@@ -24,8 +26,12 @@ from executor_sim.tasks import Task
 class SimArm:
     """A TabletopEnv as the runner's arm; records every camera frame it steps through."""
 
-    def __init__(self, env: TabletopEnv, task: Task | None = None) -> None:
-        self.env, self.task = env, task
+    def __init__(
+        self, env: TabletopEnv, task: Task | None = None, interpolation: Interpolation = "spline"
+    ) -> None:
+        if interpolation not in ("spline", "linear"):
+            raise ValueError(f"interpolation must be 'spline' or 'linear', got {interpolation!r}")
+        self.env, self.task, self.interpolation = env, task, interpolation
         self.obs = env.observation()
         self.frames: list[np.ndarray] = [self.obs["image"]]  # (H, W, 3) uint8, first = initial
         self.steps = 0
@@ -48,7 +54,8 @@ class SimArm:
                 f"trajectory joints {trajectory.joint_names!r} differ from the simulator's "
                 f"{self.env.robot.joint_names!r}"
             )
-        targets = sample_at_rate(trajectory, self.env.joint_positions_rad(), self.env.cfg.fps_hz)
+        q = self.env.joint_positions_rad()
+        targets = sample_at_rate(trajectory, q, self.env.cfg.fps_hz, self.interpolation)
         for target in targets:
             guard.check()  # the step budget (deadline in sim time) can end a chunk midway
             self.obs = self.env.step(target)

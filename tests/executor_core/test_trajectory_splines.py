@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from executor_core.chunks import sample_at_rate
 from executor_core.trajectory_control import (
     GOAL_TOLERANCE_VIOLATED,
     INVALID_GOAL,
@@ -18,6 +19,7 @@ from executor_core.trajectory_control import (
     step_outcome,
     validate_velocities,
 )
+from executor_core.types import JointTrajectory
 
 NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 RATE_HZ = 100.0
@@ -150,3 +152,28 @@ def test_a_trajectory_that_ended_before_it_arrived_is_old() -> None:
     code, text = check_header_time(90.0, 100.0, 1.0)
     assert code == OLD_HEADER_TIMESTAMP
     assert "before now" in text
+
+
+def test_sample_at_rate_samples_as_the_arm_nodes_controller() -> None:
+    # off-tick points, as per-interval retiming leaves them
+    t = np.array([0.13, 0.29, 0.41])
+    q = chunk([0.1, 0.3, 0.32])
+    trajectory = JointTrajectory(NAMES, q, t)
+    start = np.zeros(6)
+    spline = sample_at_rate(trajectory, start, 10.0)
+    linear = sample_at_rate(trajectory, start, 10.0, "linear")
+    assert spline.shape == linear.shape == (5, 6)  # ceil(0.41 s * 10 Hz) ticks
+    active = make_active(q, t, 0.0, start, TOL, NO_PATH, 1.0)
+    expected = [active.desired(k / 10.0) for k in range(1, 5)] + [q[-1]]
+    np.testing.assert_allclose(spline, np.stack(expected), atol=1e-12)
+    np.testing.assert_allclose(linear[0, 0], 0.1 * 0.1 / 0.13)  # straight from the start
+    assert np.abs(spline - linear).max() > 1e-3  # the two really differ off the ticks
+    np.testing.assert_allclose(spline[-1], q[-1])  # the last tick holds the last point
+    # points on the ticks (an IDM chunk at the rate) come back unchanged either way
+    on_ticks = JointTrajectory(NAMES, Q, T)
+    for how in ("spline", "linear"):
+        np.testing.assert_allclose(sample_at_rate(on_ticks, start, 10.0, how), Q, atol=1e-12)
+    with pytest.raises(ValueError, match="'cubic'"):
+        sample_at_rate(trajectory, start, 10.0, "cubic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rate_hz"):
+        sample_at_rate(trajectory, start, 0.0)
