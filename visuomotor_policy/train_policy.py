@@ -80,6 +80,11 @@ class TrainPolicyConfig:
     demos_per_family: int = 10  # N expert demos per task family
     hold_out_novel: bool = True  # no NOVEL_COMPOSITIONS among the expert demos
     successful_only: bool = True  # expert episodes whose task predicate held
+    # "until_done": train on an expert episode's frames before the expert's done frame
+    # only; "all": every recorded frame. The generator records a fixed length, so about 30 %
+    # of the frames are the finished expert holding still near home, which makes the start
+    # pose a fixed point of the policy (seen on validation: it never leaves home).
+    expert_frames: Literal["all", "until_done"] = "until_done"
     neural_root: Path | None = None  # an executor-neural-trajectories dataset
     neural_ratio: float = 0.5  # share of each batch drawn from the neural trajectories
     neural_filter: Literal["none", "judge", "executed"] = "none"
@@ -115,6 +120,8 @@ class TrainPolicyConfig:
             )
         if not 0.0 <= self.neural_ratio < 1.0:
             raise ValueError(f"neural_ratio must be in [0, 1), got {self.neural_ratio!r}")
+        if self.expert_frames not in ("all", "until_done"):
+            raise ValueError(f"expert_frames must be all/until_done, got {self.expert_frames!r}")
         if self.neural_filter not in ("none", "judge", "executed"):
             raise ValueError(
                 f"neural_filter must be none/judge/executed, got {self.neural_filter!r}"
@@ -211,13 +218,19 @@ def open_dataset(root: Path, episodes: list[int], chunk_size: int) -> Any:
     )
 
 
-def feature_stats(datasets: list[Any]) -> dict[str, dict[str, torch.Tensor]]:
+def feature_stats(
+    datasets: list[Any], masks: list[np.ndarray]
+) -> dict[str, dict[str, torch.Tensor]]:
     """Mean/std of state and action over the frames actually trained on (the selected
-    episodes of every dataset), image stats from the datasets' metadata."""
+    episodes of every dataset, the frames ``masks`` keeps), image stats from the datasets'
+    metadata."""
     stats: dict[str, dict[str, torch.Tensor]] = {}
     for key in (STATE_KEY, "action"):
         rows = np.concatenate(
-            [np.stack([np.asarray(v, np.float32) for v in ds.hf_dataset[key]]) for ds in datasets]
+            [
+                np.stack([np.asarray(v, np.float32) for v in ds.hf_dataset[key]])[mask]
+                for ds, mask in zip(datasets, masks, strict=True)
+            ]
         )
         stats[key] = {
             "mean": torch.from_numpy(rows.mean(0)),
@@ -228,11 +241,38 @@ def feature_stats(datasets: list[Any]) -> dict[str, dict[str, torch.Tensor]]:
     return stats
 
 
+def expert_frame_mask(dataset: Any, cfg: TrainPolicyConfig) -> np.ndarray:
+    """(N,) bool over ``dataset``'s samples: the frames trained on (``expert_frames``)."""
+    episodes = np.asarray(dataset.hf_dataset["episode_index"])
+    if cfg.expert_frames == "all":
+        return np.ones(len(episodes), bool)
+    frames = np.asarray(dataset.hf_dataset["frame_index"])
+    done = {
+        int(r["episode_index"]): int(r.get("expert_done_frame") or 0)
+        for r in read_episode_records(cfg.expert_root)
+    }
+    # an episode without a done frame (the expert never finished) keeps every frame
+    limit = np.array([done.get(int(e), 0) or np.iinfo(np.int64).max for e in episodes])
+    return frames < limit
+
+
 def mixture_sampler(
-    sizes: list[int], shares: list[float], num_samples: int, seed: int
+    sizes: list[int],
+    shares: list[float],
+    num_samples: int,
+    seed: int,
+    masks: list[np.ndarray] | None = None,
 ) -> torch.utils.data.WeightedRandomSampler:
-    """Sample dataset ``i`` with probability ``shares[i]`` (uniform inside it)."""
-    weights = torch.cat([torch.full((n,), s / n) for n, s in zip(sizes, shares, strict=True)])
+    """Sample dataset ``i`` with probability ``shares[i]``, uniform over its samples (those
+    ``masks[i]`` keeps, when given)."""
+    if masks is None:
+        masks = [np.ones(n, bool) for n in sizes]
+    parts = []
+    for n, share, mask in zip(sizes, shares, masks, strict=True):
+        if mask.shape != (n,) or not mask.any():
+            raise ValueError(f"a dataset of {n} samples needs a mask of that many, some kept")
+        parts.append(torch.from_numpy(mask.astype(np.float64) * share / mask.sum()))
+    weights = torch.cat(parts)
     gen = torch.Generator().manual_seed(seed)
     return torch.utils.data.WeightedRandomSampler(weights, num_samples, True, generator=gen)
 
@@ -301,14 +341,19 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
     save_config_json(cfg, out / "train_config.json")
     expert_eps = select_expert_episodes(cfg)
     datasets = [open_dataset(cfg.expert_root, expert_eps, cfg.chunk_size)]
+    masks = [expert_frame_mask(datasets[0], cfg)]
     shares = [1.0]
     neural_eps: list[int] = []
     if cfg.neural_root is not None:
         neural_eps = select_neural_episodes(cfg)
         datasets.append(open_dataset(cfg.neural_root, neural_eps, cfg.chunk_size))
+        masks.append(np.ones(len(datasets[1]), bool))
         shares = [1.0 - cfg.neural_ratio, cfg.neural_ratio]
+    logger.info(
+        "expert frames trained on (%s): %d of %d", cfg.expert_frames, masks[0].sum(), len(masks[0])
+    )
     image_px = datasets[0].meta.features[SIM_IMAGE_KEY]["shape"][0]
-    stats = feature_stats(datasets)
+    stats = feature_stats(datasets, masks)
     policy, preprocessor, postprocessor = make_policy_and_processors(cfg, stats, image_px)
     optimizer = policy.config.get_optimizer_preset().build(policy.get_optim_params())
     step, elapsed_s = 0, 0.0
@@ -323,7 +368,11 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
         data,
         batch_size=cfg.batch_size,
         sampler=mixture_sampler(
-            [len(d) for d in datasets], shares, (cfg.steps - step) * cfg.batch_size, cfg.seed + step
+            [len(d) for d in datasets],
+            shares,
+            (cfg.steps - step) * cfg.batch_size,
+            cfg.seed + step,
+            masks,
         ),
         num_workers=cfg.num_workers,
         drop_last=True,
@@ -372,6 +421,7 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
         "steps": step,
         "train_s": time.perf_counter() - began,
         "expert_episodes": expert_eps,
+        "expert_frames": int(masks[0].sum()),
         "neural_episodes": len(neural_eps),
         "neural_ratio": cfg.neural_ratio if neural_eps else 0.0,
         "last_losses": losses[-10:],

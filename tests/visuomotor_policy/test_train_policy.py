@@ -4,6 +4,7 @@ checkpoint carries the prompt feature and loads as a LeRobot policy."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +45,39 @@ def test_mixture_sampler_draws_the_configured_share() -> None:
     sampler = tp.mixture_sampler([100, 10], [0.7, 0.3], 4000, seed=0)
     from_second = np.mean([i >= 100 for i in sampler])
     assert abs(from_second - 0.3) < 0.04
+
+
+def test_mixture_sampler_skips_what_the_masks_drop() -> None:
+    keep = np.arange(100) % 4 != 0
+    sampler = tp.mixture_sampler([100, 10], [0.5, 0.5], 2000, 0, [keep, np.ones(10, bool)])
+    drawn = np.array(list(sampler))
+    assert not np.isin(drawn, np.flatnonzero(~keep)).any()
+    assert abs(np.mean(drawn >= 100) - 0.5) < 0.05
+    with pytest.raises(ValueError, match="10 samples"):
+        tp.mixture_sampler([100, 10], [0.5, 0.5], 10, 0, [keep, np.zeros(10, bool)])
+
+
+def test_expert_frames_until_done_drop_the_finished_experts_hold(
+    expert_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(expert_root, root)
+    records = tp.read_episode_records(root)
+    records[0]["expert_done_frame"] = 5  # the expert finished at frame 5 of 8
+    for r in records[1:]:
+        r["expert_done_frame"] = None  # never finished: every frame stays
+    (root / "meta" / "executor_episodes.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records)
+    )
+    cfg = replace(tp.PRESETS["debug"], expert_root=root)
+    dataset = tp.open_dataset(root, [0, 1, 2], cfg.chunk_size)
+    mask = tp.expert_frame_mask(dataset, cfg)
+    episodes = np.asarray(dataset.hf_dataset["episode_index"])
+    frames = np.asarray(dataset.hf_dataset["frame_index"])
+    assert not mask[(episodes == 0) & (frames >= 5)].any()
+    assert mask[(episodes == 0) & (frames < 5)].all()
+    assert mask[episodes != 0].all()
+    assert tp.expert_frame_mask(dataset, replace(cfg, expert_frames="all")).all()
 
 
 def test_debug_preset_trains_two_steps_then_resumes(expert_root: Path, tmp_path: Path) -> None:
@@ -102,5 +136,7 @@ def test_mixture_adds_the_neural_episodes(expert_root: Path, tmp_path: Path) -> 
 def test_bad_config_names_the_value() -> None:
     with pytest.raises(ValueError, match="neural_ratio"):
         replace(tp.PRESETS["debug"], neural_ratio=1.0)
+    with pytest.raises(ValueError, match="'some'"):
+        replace(tp.PRESETS["debug"], expert_frames="some")
     with pytest.raises(ValueError, match="n_action_steps"):
         replace(tp.PRESETS["debug"], n_action_steps=9, chunk_size=4)
