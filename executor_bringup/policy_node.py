@@ -80,6 +80,7 @@ PARAMETERS = {  # name -> default
     "joint_names": list(IO_DEFAULTS.joint_names),
     "n_action_steps": IO_DEFAULTS.n_action_steps,
     "fps_hz": IO_DEFAULTS.fps_hz,
+    "temporal_ensemble_coeff": IO_DEFAULTS.temporal_ensemble_coeff,
     "output_mode": "action",
     "controller_name": "safety",
     "goal_timeout_s": RUNNER_DEFAULTS.timeout_s,
@@ -231,6 +232,7 @@ class PolicyNode(LifecycleNode):
             joint_names=tuple(self.p("joint_names")),
             n_action_steps=int(self.p("n_action_steps")),
             fps_hz=float(self.p("fps_hz")),
+            temporal_ensemble_coeff=float(self.p("temporal_ensemble_coeff")),
         )
         policy = LeRobotChunkPolicy.from_pretrained(
             resolve_model_dir(path), io, str(self.p("device"))

@@ -33,6 +33,7 @@ from accelerate.utils import broadcast
 from safetensors.torch import load_file
 from tqdm import tqdm
 
+from executor_core.augment import random_shift
 from executor_core.config_cli import (
     cli_main,
     configure_cli_logging,
@@ -179,18 +180,8 @@ def augment(
 ) -> torch.Tensor:  # (B, k, 3, S, S) float in [-1, 1]
     """Same random shift and colour change for every frame of a clip: the motion between
     frames (what the IDM reads) is untouched."""
-    x = frames_uint8.float() / 127.5 - 1.0
-    b, _, _, size, _ = x.shape
-    if cfg.shift_px > 0:
-        pad = cfg.shift_px
-        padded = torch.nn.functional.pad(x.flatten(1, 2), (pad, pad, pad, pad), mode="replicate")
-        offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator)
-        x = torch.stack(
-            [
-                padded[i, :, oy : oy + size, ox : ox + size]
-                for i, (oy, ox) in enumerate(offsets.tolist())
-            ]
-        ).view_as(x)
+    x = random_shift(frames_uint8.float() / 127.5 - 1.0, cfg.shift_px, generator)
+    b = x.shape[0]
     if cfg.color_jitter > 0:
         gain = 1 + cfg.color_jitter * (2 * torch.rand(b, 1, 1, 1, 1, generator=generator) - 1)
         bias = cfg.color_jitter * (2 * torch.rand(b, 1, 3, 1, 1, generator=generator) - 1)

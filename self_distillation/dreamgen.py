@@ -16,7 +16,9 @@ Splits (items from ``self_distillation.worldtasks_splits``, held-out seeds >= 1,
   uniform per axis; the expert demos have a fixed camera).
 
 ``seed_set`` picks disjoint seed ranges: ``validation`` to choose settings, ``report`` for
-the figures. Every condition gets the same items, so the differences are paired (an item
+the figures. ``n_action_steps`` (actions executed per inference; 0: each policy's own) and
+``temporal_ensemble_coeff`` (ACT's temporal ensembling) set the chunking of every condition
+alike (``visuomotor_policy.PolicyIOConfig``). Every condition gets the same items, so the differences are paired (an item
 bootstrap, ``self_distillation.stats.paired_difference``); rates carry Wilson intervals and
 per-family rates.
 
@@ -86,6 +88,10 @@ class DreamGenConfig:
     # the runner's tolerance for targets past a joint limit (put onto the limit; further
     # aborts the goal); GoalRunnerConfig's default 0.05, at most 0.2
     limit_tolerance_rad: float = 0.05
+    # chunking at evaluation time, the same for every condition (PolicyIOConfig): actions
+    # executed per inference (0: the policy's own), ACT's temporal ensembling (< 0: off)
+    n_action_steps: int = 0
+    temporal_ensemble_coeff: float = -1.0
     num_threads: int = 1
     command: str = ""  # recorded in the results; empty: this process's command line
     # report dirs of earlier runs (e.g. one process per split): summarise their
@@ -119,6 +125,13 @@ class DreamGenConfig:
             )
         EnvConfig(image_size_px=self.image_size_px, camera_jitter_m=self.camera_jitter_m)
         GoalRunnerConfig(limit_tolerance_rad=self.limit_tolerance_rad)  # validates it
+        self.policy_io()  # validates the chunking
+
+    def policy_io(self) -> PolicyIOConfig:
+        return PolicyIOConfig(
+            n_action_steps=self.n_action_steps,
+            temporal_ensemble_coeff=self.temporal_ensemble_coeff,
+        )
 
     def condition_paths(self) -> dict[str, Path]:
         return {c.partition("=")[0]: Path(c.partition("=")[2]) for c in self.conditions}
@@ -152,8 +165,8 @@ def split_env_config(cfg: DreamGenConfig, split: str) -> EnvConfig:
     return EnvConfig(image_size_px=cfg.image_size_px, camera_jitter_m=jitter)
 
 
-def load_policy(path: Path) -> LeRobotChunkPolicy:
-    return LeRobotChunkPolicy.from_pretrained(path, PolicyIOConfig())
+def load_policy(path: Path, io: PolicyIOConfig) -> LeRobotChunkPolicy:
+    return LeRobotChunkPolicy.from_pretrained(path, io)
 
 
 def run_episode(
@@ -182,7 +195,8 @@ def run_episode(
 def evaluate(cfg: DreamGenConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.num_threads)
     began = time.perf_counter()
-    policies = {name: load_policy(path) for name, path in cfg.condition_paths().items()}
+    io = cfg.policy_io()
+    policies = {name: load_policy(path, io) for name, path in cfg.condition_paths().items()}
     episodes: list[dict[str, Any]] = []
     for split in cfg.splits:
         items = split_items(cfg, split)

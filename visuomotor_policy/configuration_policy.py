@@ -7,11 +7,16 @@ resized with ``executor_core.frames.center_crop_resize`` to ``image_size_px``, b
 the policy's own feature size), the joint state to ``state_key`` in ``joint_names`` order,
 the prompt to the ``task`` complementary data. The policy's actions are absolute joint
 targets in rad in ``joint_names`` order (the stack's datasets: ``executor_sim.generate``);
-``n_action_steps`` of them make one chunk at ``fps_hz``.
+``n_action_steps`` of them make one chunk at ``fps_hz``: one inference, the first
+``n_action_steps`` actions of the policy's predicted chunk (an override is written into the
+policy's own ``n_action_steps``, so no queued action of an older observation is replayed).
+``temporal_ensemble_coeff`` turns on ACT's temporal ensembling (one action per chunk, every
+step an inference, the overlapping predictions averaged with weights exp(-coeff * age)).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # The features executor_sim.generate writes (its IMAGE_KEY, observation.state, action).
@@ -36,6 +41,8 @@ class PolicyIOConfig:
     n_action_steps: int = 0  # actions per chunk (0: the policy's own n_action_steps, else 1)
     fps_hz: float = 10.0  # the policy's control rate (its dataset's fps): the chunk's rate
     robot_type: str = ""  # complementary data some policies read; "" for most
+    # ACT's temporal ensembling (the ACT paper's 0.01; needs n_action_steps 0 or 1); < 0: off
+    temporal_ensemble_coeff: float = -1.0
 
     def __post_init__(self) -> None:
         if not self.image_key.startswith("observation.image"):
@@ -58,6 +65,20 @@ class PolicyIOConfig:
             )
         if not 0 < self.fps_hz <= 1000:
             raise ValueError(f"fps_hz must be in (0, 1000], got {self.fps_hz!r}")
+        if not math.isfinite(self.temporal_ensemble_coeff):
+            raise ValueError(
+                f"temporal_ensemble_coeff must be finite, got {self.temporal_ensemble_coeff!r}"
+            )
+        if self.ensembles and self.n_action_steps > 1:
+            raise ValueError(
+                "temporal ensembling executes one action per inference: n_action_steps must "
+                f"be 0 or 1 with temporal_ensemble_coeff {self.temporal_ensemble_coeff!r}, got "
+                f"{self.n_action_steps!r}"
+            )
+
+    @property
+    def ensembles(self) -> bool:
+        return self.temporal_ensemble_coeff >= 0
 
 
 PRESETS = {

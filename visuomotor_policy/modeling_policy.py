@@ -12,7 +12,10 @@ folders are read (no hub) and pickled files are refused, naming them.
 postprocessor), ``n_action_steps`` times on the latest observation: an action-chunking
 policy (ACT, diffusion, ...) predicts its chunk on the first call and hands out the queued
 actions on the next ones, so a chunk of the policy's own ``n_action_steps`` is one
-inference from the observation the runner just made. The prompt goes in as ``task``.
+inference from the observation the runner just made. A chunk length other than the
+policy's (``PolicyIOConfig.n_action_steps``) is written into the policy's own queue length,
+so each chunk is still one inference; ``temporal_ensemble_coeff`` rebuilds an ACT policy with
+temporal ensembling (chunks of one action). The prompt goes in as ``task``.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class LeRobotChunkPolicy:
         self.device = torch.device(device)
         made = made_by_preprocessor(preprocessor)
         self.io, self.image_size_px, self.n_action_steps = _resolve_io(policy.config, config, made)
+        set_action_steps(policy, self.n_action_steps)
         self.reads_state = bool(self.io.state_key)
 
     @classmethod
@@ -79,6 +83,9 @@ class LeRobotChunkPolicy:
         policy_config = PreTrainedConfig.from_pretrained(folder, local_files_only=True)
         policy_config.device = device
         policy_config.pretrained_path = folder
+        config = config or PolicyIOConfig()
+        if config.ensembles:
+            enable_temporal_ensembling(policy_config, config.temporal_ensemble_coeff)
         policy_cls = get_policy_class(policy_config.type)
         policy = policy_cls.from_pretrained(folder, config=policy_config, local_files_only=True)
         pre, post = make_pre_post_processors(
@@ -86,7 +93,7 @@ class LeRobotChunkPolicy:
             pretrained_path=str(folder),
             preprocessor_overrides={"device_processor": {"device": device}},
         )
-        chunk_policy = cls(policy, pre, post, config or PolicyIOConfig(), device)
+        chunk_policy = cls(policy, pre, post, config, device)
         logger.info(
             "loaded %s policy from %s: %s %dpx + %s -> %d actions per chunk at %g Hz",
             policy_config.type,
@@ -129,6 +136,52 @@ class LeRobotChunkPolicy:
         if self.reads_state:
             frame[self.io.state_key] = _state_in_order(observation, self.io.joint_names)
         return frame
+
+
+def enable_temporal_ensembling(policy_config: PreTrainedConfig, coeff: float) -> None:
+    """ACT's temporal ensembling, set before the policy is built (it makes its ensembler
+    then): one action per inference, every inference's chunk averaged into the next ones."""
+    if not hasattr(policy_config, "temporal_ensemble_coeff"):
+        raise ValueError(
+            f"temporal_ensemble_coeff {coeff!r}: a {policy_config.type!r} policy has no "
+            "temporal ensembling (ACT has)"
+        )
+    policy_config.temporal_ensemble_coeff = float(coeff)
+    policy_config.n_action_steps = 1
+
+
+def set_action_steps(policy: PreTrainedPolicy, steps: int) -> None:
+    """Make the policy's own action queue ``steps`` long, so one chunk is one inference.
+
+    LeRobot's ``select_action`` refills its queue with ``config.n_action_steps`` actions of a
+    new inference only when the queue is empty. A chunk of another length would replay the
+    queued actions of an older observation (or take two inferences of the same one)."""
+    config = policy.config
+    own = getattr(config, "n_action_steps", None)
+    if own is None or own == steps:
+        return
+    longest = longest_action_steps(config)
+    if longest is not None and steps > longest:
+        raise ValueError(
+            f"n_action_steps {steps!r} is longer than the {config.type!r} policy predicts "
+            f"({longest} actions per inference)"
+        )
+    if getattr(config, "temporal_ensemble_coeff", None) is not None and steps != 1:
+        raise ValueError(
+            f"n_action_steps {steps!r}: the policy ensembles temporally, one action per chunk"
+        )
+    config.n_action_steps = steps
+    policy.reset()
+
+
+def longest_action_steps(config: PreTrainedConfig) -> int | None:
+    """Actions one inference predicts from the current step: ACT's ``chunk_size``, diffusion's
+    ``horizon - n_obs_steps + 1``; None when the policy type says neither."""
+    if (chunk := getattr(config, "chunk_size", None)) is not None:
+        return int(chunk)
+    if (horizon := getattr(config, "horizon", None)) is not None:
+        return int(horizon) - int(getattr(config, "n_obs_steps", 1)) + 1
+    return None
 
 
 def _state_in_order(observation: Observation, joint_names: tuple[str, ...]) -> np.ndarray:

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from executor_core.atomic_io import atomic_path, write_json_atomic
+from executor_core.augment import random_shift
 from executor_core.config_cli import (
     cli_main,
     config_to_dict,
@@ -101,6 +102,9 @@ class TrainPolicyConfig:
     n_encoder_layers: int = 2
     n_decoder_layers: int = 1
     dropout: float = 0.1
+    # random shift of every training image by up to this many pixels per axis
+    # (executor_core.augment.random_shift, DrQ's augmentation); 0: off
+    image_shift_px: int = 0
     prompt_conditioning: bool = True  # the prompt as observation.environment_state
     save_every: int = 500
     keep_checkpoints: int = 2
@@ -118,6 +122,8 @@ class TrainPolicyConfig:
                 f"n_action_steps ({self.n_action_steps!r}) must be <= chunk_size "
                 f"({self.chunk_size!r})"
             )
+        if self.image_shift_px < 0:
+            raise ValueError(f"image_shift_px must be >= 0, got {self.image_shift_px!r}")
         if not 0.0 <= self.neural_ratio < 1.0:
             raise ValueError(f"neural_ratio must be in [0, 1), got {self.neural_ratio!r}")
         if self.expert_frames not in ("all", "until_done"):
@@ -148,6 +154,7 @@ PRESETS: dict[str, TrainPolicyConfig] = {
         n_heads=2,
         dim_feedforward=32,
         n_encoder_layers=1,
+        image_shift_px=2,
         save_every=1,
         log_every=1,
     ),
@@ -400,7 +407,9 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
     )
     began = time.perf_counter() - elapsed_s
     losses: list[float] = []
+    shifts = torch.Generator().manual_seed(cfg.seed + step)
     for batch in loader:
+        batch[SIM_IMAGE_KEY] = random_shift(batch[SIM_IMAGE_KEY], cfg.image_shift_px, shifts)
         batch = preprocessor(batch)
         tracker, _ = update_policy(
             tracker, policy, batch, optimizer, cfg.grad_clip_norm, accelerator

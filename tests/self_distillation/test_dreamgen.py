@@ -58,6 +58,22 @@ def test_bad_conditions_are_refused() -> None:
         replace(dg.PRESETS["debug"], conditions=("a=x", "a=y"))
     with pytest.raises(ValueError, match="name=path"):
         replace(dg.PRESETS["debug"], conditions=("just_a_path",))
+    with pytest.raises(ValueError, match="n_action_steps must be 0 or 1"):
+        replace(dg.PRESETS["debug"], temporal_ensemble_coeff=0.01, n_action_steps=4)
+
+
+def test_the_evaluation_chunking_reaches_every_policy(tmp_path: Path) -> None:
+    """n_action_steps / temporal_ensemble_coeff are the same PolicyIOConfig for every
+    condition: the loaded policies run chunks of that length."""
+    from visuomotor_policy.testing import save_tiny_random_act
+
+    folder = save_tiny_random_act(tmp_path / "act")  # its own n_action_steps: 4
+    two = dg.load_policy(folder, replace(dg.PRESETS["debug"], n_action_steps=2).policy_io())
+    assert two.n_action_steps == two.policy.config.n_action_steps == 2
+    cfg = replace(dg.PRESETS["debug"], temporal_ensemble_coeff=0.01)
+    ensembled = dg.load_policy(folder, cfg.policy_io())
+    assert ensembled.n_action_steps == 1
+    assert ensembled.policy.config.temporal_ensemble_coeff == 0.01
 
 
 def test_a_lerobot_policy_runs_through_the_goal_runner(tmp_path: Path) -> None:

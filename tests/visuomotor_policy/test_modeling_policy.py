@@ -204,3 +204,69 @@ def test_any_lerobot_policy_type_loads_a_diffusion_policy_too(tmp_path: Path) ->
     assert chunk.joint_positions_rad.shape == (4, 6)
     # min-max normalised: every action within the statistics' range around home
     assert np.max(np.abs(chunk.joint_positions_rad - ROBOT.home_rad)) <= 0.05 + 1e-5
+
+
+def test_a_chunk_is_one_inference_whatever_its_length(tiny_act_dir: Path) -> None:
+    """An n_action_steps override (6, the policy's own is 4, its chunk 8) is the first 6
+    actions of one inference: the same observation twice gives the same chunk, and no
+    queued action of the first inference reaches the second chunk."""
+    policy = LeRobotChunkPolicy.from_pretrained(tiny_act_dir, PolicyIOConfig(n_action_steps=6))
+    assert policy.policy.config.n_action_steps == 6
+    policy.reset()
+    first = policy.next_chunk(observation(), "push").joint_positions_rad
+    second = policy.next_chunk(observation(), "push").joint_positions_rad
+    assert first.shape == second.shape == (6, 6)
+    np.testing.assert_allclose(second, first, atol=1e-6)
+    # the six are one prediction: the policy's own chunk, postprocessed
+    own = LeRobotChunkPolicy.from_pretrained(tiny_act_dir, PolicyIOConfig(n_action_steps=8))
+    own.reset()
+    whole = own.next_chunk(observation(), "push").joint_positions_rad
+    np.testing.assert_allclose(first, whole[:6], atol=1e-6)
+
+
+def test_a_chunk_longer_than_the_policy_predicts_is_named(tiny_act_dir: Path) -> None:
+    with pytest.raises(ValueError, match=r"n_action_steps 9 is longer .* \(8 actions"):
+        LeRobotChunkPolicy.from_pretrained(tiny_act_dir, PolicyIOConfig(n_action_steps=9))
+
+
+def test_temporal_ensembling_averages_overlapping_inferences(tiny_act_dir: Path) -> None:
+    """ACT's temporal ensembling: one action per chunk. The first equals the plain policy's
+    first action; the second averages two inferences, so on a new observation it differs
+    from both the plain first action of that observation and the first chunk's second."""
+    io = PolicyIOConfig(temporal_ensemble_coeff=0.01)
+    ensembled = LeRobotChunkPolicy.from_pretrained(tiny_act_dir, io)
+    plain = LeRobotChunkPolicy.from_pretrained(tiny_act_dir, PolicyIOConfig(n_action_steps=8))
+    assert ensembled.n_action_steps == 1
+    assert ensembled.policy.config.temporal_ensemble_coeff == 0.01
+    ensembled.reset()
+    plain.reset()
+    other = observation()
+    other.image_rgb[:] = 255 - other.image_rgb
+    a0 = ensembled.next_chunk(observation(), "push").joint_positions_rad
+    p0 = plain.next_chunk(observation(), "push").joint_positions_rad
+    assert a0.shape == (1, 6)
+    np.testing.assert_allclose(a0[0], p0[0], atol=1e-6)
+    a1 = ensembled.next_chunk(other, "push").joint_positions_rad[0]
+    plain.reset()
+    p1 = plain.next_chunk(other, "push").joint_positions_rad
+    assert np.max(np.abs(a1 - p1[0])) > 1e-6
+    assert np.max(np.abs(a1 - p0[1])) > 1e-6
+    # weights exp(-0.01 * age) over the two predictions of step 1
+    w_old, w_new = 1.0, np.exp(-0.01)
+    np.testing.assert_allclose(a1, (w_old * p0[1] + w_new * p1[0]) / (w_old + w_new), atol=1e-5)
+    ensembled.reset()
+    np.testing.assert_allclose(
+        ensembled.next_chunk(observation(), "push").joint_positions_rad, a0, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("io", "match"),
+    [
+        (dict(temporal_ensemble_coeff=0.01, n_action_steps=4), "n_action_steps must be 0 or 1"),
+        (dict(temporal_ensemble_coeff=float("nan")), "temporal_ensemble_coeff must be finite"),
+    ],
+)
+def test_temporal_ensembling_settings_are_validated(io: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        PolicyIOConfig(**io)

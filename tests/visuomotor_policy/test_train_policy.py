@@ -133,7 +133,27 @@ def test_mixture_adds_the_neural_episodes(expert_root: Path, tmp_path: Path) -> 
     assert summary["neural_ratio"] == 0.5
 
 
+def test_every_training_image_is_shifted(
+    expert_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """image_shift_px (the debug preset's 2): each batch's camera images go through
+    random_shift before the policy sees them; the state and actions do not."""
+    seen: list[tuple[tuple[int, ...], int]] = []
+    real = tp.random_shift
+
+    def spy(images: torch.Tensor, pad_px: int, generator: torch.Generator) -> torch.Tensor:
+        seen.append((tuple(images.shape), pad_px))
+        return real(images, pad_px, generator)
+
+    monkeypatch.setattr(tp, "random_shift", spy)  # a recording wrapper around the real one
+    cfg = replace(tp.PRESETS["debug"], expert_root=expert_root, output_dir=tmp_path / "aug")
+    tp.train(cfg)
+    assert seen == [((cfg.batch_size, 3, 64, 64), 2)] * cfg.steps
+
+
 def test_bad_config_names_the_value() -> None:
+    with pytest.raises(ValueError, match="image_shift_px must be >= 0, got -1"):
+        replace(tp.PRESETS["debug"], image_shift_px=-1)
     with pytest.raises(ValueError, match="neural_ratio"):
         replace(tp.PRESETS["debug"], neural_ratio=1.0)
     with pytest.raises(ValueError, match="'some'"):

@@ -1,0 +1,48 @@
+"""random_shift: a translation of each batch element, the same for everything behind the
+batch dimension, borders filled with the edge pixels; bad input named."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from executor_core.augment import random_shift
+
+
+def test_each_element_is_one_translation_of_itself() -> None:
+    images = torch.rand(6, 2, 3, 16, 16)  # (B, frames, C, H, W)
+    shifted = random_shift(images, 3, torch.Generator().manual_seed(0))
+    assert shifted.shape == images.shape
+    moved = 0
+    for b in range(6):
+        padded = torch.nn.functional.pad(images[b].reshape(-1, 16, 16), (3,) * 4, mode="replicate")
+        matches = [
+            (dy, dx)
+            for dy in range(7)
+            for dx in range(7)
+            if torch.equal(padded[:, dy : dy + 16, dx : dx + 16], shifted[b].reshape(-1, 16, 16))
+        ]
+        assert len(matches) == 1  # one offset moves every frame and channel alike
+        moved += matches[0] != (3, 3)
+    assert moved >= 4  # offsets differ from "no shift" for most elements
+
+
+def test_zero_pad_is_the_identity_and_the_generator_repeats() -> None:
+    images = torch.rand(4, 3, 8, 8)
+    assert random_shift(images, 0, torch.Generator()) is images
+    a = random_shift(images, 2, torch.Generator().manual_seed(5))
+    b = random_shift(images, 2, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("images", "pad", "match"),
+    [
+        (torch.rand(2, 8, 8), -1, "pad_px must be >= 0, got -1"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), 2, r"float images, got \(2, 3, 8, 8\)"),
+        (torch.rand(8, 8), 2, r"got \(8, 8\)"),
+    ],
+)
+def test_bad_input_is_named(images: torch.Tensor, pad: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        random_shift(images, pad, torch.Generator())
