@@ -18,9 +18,9 @@ Splits (items from ``self_distillation.worldtasks_splits``, held-out seeds >= 1,
 ``seed_set`` picks disjoint seed ranges: ``validation`` to choose settings, ``report`` for
 the figures. ``n_action_steps`` (actions executed per inference; 0: each policy's own) and
 ``temporal_ensemble_coeff`` (ACT's temporal ensembling) set the chunking of every condition
-alike (``visuomotor_policy.PolicyIOConfig``). Every condition gets the same items, so the differences are paired (an item
-bootstrap, ``self_distillation.stats.paired_difference``); rates carry Wilson intervals and
-per-family rates.
+alike (``visuomotor_policy.PolicyIOConfig``). Every condition gets the same items, so the
+differences are paired (an item bootstrap, ``self_distillation.stats.paired_difference``);
+rates carry Wilson intervals and per-family rates.
 
     executor-dreamgen --preset debug
     executor-dreamgen --preset sim --num_episodes 24
