@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from executor_core.atomic_io import atomic_path
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config
-from visuomotor_policy.modeling_policy import check_policy_dir, longest_action_steps
+from visuomotor_policy.modeling_policy import check_action_steps, check_policy_dir
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,8 @@ def export_policy(cfg: ExportPolicyConfig) -> dict[str, float | int | str]:
     src = check_policy_dir(cfg.src)
     config_json = json.loads((src / CONFIG).read_text())
     if cfg.n_action_steps:
-        longest = longest_action_steps(PreTrainedConfig.from_pretrained(src, local_files_only=True))
-        if longest is not None and cfg.n_action_steps > longest:
-            raise ValueError(
-                f"n_action_steps {cfg.n_action_steps!r} is longer than the policy predicts "
-                f"({longest} actions per inference)"
-            )
+        policy_config = PreTrainedConfig.from_pretrained(src, local_files_only=True)
+        check_action_steps(policy_config, cfg.n_action_steps)
         config_json["n_action_steps"] = cfg.n_action_steps
     dtype = _DTYPES[cfg.dtype]
     tensors = load_file(src / WEIGHTS)

@@ -160,6 +160,13 @@ def set_action_steps(policy: PreTrainedPolicy, steps: int) -> None:
     own = getattr(config, "n_action_steps", None)
     if own is None or own == steps:
         return
+    check_action_steps(config, steps)
+    config.n_action_steps = steps
+    policy.reset()
+
+
+def check_action_steps(config: PreTrainedConfig, steps: int) -> None:
+    """``steps`` actions per inference fit the policy, or an error naming both lengths."""
     longest = longest_action_steps(config)
     if longest is not None and steps > longest:
         raise ValueError(
@@ -170,8 +177,6 @@ def set_action_steps(policy: PreTrainedPolicy, steps: int) -> None:
         raise ValueError(
             f"n_action_steps {steps!r}: the policy ensembles temporally, one action per chunk"
         )
-    config.n_action_steps = steps
-    policy.reset()
 
 
 def longest_action_steps(config: PreTrainedConfig) -> int | None:
