@@ -68,6 +68,37 @@ def parse_conditions(text: str) -> dict[str, Path]:
     return out
 
 
+def run_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the arguments every per-run policy benchmark takes: the policies
+    (``--conditions``), the run's ``--train_config`` and ``--output``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--conditions", required=True, help="name=pretrained_model_dir,...")
+    parser.add_argument(
+        "--train_config", type=Path, required=True, help="a run's train_config.json"
+    )
+    parser.add_argument("--output", type=Path, required=True)
+    return parser
+
+
+def read_run_arguments(
+    parser: argparse.ArgumentParser, conditions_text: str, train_config: Path
+) -> tuple[dict[str, Path], TrainPolicyConfig]:
+    """``--conditions`` (existing policy folders) and the run's ``--train_config``; a bad
+    one exits 2 through ``parser.error``, naming it."""
+    try:
+        conditions = parse_conditions(conditions_text)
+    except ValueError as exc:
+        parser.error(str(exc))
+    missing = [str(p) for p in conditions.values() if not p.is_dir()]
+    if missing:
+        parser.error(f"--conditions: no such policy folder {missing}")
+    try:
+        train_cfg = config_from_dict(TrainPolicyConfig, json.loads(train_config.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(f"--train_config {str(train_config)!r}: {exc}")
+    return conditions, train_cfg
+
+
 def held_out_episodes(cfg: TrainPolicyConfig) -> dict[str, list[int]]:
     """The expert episodes the run's trainer did not pick, by composition kind."""
     trained = set(select_expert_episodes(cfg))
@@ -117,27 +148,12 @@ def action_error(policy: LeRobotChunkPolicy, frames: list[Frame]) -> dict[str, A
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--conditions", required=True, help="name=pretrained_model_dir,...")
-    parser.add_argument(
-        "--train_config", type=Path, required=True, help="a run's train_config.json"
-    )
+    parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--stride", type=int, default=4, help="every k-th frame of an episode")
-    parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
-    try:
-        conditions = parse_conditions(args.conditions)
-    except ValueError as exc:
-        parser.error(str(exc))
     if args.stride < 1:
         parser.error(f"--stride must be >= 1, got {args.stride}")
-    missing = [str(p) for p in conditions.values() if not p.is_dir()]
-    if missing:
-        parser.error(f"--conditions: no such policy folder {missing}")
-    try:
-        train_cfg = config_from_dict(TrainPolicyConfig, json.loads(args.train_config.read_text()))
-    except (OSError, ValueError, TypeError) as exc:
-        parser.error(f"--train_config {str(args.train_config)!r}: {exc}")
+    conditions, train_cfg = read_run_arguments(parser, args.conditions, args.train_config)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     policies = {name: LeRobotChunkPolicy.from_pretrained(p) for name, p in conditions.items()}

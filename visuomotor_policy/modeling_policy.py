@@ -15,12 +15,14 @@ actions on the next ones, so a chunk of the policy's own ``n_action_steps`` is o
 inference from the observation the runner just made. A chunk length other than the
 policy's (``PolicyIOConfig.n_action_steps``) is written into the policy's own queue length,
 so each chunk is still one inference; ``temporal_ensemble_coeff`` rebuilds an ACT policy with
-temporal ensembling (chunks of one action). The prompt goes in as ``task``.
+temporal ensembling (chunks of one action). The prompt goes in as ``task``. A policy with
+no state input (``executor-train-policy --use_state false``) gets the camera frame only.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.policies.utils import prepare_observation_for_inference
 from lerobot.processor import PolicyProcessorPipeline
-from lerobot.utils.constants import ACTION
+from lerobot.utils.constants import ACTION, OBS_STATE
 
 from executor_core.frames import center_crop_resize
 from executor_core.safe_loading import refuse_pickles
@@ -74,6 +76,9 @@ class LeRobotChunkPolicy:
         self.io, self.image_size_px, self.n_action_steps = _resolve_io(policy.config, config, made)
         set_action_steps(policy, self.n_action_steps)
         self.reads_state = bool(self.io.state_key)
+        # LeRobot's ACT without its VAE takes its device from batch["observation.state"]
+        # even when it reads no state (modeling_act.py, ACT.forward): give it an empty one
+        self._empty_state = policy.config.type == "act" and not self.reads_state
 
     @classmethod
     def from_pretrained(
@@ -123,7 +128,10 @@ class LeRobotChunkPolicy:
             batch = prepare_observation_for_inference(
                 dict(frame), self.device, prompt, self.io.robot_type
             )
-            action = self.postprocessor(self.policy.select_action(self.preprocessor(batch)))
+            batch = self.preprocessor(batch)
+            if self._empty_state:
+                batch[OBS_STATE] = torch.zeros((1, 0), device=self.device)
+            action = self.postprocessor(self.policy.select_action(batch))
             rows.append(action.reshape(-1).float().cpu().numpy())
         actions = np.stack(rows).astype(np.float32)  # (H, J)
         if not np.all(np.isfinite(actions)):
@@ -229,6 +237,9 @@ def _resolve_io(
             f"policy image {io.image_key!r} is {height}x{width}; only square frames are fed"
         )
     states = sorted(k for k, f in inputs.items() if f.type is FeatureType.STATE)
+    if io.state_key and not states:
+        logger.info("the policy reads no state: the joint state (%s) is not fed", io.state_key)
+        io = replace(io, state_key="")
     if io.state_key and io.state_key not in states:
         raise ValueError(
             f"state_key {io.state_key!r} is not a state input of the policy; it has {states}"

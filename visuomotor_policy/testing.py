@@ -31,6 +31,7 @@ def save_tiny_random_act(
     joint_names: tuple[str, ...] = SO101_JOINTS,
     action_mean_rad: np.ndarray | None = None,  # (J,), default the robot's home pose
     action_std_rad: float = 0.05,
+    use_state: bool = True,  # False: image only, no observation.state input
 ) -> Path:
     """Write config.json, model.safetensors and the processors into ``path``; return it."""
     joints = len(joint_names)
@@ -39,12 +40,12 @@ def save_tiny_random_act(
     mean = torch.as_tensor(np.asarray(action_mean_rad, dtype=np.float32))
     if mean.shape != (joints,):
         raise ValueError(f"action_mean_rad must be ({joints},), got {tuple(mean.shape)}")
+    inputs = {image_key: PolicyFeature(FeatureType.VISUAL, (3, image_size_px, image_size_px))}
+    if use_state:
+        inputs[STATE_KEY] = PolicyFeature(FeatureType.STATE, (joints,))
     config = make_policy_config(
         "act",
-        input_features={
-            image_key: PolicyFeature(FeatureType.VISUAL, (3, image_size_px, image_size_px)),
-            STATE_KEY: PolicyFeature(FeatureType.STATE, (joints,)),
-        },
+        input_features=inputs,
         output_features={ACTION: PolicyFeature(FeatureType.ACTION, (joints,))},
         device="cpu",
         push_to_hub=False,

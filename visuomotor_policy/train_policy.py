@@ -9,7 +9,8 @@ episodes on two CPU cores), a plain L1 loss that learns usefully in a few thousa
 steps at 64 px, and action chunking that matches the goal runner's chunked policy mode.
 ACT reads no text; the task prompt enters as ``observation.environment_state`` through
 :class:`visuomotor_policy.prompt_features.PromptVectorStep`, a processor step saved with
-the checkpoint (``prompt_conditioning``).
+the checkpoint (``prompt_conditioning``). The joint state is an input too unless
+``use_state`` is False (image and prompt only).
 
 **Trainer: LeRobot's own parts.** ``lerobot-train`` trains on one dataset; a weighted
 mixture of two local LeRobotDatasets is not one of its options, so this module assembles
@@ -106,6 +107,10 @@ class TrainPolicyConfig:
     # (executor_core.augment.random_shift, DrQ's augmentation); 0: off
     image_shift_px: int = 0
     prompt_conditioning: bool = True  # the prompt as observation.environment_state
+    # the joint state as an input; False: image and prompt only (the state is then no
+    # shortcut to the demo's phase, and the two sources' states, measured joints and the
+    # neural trajectories' previous pseudo-action, are not mixed)
+    use_state: bool = True
     save_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 50
@@ -293,10 +298,9 @@ def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: in
         make_pre_post_processors,
     )
 
-    inputs = {
-        SIM_IMAGE_KEY: PolicyFeature(FeatureType.VISUAL, (3, image_px, image_px)),
-        STATE_KEY: PolicyFeature(FeatureType.STATE, (6,)),
-    }
+    inputs = {SIM_IMAGE_KEY: PolicyFeature(FeatureType.VISUAL, (3, image_px, image_px))}
+    if cfg.use_state:
+        inputs[STATE_KEY] = PolicyFeature(FeatureType.STATE, (6,))
     if cfg.prompt_conditioning:
         inputs[PROMPT_FEATURE_KEY] = PolicyFeature(FeatureType.ENV, (prompt_dim(),))
     config = make_policy_config(

@@ -27,6 +27,7 @@ from visuomotor_policy.configuration_policy import (
     PolicyIOConfig,
 )
 from visuomotor_policy.modeling_policy import LeRobotChunkPolicy
+from visuomotor_policy.testing import save_tiny_random_act
 
 ROBOT = RobotDescription.from_yaml(default_robot_path())
 
@@ -121,6 +122,21 @@ def test_a_mapping_the_policy_cannot_read_is_named(tiny_act_dir: Path) -> None:
         )
     with pytest.raises(ValueError, match="reads the state"):
         LeRobotChunkPolicy.from_pretrained(tiny_act_dir, PolicyIOConfig(state_key=""))
+
+
+def test_a_policy_without_a_state_input_gets_the_frame_only(tmp_path: Path) -> None:
+    """A state-free policy (``--use_state false``) loads with the default mapping; the
+    joint state is not fed, so an observation without joints still gives a chunk."""
+    folder = save_tiny_random_act(tmp_path / "nostate", use_state=False)
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
+    assert policy.io.state_key == ""
+    assert not policy.reads_state
+    frame_only = Observation(observation().image_rgb, 0.0)
+    assert set(policy.features(frame_only)) == {SIM_IMAGE_KEY}
+    policy.reset()
+    chunk = policy.next_chunk(frame_only, "push the red cube onto the mat")
+    assert chunk.joint_positions_rad.shape == (4, 6)
+    assert np.all(np.isfinite(chunk.joint_positions_rad))
 
 
 def test_an_observation_without_the_policys_joints_is_named(tiny_act_dir: Path) -> None:

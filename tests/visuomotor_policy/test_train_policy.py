@@ -133,6 +133,25 @@ def test_mixture_adds_the_neural_episodes(expert_root: Path, tmp_path: Path) -> 
     assert summary["neural_ratio"] == 0.5
 
 
+def test_use_state_false_trains_a_policy_that_reads_no_state(
+    expert_root: Path, tmp_path: Path
+) -> None:
+    """--use_state false: the checkpoint's inputs are the image and the prompt only, and the
+    goal runner's adapter runs it from a frame without joints."""
+    cfg = replace(
+        tp.PRESETS["debug"], expert_root=expert_root, output_dir=tmp_path / "ns", use_state=False
+    )
+    tp.train(cfg)
+    folder = tmp_path / "ns" / "pretrained_model"
+    inputs = json.loads((folder / "config.json").read_text())["input_features"]
+    assert set(inputs) == {"observation.images.scene", "observation.environment_state"}
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
+    assert not policy.reads_state
+    policy.reset()
+    chunk = policy.next_chunk(Observation(np.zeros((64, 64, 3), np.uint8), 0.0), "push")
+    assert chunk.joint_positions_rad.shape == (policy.n_action_steps, 6)
+
+
 def test_every_training_image_is_shifted(
     expert_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
