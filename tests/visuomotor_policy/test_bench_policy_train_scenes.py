@@ -108,30 +108,14 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path, tiny_act_dir: Path) -> None
     proc = _bench("--conditions", f"a={tiny_act_dir}", *common)
     assert proc.returncode == 2
     assert "missing.json" in proc.stderr
-    save_config_json(tp.PRESETS["debug"], tmp_path / "train_config.json")
-    proc = _bench(
-        "--conditions",
-        f"a={tiny_act_dir}",
-        "--train_config",
-        str(tmp_path / "train_config.json"),
-        "--max_steps",
-        "0",
-        "--output",
-        str(out),
-    )
-    assert proc.returncode == 2
-    assert "max_steps > 0" in proc.stderr
-    assert not out.exists()
-    proc = _bench(
-        "--conditions",
-        f"a={tiny_act_dir}",
-        "--train_config",
-        str(tmp_path / "train_config.json"),
-        "--videos",
-        "-1",
-        "--output",
-        str(out),
-    )
-    assert proc.returncode == 2
-    assert "--videos must be >= 0, got -1" in proc.stderr
-    assert not out.exists()
+    config = tmp_path / "train_config.json"
+    save_config_json(tp.PRESETS["debug"], config)
+    run = ("--conditions", f"a={tiny_act_dir}", "--train_config", str(config))
+    for flag, value, named in (
+        ("--max_steps", "0", "max_steps > 0"),
+        ("--videos", "-1", "--videos must be >= 0, got -1"),
+    ):
+        proc = _bench(*run, flag, value, "--output", str(out))
+        assert proc.returncode == 2
+        assert named in proc.stderr
+        assert not out.exists()
