@@ -33,7 +33,8 @@ give them the same compute.
 Resumable (``executor_core.train_state``: ``checkpoints/step_*`` with the
 ``pretrained_model/``, the optimizer moments and the step); a rerun of the same command
 continues from the newest checkpoint. The final model is ``<output_dir>/pretrained_model``
-with the resolved config beside it (``train_config.json``).
+with the resolved config beside it (``train_config.json``). ``device`` trains on a GPU
+where one is lent (``cuda``); the checkpoint is the same and loads on the CPU.
 
     executor-train-policy --preset debug
     executor-train-policy --expert_root outputs/policy_sim/expert60 \
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import sys
 import time
@@ -117,6 +119,8 @@ class TrainPolicyConfig:
     num_threads: int = 1
     num_workers: int = 0  # DataLoader workers
     seed: int = 0
+    # "cpu", or "cuda" / "cuda:N" where a GPU is lent; the checkpoint loads on either
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("demos_per_family", "steps", "batch_size", "chunk_size", "n_action_steps"):
@@ -137,6 +141,8 @@ class TrainPolicyConfig:
             raise ValueError(
                 f"neural_filter must be none/judge/executed, got {self.neural_filter!r}"
             )
+        if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         if not self.learning_rate > 0 or self.save_every <= 0 or self.num_threads <= 0:
             raise ValueError(
                 f"need learning_rate > 0, save_every > 0, num_threads > 0; got "
@@ -307,7 +313,7 @@ def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: in
         "act",
         input_features=inputs,
         output_features={"action": PolicyFeature(FeatureType.ACTION, (6,))},
-        device="cpu",
+        device=cfg.device,
         push_to_hub=False,
         chunk_size=cfg.chunk_size,
         n_action_steps=cfg.n_action_steps,
@@ -325,7 +331,7 @@ def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: in
         optimizer_weight_decay=cfg.weight_decay,
     )
     torch.manual_seed(cfg.seed)
-    policy = get_policy_class("act")(config)
+    policy = get_policy_class("act")(config).to(cfg.device)
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
     if cfg.prompt_conditioning:  # after the batch dimension is added, before the device
         names = [type(s).__name__ for s in preprocessor.steps]
@@ -348,6 +354,8 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     torch.set_num_threads(cfg.num_threads)
+    if cfg.device != "cpu" and not torch.cuda.is_available():
+        raise ValueError(f"device {cfg.device!r}: this machine has no CUDA device")
     out = Path(cfg.output_dir)
     save_config_json(cfg, out / "train_config.json")
     expert_eps = select_expert_episodes(cfg)
@@ -370,7 +378,8 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
     step, elapsed_s = 0, 0.0
     resume = latest_checkpoint(out)
     if resume is not None:
-        policy.load_state_dict(load_file(str(resume / PRETRAINED_DIR / "model.safetensors")))
+        weights = load_file(str(resume / PRETRAINED_DIR / "model.safetensors"), cfg.device)
+        policy.load_state_dict(weights)
         state = load_training_state(resume, optimizer)
         step, elapsed_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
         logger.info("resuming from %s (step %d)", resume, step)
@@ -388,7 +397,7 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
         num_workers=cfg.num_workers,
         drop_last=True,
     )
-    accelerator = Accelerator(cpu=True)
+    accelerator = Accelerator(cpu=cfg.device == "cpu")
     tracker = MetricsTracker(
         cfg.batch_size,
         len(data),

@@ -179,3 +179,33 @@ def test_bad_config_names_the_value() -> None:
         replace(tp.PRESETS["debug"], expert_frames="some")
     with pytest.raises(ValueError, match="n_action_steps"):
         replace(tp.PRESETS["debug"], n_action_steps=9, chunk_size=4)
+    with pytest.raises(ValueError, match="device must be cpu, cuda or cuda:N, got 'gpu'"):
+        replace(tp.PRESETS["debug"], device="gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_named(expert_root: Path, tmp_path: Path) -> None:
+    cfg = replace(
+        tp.PRESETS["debug"], expert_root=expert_root, output_dir=tmp_path / "c", device="cuda"
+    )
+    with pytest.raises(ValueError, match="device 'cuda': this machine has no CUDA device"):
+        tp.train(cfg)
+    assert not (tmp_path / "c" / "checkpoints").exists()
+
+
+@pytest.mark.gpu
+def test_debug_preset_trains_on_cuda_then_resumes_and_loads_on_cpu(
+    expert_root: Path, tmp_path: Path
+) -> None:
+    cfg = replace(
+        tp.PRESETS["debug"], expert_root=expert_root, output_dir=tmp_path / "g", device="cuda"
+    )
+    assert tp.train(cfg)["steps"] == 2
+    assert tp.train(replace(cfg, steps=3))["steps"] == 3
+    policy = LeRobotChunkPolicy.from_pretrained(tmp_path / "g" / "pretrained_model")
+    assert next(policy.policy.parameters()).device.type == "cpu"
+    joints = policy.io.joint_names
+    obs = Observation(np.zeros((64, 64, 3), np.uint8), 0.0, np.zeros(len(joints)), joints)
+    policy.reset()
+    chunk = policy.next_chunk(obs, "put the red cube in the bowl")
+    assert np.isfinite(chunk.joint_positions_rad).all()
