@@ -34,7 +34,7 @@ from executor_core.video_io import save_video_mp4
 from executor_sim.env import EnvConfig, make_env
 from self_distillation.closed_loop import write_bench_result
 from self_distillation.dreamgen import DreamGenConfig, run_episode
-from self_distillation.stats import success_rate
+from self_distillation.stats import paired_difference, success_rate
 from self_distillation.task_items import TaskItem
 from self_distillation.task_proposal import proposal_from_task_dict
 from visuomotor_policy.modeling_policy import LeRobotChunkPolicy
@@ -70,6 +70,19 @@ def training_items(cfg: TrainPolicyConfig, env: Any) -> list[TaskItem]:
 def videos_dir(output: Path) -> Path:
     """Where ``--videos`` go: beside the JSON, ``<output stem>_videos/``."""
     return output.parent / f"{output.stem}_videos"
+
+
+def paired_against_first(records: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Each later condition minus the first, on the same scenes: a paired 95 % interval."""
+    outcomes = {
+        name: {r["item_id"]: [r["success"]] for r in records if r["condition"] == name}
+        for name in names
+    }
+    paired = {}
+    for other in names[1:]:
+        d, low, high = paired_difference(outcomes[other], outcomes[names[0]])
+        paired[f"{other} - {names[0]}"] = {"difference": d, "ci95": [low, high]}
+    return paired
 
 
 def per_family(records: list[dict[str, Any]], condition: str) -> dict[str, Any]:
@@ -123,7 +136,10 @@ def main() -> int:
                     save_video_mp4(frames, video, fps=env.cfg.fps_hz)
     finally:
         env.close()
-    summary = {name: per_family(records, name) for name in conditions}
+    summary = {
+        "rates": {name: per_family(records, name) for name in conditions},
+        "paired": paired_against_first(records, list(conditions)),
+    }
     fields = {
         "conditions": {k: str(v) for k, v in conditions.items()},
         "train_config": str(args.train_config),

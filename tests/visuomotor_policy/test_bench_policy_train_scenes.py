@@ -94,8 +94,10 @@ def test_every_condition_runs_every_trained_scene(
         mine = [r for r in result["records"] if r["condition"] == name]
         assert [int(r["item_id"].removeprefix("train-")) for r in mine] == trained
         assert all(r["steps"] <= 8 for r in mine)
-        assert result["summary"][name]["all"]["n"] == len(trained)
+        assert result["summary"]["rates"][name]["all"]["n"] == len(trained)
     assert result["max_steps"] == 8
+    # the same checkpoint twice: the same outcome on every scene, a zero paired difference
+    assert result["summary"]["paired"]["b - a"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
 
 
 def test_bad_input_exits_2_naming_it(tmp_path: Path, tiny_act_dir: Path) -> None:
