@@ -1,4 +1,4 @@
-"""Videos on disk: (T, H, W, 3) uint8 RGB frames to mp4, written atomically; and the
+"""Videos on disk: (T, H, W, 3) uint8 RGB frames to mp4, written atomically, and back; and the
 scheduling guard every LeRobot dataset writer of ours encodes its videos under."""
 
 from __future__ import annotations
@@ -33,6 +33,27 @@ def save_video_mp4(frames: np.ndarray, path: str | Path, fps: float) -> Path:
             writer.write(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV wants BGR
         writer.release()
     return path
+
+
+def read_video_mp4(path: str | Path) -> np.ndarray:
+    """Every frame of a video file as (T, H, W, 3) uint8 RGB (``save_video_mp4``'s inverse,
+    up to the codec's loss)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no video file at {path}")
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame[..., ::-1])  # OpenCV gives BGR
+    finally:
+        capture.release()
+    if not frames:
+        raise ValueError(f"{path}: no frame could be decoded")
+    return np.ascontiguousarray(np.stack(frames))
 
 
 @contextlib.contextmanager

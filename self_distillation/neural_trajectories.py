@@ -3,7 +3,13 @@
 For scenes and tasks drawn the way the proposal stage draws them (``SimSceneTaskSource``
 over simulator seeds, or an ``executor-propose`` items folder), each generator imagines a
 video: ``demonstrator_solution`` (the Demonstrator given the detailed solution) and
-``executor`` (the Executor given the short prompt). The committed IDM labels every video
+``executor`` (the Executor given the short prompt). Two references, not neural
+trajectories (``imagined: false``), come from the simulator's scripted expert doing the same
+item: ``scripted_expert``, its real frames, measured joints and actions at 10 Hz up to its
+done frame (what the neural trajectories would be with a perfect world model and IDM: a
+policy trained on it bounds what they can add), and ``expert_video_idm``, its real frames
+at the imagined clips' rate labelled and scored by the IDM as below (a perfect world
+model with our IDM). The committed IDM labels every imagined video
 with pseudo-actions, open loop from consecutive imagined frames
 (``InverseDynamicsPolicy.predict`` from the scene's start state, each pair's state the
 previous chunk's last target), chained at 10 Hz with ``executor_core.chunks.chain_chunks``.
@@ -52,7 +58,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -63,6 +69,7 @@ from executor_core.config_cli import cli_main, configure_cli_logging, parse_conf
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.video_io import keep_thread_scheduling
 from executor_sim.env import EnvConfig, TabletopEnv, make_env
+from executor_sim.expert import expert_policy
 from executor_sim.generate import HELD_OUT_SEED_START, IMAGE_KEY, dataset_features
 from executor_sim.rollout import Episode
 from executor_sim.tasks import is_novel_composition
@@ -77,7 +84,15 @@ from self_distillation.video_models import load_video_pipeline
 
 logger = logging.getLogger(__name__)
 
-GENERATORS: tuple[str, ...] = ("demonstrator_solution", "executor")
+NEURAL_GENERATORS: tuple[str, ...] = ("demonstrator_solution", "executor")
+# Not neural trajectories: references made from the scripted expert doing the same item in
+# the simulator, written the same way so that a policy trains on them through the same
+# mixture. "scripted_expert": its real frames, joints and actions (a perfect world model
+# and IDM: the ceiling); "expert_video_idm": its real frames at the imagined clips' rate,
+# labelled and scored by the IDM as a neural trajectory is (a perfect world model, our IDM).
+REFERENCE_GENERATORS: tuple[str, ...] = ("scripted_expert", "expert_video_idm")
+GENERATORS: tuple[str, ...] = (*NEURAL_GENERATORS, *REFERENCE_GENERATORS)
+EXPERT_STATE_SOURCE = "measured joint positions (the scripted expert in the simulator)"
 STATE_SOURCE = "previous pseudo-action target; step 0: the scene's start (home) state"
 
 
@@ -91,7 +106,7 @@ class NeuralTrajectoryConfig:
     # add one held-out composition (executor_sim.NOVEL_COMPOSITIONS) per scene that allows
     # one: behaviours the expert demos never show, only the neural trajectories
     novel_per_scene: bool = True
-    generators: tuple[str, ...] = GENERATORS
+    generators: tuple[str, ...] = NEURAL_GENERATORS  # or REFERENCE_GENERATORS
     demonstrator: Path | None = Path("checkpoints/demonstrator_sim")  # None: random (debug)
     executor: Path | None = Path("checkpoints/executor_sim")
     model_preset: str = "sim"  # architecture of a random pipeline (path None)
@@ -106,6 +121,7 @@ class NeuralTrajectoryConfig:
     judge: bool = True  # programmatic judge of every video
     executed_success: bool = True  # execute every video in the simulator (~1-2 s each)
     max_steps: int = 240  # executed success: the goal timeout in control steps
+    expert_max_frames: int = 120  # scripted_expert: frames recorded at most (it ends when done)
     shard_index: int = 0
     num_shards: int = 1
     assemble: bool | None = None  # write the dataset; None: when num_shards == 1
@@ -133,11 +149,10 @@ class NeuralTrajectoryConfig:
             raise ValueError(
                 f"num_inference_steps must be > 0 or None, got {self.num_inference_steps!r}"
             )
-        if self.frame_stride <= 0 or self.max_steps <= 0 or self.torch_threads <= 0:
-            raise ValueError(
-                f"need frame_stride, max_steps, torch_threads > 0; got {self.frame_stride!r}, "
-                f"{self.max_steps!r}, {self.torch_threads!r}"
-            )
+        positive = ("frame_stride", "max_steps", "torch_threads", "expert_max_frames")
+        bad = {k: getattr(self, k) for k in positive if getattr(self, k) <= 0}
+        if bad:
+            raise ValueError(f"need {', '.join(positive)} > 0; got {bad}")
         if not 0.0 <= self.jitter_fraction <= 1.0:
             raise ValueError(f"jitter_fraction must be in [0, 1], got {self.jitter_fraction!r}")
         if not 0 <= self.shard_index < self.num_shards:
@@ -282,13 +297,13 @@ class _Scorer:
         )
         self.envs: dict[bool, TabletopEnv] = {}
 
-    def score(self, video: np.ndarray, item: TaskItem) -> dict[str, Any]:
+    def score(self, video: np.ndarray, item: TaskItem, execute: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"judge_success": None, "judge_score": None}
         if self.judge is not None:
             verdict = self.judge.judge(video, episode_for_item(item))
             out.update(judge_success=bool(verdict.success), judge_score=float(verdict.score))
         out.update(executed_success=None, executed_message=None)
-        if self.cfg.executed_success:
+        if self.cfg.executed_success and execute:
             jittered = is_jittered(self.cfg, int(item.seed or 0))
             if jittered not in self.envs:
                 self.envs[jittered] = make_env(env_config(self.cfg, jittered))
@@ -311,9 +326,10 @@ def episode_metadata(
     success = scores["executed_success"]
     if success is None:
         success = scores["judge_success"]
+    reference = generator == "scripted_expert"
     return {
         "item_id": item.item_id,
-        "imagined": True,
+        "imagined": generator in NEURAL_GENERATORS,
         "generator": generator,
         "task_family": meta.get("task_family"),
         "object": meta.get("object"),
@@ -331,13 +347,19 @@ def episode_metadata(
         ),
         **scores,
         "success": success,
-        "success_source": "executed" if scores["executed_success"] is not None else "judge",
+        "success_source": (
+            "simulator"
+            if reference
+            else "executed"
+            if scores["executed_success"] is not None
+            else "judge"
+        ),
         "seed": item.seed,
         "scene": item.scene,
         "camera_jittered": is_jittered(cfg, int(item.seed or 0)),
         "video_seed": item_seed(episode_key(item, generator), cfg.seed),
-        "frame_stride": cfg.frame_stride,
-        "state_source": STATE_SOURCE,
+        "frame_stride": 1 if reference else cfg.frame_stride,
+        "state_source": EXPERT_STATE_SOURCE if reference else STATE_SOURCE,
     }
 
 
@@ -366,7 +388,9 @@ def generate_shard(cfg: NeuralTrajectoryConfig, items: list[TaskItem]) -> int:
     try:
         for generator in cfg.generators:
             mine_g = [it for it, g in todo if g == generator]
-            if mine_g:
+            if mine_g and generator in REFERENCE_GENERATORS:
+                _roll_out_expert(cfg, generator, mine_g, idm, start_rad, scorer, bar)
+            elif mine_g:
                 _generate_with(cfg, generator, mine_g, idm, start_rad, scorer, bar)
     finally:
         scorer.close()
@@ -400,6 +424,88 @@ def _generate_with(
             with atomic_path(path) as tmp:  # ends in .npz: numpy adds no suffix
                 np.savez_compressed(tmp, **episode.to_npz_dict())
             bar.update(1)
+
+
+class ExpertRun(NamedTuple):
+    """The scripted expert doing one item, at the control rate, up to its done frame."""
+
+    images: np.ndarray  # (T, S, S, 3) frame t before action t
+    states_rad: np.ndarray  # (T, 6) measured joints at frame t
+    actions_rad: np.ndarray  # (T, 6) targets commanded after frame t
+    last_image: np.ndarray  # (S, S, 3) the done frame, after the last action
+    success: bool  # the task's predicate after the last action
+
+
+def expert_episode(env: TabletopEnv, item: TaskItem, max_frames: int) -> ExpertRun:
+    """The scripted expert doing ``item`` in ``env`` from the item's start, up to the frame
+    at which it is done (the frames an expert demo trains on with ``expert_frames
+    until_done``) or ``max_frames``."""
+    SimStart.from_item(item).reset(env)
+    policy = expert_policy(env)
+    obs = env.observation()
+    images, states, actions = [], [], []
+    while len(images) < max_frames:
+        action = policy(env).astype(np.float32)
+        if policy.done:
+            break
+        images.append(obs["image"])
+        states.append(obs["state"])
+        actions.append(action)
+        obs = env.step(action)
+    if not images:
+        raise ValueError(f"the scripted expert did nothing on item {item.item_id!r}")
+    assert env.task is not None
+    success = bool(env.task.is_success(env))
+    return ExpertRun(np.stack(images), np.stack(states), np.stack(actions), obs["image"], success)
+
+
+def expert_clip(env: TabletopEnv, run: ExpertRun, frame_stride: int) -> np.ndarray:
+    """``run`` as a clip at the imagined videos' rate: every ``frame_stride``-th frame from
+    the first to the done frame, the arm held at its last target (as the expert holds once
+    done) for up to ``frame_stride - 1`` more steps so that every pair spans the stride.
+    ``env`` must still be where ``run`` left it."""
+    frames = [*run.images, run.last_image]
+    while (len(frames) - 1) % frame_stride:
+        frames.append(env.step(run.actions_rad[-1])["image"])
+    return np.stack(frames[::frame_stride])
+
+
+def _roll_out_expert(
+    cfg: NeuralTrajectoryConfig,
+    generator: str,
+    items: list[TaskItem],
+    idm: InverseDynamicsPolicy,
+    start_rad: np.ndarray,
+    scorer: _Scorer,
+    bar: Any,
+) -> None:
+    """The reference episodes. ``scripted_expert``: the expert's own frames, joints and
+    actions; the judge sees its clip (``expert_clip``); ``executed_success`` is the
+    simulator's verdict on the expert itself. ``expert_video_idm``: that clip labelled and
+    scored exactly as an imagined video is."""
+    envs: dict[bool, TabletopEnv] = {}
+    try:
+        for item in items:
+            jittered = is_jittered(cfg, int(item.seed or 0))
+            if jittered not in envs:
+                envs[jittered] = make_env(env_config(cfg, jittered))
+            run = expert_episode(envs[jittered], item, cfg.expert_max_frames)
+            clip = expert_clip(envs[jittered], run, cfg.frame_stride)
+            if generator == "scripted_expert":
+                images, states, actions = run.images, run.states_rad, run.actions_rad
+                scores = scorer.score(clip, item, execute=False)
+                scores.update(executed_success=run.success, executed_message="the scripted expert")
+            else:
+                images, states, actions = label_video(clip, idm, start_rad, cfg.frame_stride)
+                scores = scorer.score(clip, item)
+            meta = episode_metadata(cfg, item, generator, scores)
+            path = cache_path(cfg, episode_key(item, generator))
+            with atomic_path(path) as tmp:  # ends in .npz: numpy adds no suffix
+                np.savez_compressed(tmp, **Episode(images, states, actions, meta).to_npz_dict())
+            bar.update(1)
+    finally:
+        for env in envs.values():
+            env.close()
 
 
 # ------------------------------------------------------------------------- the dataset

@@ -44,6 +44,7 @@ def test_labels_hold_frames_and_states_follow_the_pseudo_actions() -> None:
         ({"jitter_fraction": 2.0}, "jitter_fraction"),
         ({"first_seed": 999_999}, "held-out"),
         ({"generators": ("dreamer",)}, "generators"),
+        ({"expert_max_frames": 0}, "expert_max_frames"),
         ({"shard_index": 2, "num_shards": 2}, "shard_index"),
     ],
 )
@@ -95,3 +96,74 @@ def test_writes_a_resumable_dataset_with_the_expert_features(tmp_path: Path) -> 
     before = cached.stat().st_mtime_ns
     assert nt.generate_shard(cfg, nt.draw_items(cfg)) == 0
     assert cached.stat().st_mtime_ns == before
+
+
+def test_the_references_are_the_scripted_expert_on_the_same_items(tmp_path: Path) -> None:
+    """scripted_expert: the expert's own episode on the item's scene and task (a held-out
+    composition included) up to its done frame, with its sim verdict; expert_video_idm: its
+    clip at the imagined rate, labelled and executed by the IDM as an imagined video is."""
+    cfg = replace(
+        nt.PRESETS["debug"],
+        output_dir=tmp_path,
+        num_scenes=1,
+        generators=nt.REFERENCE_GENERATORS,
+        max_steps=240,
+        camera_jitter_m=0.0,
+        jitter_fraction=0.0,
+    )
+    items = nt.draw_items(cfg)
+    final = nt.run(cfg)
+    assert final is not None
+    records = [json.loads(x) for x in (final / "meta" / "executor_episodes.jsonl").open()]
+    assert [(r["generator"], r["novel_composition"]) for r in records] == [
+        ("scripted_expert", False),
+        ("scripted_expert", True),  # the drawn task, then one held-out composition
+        ("expert_video_idm", False),
+        ("expert_video_idm", True),
+    ]
+    assert not any(r["imagined"] for r in records)
+    env = nt.make_env(nt.env_config(cfg, False))
+    try:
+        for item, record in zip(items, records[:2], strict=True):
+            run = nt.expert_episode(env, item, cfg.expert_max_frames)
+            assert run.success
+            assert len(run.images) < cfg.expert_max_frames
+            assert record["success_source"] == "simulator"
+            assert record["executed_success"] is True
+            assert isinstance(record["judge_success"], bool)
+            with np.load(nt.cache_path(cfg, nt.episode_key(item, "scripted_expert"))) as data:
+                np.testing.assert_array_equal(data["images"], run.images)
+                np.testing.assert_array_equal(data["actions_rad"], run.actions_rad)
+                np.testing.assert_array_equal(data["states_rad"], run.states_rad)
+            # the first frame is the item's own scene; the expert moved
+            assert np.array_equal(run.images[0], item.image_rgb)
+            assert not np.allclose(run.states_rad[-1], run.states_rad[0])
+            clip = nt.expert_clip(env, run, cfg.frame_stride)
+            assert np.array_equal(clip[0], item.image_rgb)
+            assert np.array_equal(clip[1], run.images[cfg.frame_stride])
+            assert len(clip) == -(-len(run.images) // cfg.frame_stride) + 1
+        for item, record in zip(items, records[2:], strict=True):
+            assert record["success_source"] == "executed"
+            assert isinstance(record["executed_success"], bool)  # the IDM ran it in the sim
+            assert record["state_source"] == nt.STATE_SOURCE
+            with np.load(nt.cache_path(cfg, nt.episode_key(item, "expert_video_idm"))) as data:
+                images, states, actions = data["images"], data["states_rad"], data["actions_rad"]
+            # frames held frame_stride steps, states the previous pseudo-action
+            assert np.array_equal(images[0], images[cfg.frame_stride - 1])
+            np.testing.assert_array_equal(states[1:], actions[:-1])
+    finally:
+        env.close()
+
+
+def test_a_capped_expert_episode_keeps_the_cap_and_fails() -> None:
+    cfg = replace(nt.PRESETS["debug"], num_scenes=1, camera_jitter_m=0.0, jitter_fraction=0.0)
+    item = nt.draw_items(cfg)[0]
+    env = nt.make_env(nt.env_config(cfg, False))
+    try:
+        run = nt.expert_episode(env, item, max_frames=5)
+        clip = nt.expert_clip(env, run, frame_stride=4)
+    finally:
+        env.close()
+    assert len(run.images) == len(run.states_rad) == len(run.actions_rad) == 5
+    assert run.success is False
+    assert len(clip) == 3  # frames 0 and 4, then the held frame 8
