@@ -398,6 +398,14 @@ def generate_shard(cfg: NeuralTrajectoryConfig, items: list[TaskItem]) -> int:
     return len(todo)
 
 
+def _cache_episode(
+    cfg: NeuralTrajectoryConfig, item: TaskItem, generator: str, episode: Episode
+) -> None:
+    path = cache_path(cfg, episode_key(item, generator))
+    with atomic_path(path) as tmp:  # ends in .npz: numpy adds no suffix
+        np.savez_compressed(tmp, **episode.to_npz_dict())
+
+
 def _generate_with(
     cfg: NeuralTrajectoryConfig,
     generator: str,
@@ -419,10 +427,7 @@ def _generate_with(
         for item, video in zip(batch, videos, strict=True):
             images, states, actions = label_video(video, idm, start_rad, cfg.frame_stride)
             meta = episode_metadata(cfg, item, generator, scorer.score(video, item))
-            episode = Episode(images, states, actions, meta)
-            path = cache_path(cfg, episode_key(item, generator))
-            with atomic_path(path) as tmp:  # ends in .npz: numpy adds no suffix
-                np.savez_compressed(tmp, **episode.to_npz_dict())
+            _cache_episode(cfg, item, generator, Episode(images, states, actions, meta))
             bar.update(1)
 
 
@@ -499,9 +504,7 @@ def _roll_out_expert(
                 images, states, actions = label_video(clip, idm, start_rad, cfg.frame_stride)
                 scores = scorer.score(clip, item)
             meta = episode_metadata(cfg, item, generator, scores)
-            path = cache_path(cfg, episode_key(item, generator))
-            with atomic_path(path) as tmp:  # ends in .npz: numpy adds no suffix
-                np.savez_compressed(tmp, **Episode(images, states, actions, meta).to_npz_dict())
+            _cache_episode(cfg, item, generator, Episode(images, states, actions, meta))
             bar.update(1)
     finally:
         for env in envs.values():
@@ -565,7 +568,8 @@ def assemble_dataset(cfg: NeuralTrajectoryConfig, items: list[TaskItem]) -> Path
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts and judged / executed success rates per generator."""
+    """Counts and judged / executed success rates per generator, and the executed successes
+    per family, composition (trained / held-out) and camera (fixed / jittered)."""
     out: dict[str, Any] = {"episodes": len(records)}
     for generator in sorted({r["generator"] for r in records}):
         mine = [r for r in records if r["generator"] == generator]
@@ -575,8 +579,26 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             row[key] = float(np.mean(scored)) if scored else None
         row["novel_composition"] = sum(bool(r["novel_composition"]) for r in mine)
         row["camera_jittered"] = sum(bool(r["camera_jittered"]) for r in mine)
+        row["executed_by_group"] = _executed_by_group(mine)
         out[generator] = row
     return out
+
+
+def _executed_by_group(records: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """``{group: [executed, episodes]}`` over the records with an executed verdict."""
+    groups: dict[str, list[int]] = {}
+    for r in records:
+        if r["executed_success"] is None:
+            continue
+        for group in (
+            str(r["task_family"]),
+            "held_out_composition" if r["novel_composition"] else "trained_composition",
+            "camera_jittered" if r["camera_jittered"] else "camera_fixed",
+        ):
+            counts = groups.setdefault(group, [0, 0])
+            counts[0] += bool(r["executed_success"])
+            counts[1] += 1
+    return dict(sorted(groups.items()))
 
 
 def run(cfg: NeuralTrajectoryConfig) -> Path | None:

@@ -167,3 +167,32 @@ def test_a_capped_expert_episode_keeps_the_cap_and_fails() -> None:
     assert len(run.images) == len(run.states_rad) == len(run.actions_rad) == 5
     assert run.success is False
     assert len(clip) == 3  # frames 0 and 4, then the held frame 8
+
+
+def test_the_summary_counts_executed_success_per_family_composition_and_camera() -> None:
+    def record(family: str, novel: bool, jittered: bool, executed: bool | None) -> dict:
+        return {
+            "generator": "g",
+            "task_family": family,
+            "novel_composition": novel,
+            "camera_jittered": jittered,
+            "judge_success": True,
+            "executed_success": executed,
+        }
+
+    rows = [
+        record("push", False, False, True),
+        record("push", True, True, False),
+        record("stack", False, True, True),
+        record("stack", False, False, None),  # not executed: counted nowhere
+    ]
+    summary = nt.summarise(rows)["g"]
+    assert summary["executed_success"] == 2 / 3
+    assert summary["executed_by_group"] == {
+        "camera_fixed": [1, 1],
+        "camera_jittered": [1, 2],
+        "held_out_composition": [0, 1],
+        "push": [1, 2],
+        "stack": [1, 1],
+        "trained_composition": [2, 2],
+    }
