@@ -563,7 +563,7 @@ def assemble_dataset(cfg: NeuralTrajectoryConfig, items: list[TaskItem]) -> Path
             json.dumps(summarise(records), indent=2) + "\n"
         )
         save_config_json(cfg, meta / "executor_neural_config.json")
-    logger.info("wrote %d neural trajectories to %s", len(records), final)
+    logger.info("wrote %d episodes (%s) to %s", len(records), ", ".join(cfg.generators), final)
     return final
 
 
