@@ -5,6 +5,11 @@
 on few demonstrations cannot key on exact pixel positions (and a small camera move looks
 like data it has seen). Everything behind the batch dimension moves together: a clip's
 frames (the IDM) get one shift, so the motion between them is untouched.
+
+:func:`resize_square` resizes a batch of square images the way
+:func:`executor_core.frames.center_crop_resize` resizes one camera frame at run time
+(bilinear with half-pixel centres when enlarging, area averaging when shrinking), so a
+model trained on resized images sees the same pixels when it runs.
 """
 
 from __future__ import annotations
@@ -35,3 +40,26 @@ def random_shift(images: torch.Tensor, pad_px: int, generator: torch.Generator) 
         ]
     )
     return shifted.view_as(images)
+
+
+def resize_square(images: torch.Tensor, size_px: int) -> torch.Tensor:
+    """``images`` (B, ..., S, S) float -> (B, ..., size_px, size_px); unchanged when the side
+    is already ``size_px``."""
+    if size_px <= 0:
+        raise ValueError(f"size_px must be > 0, got {size_px!r}")
+    if images.dim() < 3 or not images.is_floating_point() or images.shape[-1] != images.shape[-2]:
+        raise ValueError(
+            f"resize_square needs (B, ..., S, S) float images, got {tuple(images.shape)} "
+            f"{images.dtype}"
+        )
+    side = images.shape[-1]
+    if side == size_px:
+        return images
+    flat = images.reshape(-1, 1, side, side)
+    if size_px > side:
+        out = torch.nn.functional.interpolate(
+            flat, size=(size_px, size_px), mode="bilinear", align_corners=False
+        )
+    else:
+        out = torch.nn.functional.interpolate(flat, size=(size_px, size_px), mode="area")
+    return out.reshape(*images.shape[:-2], size_px, size_px)

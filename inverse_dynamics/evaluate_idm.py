@@ -185,14 +185,15 @@ def env_for_dataset(dataset_root: Path, image_size_px: int) -> TabletopEnv:
     return make_env(EnvConfig(**kwargs))
 
 
-def _fresh_episodes(
-    env: TabletopEnv, cfg: EvalIDMConfig, num_frames: int
+def fresh_rollouts(
+    env: TabletopEnv, num_episodes: int, seed_start: int, num_frames: int
 ) -> list[tuple[dict[str, Any], EpisodeArrays]]:
-    """New expert rollouts from the held-out seed range (never in any training set)."""
+    """New expert rollouts from the held-out seed range (never in any training set), the
+    families in turn: (record, episode) pairs as :func:`replay_all` takes them."""
     families = env.cfg.task_families
     out = []
-    for i in range(cfg.fresh_episodes):
-        seed = cfg.fresh_seed_start + i
+    for i in range(num_episodes):
+        seed = seed_start + i
         ep = rollout_expert(env, seed, families[i % len(families)], num_frames)
         record = {"episode_index": -1 - i, **ep.metadata}
         frames = torch.from_numpy(np.ascontiguousarray(ep.images)).permute(0, 3, 1, 2)
@@ -210,12 +211,14 @@ def _fresh_episodes(
     return out
 
 
-def _replay_all(
+def replay_all(
     policy: InverseDynamicsPolicy,
     env: TabletopEnv,
     items: list[tuple[dict[str, Any], EpisodeArrays]],
     settle_steps: int,
 ) -> dict[str, Any]:
+    """Every item replayed in every mode of ``REPLAY_MODES``: success rates, per family and
+    per episode."""
     outcomes: dict[str, list[bool]] = {m: [] for m in REPLAY_MODES}
     recorded: list[bool] = []
     clipped = dict.fromkeys(REPLAY_MODES, 0)
@@ -307,11 +310,11 @@ def evaluate(cfg: EvalIDMConfig) -> dict[str, Any]:
             if cfg.replay:
                 records = episode_records(Path(dataset_root))
                 items = [(records[e.episode_index], e) for e in loaded]
-                results["replay_heldout"] = _replay_all(policy, env, items, cfg.settle_steps)
+                results["replay_heldout"] = replay_all(policy, env, items, cfg.settle_steps)
             if cfg.fresh_episodes:
                 num_frames = int(loaded[0].frames.shape[0])
-                items = _fresh_episodes(env, cfg, num_frames)
-                results["replay_fresh_seeds"] = _replay_all(policy, env, items, cfg.settle_steps)
+                items = fresh_rollouts(env, cfg.fresh_episodes, cfg.fresh_seed_start, num_frames)
+                results["replay_fresh_seeds"] = replay_all(policy, env, items, cfg.settle_steps)
         finally:
             env.close()
     if cfg.output_json is not None:

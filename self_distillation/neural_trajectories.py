@@ -61,6 +61,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from tqdm import tqdm
 
 from executor_core.atomic_io import atomic_path, remove_leftovers
@@ -365,8 +367,6 @@ def episode_metadata(
 
 def generate_shard(cfg: NeuralTrajectoryConfig, items: list[TaskItem]) -> int:
     """Imagine, label and score this shard's missing episodes; returns how many."""
-    import torch
-
     torch.set_num_threads(cfg.torch_threads)
     jobs = [(it, g) for g in cfg.generators for it in items]
     mine = jobs[cfg.shard_index :: cfg.num_shards]
@@ -514,8 +514,6 @@ def _roll_out_expert(
 # ------------------------------------------------------------------------- the dataset
 def assemble_dataset(cfg: NeuralTrajectoryConfig, items: list[TaskItem]) -> Path:
     """Every cached episode -> ``output_dir/dataset`` (LeRobotDataset v3), atomically."""
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
     keys = [episode_key(it, g) for g in cfg.generators for it in items]
     missing = [k for k in keys if not cache_path(cfg, k).is_file()]
     if missing:

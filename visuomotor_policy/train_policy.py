@@ -55,9 +55,16 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from lerobot.configs import FeatureType, PolicyFeature
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from lerobot.policies.factory import get_policy_class, make_policy_config, make_pre_post_processors
+from lerobot.scripts.lerobot_train import update_policy
+from lerobot.utils.logging_utils import AverageMeter, MetricsTracker
+from safetensors.torch import load_file
 
 from executor_core.atomic_io import atomic_path, write_json_atomic
-from executor_core.augment import random_shift
+from executor_core.augment import random_shift, resize_square
 from executor_core.config_cli import (
     cli_main,
     config_to_dict,
@@ -108,6 +115,11 @@ class TrainPolicyConfig:
     # random shift of every training image by up to this many pixels per axis
     # (executor_core.augment.random_shift, DrQ's augmentation); 0: off
     image_shift_px: int = 0
+    # the side the policy sees, in pixels: every training image is resized to it (bilinear,
+    # as executor_core.frames.center_crop_resize resizes a camera frame at run time) and the
+    # checkpoint declares it. At 64 px ResNet-18's stride of 32 leaves 2x2 image tokens; 128
+    # px gives 4x4 from the same pixels. 0: the dataset's own size
+    policy_image_px: int = 0
     prompt_conditioning: bool = True  # the prompt as observation.environment_state
     # the joint state as an input; False: image and prompt only (the state is then no
     # shortcut to the demo's phase, and the two sources' states, measured joints and the
@@ -133,6 +145,8 @@ class TrainPolicyConfig:
             )
         if self.image_shift_px < 0:
             raise ValueError(f"image_shift_px must be >= 0, got {self.image_shift_px!r}")
+        if self.policy_image_px < 0:
+            raise ValueError(f"policy_image_px must be >= 0, got {self.policy_image_px!r}")
         if not 0.0 <= self.neural_ratio < 1.0:
             raise ValueError(f"neural_ratio must be in [0, 1), got {self.neural_ratio!r}")
         if self.expert_frames not in ("all", "until_done"):
@@ -223,7 +237,6 @@ def select_neural_episodes(cfg: TrainPolicyConfig) -> list[int]:
 
 
 def open_dataset(root: Path, episodes: list[int], chunk_size: int) -> Any:
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = require_local_dataset(root)
     info = json.loads((root / "meta" / "info.json").read_text())
@@ -297,12 +310,6 @@ def mixture_sampler(
 
 # ------------------------------------------------------------------------- the policy
 def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: int) -> tuple:
-    from lerobot.configs import FeatureType, PolicyFeature
-    from lerobot.policies.factory import (
-        get_policy_class,
-        make_policy_config,
-        make_pre_post_processors,
-    )
 
     inputs = {SIM_IMAGE_KEY: PolicyFeature(FeatureType.VISUAL, (3, image_px, image_px))}
     if cfg.use_state:
@@ -348,10 +355,6 @@ def save_pretrained(folder: Path, policy: Any, preprocessor: Any, postprocessor:
 
 # ------------------------------------------------------------------------- training
 def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
-    from accelerate import Accelerator
-    from lerobot.scripts.lerobot_train import update_policy
-    from lerobot.utils.logging_utils import AverageMeter, MetricsTracker
-    from safetensors.torch import load_file
 
     torch.set_num_threads(cfg.num_threads)
     if cfg.device != "cpu" and not torch.cuda.is_available():
@@ -371,7 +374,7 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
     logger.info(
         "expert frames trained on (%s): %d of %d", cfg.expert_frames, masks[0].sum(), len(masks[0])
     )
-    image_px = datasets[0].meta.features[SIM_IMAGE_KEY]["shape"][0]
+    image_px = cfg.policy_image_px or datasets[0].meta.features[SIM_IMAGE_KEY]["shape"][0]
     stats = feature_stats(datasets, masks)
     policy, preprocessor, postprocessor = make_policy_and_processors(cfg, stats, image_px)
     optimizer = policy.config.get_optimizer_preset().build(policy.get_optim_params())
@@ -422,7 +425,9 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
     losses: list[float] = []
     shifts = torch.Generator().manual_seed(cfg.seed + step)
     for batch in loader:
-        batch[SIM_IMAGE_KEY] = random_shift(batch[SIM_IMAGE_KEY], cfg.image_shift_px, shifts)
+        batch[SIM_IMAGE_KEY] = resize_square(
+            random_shift(batch[SIM_IMAGE_KEY], cfg.image_shift_px, shifts), image_px
+        )
         batch = preprocessor(batch)
         tracker, _ = update_policy(
             tracker, policy, batch, optimizer, cfg.grad_clip_norm, accelerator

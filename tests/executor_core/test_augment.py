@@ -1,12 +1,15 @@
 """random_shift: a translation of each batch element, the same for everything behind the
-batch dimension, borders filled with the edge pixels; bad input named."""
+batch dimension, borders filled with the edge pixels; resize_square: the run-time resize of
+a camera frame, batched; bad input named."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from executor_core.augment import random_shift
+from executor_core.augment import random_shift, resize_square
+from executor_core.frames import center_crop_resize
 
 
 def test_each_element_is_one_translation_of_itself() -> None:
@@ -46,3 +49,25 @@ def test_zero_pad_is_the_identity_and_the_generator_repeats() -> None:
 def test_bad_input_is_named(images: torch.Tensor, pad: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         random_shift(images, pad, torch.Generator())
+
+
+@pytest.mark.parametrize("size_px", [128, 96, 32])
+def test_resize_square_matches_the_run_time_resize(size_px: int) -> None:
+    """A policy trained on resize_square's images sees the same pixels from
+    center_crop_resize at run time (within the one level of uint8 rounding there)."""
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    batch = torch.from_numpy(frames).permute(0, 3, 1, 2).float()[:, None]  # (B, 1, C, H, W)
+    resized = resize_square(batch, size_px)
+    assert resized.shape == (2, 1, 3, size_px, size_px)
+    for b in range(2):
+        run_time = torch.from_numpy(center_crop_resize(frames[b], size_px)).permute(2, 0, 1)
+        assert (resized[b, 0] - run_time.float()).abs().max() <= 1.0  # one uint8 level
+
+
+def test_resize_square_keeps_the_size_and_names_bad_input() -> None:
+    images = torch.rand(2, 3, 16, 16)
+    assert resize_square(images, 16) is images
+    with pytest.raises(ValueError, match="size_px must be > 0, got 0"):
+        resize_square(images, 0)
+    with pytest.raises(ValueError, match=r"\(2, 3, 16, 8\)"):
+        resize_square(torch.rand(2, 3, 16, 8), 32)

@@ -170,9 +170,45 @@ def test_every_training_image_is_shifted(
     assert seen == [((cfg.batch_size, 3, 64, 64), 2)] * cfg.steps
 
 
+def test_policy_image_px_trains_and_runs_at_that_size(
+    expert_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--policy_image_px 96 on a 64 px dataset: every training batch is enlarged to 96 px
+    before the policy sees it, the checkpoint declares 96 px, and the goal runner's adapter
+    enlarges a 64 px camera frame to it."""
+    resized: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    real = tp.resize_square
+
+    def spy(images: torch.Tensor, size_px: int) -> torch.Tensor:
+        out = real(images, size_px)
+        resized.append((tuple(images.shape), tuple(out.shape)))
+        return out
+
+    monkeypatch.setattr(tp, "resize_square", spy)  # a recording wrapper around the real one
+    cfg = replace(
+        tp.PRESETS["debug"], expert_root=expert_root, output_dir=tmp_path / "px", policy_image_px=96
+    )
+    summary = tp.train(cfg)
+    assert summary["config"]["policy_image_px"] == 96
+    b = cfg.batch_size
+    assert resized == [((b, 3, 64, 64), (b, 3, 96, 96))] * cfg.steps
+    folder = tmp_path / "px" / "pretrained_model"
+    inputs = json.loads((folder / "config.json").read_text())["input_features"]
+    assert inputs["observation.images.scene"]["shape"] == [3, 96, 96]
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
+    assert policy.image_size_px == 96
+    obs = Observation(np.zeros((64, 64, 3), np.uint8), 0.0, np.zeros(6), policy.io.joint_names)
+    assert policy.features(obs)["observation.images.scene"].shape == (96, 96, 3)
+    policy.reset()
+    chunk = policy.next_chunk(obs, "push the red cube onto the mat")
+    assert chunk.joint_positions_rad.shape == (policy.n_action_steps, 6)
+
+
 def test_bad_config_names_the_value() -> None:
     with pytest.raises(ValueError, match="image_shift_px must be >= 0, got -1"):
         replace(tp.PRESETS["debug"], image_shift_px=-1)
+    with pytest.raises(ValueError, match="policy_image_px must be >= 0, got -64"):
+        replace(tp.PRESETS["debug"], policy_image_px=-64)
     with pytest.raises(ValueError, match="neural_ratio"):
         replace(tp.PRESETS["debug"], neural_ratio=1.0)
     with pytest.raises(ValueError, match="'some'"):

@@ -1,0 +1,71 @@
+"""``benchmarks/compare_neural_datasets.py``: executed successes of datasets drawn for the
+same items, per family and camera, paired against the first; bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "benchmarks" / "compare_neural_datasets.py"
+
+
+def _dataset(root: Path, generator: str, executed: list[bool]) -> Path:
+    """A dataset's episode records only: what the comparison reads."""
+    families = ("push", "stack")
+    records = [
+        {
+            "item_id": f"item-{i}",
+            "generator": generator,
+            "task_family": families[i % 2],
+            "camera_jittered": i < 2,
+            "executed_success": ok,
+        }
+        for i, ok in enumerate(executed)
+    ]
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "executor_episodes.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records)
+    )
+    return root
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(BENCH), *args], capture_output=True, text=True, env=env, cwd=REPO
+    )
+
+
+def test_counts_per_group_and_paired_difference(tmp_path: Path) -> None:
+    a = _dataset(tmp_path / "a", "expert_video_idm", [False, False, True, False])
+    b = _dataset(tmp_path / "b", "expert_video_idm", [True, True, True, False])
+    out = tmp_path / "cmp.json"
+    done = _run("--datasets", f"a={a},b={b}", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["all"] == {"n": 4, "a": 1, "b": 3, "b_minus_a": [50.0, 0.0, 100.0]}
+    assert result["camera_moved"]["a"] == 0
+    assert result["camera_moved"]["b"] == 2
+    assert result["camera_fixed"]["b_minus_a"][0] == 0.0
+    assert result["push"]["n"] == result["stack"]["n"] == 2
+    assert "pick_place" not in result  # no item of that family
+
+
+def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
+    a = _dataset(tmp_path / "a", "g", [True, False])
+    other = _dataset(tmp_path / "c", "g", [True, False, True])
+    cases = [
+        (["--datasets", f"a={a}"], "fewer than 2"),
+        (["--datasets", f"a={a},b={tmp_path / 'none'}"], "is not a neural-trajectory dataset"),
+        (["--datasets", f"a={a},c={other}"], "hold other items"),
+        (["--datasets", f"a={a},a={a}"], "is not a new name=folder"),
+    ]
+    for args, named in cases:
+        done = _run(*args, "--output", str(tmp_path / "x.json"))
+        assert done.returncode == 2, args
+        assert named in done.stderr, (args, done.stderr)
+    assert not (tmp_path / "x.json").exists()
