@@ -26,7 +26,11 @@ from typing import Any
 
 import torch
 
-from executor_core.config_cli import OneLineArgumentParser, configure_cli_logging
+from executor_core.config_cli import (
+    OneLineArgumentParser,
+    configure_cli_logging,
+    parse_named_paths,
+)
 from executor_sim.env import EnvConfig, make_env
 from inverse_dynamics.evaluate_idm import fresh_rollouts, replay_all
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
@@ -39,19 +43,12 @@ MODES = ("open_loop", "closed_loop")
 
 
 def parse_checkpoints(text: str) -> dict[str, Path]:
-    """``name=folder,...`` -> {name: folder}; the first is the baseline."""
-    out: dict[str, Path] = {}
-    for entry in filter(None, (e.strip() for e in text.split(","))):
-        name, sep, path = entry.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--checkpoints entry {entry!r} is not name=folder")
-        if name in out:
-            raise ValueError(f"--checkpoints names {name!r} twice")
-        if not (Path(path) / "config.json").is_file():
-            raise ValueError(f"--checkpoints {name}: no IDM checkpoint at {path!r}")
-        out[name] = Path(path)
-    if len(out) < 1:
-        raise ValueError(f"--checkpoints {text!r} names no IDM")
+    """``name=folder,...`` -> {name: folder}, each an IDM checkpoint; the first is the
+    baseline."""
+    out = parse_named_paths(text, "--checkpoints")
+    for name, path in out.items():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"--checkpoints {name}: no IDM checkpoint at {str(path)!r}")
     return out
 
 

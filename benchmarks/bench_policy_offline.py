@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from executor_core.config_cli import config_from_dict
+from executor_core.config_cli import config_from_dict, parse_named_paths
 from executor_core.types import Observation
 from executor_sim.tasks import is_novel_composition
 from self_distillation.closed_loop import write_bench_result
@@ -51,21 +51,6 @@ from visuomotor_policy.train_policy import (
 )
 
 logger = logging.getLogger("bench_policy_offline")
-
-
-def parse_conditions(text: str) -> dict[str, Path]:
-    """``name=path,name=path`` -> {name: path}; a ValueError naming a bad entry."""
-    out: dict[str, Path] = {}
-    for entry in (e for e in text.split(",") if e):
-        name, sep, path = entry.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--conditions entry {entry!r} is not name=path")
-        if name in out:
-            raise ValueError(f"--conditions names {name!r} twice")
-        out[name] = Path(path)
-    if not out:
-        raise ValueError(f"--conditions {text!r} names no policy")
-    return out
 
 
 def run_parser(description: str) -> argparse.ArgumentParser:
@@ -86,7 +71,7 @@ def read_run_arguments(
     """``--conditions`` (existing policy folders) and the run's ``--train_config``; a bad
     one exits 2 through ``parser.error``, naming it."""
     try:
-        conditions = parse_conditions(conditions_text)
+        conditions = parse_named_paths(conditions_text, "--conditions")
     except ValueError as exc:
         parser.error(str(exc))
     missing = [str(p) for p in conditions.values() if not p.is_dir()]

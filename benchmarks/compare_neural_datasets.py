@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from executor_core.atomic_io import write_json_atomic
-from executor_core.config_cli import OneLineArgumentParser
+from executor_core.config_cli import OneLineArgumentParser, parse_named_paths
 from self_distillation.stats import paired_difference
 
 EPISODES = Path("meta") / "executor_episodes.jsonl"
@@ -82,11 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     datasets: dict[str, dict[str, dict[str, Any]]] = {}
     try:
-        for entry in filter(None, (e.strip() for e in args.datasets.split(","))):
-            name, sep, path = entry.partition("=")
-            if not sep or not name or not path or name in datasets:
-                raise ValueError(f"--datasets entry {entry!r} is not a new name=folder")
-            datasets[name] = read_episodes(Path(path))
+        for name, path in parse_named_paths(args.datasets, "--datasets").items():
+            datasets[name] = read_episodes(path)
         if len(datasets) < 2:
             raise ValueError(f"--datasets {args.datasets!r} names fewer than 2 datasets")
         summary = compare(datasets)

@@ -323,3 +323,19 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(EXIT_BAD_INPUT)
+
+
+def parse_named_paths(text: str, flag: str) -> dict[str, Path]:
+    """``name=path,name=path`` (a benchmark's list of models or datasets) -> {name: path}, in
+    order; a ValueError naming ``flag`` and the bad entry."""
+    out: dict[str, Path] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        name, sep, path = entry.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"{flag} entry {entry!r} is not name=path")
+        if name in out:
+            raise ValueError(f"{flag} names {name!r} twice")
+        out[name] = Path(path)
+    if not out:
+        raise ValueError(f"{flag} {text!r} names nothing")
+    return out

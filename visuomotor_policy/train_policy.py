@@ -1,5 +1,5 @@
-"""``executor-train-policy``: train a LeRobot ACT policy on expert demos, optionally mixed
-with neural trajectories (``executor-neural-trajectories``).
+"""``executor-train-policy``: train a LeRobot ACT (or diffusion) policy on expert demos,
+optionally mixed with neural trajectories (``executor-neural-trajectories``).
 
 **Policy: ACT** (``lerobot.policies.act``), built from scratch: ResNet-18 with
 ``pretrained_backbone_weights=None`` (nothing is downloaded), a narrow transformer, no VAE.
@@ -7,7 +7,11 @@ Why ACT and not diffusion policy: one forward pass per chunk at inference (diffu
 tens of denoising passes per chunk, too slow for a closed-loop evaluation of hundreds of
 episodes on two CPU cores), a plain L1 loss that learns usefully in a few thousand CPU
 steps at 64 px, and action chunking that matches the goal runner's chunked policy mode.
-ACT reads no text; the task prompt enters as ``observation.environment_state`` through
+``--policy_type diffusion`` trains LeRobot's diffusion policy instead (spatial-softmax
+keypoints over the same from-scratch ResNet-18, random crops, a small 1-D U-Net, 10 DDIM
+steps per chunk at inference; it always reads the joint state), for a comparison at the
+same steps and data. Neither reads text; the task prompt enters as
+``observation.environment_state`` through
 :class:`visuomotor_policy.prompt_features.PromptVectorStep`, a processor step saved with
 the checkpoint (``prompt_conditioning``). The joint state is an input too unless
 ``use_state`` is False (image and prompt only).
@@ -104,7 +108,11 @@ class TrainPolicyConfig:
     learning_rate: float = 1e-4  # backbone too: it starts from scratch
     weight_decay: float = 1e-4
     grad_clip_norm: float = 10.0
-    chunk_size: int = 20  # actions predicted per inference (2 s at 10 Hz)
+    # LeRobot's policy class: "act" (the recipe of the figures), or "diffusion" (LeRobot's
+    # diffusion policy: ResNet-18 with spatial-softmax keypoints and random crops, a 1-D
+    # conditional U-Net, DDIM at inference; it always reads the joint state)
+    policy_type: Literal["act", "diffusion"] = "act"
+    chunk_size: int = 20  # actions predicted per inference (2 s at 10 Hz); diffusion's horizon
     n_action_steps: int = 8  # executed per observation by the goal runner
     dim_model: int = 256
     n_heads: int = 4
@@ -112,6 +120,12 @@ class TrainPolicyConfig:
     n_encoder_layers: int = 2
     n_decoder_layers: int = 1
     dropout: float = 0.1
+    # diffusion only: the U-Net's widths (LeRobot's default (512, 1024, 2048) is ~250 M
+    # parameters, too slow for two cores), DDIM steps at inference, the random crop's side
+    # in training (a centre crop at inference; 0: no crop)
+    diffusion_down_dims: tuple[int, ...] = (128, 256, 512)
+    diffusion_inference_steps: int = 10
+    diffusion_crop_px: int = 56
     # random shift of every training image by up to this many pixels per axis
     # (executor_core.augment.random_shift, DrQ's augmentation); 0: off
     image_shift_px: int = 0
@@ -138,6 +152,10 @@ class TrainPolicyConfig:
         for name in ("demos_per_family", "steps", "batch_size", "chunk_size", "n_action_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.policy_type not in ("act", "diffusion"):
+            raise ValueError(f"policy_type must be act/diffusion, got {self.policy_type!r}")
+        if self.policy_type == "diffusion":
+            self._check_diffusion()
         if self.n_action_steps > self.chunk_size:
             raise ValueError(
                 f"n_action_steps ({self.n_action_steps!r}) must be <= chunk_size "
@@ -161,6 +179,25 @@ class TrainPolicyConfig:
             raise ValueError(
                 f"need learning_rate > 0, save_every > 0, num_threads > 0; got "
                 f"{self.learning_rate!r}, {self.save_every!r}, {self.num_threads!r}"
+            )
+
+    def _check_diffusion(self) -> None:
+        if not self.use_state:
+            raise ValueError("policy_type diffusion reads the joint state: use_state must be true")
+        levels = len(self.diffusion_down_dims)
+        if levels == 0 or any(d <= 0 for d in self.diffusion_down_dims):
+            raise ValueError(
+                f"diffusion_down_dims must be positive widths, got {self.diffusion_down_dims!r}"
+            )
+        if self.chunk_size % 2**levels:
+            raise ValueError(
+                f"chunk_size {self.chunk_size!r} must be a multiple of {2**levels} for "
+                f"{levels} U-Net levels (LeRobot's diffusion config requires it)"
+            )
+        if self.diffusion_inference_steps <= 0 or self.diffusion_crop_px < 0:
+            raise ValueError(
+                f"need diffusion_inference_steps > 0 and diffusion_crop_px >= 0, got "
+                f"{self.diffusion_inference_steps!r}, {self.diffusion_crop_px!r}"
             )
 
 
@@ -266,6 +303,8 @@ def feature_stats(
         stats[key] = {
             "mean": torch.from_numpy(rows.mean(0)),
             "std": torch.from_numpy(np.maximum(rows.std(0), 1e-3)),
+            "min": torch.from_numpy(rows.min(0)),  # diffusion's min-max scaling
+            "max": torch.from_numpy(np.maximum(rows.max(0), rows.min(0) + 1e-3)),
         }
     image = datasets[0].meta.stats[SIM_IMAGE_KEY]
     stats[SIM_IMAGE_KEY] = {k: torch.as_tensor(np.asarray(image[k])) for k in ("mean", "std")}
@@ -317,34 +356,67 @@ def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: in
     if cfg.prompt_conditioning:
         inputs[PROMPT_FEATURE_KEY] = PolicyFeature(FeatureType.ENV, (prompt_dim(),))
     config = make_policy_config(
-        "act",
+        cfg.policy_type,
         input_features=inputs,
         output_features={"action": PolicyFeature(FeatureType.ACTION, (6,))},
         device=cfg.device,
         push_to_hub=False,
-        chunk_size=cfg.chunk_size,
         n_action_steps=cfg.n_action_steps,
         vision_backbone="resnet18",
         pretrained_backbone_weights=None,  # from scratch: nothing is downloaded
-        dim_model=cfg.dim_model,
-        n_heads=cfg.n_heads,
-        dim_feedforward=cfg.dim_feedforward,
-        n_encoder_layers=cfg.n_encoder_layers,
-        n_decoder_layers=cfg.n_decoder_layers,
-        dropout=cfg.dropout,
-        use_vae=False,
         optimizer_lr=cfg.learning_rate,
-        optimizer_lr_backbone=cfg.learning_rate,
         optimizer_weight_decay=cfg.weight_decay,
+        **(act_options(cfg) if cfg.policy_type == "act" else diffusion_options(cfg, image_px)),
     )
     torch.manual_seed(cfg.seed)
-    policy = get_policy_class("act")(config).to(cfg.device)
+    policy = get_policy_class(cfg.policy_type)(config).to(cfg.device)
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
     if cfg.prompt_conditioning:  # after the batch dimension is added, before the device
         names = [type(s).__name__ for s in preprocessor.steps]
         at = names.index("AddBatchDimensionProcessorStep") + 1
         preprocessor.steps.insert(at, PromptVectorStep())
     return policy, preprocessor, postprocessor
+
+
+def act_options(cfg: TrainPolicyConfig) -> dict[str, Any]:
+    return {
+        "chunk_size": cfg.chunk_size,
+        "dim_model": cfg.dim_model,
+        "n_heads": cfg.n_heads,
+        "dim_feedforward": cfg.dim_feedforward,
+        "n_encoder_layers": cfg.n_encoder_layers,
+        "n_decoder_layers": cfg.n_decoder_layers,
+        "dropout": cfg.dropout,
+        "use_vae": False,
+        "optimizer_lr_backbone": cfg.learning_rate,
+    }
+
+
+def diffusion_options(cfg: TrainPolicyConfig, image_px: int) -> dict[str, Any]:
+    """One observation step, ``chunk_size`` actions from the current one."""
+    if cfg.diffusion_crop_px > image_px:
+        raise ValueError(
+            f"diffusion_crop_px {cfg.diffusion_crop_px!r} is larger than the {image_px} px images"
+        )
+    crop = (cfg.diffusion_crop_px,) * 2 if cfg.diffusion_crop_px else None
+    return {
+        "n_obs_steps": 1,
+        "horizon": cfg.chunk_size,
+        "crop_shape": crop,
+        "use_group_norm": True,  # no pretrained batch-norm statistics to keep
+        "down_dims": tuple(cfg.diffusion_down_dims),
+        "noise_scheduler_type": "DDIM",
+        "num_inference_steps": cfg.diffusion_inference_steps,
+    }
+
+
+def add_observation_steps(batch: dict[str, Any]) -> dict[str, Any]:
+    """(B, ...) observations -> (B, 1, ...): the observation-step axis a diffusion policy
+    trains on (``n_obs_steps`` 1; at inference its own queue adds it)."""
+    for key, value in batch.items():
+        if key.startswith("observation.") and isinstance(value, torch.Tensor):
+            batch[key] = value.unsqueeze(1)
+    return batch
 
 
 def save_pretrained(folder: Path, policy: Any, preprocessor: Any, postprocessor: Any) -> None:
@@ -415,7 +487,8 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
         accelerator=accelerator,
     )
     logger.info(
-        "training ACT: %d expert episodes%s, %d steps of %d",
+        "training %s: %d expert episodes%s, %d steps of %d",
+        cfg.policy_type,
         len(expert_eps),
         f" + {len(neural_eps)} neural ({cfg.neural_ratio:.0%} of each batch)" if neural_eps else "",
         cfg.steps,
@@ -429,6 +502,8 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
             random_shift(batch[SIM_IMAGE_KEY], cfg.image_shift_px, shifts), image_px
         )
         batch = preprocessor(batch)
+        if cfg.policy_type == "diffusion":
+            batch = add_observation_steps(batch)
         tracker, _ = update_policy(
             tracker, policy, batch, optimizer, cfg.grad_clip_norm, accelerator
         )

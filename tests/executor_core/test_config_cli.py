@@ -11,6 +11,7 @@ from executor_core.config_cli import (
     config_to_dict,
     configure_cli_logging,
     parse_config,
+    parse_named_paths,
     save_config_json,
 )
 
@@ -112,3 +113,14 @@ def test_cli_logging_keeps_others_handlers_and_formats_the_plain_one() -> None:
     finally:
         root.handlers = saved_handlers
         root.setLevel(saved_level)
+
+
+def test_parse_named_paths_keeps_the_order_and_names_a_bad_entry() -> None:
+    got = parse_named_paths("b=x/y, a=z,", "--models")
+    assert list(got.items()) == [("b", Path("x/y")), ("a", Path("z"))]
+    with pytest.raises(ValueError, match="--models entry 'oops' is not name=path"):
+        parse_named_paths("a=z,oops", "--models")
+    with pytest.raises(ValueError, match="--models names 'a' twice"):
+        parse_named_paths("a=z,a=w", "--models")
+    with pytest.raises(ValueError, match="--models ',' names nothing"):
+        parse_named_paths(",", "--models")

@@ -62,7 +62,7 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
         (["--datasets", f"a={a}"], "fewer than 2"),
         (["--datasets", f"a={a},b={tmp_path / 'none'}"], "is not a neural-trajectory dataset"),
         (["--datasets", f"a={a},c={other}"], "hold other items"),
-        (["--datasets", f"a={a},a={a}"], "is not a new name=folder"),
+        (["--datasets", f"a={a},a={a}"], "names 'a' twice"),
     ]
     for args, named in cases:
         done = _run(*args, "--output", str(tmp_path / "x.json"))

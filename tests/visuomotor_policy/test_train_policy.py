@@ -204,11 +204,61 @@ def test_policy_image_px_trains_and_runs_at_that_size(
     assert chunk.joint_positions_rad.shape == (policy.n_action_steps, 6)
 
 
+def test_diffusion_policy_trains_resumes_and_runs_chunks(expert_root: Path, tmp_path: Path) -> None:
+    """--policy_type diffusion: LeRobot's diffusion policy on the same data (observations
+    given an observation-step axis), resumed, then run by the goal runner's adapter."""
+    cfg = replace(
+        tp.PRESETS["debug"],
+        expert_root=expert_root,
+        output_dir=tmp_path / "dp",
+        policy_type="diffusion",
+        diffusion_down_dims=(16, 32),
+        diffusion_inference_steps=2,
+    )
+    first = tp.train(cfg)
+    assert first["steps"] == 2
+    assert np.isfinite(first["last_losses"]).all()
+    assert tp.train(replace(cfg, steps=3))["steps"] == 3
+    folder = tmp_path / "dp" / "pretrained_model"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["type"] == "diffusion"
+    assert (config["horizon"], config["n_obs_steps"], config["crop_shape"]) == (4, 1, [56, 56])
+    assert config["down_dims"] == [16, 32]
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
+    obs = Observation(np.zeros((64, 64, 3), np.uint8), 0.0, np.zeros(6), policy.io.joint_names)
+    policy.reset()
+    chunk = policy.next_chunk(obs, "put the red cube in the bowl")
+    assert chunk.joint_positions_rad.shape == (cfg.n_action_steps, 6)
+    assert np.isfinite(chunk.joint_positions_rad).all()
+
+
+def test_add_observation_steps_adds_the_axis_to_observations_only() -> None:
+    batch = {
+        "observation.images.scene": torch.zeros(2, 3, 8, 8),
+        "observation.state": torch.zeros(2, 6),
+        "action": torch.zeros(2, 4, 6),
+        "task": ["a", "b"],
+    }
+    out = tp.add_observation_steps(batch)
+    assert out["observation.images.scene"].shape == (2, 1, 3, 8, 8)
+    assert out["observation.state"].shape == (2, 1, 6)
+    assert out["action"].shape == (2, 4, 6)
+    assert out["task"] == ["a", "b"]
+
+
 def test_bad_config_names_the_value() -> None:
     with pytest.raises(ValueError, match="image_shift_px must be >= 0, got -1"):
         replace(tp.PRESETS["debug"], image_shift_px=-1)
     with pytest.raises(ValueError, match="policy_image_px must be >= 0, got -64"):
         replace(tp.PRESETS["debug"], policy_image_px=-64)
+    with pytest.raises(ValueError, match="policy_type must be act/diffusion, got 'vqbet'"):
+        replace(tp.PRESETS["debug"], policy_type="vqbet")
+    with pytest.raises(ValueError, match="diffusion reads the joint state"):
+        replace(tp.PRESETS["debug"], policy_type="diffusion", use_state=False)
+    with pytest.raises(ValueError, match="chunk_size 20 must be a multiple of 8"):
+        replace(tp.PRESETS["sim"], policy_type="diffusion")
+    with pytest.raises(ValueError, match=r"diffusion_down_dims must be positive widths, got \(\)"):
+        replace(tp.PRESETS["debug"], policy_type="diffusion", diffusion_down_dims=())
     with pytest.raises(ValueError, match="neural_ratio"):
         replace(tp.PRESETS["debug"], neural_ratio=1.0)
     with pytest.raises(ValueError, match="'some'"):
