@@ -274,7 +274,6 @@ def select_neural_episodes(cfg: TrainPolicyConfig) -> list[int]:
 
 
 def open_dataset(root: Path, episodes: list[int], chunk_size: int) -> Any:
-
     root = require_local_dataset(root)
     info = json.loads((root / "meta" / "info.json").read_text())
     fps = info["fps"]
