@@ -100,26 +100,46 @@ def _parse_value(text: str, annotation: Any, key: str) -> Any:
     raise ConfigError(f"--{key}: cannot parse {annotation!r} from the command line")
 
 
-def _set_path(cfg: Any, dotted: str, text: str) -> Any:
+def _parse_path(cfg: Any, dotted: str, text: str) -> Any:
+    """The value ``--dotted=text`` sets, parsed to its field's type (the config unchanged)."""
     head, _, rest = dotted.partition(".")
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     if head not in fields:
         raise ConfigError(
             f"unknown config key {dotted!r} for {type(cfg).__name__}; known: {sorted(fields)}"
         )
-    hints = typing.get_type_hints(type(cfg))
     current = getattr(cfg, head)
     if rest:
         if not dataclasses.is_dataclass(current):
             raise ConfigError(f"config key {head!r} is not a section, cannot set {dotted!r}")
-        return dataclasses.replace(cfg, **{head: _set_path(current, rest, text)})
+        return _parse_path(current, rest, text)
     if dataclasses.is_dataclass(current):
         raise ConfigError(f"config key {dotted!r} is a section; set its fields with dots")
-    return dataclasses.replace(cfg, **{head: _parse_value(text, hints[head], dotted)})
+    return _parse_value(text, typing.get_type_hints(type(cfg))[head], dotted)
+
+
+def _replace_all(cfg: Any, values: dict[str, Any]) -> Any:
+    """``cfg`` with every dotted key of ``values`` set, each section rebuilt once, so its
+    ``__post_init__`` checks the values together, not one at a time."""
+    here: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for dotted, value in values.items():
+        head, _, rest = dotted.partition(".")
+        if rest:
+            sections.setdefault(head, {})[rest] = value
+        else:
+            here[head] = value
+    for head, inner in sections.items():
+        here[head] = _replace_all(getattr(cfg, head), inner)
+    return dataclasses.replace(cfg, **here) if here else cfg
 
 
 def apply_overrides[T](cfg: T, overrides: list[str]) -> T:
-    """Apply ``--a.b=value`` / ``--a.b value`` overrides to a config dataclass."""
+    """Apply ``--a.b=value`` / ``--a.b value`` overrides to a config dataclass. Each value is
+    parsed on its own (an error names it); the config is then validated once with all of
+    them, so their order does not matter (a later repeat of a key wins)."""
+    values: dict[str, Any] = {}
+    given: dict[str, str] = {}
     i = 0
     while i < len(overrides):
         arg = overrides[i]
@@ -132,12 +152,17 @@ def apply_overrides[T](cfg: T, overrides: list[str]) -> T:
             value = overrides[i + 1]
             i += 1
         try:
-            cfg = _set_path(cfg, key, value)
+            values[key] = _parse_path(cfg, key, value)
         except (TypeError, ValueError) as exc:
-            # __post_init__ validation errors already quote the value; keep them readable.
             raise ConfigError(f"--{key}={value!r}: {exc}") from exc
+        given[key] = value
         i += 1
-    return cfg
+    try:
+        return _replace_all(cfg, values)
+    except (TypeError, ValueError) as exc:
+        # __post_init__ validation errors already quote the value; keep them readable.
+        named = " ".join(f"--{k}={v!r}" for k, v in given.items())
+        raise ConfigError(f"{named}: {exc}") from exc
 
 
 def help_text(cfg: Any, presets: dict[str, Any], prog: str) -> str:

@@ -124,3 +124,23 @@ def test_parse_named_paths_keeps_the_order_and_names_a_bad_entry() -> None:
         parse_named_paths("a=z,a=w", "--models")
     with pytest.raises(ValueError, match="--models ',' names nothing"):
         parse_named_paths(",", "--models")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Two fields valid only together: ``size`` must divide ``span``."""
+
+    span: int = 20
+    size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.span % self.size:
+            raise ValueError(f"span {self.span!r} is not a multiple of size {self.size!r}")
+
+
+def test_overrides_are_validated_together_in_any_order():
+    for argv in (["--size", "8", "--span", "16"], ["--span", "16", "--size", "8"]):
+        assert parse_config(Window, argv) == Window(span=16, size=8)
+    assert parse_config(Window, ["--size", "3", "--size", "5"]).size == 5  # the last wins
+    with pytest.raises(ConfigError, match="--size='8' --span='12': span 12 is not a multiple"):
+        parse_config(Window, ["--size", "8", "--span", "12"])
