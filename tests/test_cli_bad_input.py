@@ -69,6 +69,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "executor-train-policy": ([f"--expert_root={MISSING}", "--output_dir={tmp}"], MISSING),
     "executor-dreamgen": (["--conditions=a=x,a=y"], "distinct"),
     "executor-export-policy": ([f"--src={MISSING}", "--dst={tmp}/out"], MISSING),
+    "executor-pretrain-backbone": (["--val_episodes=0"], "val_episodes"),
 }
 # Console scripts of modules other engineers own, still ending bad input otherwise (each
 # needs the one-line pattern of executor_core.config_cli: cli_main / OneLineArgumentParser).

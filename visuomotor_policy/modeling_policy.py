@@ -17,6 +17,9 @@ policy's (``PolicyIOConfig.n_action_steps``) is written into the policy's own qu
 so each chunk is still one inference; ``temporal_ensemble_coeff`` rebuilds an ACT policy with
 temporal ensembling (chunks of one action). The prompt goes in as ``task``. A policy with
 no state input (``executor-train-policy --use_state false``) gets the camera frame only.
+A checkpoint that declares grasp-space actions (``executor-train-policy --action_space
+grasp``; :mod:`visuomotor_policy.grasp_space`) has its chunk solved into joint targets,
+seeded with the observation's joints.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from executor_core.frames import center_crop_resize
 from executor_core.safe_loading import refuse_pickles
 from executor_core.types import ActionChunk, Observation
 from visuomotor_policy.configuration_policy import PolicyIOConfig
+from visuomotor_policy.grasp_space import JOINTS as GRASP_JOINTS
+from visuomotor_policy.grasp_space import GraspSpace, read_action_space
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +74,22 @@ class LeRobotChunkPolicy:
         postprocessor: PolicyProcessorPipeline,
         config: PolicyIOConfig,
         device: str = "cpu",
+        grasp_space: GraspSpace | None = None,
     ) -> None:
         self.policy, self.preprocessor, self.postprocessor = policy, preprocessor, postprocessor
+        self.grasp_space = grasp_space  # None: the policy predicts joint targets
         self.device = torch.device(device)
         made = made_by_preprocessor(preprocessor)
-        self.io, self.image_size_px, self.n_action_steps = _resolve_io(policy.config, config, made)
+        read = images_read_by_preprocessor(preprocessor)
+        self.io, self.image_size_px, self.n_action_steps = _resolve_io(
+            policy.config, config, made, read
+        )
         set_action_steps(policy, self.n_action_steps)
+        if grasp_space is not None and tuple(self.io.joint_names) != GRASP_JOINTS:
+            raise ValueError(
+                f"a grasp-space policy drives the joints {list(GRASP_JOINTS)} in that order; "
+                f"joint_names is {list(self.io.joint_names)}"
+            )
         self.reads_state = bool(self.io.state_key)
         # LeRobot's ACT without its VAE takes its device from batch["observation.state"]
         # even when it reads no state (modeling_act.py, ACT.forward): give it an empty one
@@ -98,7 +113,8 @@ class LeRobotChunkPolicy:
             pretrained_path=str(folder),
             preprocessor_overrides={"device_processor": {"device": device}},
         )
-        chunk_policy = cls(policy, pre, post, config, device)
+        grasp = GraspSpace() if read_action_space(folder) == "grasp" else None
+        chunk_policy = cls(policy, pre, post, config, device, grasp)
         logger.info(
             "loaded %s policy from %s: %s %dpx + %s -> %d actions per chunk at %g Hz",
             policy_config.type,
@@ -136,6 +152,9 @@ class LeRobotChunkPolicy:
         actions = np.stack(rows).astype(np.float32)  # (H, J)
         if not np.all(np.isfinite(actions)):
             raise ValueError(f"the policy returned non-finite actions: {actions.tolist()!r}")
+        if self.grasp_space is not None:
+            seed = _state_in_order(observation, self.io.joint_names)
+            actions = self.grasp_space.to_joints(actions, seed, strict=False)
         return ActionChunk(actions, self.io.fps_hz, self.io.joint_names)
 
     def features(self, observation: Observation) -> dict[str, np.ndarray]:
@@ -218,20 +237,37 @@ def made_by_preprocessor(preprocessor: PolicyProcessorPipeline) -> set[str]:
     return set(preprocessor.transform_features(empty)[PipelineFeatureType.OBSERVATION])
 
 
+def images_read_by_preprocessor(preprocessor: PolicyProcessorPipeline) -> dict[str, int]:
+    """Camera images a preprocessor step reads itself (e.g. an object-position estimate),
+    with the side in pixels it expects: a policy may then read no image of its own."""
+    return {
+        step.image_key: int(step.image_px)
+        for step in preprocessor.steps
+        if hasattr(step, "image_key") and hasattr(step, "image_px")
+    }
+
+
 def _resolve_io(
-    policy_config: PreTrainedConfig, io: PolicyIOConfig, made: set[str] = frozenset()
+    policy_config: PreTrainedConfig,
+    io: PolicyIOConfig,
+    made: set[str] = frozenset(),
+    read: dict[str, int] | None = None,
 ) -> tuple[PolicyIOConfig, int, int]:
     """Check the mapping against the policy's features: (io, image side px, actions/chunk).
-    ``made``: inputs the preprocessor makes itself."""
+    ``made``: inputs the preprocessor makes itself; ``read``: images it reads itself."""
+    read = read or {}
     inputs = {k: f for k, f in (policy_config.input_features or {}).items() if k not in made}
     visual = sorted(k for k, f in inputs.items() if f.type is FeatureType.VISUAL)
-    if io.image_key not in visual:
+    if io.image_key not in visual and io.image_key not in read:
         raise ValueError(
             f"image_key {io.image_key!r} is not a visual input of the policy; it has {visual}"
         )
     if unfed := [k for k in visual if k != io.image_key]:
         raise ValueError(f"the policy also reads the cameras {unfed}; only {io.image_key!r} is fed")
-    _, height, width = inputs[io.image_key].shape
+    if io.image_key in visual:
+        _, height, width = inputs[io.image_key].shape
+    else:  # only the preprocessor reads the camera
+        height = width = read[io.image_key]
     if height != width:
         raise ValueError(
             f"policy image {io.image_key!r} is {height}x{width}; only square frames are fed"

@@ -14,7 +14,10 @@ same steps and data. Neither reads text; the task prompt enters as
 ``observation.environment_state`` through
 :class:`visuomotor_policy.prompt_features.PromptVectorStep`, a processor step saved with
 the checkpoint (``prompt_conditioning``). The joint state is an input too unless
-``use_state`` is False (image and prompt only).
+``use_state`` is False (image and prompt only). ``backbone_weights`` starts ACT's ResNet-18
+from an ``executor-pretrain-backbone`` folder (pretrained in simulation on the scene's
+state; :mod:`visuomotor_policy.pretrain_backbone`), frozen unless ``freeze_backbone`` is
+False, and normalises the images with the statistics it was pretrained with.
 
 **Trainer: LeRobot's own parts.** ``lerobot-train`` trains on one dataset; a weighted
 mixture of two local LeRobotDatasets is not one of its options, so this module assembles
@@ -80,6 +83,9 @@ from executor_core.config_cli import (
 from executor_core.train_state import latest_checkpoint, load_training_state, save_checkpoint
 from executor_sim.tasks import is_novel_composition
 from visuomotor_policy.configuration_policy import SIM_IMAGE_KEY, STATE_KEY
+from visuomotor_policy.grasp_space import SPACES, GraspSpace, write_action_space
+from visuomotor_policy.object_features import ObjectPositionStep
+from visuomotor_policy.pretrain_backbone import read_backbone
 from visuomotor_policy.prompt_features import PROMPT_FEATURE_KEY, PromptVectorStep, prompt_dim
 
 logger = logging.getLogger(__name__)
@@ -134,6 +140,23 @@ class TrainPolicyConfig:
     # checkpoint declares it. At 64 px ResNet-18's stride of 32 leaves 2x2 image tokens; 128
     # px gives 4x4 from the same pixels. 0: the dataset's own size
     policy_image_px: int = 0
+    # an executor-pretrain-backbone folder: ACT's ResNet-18 starts from it (pretrained in
+    # simulation on object and gripper positions; nothing is downloaded) and the images are
+    # normalised with the statistics it was trained with. None: from scratch
+    backbone_weights: Path | None = None
+    # what the policy predicts: "joints" (the datasets' joint targets) or "grasp" (the
+    # grasp point, finger pitch, wrist roll and gripper: visuomotor_policy.grasp_space; the
+    # checkpoint declares it and the goal runner's adapter solves the joints at run time)
+    action_space: Literal["joints", "grasp"] = "joints"
+    freeze_backbone: bool = True  # with backbone_weights: keep it fixed (False: fine-tune)
+    # with backbone_weights: append the prompt's objects' positions, as the pretrained
+    # network estimates them from the frame, to the prompt vector
+    # (visuomotor_policy.object_features.ObjectPositionStep)
+    object_positions: bool = False
+    # the camera image as a policy input; False (with object_positions): the image feeds
+    # only the object-position step, which then also gives the gripper's estimated position,
+    # so the policy reads the prompt and the estimated positions (an object-centric policy)
+    use_image: bool = True
     prompt_conditioning: bool = True  # the prompt as observation.environment_state
     # the joint state as an input; False: image and prompt only (the state is then no
     # shortcut to the demo's phase, and the two sources' states, measured joints and the
@@ -156,6 +179,25 @@ class TrainPolicyConfig:
             raise ValueError(f"policy_type must be act/diffusion, got {self.policy_type!r}")
         if self.policy_type == "diffusion":
             self._check_diffusion()
+        if self.action_space not in SPACES:
+            raise ValueError(f"action_space must be one of {SPACES}, got {self.action_space!r}")
+        if self.object_positions and (
+            self.backbone_weights is None or not self.prompt_conditioning
+        ):
+            raise ValueError(
+                "object_positions needs backbone_weights (the network that estimates them) and "
+                f"prompt_conditioning; got {self.backbone_weights!r}, {self.prompt_conditioning!r}"
+            )
+        if not self.use_image and not (self.object_positions and self.policy_type == "act"):
+            raise ValueError(
+                "use_image false needs object_positions (the positions are then all the policy "
+                f"reads) and policy_type act; got {self.object_positions!r}, {self.policy_type!r}"
+            )
+        if self.backbone_weights is not None and self.policy_type != "act":
+            raise ValueError(
+                f"backbone_weights {str(self.backbone_weights)!r} is ACT's ResNet-18; "
+                f"policy_type {self.policy_type!r} has its own backbone"
+            )
         if self.n_action_steps > self.chunk_size:
             raise ValueError(
                 f"n_action_steps ({self.n_action_steps!r}) must be <= chunk_size "
@@ -286,11 +328,11 @@ def open_dataset(root: Path, episodes: list[int], chunk_size: int) -> Any:
 
 
 def feature_stats(
-    datasets: list[Any], masks: list[np.ndarray]
+    datasets: list[Any], masks: list[np.ndarray], grasp: GraspSpace | None = None
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Mean/std of state and action over the frames actually trained on (the selected
     episodes of every dataset, the frames ``masks`` keeps), image stats from the datasets'
-    metadata."""
+    metadata. With ``grasp`` the action's are of its grasp-space targets."""
     stats: dict[str, dict[str, torch.Tensor]] = {}
     for key in (STATE_KEY, "action"):
         rows = np.concatenate(
@@ -299,6 +341,8 @@ def feature_stats(
                 for ds, mask in zip(datasets, masks, strict=True)
             ]
         )
+        if key == "action" and grasp is not None:
+            rows = grasp.to_grasp(rows)
         stats[key] = {
             "mean": torch.from_numpy(rows.mean(0)),
             "std": torch.from_numpy(np.maximum(rows.std(0), 1e-3)),
@@ -349,11 +393,21 @@ def mixture_sampler(
 # ------------------------------------------------------------------------- the policy
 def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: int) -> tuple:
 
-    inputs = {SIM_IMAGE_KEY: PolicyFeature(FeatureType.VISUAL, (3, image_px, image_px))}
+    inputs = {}
+    if cfg.use_image:
+        inputs[SIM_IMAGE_KEY] = PolicyFeature(FeatureType.VISUAL, (3, image_px, image_px))
     if cfg.use_state:
         inputs[STATE_KEY] = PolicyFeature(FeatureType.STATE, (6,))
+    objects = None
+    if cfg.object_positions:
+        assert cfg.backbone_weights is not None  # the config checks it
+        objects = ObjectPositionStep.from_backbone(cfg.backbone_weights, not cfg.use_image)
     if cfg.prompt_conditioning:
-        inputs[PROMPT_FEATURE_KEY] = PolicyFeature(FeatureType.ENV, (prompt_dim(),))
+        extra = objects.dim if objects is not None else 0
+        inputs[PROMPT_FEATURE_KEY] = PolicyFeature(FeatureType.ENV, (prompt_dim() + extra,))
+    backbone = read_backbone(cfg.backbone_weights) if cfg.backbone_weights else None
+    if backbone is not None and cfg.use_image:
+        stats = {**stats, SIM_IMAGE_KEY: backbone_image_stats(backbone[1], image_px, stats)}
     config = make_policy_config(
         cfg.policy_type,
         input_features=inputs,
@@ -368,13 +422,47 @@ def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: in
         **(act_options(cfg) if cfg.policy_type == "act" else diffusion_options(cfg, image_px)),
     )
     torch.manual_seed(cfg.seed)
-    policy = get_policy_class(cfg.policy_type)(config).to(cfg.device)
+    policy = get_policy_class(cfg.policy_type)(config)
+    if backbone is not None and cfg.use_image:
+        load_pretrained_backbone(policy, backbone[0], freeze=cfg.freeze_backbone)
+    policy = policy.to(cfg.device)
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
     if cfg.prompt_conditioning:  # after the batch dimension is added, before the device
         names = [type(s).__name__ for s in preprocessor.steps]
         at = names.index("AddBatchDimensionProcessorStep") + 1
         preprocessor.steps.insert(at, PromptVectorStep())
+        if objects is not None:
+            preprocessor.steps.insert(at + 1, objects)
     return policy, preprocessor, postprocessor
+
+
+def backbone_image_stats(
+    backbone_config: dict[str, Any], image_px: int, stats: dict[str, dict[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
+    """The image mean/std a pretrained backbone was trained with, shaped as the dataset's."""
+    if backbone_config["image_px"] != image_px:
+        raise ValueError(
+            f"the backbone was pretrained on {backbone_config['image_px']} px images, the "
+            f"policy sees {image_px} px (policy_image_px)"
+        )
+    shape = stats[SIM_IMAGE_KEY]["mean"].shape
+    return {
+        k: torch.tensor(backbone_config[f"image_{k}"], dtype=torch.float32).reshape(shape)
+        for k in ("mean", "std")
+    }
+
+
+def load_pretrained_backbone(policy: Any, weights: dict[str, torch.Tensor], freeze: bool) -> None:
+    """Copy ``executor-pretrain-backbone`` weights into ACT's ``model.backbone`` (every
+    key must match); ``freeze`` leaves them out of training (and of the optimizer)."""
+    backbone = policy.model.backbone
+    missing, unexpected = backbone.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"backbone weights do not fit ACT's ResNet-18: missing {missing[:4]!r}, "
+            f"unexpected {unexpected[:4]!r}"
+        )
+    backbone.requires_grad_(not freeze)
 
 
 def act_options(cfg: TrainPolicyConfig) -> dict[str, Any]:
@@ -418,10 +506,18 @@ def add_observation_steps(batch: dict[str, Any]) -> dict[str, Any]:
     return batch
 
 
-def save_pretrained(folder: Path, policy: Any, preprocessor: Any, postprocessor: Any) -> None:
+def save_pretrained(
+    folder: Path, policy: Any, preprocessor: Any, postprocessor: Any, action_space: str
+) -> None:
     policy.save_pretrained(folder)
     preprocessor.save_pretrained(folder)
     postprocessor.save_pretrained(folder)
+    write_action_space(folder, action_space)
+
+
+def actions_to_grasp(actions: torch.Tensor, grasp: GraspSpace) -> torch.Tensor:
+    """(B, T, 6) joint targets -> grasp-space targets, same shape and dtype."""
+    return torch.from_numpy(grasp.to_grasp(actions.numpy())).to(actions.dtype)
 
 
 # ------------------------------------------------------------------------- training
@@ -446,7 +542,8 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
         "expert frames trained on (%s): %d of %d", cfg.expert_frames, masks[0].sum(), len(masks[0])
     )
     image_px = cfg.policy_image_px or datasets[0].meta.features[SIM_IMAGE_KEY]["shape"][0]
-    stats = feature_stats(datasets, masks)
+    grasp = GraspSpace() if cfg.action_space == "grasp" else None
+    stats = feature_stats(datasets, masks, grasp)
     policy, preprocessor, postprocessor = make_policy_and_processors(cfg, stats, image_px)
     optimizer = policy.config.get_optimizer_preset().build(policy.get_optim_params())
     step, elapsed_s = 0, 0.0
@@ -500,6 +597,8 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
         batch[SIM_IMAGE_KEY] = resize_square(
             random_shift(batch[SIM_IMAGE_KEY], cfg.image_shift_px, shifts), image_px
         )
+        if grasp is not None:
+            batch["action"] = actions_to_grasp(batch["action"], grasp)
         batch = preprocessor(batch)
         if cfg.policy_type == "diffusion":
             batch = add_observation_steps(batch)
@@ -534,7 +633,9 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
 
 def _save(cfg, out, step, policy, preprocessor, postprocessor, optimizer, began) -> Path:
     def write_model(folder: Path) -> None:
-        save_pretrained(folder / PRETRAINED_DIR, policy, preprocessor, postprocessor)
+        save_pretrained(
+            folder / PRETRAINED_DIR, policy, preprocessor, postprocessor, cfg.action_space
+        )
 
     return save_checkpoint(
         out,

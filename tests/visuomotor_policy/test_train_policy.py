@@ -18,15 +18,6 @@ from visuomotor_policy.modeling_policy import LeRobotChunkPolicy
 from visuomotor_policy.prompt_features import prompt_dim, prompt_vector
 
 
-@pytest.fixture(scope="module")
-def expert_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from executor_sim.generate import GenerateConfig, generate
-
-    root = tmp_path_factory.mktemp("expert") / "ds"
-    generate(GenerateConfig(root=root, num_episodes=3, num_frames=8, workers=1), progress=False)
-    return root
-
-
 def test_prompt_vector_parses_family_cube_and_target() -> None:
     pick = prompt_vector("put the red cube in the bowl")
     stack = prompt_vector("stack the blue cube on the red cube")
@@ -230,6 +221,69 @@ def test_diffusion_policy_trains_resumes_and_runs_chunks(expert_root: Path, tmp_
     chunk = policy.next_chunk(obs, "put the red cube in the bowl")
     assert chunk.joint_positions_rad.shape == (cfg.n_action_steps, 6)
     assert np.isfinite(chunk.joint_positions_rad).all()
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_pretrained_backbone_starts_act_and_its_image_stats_normalise(
+    expert_root: Path, tmp_path: Path, backbone_dir: Path, freeze: bool
+) -> None:
+    """--backbone_weights: ACT's ResNet-18 starts from the pretrained weights, stays there
+    when frozen (and moves when not), and the checkpoint's preprocessor normalises images
+    with the statistics the backbone was trained with."""
+    from lerobot.policies.act.modeling_act import ACTPolicy
+    from safetensors.torch import load_file
+
+    from visuomotor_policy.pretrain_backbone import read_backbone
+
+    weights, config = read_backbone(backbone_dir)
+    cfg = replace(
+        tp.PRESETS["debug"],
+        expert_root=expert_root,
+        output_dir=tmp_path / "bb",
+        backbone_weights=backbone_dir,
+        freeze_backbone=freeze,
+    )
+    tp.train(cfg)
+    folder = tmp_path / "bb" / "pretrained_model"
+    trained = ACTPolicy.from_pretrained(folder).model.backbone.state_dict()
+    moved = [k for k in weights if not torch.equal(trained[k], weights[k])]
+    if freeze:
+        assert moved == []
+    else:
+        assert "conv1.weight" in moved
+    stats = {
+        k: v
+        for f in folder.glob("policy_preprocessor*.safetensors")
+        for k, v in load_file(str(f)).items()
+        if k.startswith("observation.images.scene")
+    }
+    np.testing.assert_allclose(
+        stats["observation.images.scene.mean"].flatten(), config["image_mean"], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        stats["observation.images.scene.std"].flatten(), config["image_std"], rtol=1e-6
+    )
+
+
+def test_backbone_at_another_size_or_for_diffusion_is_refused(
+    expert_root: Path, tmp_path: Path, backbone_dir: Path
+) -> None:
+    with pytest.raises(ValueError, match=r"backbone_weights .* policy_type 'diffusion'"):
+        replace(
+            tp.PRESETS["debug"],
+            backbone_weights=backbone_dir,
+            policy_type="diffusion",
+            diffusion_down_dims=(16, 32),
+        )
+    cfg = replace(
+        tp.PRESETS["debug"],
+        expert_root=expert_root,
+        output_dir=tmp_path / "px",
+        backbone_weights=backbone_dir,
+        policy_image_px=96,
+    )
+    with pytest.raises(ValueError, match="pretrained on 64 px images, the policy sees 96 px"):
+        tp.train(cfg)
 
 
 def test_add_observation_steps_adds_the_axis_to_observations_only() -> None:
