@@ -49,7 +49,8 @@ class GraspSpace:
     def __init__(self, model: mujoco.MjModel | None = None, tolerance_m: float = 1e-3) -> None:
         self.model = model or sc.build_model(sc.SceneSpec())
         self._ik = TopDownIK(self.model)
-        self._lo, self._hi = self._ik._lo.copy(), self._ik._hi.copy()
+        ranges = self.model.jnt_range[[self.model.joint(n).id for n in ARM_JOINTS]]
+        self._lo, self._hi = ranges[:, 0].copy(), ranges[:, 1].copy()
         self.tolerance_m = tolerance_m
 
     def point(self, q_arm: np.ndarray) -> np.ndarray:
