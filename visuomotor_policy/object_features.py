@@ -32,7 +32,12 @@ from lerobot.processor import ProcessorStep, TransitionKey
 
 from visuomotor_policy.configuration_policy import SIM_IMAGE_KEY
 from visuomotor_policy.pretrain_backbone import ARCH, load_network, make_network
-from visuomotor_policy.prompt_features import DEFAULT_COLOURS, PROMPT_FEATURE_KEY, prompt_vector
+from visuomotor_policy.prompt_features import (
+    DEFAULT_COLOURS,
+    FAMILIES,
+    PROMPT_FEATURE_KEY,
+    prompt_vector,
+)
 
 OBJECT_DIM = 6  # the moved cube's x, y, z and the target's x, y, z
 GRIPPER_LABELS = ("gripper_x_m", "gripper_y_m", "gripper_z_m", "joint_5_rad")
@@ -42,7 +47,7 @@ def named_objects(prompt: str, colours: tuple[str, ...] = DEFAULT_COLOURS) -> tu
     """(moved cube colour, target) the prompt names, as ``prompt_vector`` parses it; "" for
     one it does not name. The target is "bowl", "mat" or a cube colour."""
     vec = prompt_vector(prompt, colours)
-    n_fam, n_col = 3, len(colours)
+    n_fam, n_col = len(FAMILIES), len(colours)
     moved = vec[n_fam : n_fam + n_col]
     targets = ("bowl", "mat", *colours)
     target = vec[n_fam + n_col :]
