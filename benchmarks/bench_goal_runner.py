@@ -69,6 +69,7 @@ logger = logging.getLogger("bench_goal_runner")
 
 MODELS = {
     "executor_distilled": "checkpoints/executor_sim",
+    "executor_anchor": "checkpoints/executor_anchor_sim",
     "demonstrator_solution": "checkpoints/demonstrator_sim",
 }
 

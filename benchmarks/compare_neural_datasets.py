@@ -1,4 +1,4 @@
-"""Executed success of neural-trajectory datasets made on the same items, paired.
+"""Executed success of runs made on the same items, paired: datasets or goal-runner runs.
 
 ``executor-neural-trajectories`` records, per episode, whether the IDM executed it in the
 simulator (``executed_success`` in ``meta/executor_episodes.jsonl``). Two datasets drawn for
@@ -10,6 +10,14 @@ the paired difference of each against the first (item bootstrap, 95 %).
     B=outputs/idm_jitter/expert_video_idm_jitter/dataset
     .venv/bin/python benchmarks/compare_neural_datasets.py --datasets committed=$A,jitter=$B \\
         --output checkpoints/idm_sim_jitter/expert_video_idm.json
+
+``--goal_runs`` compares outputs of ``benchmarks/bench_goal_runner.py`` the same way (one
+retiming profile, ``--variant``), e.g. two trainings of one recipe or two models on a split:
+
+    R=checkpoints/executor_sim/results
+    A=$R/rl_gpu/validation_anchor.json B=$R/rl_gpu2/validation_anchor_84.json
+    .venv/bin/python benchmarks/compare_neural_datasets.py --goal_runs earlier=$A,again=$B \\
+        --output $R/rl_gpu2/anchor_rerun_validation.json
 
 Writes one JSON (atomically) and prints it. Bad input exits 2 and names the value.
 """
@@ -49,6 +57,26 @@ def read_episodes(root: Path) -> dict[str, dict[str, Any]]:
     return {r["item_id"]: r for r in records}
 
 
+def read_goal_run(path: Path, variant: str) -> dict[str, dict[str, Any]]:
+    """item id -> the record the comparison reads, from a goal-runner benchmark output (its
+    camera never moves)."""
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file")
+    records = json.loads(path.read_text()).get("records")
+    first = records[0] if records else {}
+    if variant not in first:
+        known = sorted(k for k, v in first.items() if isinstance(v, dict))
+        raise ValueError(f"{str(path)!r} has no runs of --variant {variant!r}; it has {known}")
+    return {
+        r["item_id"]: {
+            "task_family": r["family"],
+            "camera_jittered": False,
+            "executed_success": bool(r[variant]["success"]),
+        }
+        for r in records
+    }
+
+
 def compare(datasets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     names = list(datasets)
     base = datasets[names[0]]
@@ -77,15 +105,23 @@ def compare(datasets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", required=True, help="name=dataset folder,... (2 or more)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--datasets", help="name=dataset folder,... (2 or more)")
+    source.add_argument("--goal_runs", help="name=bench_goal_runner JSON,... (2 or more)")
+    parser.add_argument("--variant", default="per_interval", help="--goal_runs: the profile")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
     datasets: dict[str, dict[str, dict[str, Any]]] = {}
     try:
-        for name, path in parse_named_paths(args.datasets, "--datasets").items():
-            datasets[name] = read_episodes(path)
+        flag, text = (
+            ("--datasets", args.datasets) if args.datasets else ("--goal_runs", args.goal_runs)
+        )
+        for name, path in parse_named_paths(text, flag).items():
+            datasets[name] = (
+                read_episodes(path) if args.datasets else read_goal_run(path, args.variant)
+            )
         if len(datasets) < 2:
-            raise ValueError(f"--datasets {args.datasets!r} names fewer than 2 datasets")
+            raise ValueError(f"{flag} {text!r} names fewer than 2 runs")
         summary = compare(datasets)
     except (ValueError, KeyError, json.JSONDecodeError) as exc:
         parser.error(str(exc))

@@ -10,7 +10,9 @@
 # Flow-GRPO practice in all: one initial noise per group, group 16, KL 0.01, 60 % of the
 # sampling steps trained, 4 optimizer passes per rollout batch (the clip acts).
 #
-# Here, CPU (once): the pack (items + MiniLM text table; the GPU machine has no MiniLM), the
+# Here, CPU (once): the proposals (executor-propose --preset sim --output_dir
+# outputs/wt/pack/proposals; --preset sim-heldout --output_dir outputs/wt/pack/heldout), then
+# the pack (items + MiniLM text table; the GPU machine has no MiniLM), the
 # diffusers + mujoco site folder (slimmed: the tree that travels is capped at 64 MiB), the
 # SO-101 model files, the EGL loaders (both folders in .git/info/exclude):
 #   .venv/bin/python scripts/executor_gpu_chain.py --preset sim --stage pack \

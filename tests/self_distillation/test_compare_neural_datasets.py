@@ -69,3 +69,49 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
         assert done.returncode == 2, args
         assert named in done.stderr, (args, done.stderr)
     assert not (tmp_path / "x.json").exists()
+
+
+def _goal_run(path: Path, successes: list[bool]) -> Path:
+    """A ``bench_goal_runner.py`` output's records only: what the comparison reads."""
+    families = ("push", "pick_place", "stack")
+    records = [
+        {
+            "item_id": f"seen-{i}",
+            "family": families[i % 3],
+            "expert": {"success": True, "steps": 47},
+            "per_interval": {"success": ok, "steps": 60 if ok else 240},
+        }
+        for i, ok in enumerate(successes)
+    ]
+    path.write_text(json.dumps({"command": "x", "records": records}))
+    return path
+
+
+def test_goal_runs_pair_per_family_and_name_a_missing_variant(tmp_path: Path) -> None:
+    a = _goal_run(tmp_path / "a.json", [False, False, False, True, False, False])
+    b = _goal_run(tmp_path / "b.json", [True, False, False, True, True, False])
+    out = tmp_path / "cmp.json"
+    done = _run("--goal_runs", f"first={a},second={b}", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["all"]["first"] == 1
+    assert result["all"]["second"] == 3
+    assert result["all"]["second_minus_first"][0] == round(100 * 2 / 6, 1)
+    assert result["push"] == {
+        "n": 2,
+        "first": 1,
+        "second": 2,
+        "second_minus_first": [50.0, 0.0, 100.0],
+    }
+    assert result["stack"]["second"] == 0
+    assert "camera_moved" not in result  # the goal runner's camera never moves
+    done = _run(
+        "--goal_runs", f"first={a},second={b}", "--variant", "uniform", "--output", str(out)
+    )
+    assert done.returncode == 2
+    assert "no runs of --variant 'uniform'" in done.stderr
+    assert "per_interval" in done.stderr
+    both = _run(
+        "--goal_runs", f"first={a},second={b}", "--datasets", f"x={a}", "--output", str(out)
+    )
+    assert both.returncode == 2
