@@ -75,6 +75,7 @@ CONDITIONS: dict[str, tuple[str, str] | None] = {
     "executor_sft": ("executor_sft", "prompt"),
     "executor_distilled": ("executor_distilled", "prompt"),
     "executor_rl": ("executor_rl", "prompt"),
+    "executor_anchor": ("executor_anchor", "prompt"),
 }
 METRICS: tuple[str, ...] = ("judged_success", "executed_success", "closed_loop_success")
 SCORES: tuple[str, ...] = ("task", "agent", "consistency")
@@ -86,6 +87,8 @@ class WorldTasksModels:
     executor_sft: Path = Path("checkpoints/executor_sft_sim")
     executor_distilled: Path = Path("checkpoints/executor_sim")
     executor_rl: Path = Path("checkpoints/executor_rl_sim")
+    # the distilled Executor after on-policy distillation from the Demonstrator (the bringup's)
+    executor_anchor: Path = Path("checkpoints/executor_anchor_sim")
     idm: Path = Path("checkpoints/idm_sim")
 
 
@@ -107,6 +110,7 @@ class WorldTasksConfig:
     )
     executed_workers: int = 1  # process pool of executed success
     pairs: tuple[str, ...] = (
+        "executor_anchor - executor_distilled",
         "executor_rl - executor_distilled",
         "executor_distilled - executor_sft",
         "executor_distilled - demonstrator_prompt",

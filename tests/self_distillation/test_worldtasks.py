@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from itertools import permutations
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ from self_distillation.propose import PRESETS as PROPOSE_PRESETS
 from self_distillation.propose import run_propose
 from self_distillation.task_items import SimSceneTaskSource, load_items, render_sim_scenes
 from self_distillation.worldtasks import (
+    CONDITIONS,
     PRESETS,
+    WorldTasksModels,
     agreement,
     paired_table,
     parse_pair,
@@ -29,6 +32,8 @@ from self_distillation.worldtasks import (
     summarize_condition,
 )
 from self_distillation.worldtasks_splits import SPLIT_FIRST_SEEDS, SplitSpec, build_split
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _all_tasks():
@@ -158,6 +163,21 @@ def test_paired_table_on_known_conditions():
     assert cell["executed_success"]["ci95"] == [1.0, 1.0]
     with pytest.raises(ValueError, match="'A - B'"):
         parse_pair("executor_rl minus expert")
+
+
+def test_every_model_condition_names_a_committed_checkpoint():
+    """Each condition's model field exists, and the default points at a committed folder
+    (the bringup's Executor, executor_anchor, among them)."""
+    models = WorldTasksModels()
+    assert parse_pair("executor_anchor - executor_distilled") == (
+        "executor_anchor",
+        "executor_distilled",
+    )
+    for condition, spec in CONDITIONS.items():
+        if spec is None:
+            continue
+        folder = REPO / getattr(models, spec[0])
+        assert (folder / "model_index.json").is_file(), (condition, folder)
 
 
 def test_tiny_benchmark_run_writes_the_contract_and_resumes(tmp_path):
