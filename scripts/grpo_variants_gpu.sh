@@ -32,7 +32,9 @@
 #   mkdir -p .gl && (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 \
 #       libgl1 libglx0 libgles2)
 # and move what the run does not need out of the tree for the call (the other checkpoints,
-# checkpoints/executor_sim/results): it needs executor_sim, demonstrator_sim and idm_sim.
+# checkpoints/executor_sim/results): it needs executor_sim (or INIT), demonstrator_sim and
+# idm_sim. INIT=checkpoints/executor_anchor_sim starts every variant from the bringup's
+# Executor (the next run: the executed reward from it, whose videos execute more often).
 # On the GPU machine (carry outputs/wt/pack512, .whl with site.tar.xz, .gl with the debs):
 #   bash scripts/grpo_variants_gpu.sh "$OUT" 5
 # Locally, a dry run of the same code path (one tiny step each):
@@ -45,6 +47,7 @@ out="${1:?usage: grpo_variants_gpu.sh OUT_DIR MINUTES [chain args...]}"
 minutes="${2:?usage: grpo_variants_gpu.sh OUT_DIR MINUTES [chain args...]}"
 shift 2
 py="${PYTHON:-python3}"
+init="${INIT:-checkpoints/executor_sim}"  # the Executor every variant starts from
 pack="${PACK:-outputs/wt/pack512}"
 run="${RUN_DIR:-outputs/grpo_variants}"
 if [ -z "${PYTHON:-}" ]; then  # the GPU machine: carried site packages and EGL loaders
@@ -62,7 +65,7 @@ r = mujoco.Renderer(m, 64, 64); r.update_scene(mujoco.MjData(m)); print('render'
 from executor_sim.env import EnvConfig, make_env; make_env(EnvConfig(image_size_px=64)); print('sim ok')" \
   || exit 1
 common=(--preset sim --stage grpo --pack_dir "$pack" --output_dir "$run"
-  --grpo_init checkpoints/executor_sim --grpo_minutes "$minutes" --grpo_max_steps 400
+  --grpo_init "$init" --grpo_minutes "$minutes" --grpo_max_steps 400
   --grpo_prompts_per_step 8 --grpo_group_size 16 --grpo_micro_batch_size 64
   --grpo_minibatches 4 --grpo_learning_rate 5e-5 --grpo_kl_beta 0.01)
 # shellcheck disable=SC2206  # VARIANTS: a space-separated subset
