@@ -346,9 +346,20 @@ def summarize_condition(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for f in families
     }
     out["family_counts"] = {f: sum(r["family"] == f for r in rows) for f in families}
+    # where each family is lost: the imagined end state (task score), the judged and the
+    # executed video, or the closed loop
+    out["by_family"] = {f: family_rates([r for r in rows if r["family"] == f]) for f in families}
     out["judge_execution_agreement"] = agreement(rows)
     out["closed_loop_mean_steps"] = float(np.mean([r["closed_loop_steps"] for r in rows]))
     out["ci95"] = ci
+    return out
+
+
+def family_rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One family's mean task score and its judged, executed and closed-loop rates."""
+    out: dict[str, Any] = {"n": len(rows), "task": float(np.mean([r["task"] for r in rows]))}
+    for metric in METRICS:
+        out[metric] = float(np.mean([bool(r[metric]) for r in rows]))
     return out
 
 

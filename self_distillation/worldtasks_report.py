@@ -109,6 +109,21 @@ def _split_table(by_condition: dict[str, Any], conditions) -> list[str]:
     return lines
 
 
+def _family_table(by_condition: dict[str, Any], conditions) -> list[str]:
+    """Per family: the imagined end state's task score, then judged, executed, closed loop."""
+    lines = [
+        "| condition | family | n | task score | judged | executed | closed loop |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in conditions:
+        for family, v in by_condition.get(c, {}).get("by_family", {}).items():
+            lines.append(
+                f"| {c} | {family} | {v['n']} | {v['task']:.2f} | {_pct(v['judged_success'])} "
+                f"| {_pct(v['executed_success'])} | {_pct(v['closed_loop_success'])} |"
+            )
+    return lines
+
+
 def _paired_lines(paired: dict[str, Any]) -> list[str]:
     lines = ["| A - B | split | judged | executed | closed loop |", "|---|---|---|---|---|"]
     for pair, by_split in paired.items():
@@ -141,7 +156,9 @@ def write_report(out: Path, results: dict[str, Any], splits, conditions) -> Path
     ]
     for split in splits:
         if split in results["splits"]:
-            lines += [f"## {split}", "", *_split_table(results["splits"][split], conditions), ""]
+            by_condition = results["splits"][split]
+            lines += [f"## {split}", "", *_split_table(by_condition, conditions), ""]
+            lines += ["Per family:", "", *_family_table(by_condition, conditions), ""]
     lines += ["## Paired differences (item bootstrap, 95 %)", "", *_paired_lines(results["paired"])]
     if results.get("judge_probes"):
         lines += ["", "## Judge probes (pass rates)", ""]

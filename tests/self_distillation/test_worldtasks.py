@@ -143,6 +143,13 @@ def test_summary_agreement_and_paired_differences():
     assert s["executed_success"] == 0.5
     assert s["closed_loop_success"] == 0.75
     assert s["closed_loop_by_family"] == {"push": 1.0, "stack": 0.5}
+    stack = s["by_family"]["stack"]
+    assert stack["n"] == 2
+    assert stack["task"] == pytest.approx(0.5)
+    assert stack["judged_success"] == 0.0
+    assert stack["executed_success"] == 0.5
+    assert stack["closed_loop_success"] == 0.5
+    assert s["by_family"]["push"]["judged_success"] == 1.0
     assert s["task"] == pytest.approx(0.75)
     lo, hi = s["ci95"]["closed_loop_success"]
     assert lo < 0.75 < hi
@@ -212,7 +219,8 @@ def test_tiny_benchmark_run_writes_the_contract_and_resumes(tmp_path):
             assert entry["n"] == 1
     assert saved["splits"]["seen"]["expert"]["closed_loop_success"] == 1.0
     assert "expert - executor_distilled" in saved["paired"]
-    assert (out / "report.md").is_file()
+    assert "| executor_distilled | " in (out / "report.md").read_text()
+    assert "Per family:" in (out / "report.md").read_text()
     assert (out / "benchmark.png").is_file()
     assert list((out / "strips").rglob("*.png"))
     # a rerun reuses the per-(split, condition) records: same figures
