@@ -341,11 +341,6 @@ def summarize_condition(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[metric] = rate.rate
         ci[metric] = [rate.low, rate.high]
     families = sorted({r["family"] for r in rows})
-    out["closed_loop_by_family"] = {
-        f: float(np.mean([r["closed_loop_success"] for r in rows if r["family"] == f]))
-        for f in families
-    }
-    out["family_counts"] = {f: sum(r["family"] == f for r in rows) for f in families}
     # where each family is lost: the imagined end state (task score), the judged and the
     # executed video, or the closed loop
     out["by_family"] = {f: family_rates([r for r in rows if r["family"] == f]) for f in families}

@@ -98,7 +98,7 @@ def _split_table(by_condition: dict[str, Any], conditions) -> list[str]:
             continue
         v = by_condition[c]
         lo, hi = v["ci95"]["closed_loop_success"]
-        fam = ", ".join(f"{f} {_pct(r)}" for f, r in v["closed_loop_by_family"].items())
+        fam = ", ".join(f"{f} {_pct(r['closed_loop_success'])}" for f, r in v["by_family"].items())
         agr = v["judge_execution_agreement"]
         lines.append(
             f"| {c} | {v['n']} | {v['task']:.2f} | {v['agent']:.2f} | {v['consistency']:.2f} "
