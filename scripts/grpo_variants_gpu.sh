@@ -31,9 +31,12 @@
 #   (executor_sim only looks the package's MJCF up with find_spec; it never imports it)
 #   mkdir -p .gl && (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 \
 #       libgl1 libglx0 libgles2)
-# and move what the run does not need out of the tree for the call (the other checkpoints,
-# checkpoints/executor_sim/results): it needs executor_sim (or INIT), demonstrator_sim and
-# idm_sim. INIT=checkpoints/executor_anchor_sim starts every variant from the bringup's
+# and park what the run does not need outside the tree that travels (the other checkpoints,
+# checkpoints/executor_sim/results) for the call: it needs executor_sim (or INIT),
+# demonstrator_sim and idm_sim:
+#   scripts/gpu_tree.sh stash executor_sim demonstrator_sim idm_sim   # then, after the call:
+#   scripts/gpu_tree.sh restore
+# INIT=checkpoints/executor_anchor_sim starts every variant from the bringup's
 # Executor (the next run: the executed reward from it, whose videos execute more often).
 # On the GPU machine (carry outputs/wt/pack512, .whl with site.tar.xz, .gl with the debs):
 #   bash scripts/grpo_variants_gpu.sh "$OUT" 5
