@@ -7,7 +7,8 @@ sampling, one initial noise per group, the same seeds), judges every video with 
 executed judge (the video run in the simulator by the IDM) and the colour judge
 (programmatic), and prints per judge: the success rate, the share of groups with at least
 one success and the share of groups whose successes differ (mixed groups: the ones whose
-success moves the advantage).
+success moves the advantage). ``--trainer_steps N`` draws the items (and sampling seeds) of
+the trainer's first N steps instead of the folder's first items, to set beside a run's log.
 
     .venv/bin/python benchmarks/bench_grpo_signal.py \\
         --models distilled=checkpoints/executor_sim,anchor=checkpoints/executor_anchor_sim \\
@@ -33,11 +34,11 @@ from executor_core.atomic_io import write_json_atomic
 from executor_core.config_cli import OneLineArgumentParser, parse_named_paths
 from self_distillation.executed_success import ExecutedSuccessConfig
 from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
-from self_distillation.grpo_trainer import load_pipeline, sample_groups
+from self_distillation.grpo_trainer import load_pipeline, pick_items, sample_groups
 from self_distillation.judges.executed import ExecutedJudgeConfig
 from self_distillation.judging import JudgeConfig, episode_for_item, judge_videos, make_judge
 from self_distillation.stats import success_rate
-from self_distillation.task_items import load_items
+from self_distillation.task_items import TaskItem, load_items
 from self_distillation.video_models import resolve_device
 
 
@@ -55,6 +56,23 @@ def group_stats(success: np.ndarray) -> dict[str, Any]:
     }
 
 
+def draws(args: Any) -> list[tuple[int, list[TaskItem]]]:
+    """(step, items) per sampling call: the first ``num_items`` items in order,
+    ``batch_items`` at a time; or, with ``trainer_steps``, the items GRPO's steps 1..N draw
+    from the whole folder (``pick_items`` with ``batch_items`` prompts per step)."""
+    if args.trainer_steps:
+        items = load_items(args.items)
+        return [
+            (step, [items[i] for i in pick_items(len(items), step, args.batch_items, args.seed)])
+            for step in range(args.trainer_steps)
+        ]
+    items = load_items(args.items, limit=args.num_items)
+    if len(items) < args.num_items:
+        raise ValueError(f"--items {str(args.items)!r} holds {len(items)} < {args.num_items} items")
+    starts = range(0, len(items), args.batch_items)
+    return [(k, items[start : start + args.batch_items]) for k, start in enumerate(starts)]
+
+
 def measure(path: Path, args: Any, judges: dict[str, Any]) -> dict[str, Any]:
     cfg = replace(
         GRPO_PRESETS["sim"],
@@ -64,14 +82,10 @@ def measure(path: Path, args: Any, judges: dict[str, Any]) -> dict[str, Any]:
         seed=args.seed,
     )
     pipe = load_pipeline(cfg, path)
-    items = load_items(args.items, limit=args.num_items)
-    if len(items) < args.num_items:
-        raise ValueError(f"--items {str(args.items)!r} holds {len(items)} < {args.num_items} items")
     success = {name: [] for name in judges}
     t0 = time.perf_counter()
-    for start in range(0, len(items), args.batch_items):
-        batch = items[start : start + args.batch_items]
-        roll = sample_groups(pipe, batch, cfg, step=start // args.batch_items)
+    for step, batch in draws(args):
+        roll = sample_groups(pipe, batch, cfg, step=step)
         episodes = [episode_for_item(batch[int(g)]) for g in roll.group_ids]
         for name, judge in judges.items():
             verdicts = judge_videos(judge, list(roll.frames), episodes)
@@ -92,6 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num_items", type=int, default=16)
     parser.add_argument("--group_size", type=int, default=16)
     parser.add_argument("--batch_items", type=int, default=2, help="items sampled together")
+    parser.add_argument(
+        "--trainer_steps",
+        type=int,
+        default=0,
+        help="> 0: the items GRPO's first N steps draw (batch_items per step), not the first ones",
+    )
     parser.add_argument("--eta", type=float, default=GRPO_PRESETS["sim"].eta)
     parser.add_argument("--steps", type=int, default=GRPO_PRESETS["sim"].num_inference_steps)
     parser.add_argument("--seed", type=int, default=0)
@@ -101,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("num_items", "group_size", "batch_items", "steps", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.trainer_steps < 0:
+        parser.error(f"--trainer_steps must be >= 0, got {args.trainer_steps}")
     if not 0.0 <= args.eta <= 1.0:
         parser.error(f"--eta must be in [0, 1], got {args.eta}")
     try:

@@ -10,12 +10,15 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from self_distillation.grpo_trainer import pick_items
 from self_distillation.propose import PRESETS as PROPOSE_PRESETS
 from self_distillation.propose import run_propose
+from self_distillation.task_items import load_items
 from self_distillation.video_models import load_video_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,3 +84,22 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
         assert done.returncode == 2, args
         assert named in done.stderr, (args, done.stderr)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_draws_follow_the_folder_or_the_trainers_steps(synthetic_items: Path) -> None:
+    bench = _bench()
+    ids = [it.item_id for it in load_items(synthetic_items)]
+    first = SimpleNamespace(items=synthetic_items, num_items=3, batch_items=2, trainer_steps=0)
+    assert [(k, [it.item_id for it in b]) for k, b in bench.draws(first)] == [
+        (0, ids[:2]),
+        (1, ids[2:3]),
+    ]
+    trainer = SimpleNamespace(
+        items=synthetic_items, num_items=1, batch_items=2, trainer_steps=3, seed=5
+    )
+    drawn = bench.draws(trainer)
+    assert [k for k, _ in drawn] == [0, 1, 2]
+    for step, batch in drawn:
+        assert [it.item_id for it in batch] == [ids[i] for i in pick_items(4, step, 2, 5)]
+    with pytest.raises(ValueError, match="holds 4 < 9 items"):
+        bench.draws(SimpleNamespace(**{**first.__dict__, "num_items": 9}))
