@@ -36,8 +36,8 @@
 # demonstrator_sim and idm_sim:
 #   scripts/gpu_tree.sh stash executor_sim demonstrator_sim idm_sim   # then, after the call:
 #   scripts/gpu_tree.sh restore
-# INIT=checkpoints/executor_anchor_sim starts every variant from the bringup's
-# Executor (the next run: the executed reward from it, whose videos execute more often).
+# INIT=checkpoints/executor_anchor_sim starts every variant from the bringup's Executor
+# (benchmarks/bench_grpo_signal.py measures first how many of a group's samples execute).
 # On the GPU machine (carry outputs/wt/pack512, .whl with site.tar.xz, .gl with the debs):
 #   bash scripts/grpo_variants_gpu.sh "$OUT" 5
 # Locally, a dry run of the same code path (one tiny step each):
