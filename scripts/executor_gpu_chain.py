@@ -138,6 +138,7 @@ class GpuChainConfig:
     grpo_policy_weight: float = 1.0  # 0 with an anchor: the anchor alone
     grpo_shared_noise: bool = True  # one initial noise per group (Flow-GRPO)
     grpo_items: int | None = None  # train items GRPO draws from (None: all in the pack)
+    grpo_families: tuple[str, ...] = ()  # the task families GRPO trains on (empty: all)
     # --stage grpo: the Executor it starts from (None: output_dir's distilled one) and the
     # folder under output_dir it writes (variants side by side)
     grpo_init: Path | None = None
@@ -467,6 +468,7 @@ def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
         GRPO_PRESETS["sim"],
         items=Path(cfg.pack_dir) / "proposals",
         limit_items=cfg.grpo_items,
+        families=cfg.grpo_families,
         output_dir=out / cfg.grpo_name,
         init_pipeline=distilled,
         num_steps=cfg.grpo_max_steps,

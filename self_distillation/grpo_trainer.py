@@ -45,6 +45,7 @@ from safetensors.torch import load_file, save_file
 from executor_core.atomic_io import atomic_path, write_bytes_atomic
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.train_state import latest_checkpoint, load_training_state, save_checkpoint
+from executor_sim.tasks import TASK_FAMILIES
 from self_distillation.grpo import (
     clipped_surrogate_loss,
     gaussian_kl_same_std,
@@ -60,7 +61,7 @@ from self_distillation.judging import (
     judge_videos,
     make_judge,
 )
-from self_distillation.task_items import TaskItem, load_items
+from self_distillation.task_items import TaskItem, items_of_families, load_items
 from self_distillation.video_models import load_video_pipeline, resolve_device
 from video_models.configuration_executor import LoraConfigSpec
 from video_models.modeling_executor import (
@@ -121,8 +122,14 @@ class GRPOConfig:
     seed: int = 0
     device: str = "auto"
     limit_items: int | None = None
+    # task families GRPO trains on (empty: all), e.g. ("push", "pick_place") where the
+    # Executor's samples of the others never execute and their groups carry no signal
+    families: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.families) - set(TASK_FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown task families {unknown!r}; known: {TASK_FAMILIES}")
         for name in (
             "num_steps",
             "prompts_per_step",
@@ -521,7 +528,7 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
     out = Path(cfg.output_dir)
     save_config_json(cfg, out / "config.json")
     torch.manual_seed(cfg.seed)
-    items = load_items(cfg.items, limit=cfg.limit_items)
+    items = items_of_families(load_items(cfg.items, limit=cfg.limit_items), cfg.families)
     judge = judge if judge is not None else make_judge(cfg.judge)
     pipe = load_pipeline(cfg, cfg.init_pipeline)
     policy = PolicyAndReference(pipe, cfg)

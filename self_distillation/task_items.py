@@ -126,6 +126,19 @@ def load_items(path: Path, limit: int | None = None) -> list[TaskItem]:
     ]
 
 
+def items_of_families(items: Sequence[TaskItem], families: Sequence[str]) -> list[TaskItem]:
+    """The items whose proposal's task family is one of ``families`` (empty: all of them)."""
+    unknown = sorted(set(families) - set(TASK_FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown task families {unknown!r}; known: {TASK_FAMILIES}")
+    if not families:
+        return list(items)
+    kept = [it for it in items if it.proposal.metadata.get("task_family") in families]
+    if not kept:
+        raise ValueError(f"no item of the families {tuple(families)!r} among {len(items)} items")
+    return kept
+
+
 def items_from_batch(
     scenes: Sequence[SceneImage], proposals: Sequence[tuple[str, TaskProposal]]
 ) -> list[TaskItem]:

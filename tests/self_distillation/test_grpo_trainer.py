@@ -20,7 +20,7 @@ from self_distillation.grpo_trainer import (
     train_grpo,
 )
 from self_distillation.judges.base import JudgeVerdict
-from self_distillation.task_items import load_items
+from self_distillation.task_items import items_of_families, load_items
 from self_distillation.video_models import load_video_pipeline
 
 
@@ -56,6 +56,18 @@ def test_config_rejects_bad_values() -> None:
         GRPOConfig(policy_weight=0.0)
     with pytest.raises(ValueError, match=r"max_minutes >= 0; got 1.0, -1.0"):
         GRPOConfig(max_minutes=-1.0)
+    with pytest.raises(ValueError, match=r"unknown task families \['stacking'\]"):
+        GRPOConfig(families=("push", "stacking"))
+
+
+def test_families_keep_only_their_items(synthetic_items: Path) -> None:
+    items = load_items(synthetic_items)  # four pick_place items
+    assert items_of_families(items, ()) == items
+    assert items_of_families(items, ("pick_place", "push")) == items
+    with pytest.raises(ValueError, match=r"no item of the families \('stack',\) among 4"):
+        items_of_families(items, ("stack",))
+    with pytest.raises(ValueError, match=r"unknown task families \['Stack'\]"):
+        items_of_families(items, ("Stack",))
 
 
 def test_over_budget_stops_before_the_step_that_would_overrun() -> None:
