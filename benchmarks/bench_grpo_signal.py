@@ -34,7 +34,12 @@ from executor_core.atomic_io import write_json_atomic
 from executor_core.config_cli import OneLineArgumentParser, parse_named_paths
 from self_distillation.executed_success import ExecutedSuccessConfig
 from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
-from self_distillation.grpo_trainer import load_pipeline, pick_items, sample_groups
+from self_distillation.grpo_trainer import (
+    group_success_shares,
+    load_pipeline,
+    pick_items,
+    sample_groups,
+)
 from self_distillation.judges.executed import ExecutedJudgeConfig
 from self_distillation.judging import JudgeConfig, episode_for_item, judge_videos, make_judge
 from self_distillation.stats import success_rate
@@ -45,14 +50,12 @@ from self_distillation.video_models import resolve_device
 def group_stats(success: np.ndarray) -> dict[str, Any]:
     """``success``: (groups, group_size) bools -> rates, with the success rate's interval."""
     rate = success_rate(int(success.sum()), success.size)
-    any_success = success.any(axis=1)
-    mixed = any_success & ~success.all(axis=1)
+    group_ids = torch.arange(success.shape[0]).repeat_interleave(success.shape[1])
     return {
         "videos": int(success.size),
         "success": rate.rate,
         "success_ci95": [rate.low, rate.high],
-        "groups_with_a_success": float(any_success.mean()),
-        "groups_mixed": float(mixed.mean()),
+        **group_success_shares(success.ravel().tolist(), group_ids),
     }
 
 

@@ -44,6 +44,7 @@ from safetensors.torch import load_file, save_file
 
 from executor_core.atomic_io import atomic_path, write_bytes_atomic
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
+from executor_core.frame_stats import grain_excess
 from executor_core.train_state import latest_checkpoint, load_training_state, save_checkpoint
 from executor_sim.tasks import TASK_FAMILIES
 from self_distillation.grpo import (
@@ -565,6 +566,17 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
     return final
 
 
+def group_success_shares(success: list[bool], group_ids: torch.Tensor) -> dict[str, float]:
+    """The share of the step's groups with at least one success, and with mixed outcomes
+    (the groups whose success can rank their samples)."""
+    ids = group_ids.tolist()
+    groups = [[s for s, g in zip(success, ids, strict=True) if g == k] for k in sorted(set(ids))]
+    return {
+        "groups_with_a_success": float(np.mean([any(g) for g in groups])),
+        "groups_mixed": float(np.mean([any(g) and not all(g) for g in groups])),
+    }
+
+
 def grpo_step(
     policy: PolicyAndReference,
     judge: Any,
@@ -592,6 +604,10 @@ def grpo_step(
         "reward_mean": float(rewards.mean()),
         "reward_std": float(rewards.std(unbiased=False)),
         "success_rate": float(np.mean([v.success for v in verdicts])),
+        **group_success_shares([v.success for v in verdicts], roll.group_ids),
+        # grain the sampled videos add over their rendered first frame: RL that rewards
+        # the SDE noise of a few successes can raise it (results/rl_gpu3)
+        "grain_excess": float(np.mean([grain_excess(video) for video in roll.frames])),
         **stats,
         "seconds": time.perf_counter() - t0,
     }

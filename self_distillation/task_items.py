@@ -47,8 +47,9 @@ class TaskItem:
 
 
 def write_png(path: Path, image_rgb: np.ndarray) -> None:
-    """Atomic PNG write (temporary file, then rename)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    """Atomic PNG write (temporary file, then rename), maximally compressed."""
+    bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9])  # lossless, smallest
     if not ok:
         raise ValueError(f"could not encode {path} from an image of shape {image_rgb.shape!r}")
     write_bytes_atomic(path, buf.tobytes())

@@ -42,6 +42,13 @@ def write_strip(
     path: Path, imagined: np.ndarray, executed: np.ndarray, title: str, row: dict[str, Any]
 ) -> None:
     """Imagined frames over executed frames (resampled to the same count), labelled."""
+    write_png(path, strip_image(imagined, executed, title, row))
+
+
+def strip_image(
+    imagined: np.ndarray, executed: np.ndarray, title: str, row: dict[str, Any]
+) -> np.ndarray:
+    """:func:`write_strip`'s image: (H, W, 3) uint8."""
     idx = np.round(np.linspace(0, len(executed) - 1, len(imagined))).astype(int)
     top, bottom = _row(imagined), _row(executed[idx])
     verdict = (
@@ -58,7 +65,7 @@ def write_strip(
             bottom,
         ]
     )
-    write_png(path, image)
+    return image
 
 
 def _bar_plot(path: Path, results: dict[str, Any], splits: tuple[str, ...], conditions) -> None:

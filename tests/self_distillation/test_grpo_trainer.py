@@ -14,6 +14,7 @@ from executor_core.train_state import latest_checkpoint
 from self_distillation.grpo_trainer import (
     PRESETS,
     GRPOConfig,
+    group_success_shares,
     over_budget,
     pick_items,
     sample_groups,
@@ -147,6 +148,15 @@ def test_grpo_climbs_a_reward(synthetic_items: Path, tmp_path: Path) -> None:
     assert all(r["ratio_mean"] == pytest.approx(1.0, abs=1e-4) for r in rows)  # on-policy
     assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.01, rewards
     assert (tmp_path / "run" / "pipeline" / "model_index.json").is_file()
+    for r in rows:  # the signal and grain columns are logged every step
+        assert 0.0 <= r["groups_mixed"] <= r["groups_with_a_success"] <= 1.0
+        assert np.isfinite(r["grain_excess"])
+
+
+def test_group_success_shares() -> None:
+    ids = torch.tensor([0, 0, 1, 1, 2, 2])
+    shares = group_success_shares([True, False, True, True, False, False], ids)
+    assert shares == pytest.approx({"groups_with_a_success": 2 / 3, "groups_mixed": 1 / 3})
 
 
 def test_kl_and_off_policy_minibatches(synthetic_items: Path, tmp_path: Path) -> None:
