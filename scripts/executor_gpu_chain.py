@@ -127,6 +127,8 @@ class GpuChainConfig:
     grpo_minibatches: int = 4  # optimizer steps per rollout batch (> 1: the clip acts)
     grpo_learning_rate: float = 3e-5
     grpo_kl_beta: float = 0.004
+    grpo_eta: float = 0.7  # SDE noise level of the rollouts
+    grpo_grain_penalty: float = 0.0  # reward minus this x the grain a video adds (0: off)
     grpo_inference_steps: int = 8
     # the GRPO reward (a judge kind; ``executed``: executed success + consistency)
     grpo_judge: Literal["programmatic", "execution_aware", "executed"] = "programmatic"
@@ -480,6 +482,8 @@ def grpo(cfg: GpuChainConfig, distilled: Path, out: Path) -> Path:
         minibatches_per_step=cfg.grpo_minibatches,
         learning_rate=cfg.grpo_learning_rate,
         kl_beta=cfg.grpo_kl_beta,
+        eta=cfg.grpo_eta,
+        grain_penalty=cfg.grpo_grain_penalty,
         num_inference_steps=cfg.grpo_inference_steps,
         anchor_beta=cfg.grpo_anchor_beta,
         anchor_pipeline=Path(cfg.demonstrator) if cfg.grpo_anchor_beta > 0 else None,

@@ -126,6 +126,9 @@ class GRPOConfig:
     # task families GRPO trains on (empty: all), e.g. ("push", "pick_place") where the
     # Executor's samples of the others never execute and their groups carry no signal
     families: tuple[str, ...] = ()
+    # reward minus grain_penalty x the grain a video adds over its first frame (0: off):
+    # guards against the grain executed-reward RL learns (results/rl_gpu3)
+    grain_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.families) - set(TASK_FAMILIES))
@@ -162,6 +165,8 @@ class GRPOConfig:
                 f"need clip_range > 0, advantage_clip > 0, kl_beta >= 0; got "
                 f"{self.clip_range!r}, {self.advantage_clip!r}, {self.kl_beta!r}"
             )
+        if self.grain_penalty < 0:
+            raise ValueError(f"grain_penalty must be >= 0, got {self.grain_penalty!r}")
         if self.anchor_beta < 0:
             raise ValueError(f"anchor_beta must be >= 0, got {self.anchor_beta!r}")
         if self.policy_weight < 0 or self.max_minutes < 0:
@@ -566,6 +571,15 @@ def train_grpo(cfg: GRPOConfig, judge: Any | None = None) -> Path:
     return final
 
 
+def penalised_rewards(
+    scores: list[float], grain: list[float], grain_penalty: float
+) -> torch.Tensor:
+    """The judge's scores minus ``grain_penalty`` x each video's grain above its first
+    frame's (``executor_core.frame_stats.grain_excess``; none below it)."""
+    penalty = grain_penalty * np.maximum(np.asarray(grain, dtype=np.float32), 0.0)
+    return torch.tensor(np.asarray(scores, dtype=np.float32) - penalty, dtype=torch.float32)
+
+
 def group_success_shares(success: list[bool], group_ids: torch.Tensor) -> dict[str, float]:
     """The share of the step's groups with at least one success, and with mixed outcomes
     (the groups whose success can rank their samples)."""
@@ -596,7 +610,8 @@ def grpo_step(
     pipe.transformer.train()
     episodes = [episode_for_item(it) for it in chosen]
     verdicts = judge_videos(judge, list(roll.frames), [episodes[int(g)] for g in roll.group_ids])
-    rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
+    grain = [grain_excess(video) for video in roll.frames]
+    rewards = penalised_rewards([v.score for v in verdicts], grain, cfg.grain_penalty)
     adv = group_advantages(rewards, roll.group_ids).clamp(-cfg.advantage_clip, cfg.advantage_clip)
     stats = grpo_update(policy, roll, adv.to(roll.latents.device), cfg, step, opt, anchor)
     record = {
@@ -607,7 +622,7 @@ def grpo_step(
         **group_success_shares([v.success for v in verdicts], roll.group_ids),
         # grain the sampled videos add over their rendered first frame: RL that rewards
         # the SDE noise of a few successes can raise it (results/rl_gpu3)
-        "grain_excess": float(np.mean([grain_excess(video) for video in roll.frames])),
+        "grain_excess": float(np.mean(grain)),
         **stats,
         "seconds": time.perf_counter() - t0,
     }

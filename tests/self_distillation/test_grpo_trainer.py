@@ -16,6 +16,7 @@ from self_distillation.grpo_trainer import (
     GRPOConfig,
     group_success_shares,
     over_budget,
+    penalised_rewards,
     pick_items,
     sample_groups,
     train_grpo,
@@ -151,6 +152,14 @@ def test_grpo_climbs_a_reward(synthetic_items: Path, tmp_path: Path) -> None:
     for r in rows:  # the signal and grain columns are logged every step
         assert 0.0 <= r["groups_mixed"] <= r["groups_with_a_success"] <= 1.0
         assert np.isfinite(r["grain_excess"])
+
+
+def test_penalised_rewards_subtract_only_added_grain() -> None:
+    rewards = penalised_rewards([1.0, 1.0, 0.5], [10.0, -3.0, 0.0], grain_penalty=0.02)
+    assert rewards.tolist() == pytest.approx([0.8, 1.0, 0.5])
+    assert penalised_rewards([0.3], [50.0], 0.0).tolist() == pytest.approx([0.3])
+    with pytest.raises(ValueError, match=r"grain_penalty must be >= 0, got -0\.1"):
+        GRPOConfig(grain_penalty=-0.1)
 
 
 def test_group_success_shares() -> None:
