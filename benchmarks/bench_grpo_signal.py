@@ -32,6 +32,7 @@ import torch
 
 from executor_core.atomic_io import write_json_atomic
 from executor_core.config_cli import OneLineArgumentParser, parse_named_paths
+from executor_core.frame_stats import grain_excess
 from self_distillation.executed_success import ExecutedSuccessConfig
 from self_distillation.grpo_trainer import PRESETS as GRPO_PRESETS
 from self_distillation.grpo_trainer import (
@@ -43,7 +44,7 @@ from self_distillation.grpo_trainer import (
 from self_distillation.judges.executed import ExecutedJudgeConfig
 from self_distillation.judging import JudgeConfig, episode_for_item, judge_videos, make_judge
 from self_distillation.stats import success_rate
-from self_distillation.task_items import TaskItem, load_items
+from self_distillation.task_items import TaskItem, items_of_families, load_items
 from self_distillation.video_models import resolve_device
 
 
@@ -64,12 +65,12 @@ def draws(args: Any) -> list[tuple[int, list[TaskItem]]]:
     ``batch_items`` at a time; or, with ``trainer_steps``, the items GRPO's steps 1..N draw
     from the whole folder (``pick_items`` with ``batch_items`` prompts per step)."""
     if args.trainer_steps:
-        items = load_items(args.items)
+        items = items_of_families(load_items(args.items), args.families)
         return [
             (step, [items[i] for i in pick_items(len(items), step, args.batch_items, args.seed)])
             for step in range(args.trainer_steps)
         ]
-    items = load_items(args.items, limit=args.num_items)
+    items = items_of_families(load_items(args.items), args.families)[: args.num_items]
     if len(items) < args.num_items:
         raise ValueError(f"--items {str(args.items)!r} holds {len(items)} < {args.num_items} items")
     starts = range(0, len(items), args.batch_items)
@@ -86,9 +87,11 @@ def measure(path: Path, args: Any, judges: dict[str, Any]) -> dict[str, Any]:
     )
     pipe = load_pipeline(cfg, path)
     success = {name: [] for name in judges}
+    grain: list[float] = []
     t0 = time.perf_counter()
     for step, batch in draws(args):
         roll = sample_groups(pipe, batch, cfg, step=step)
+        grain.extend(grain_excess(video) for video in roll.frames)
         episodes = [episode_for_item(batch[int(g)]) for g in roll.group_ids]
         for name, judge in judges.items():
             verdicts = judge_videos(judge, list(roll.frames), episodes)
@@ -97,6 +100,7 @@ def measure(path: Path, args: Any, judges: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": str(path),
         "wall_s": time.perf_counter() - t0,
+        "grain_excess": float(np.mean(grain)),  # the grain the samples add over frame 0
         **{name: group_stats(np.concatenate(rows)) for name, rows in success.items()},
     }
 
@@ -115,12 +119,14 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="> 0: the items GRPO's first N steps draw (batch_items per step), not the first ones",
     )
+    parser.add_argument("--families", default="", help="task families kept (default: all)")
     parser.add_argument("--eta", type=float, default=GRPO_PRESETS["sim"].eta)
     parser.add_argument("--steps", type=int, default=GRPO_PRESETS["sim"].num_inference_steps)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="executed judge's processes")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
+    args.families = tuple(f for f in args.families.split(",") if f)
     for name in ("num_items", "group_size", "batch_items", "steps", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")

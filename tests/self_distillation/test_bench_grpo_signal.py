@@ -69,6 +69,7 @@ def test_a_tiny_run_judges_every_sample_twice(tmp_path: Path) -> None:
         stats = result[judge]
         assert stats["videos"] == 4
         assert 0.0 <= stats["groups_mixed"] <= stats["groups_with_a_success"] <= 1.0
+    assert np.isfinite(result["grain_excess"])
 
 
 def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
@@ -89,13 +90,15 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
 def test_draws_follow_the_folder_or_the_trainers_steps(synthetic_items: Path) -> None:
     bench = _bench()
     ids = [it.item_id for it in load_items(synthetic_items)]
-    first = SimpleNamespace(items=synthetic_items, num_items=3, batch_items=2, trainer_steps=0)
+    first = SimpleNamespace(
+        items=synthetic_items, num_items=3, batch_items=2, trainer_steps=0, families=()
+    )
     assert [(k, [it.item_id for it in b]) for k, b in bench.draws(first)] == [
         (0, ids[:2]),
         (1, ids[2:3]),
     ]
     trainer = SimpleNamespace(
-        items=synthetic_items, num_items=1, batch_items=2, trainer_steps=3, seed=5
+        items=synthetic_items, num_items=1, batch_items=2, trainer_steps=3, seed=5, families=()
     )
     drawn = bench.draws(trainer)
     assert [k for k, _ in drawn] == [0, 1, 2]
@@ -103,3 +106,7 @@ def test_draws_follow_the_folder_or_the_trainers_steps(synthetic_items: Path) ->
         assert [it.item_id for it in batch] == [ids[i] for i in pick_items(4, step, 2, 5)]
     with pytest.raises(ValueError, match="holds 4 < 9 items"):
         bench.draws(SimpleNamespace(**{**first.__dict__, "num_items": 9}))
+    kept = bench.draws(SimpleNamespace(**{**first.__dict__, "families": ("pick_place",)}))
+    assert [it.item_id for _, b in kept for it in b] == ids[:3]
+    with pytest.raises(ValueError, match=r"no item of the families \('push',\)"):
+        bench.draws(SimpleNamespace(**{**first.__dict__, "families": ("push",)}))
