@@ -1,10 +1,36 @@
-"""Checks that hold for every test of the suite."""
+"""Checks that hold for every test of the suite, and the loader of the repository's scripts."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def load_script(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """``load_script("benchmarks/x.py")``: a script of the repository (not a package module)
+    imported under its file's stem, registered in ``sys.modules`` for the test only (its
+    dataclasses look their module up there)."""
+
+    def load(relative: str) -> ModuleType:
+        path = REPO / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None, path
+        assert spec.loader is not None, path
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, path.stem, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(autouse=True)

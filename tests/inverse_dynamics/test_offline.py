@@ -3,12 +3,12 @@ benchmark, a skipped part) before lerobot is called; nothing tries the network."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import socket
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -110,13 +110,10 @@ def test_bench_idm_skips_the_evaluation_offline(
     no_network: None,
     checkpoint_of_missing_dataset: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    load_script: Callable[[str], ModuleType],
 ) -> None:
     ckpt, missing = checkpoint_of_missing_dataset
-    spec = importlib.util.spec_from_file_location("bench_idm", REPO / "benchmarks" / "bench_idm.py")
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_idm", bench)  # its dataclasses look it up
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_idm.py")
     argv = [f"--checkpoint={ckpt}", "--latency_iters=10", "--train_steps=2", "--batch_size=2"]
     assert bench.main(argv) is None
     out = capsys.readouterr().out

@@ -3,14 +3,14 @@ model's own SDE samples, for the executed and the colour judge; bad input exits 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,11 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "benchmarks" / "bench_grpo_signal.py"
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_grpo_signal", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(load_script: Callable[[str], ModuleType]) -> ModuleType:
+    return load_script("benchmarks/bench_grpo_signal.py")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -39,11 +37,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_group_stats_count_groups_with_a_success_and_mixed_ones() -> None:
+def test_group_stats_count_groups_with_a_success_and_mixed_ones(bench: ModuleType) -> None:
     success = np.array(
         [[True, True, True], [True, False, False], [False, False, False], [False, True, False]]
     )
-    stats = _bench().group_stats(success)
+    stats = bench.group_stats(success)
     assert stats["videos"] == 12
     assert stats["success"] == pytest.approx(5 / 12)
     assert stats["groups_with_a_success"] == 0.75
@@ -87,8 +85,9 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
     assert not (tmp_path / "x.json").exists()
 
 
-def test_draws_follow_the_folder_or_the_trainers_steps(synthetic_items: Path) -> None:
-    bench = _bench()
+def test_draws_follow_the_folder_or_the_trainers_steps(
+    bench: ModuleType, synthetic_items: Path
+) -> None:
     ids = [it.item_id for it in load_items(synthetic_items)]
     first = SimpleNamespace(
         items=synthetic_items, num_items=3, batch_items=2, trainer_steps=0, families=()

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -14,16 +14,10 @@ import torch
 from executor_core.frame_stats import high_freq_energy
 from inverse_dynamics.dataset_idm import EpisodeArrays
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks" / "bench_idm_grain.py"
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_idm_grain", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(load_script: Callable[[str], ModuleType]) -> ModuleType:
+    return load_script("benchmarks/bench_idm_grain.py")
 
 
 def _episode(index: int = 3) -> EpisodeArrays:
@@ -32,8 +26,7 @@ def _episode(index: int = 3) -> EpisodeArrays:
     return EpisodeArrays(index, frames, torch.zeros(5, 6), torch.zeros(5, 6))
 
 
-def test_iid_grain_is_seeded_per_episode_and_stays_in_range() -> None:
-    bench = _bench()
+def test_iid_grain_is_seeded_per_episode_and_stays_in_range(bench: ModuleType) -> None:
     episode = _episode()
     assert bench.iid_grain(episode, 0.0, seed=0) is episode
     a, b = bench.iid_grain(episode, 8.0, seed=0), bench.iid_grain(episode, 8.0, seed=0)
@@ -45,8 +38,7 @@ def test_iid_grain_is_seeded_per_episode_and_stays_in_range() -> None:
     assert bench.frames_energy(a) > clean + 5.0
 
 
-def test_transplanted_grain_adds_the_scaled_residuals() -> None:
-    bench = _bench()
+def test_transplanted_grain_adds_the_scaled_residuals(bench: ModuleType) -> None:
     episode = _episode()
     residuals = np.full((2, 3, 16, 16), 2.0, dtype=np.float32)
     residuals[1] = -2.0
@@ -57,8 +49,7 @@ def test_transplanted_grain_adds_the_scaled_residuals() -> None:
     assert all(set(row.unique().tolist()) <= {4.0, -4.0} for row in per_frame)
 
 
-def test_high_pass_of_a_flat_image_is_zero_and_of_a_dot_is_not() -> None:
-    bench = _bench()
+def test_high_pass_of_a_flat_image_is_zero_and_of_a_dot_is_not(bench: ModuleType) -> None:
     flat = np.full((1, 9, 9, 3), 100, dtype=np.uint8)
     assert np.abs(bench.high_pass(flat)).max() < 1e-3
     dot = flat.copy()
@@ -67,8 +58,9 @@ def test_high_pass_of_a_flat_image_is_zero_and_of_a_dot_is_not() -> None:
     assert high_freq_energy(dot) > high_freq_energy(flat)
 
 
-def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    bench = _bench()
+def test_bad_input_exits_2(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     out = str(tmp_path / "g.json")
     assert bench.main(["--output", out, "--noise_std", "2,4"]) == 2
     assert "must include 0 (the clean goals), got (2.0, 4.0)" in capsys.readouterr().err

@@ -6,10 +6,10 @@ frozen one (the arm never moves) as candidate 0, the expert's as candidate 1."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -98,13 +98,9 @@ def test_candidate_judge_is_checked_and_one_candidate_needs_no_critic() -> None:
 
 
 def test_the_critics_benchmark_scores_picks_against_candidate_0_and_the_oracle(
-    monkeypatch: pytest.MonkeyPatch,
+    load_script: Callable[[str], ModuleType],
 ) -> None:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_candidate_critics.py"
-    spec = importlib.util.spec_from_file_location("bench_candidate_critics", path)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_candidate_critics", bench)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_candidate_critics.py")
 
     def candidate(executed: bool, ea: float, accepted: bool = False) -> dict:
         return {

@@ -3,28 +3,21 @@ imagined over executed frames, with verdicts and the frames' high-frequency ener
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks" / "side_by_side_models.py"
+
+@pytest.fixture
+def bench(load_script: Callable[[str], ModuleType]) -> ModuleType:
+    return load_script("benchmarks/side_by_side_models.py")
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("side_by_side_models", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bad_config(tmp_path: Path) -> None:
-    bench = _bench()
+def test_bad_config(bench: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no such pipeline folder: a=/nonexistent"):
         bench.SideBySideConfig({"a": Path("/nonexistent")}, tmp_path / "o.png")
     with pytest.raises(ValueError, match=r"unknown task families \['Push'\]"):
@@ -33,21 +26,23 @@ def test_bad_config(tmp_path: Path) -> None:
         bench.SideBySideConfig({"a": tmp_path}, tmp_path / "o.png", items=4, strip_items=5)
 
 
-def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    rc = _bench().main(["--models", "a", "--output", str(tmp_path / "o.png")])
+def test_bad_input_exits_2(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rc = bench.main(["--models", "a", "--output", str(tmp_path / "o.png")])
     assert rc == 2
     assert "--models entry 'a' is not name=path" in capsys.readouterr().err
 
 
 def test_two_committed_executors_side_by_side(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The committed Executors on the first push item of the validation range: one block per
     model in the PNG, one record each, and a summary that counts them."""
     out = tmp_path / "sbs.png"
     models = "distilled=checkpoints/executor_sim,anchor=checkpoints/executor_anchor_sim"
     args = ["--models", models, "--items", "1", "--strip_items", "1", "--families", "push"]
-    rc = _bench().main([*args, "--num_frames", "4", "--output", str(out)])
+    rc = bench.main([*args, "--num_frames", "4", "--output", str(out)])
     assert rc is None
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     records, summary = lines[:-1], lines[-1]["summary"]
