@@ -620,8 +620,8 @@ def grpo_step(
         "reward_std": float(rewards.std(unbiased=False)),
         "success_rate": float(np.mean([v.success for v in verdicts])),
         **group_success_shares([v.success for v in verdicts], roll.group_ids),
-        # grain the sampled videos add over their rendered first frame: RL that rewards
-        # the SDE noise of a few successes can raise it (results/rl_gpu3)
+        # grain the sampled videos add over their rendered first frame: executed-reward
+        # RL raised it as it lost closed-loop success (results/rl_gpu3)
         "grain_excess": float(np.mean(grain)),
         **stats,
         "seconds": time.perf_counter() - t0,
