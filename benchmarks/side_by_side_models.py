@@ -26,14 +26,13 @@ import numpy as np
 
 from executor_core.config_cli import OneLineArgumentParser, cli_main, parse_named_paths
 from executor_core.frame_stats import high_freq_energy
-from executor_sim.tasks import TASK_FAMILIES
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.demo_generation import item_seed
 from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_videos
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
 from self_distillation.judging import episode_for_item
 from self_distillation.stats import mean_interval
-from self_distillation.task_items import TaskItem, items_of_families, write_png
+from self_distillation.task_items import TaskItem, check_task_families, items_of_families, write_png
 from self_distillation.video_models import load_video_pipeline
 from self_distillation.worldtasks import resample_frames
 from self_distillation.worldtasks_report import strip_image
@@ -70,9 +69,7 @@ class SideBySideConfig:
             raise ValueError(f"strip_items must be in [1, min(items, 8)], got {self.strip_items!r}")
         if not 2 <= self.num_frames <= 32:
             raise ValueError(f"num_frames must be in [2, 32], got {self.num_frames!r}")
-        unknown = sorted(set(self.families) - set(TASK_FAMILIES))
-        if unknown:
-            raise ValueError(f"unknown task families {unknown!r}; known: {TASK_FAMILIES}")
+        check_task_families(self.families)
         if self.output.suffix != ".png":
             raise ValueError(f"output must be a .png file, got {str(self.output)!r}")
 

@@ -46,7 +46,6 @@ from executor_core.atomic_io import atomic_path, write_bytes_atomic
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.frame_stats import grain_excess
 from executor_core.train_state import latest_checkpoint, load_training_state, save_checkpoint
-from executor_sim.tasks import TASK_FAMILIES
 from self_distillation.grpo import (
     clipped_surrogate_loss,
     gaussian_kl_same_std,
@@ -62,7 +61,12 @@ from self_distillation.judging import (
     judge_videos,
     make_judge,
 )
-from self_distillation.task_items import TaskItem, items_of_families, load_items
+from self_distillation.task_items import (
+    TaskItem,
+    check_task_families,
+    items_of_families,
+    load_items,
+)
 from self_distillation.video_models import load_video_pipeline, resolve_device
 from video_models.configuration_executor import LoraConfigSpec
 from video_models.modeling_executor import (
@@ -131,9 +135,7 @@ class GRPOConfig:
     grain_penalty: float = 0.0
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.families) - set(TASK_FAMILIES))
-        if unknown:
-            raise ValueError(f"unknown task families {unknown!r}; known: {TASK_FAMILIES}")
+        check_task_families(self.families)
         for name in (
             "num_steps",
             "prompts_per_step",

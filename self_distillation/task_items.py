@@ -127,11 +127,16 @@ def load_items(path: Path, limit: int | None = None) -> list[TaskItem]:
     ]
 
 
-def items_of_families(items: Sequence[TaskItem], families: Sequence[str]) -> list[TaskItem]:
-    """The items whose proposal's task family is one of ``families`` (empty: all of them)."""
+def check_task_families(families: Sequence[str]) -> None:
+    """A ValueError naming any of ``families`` that is not a task family."""
     unknown = sorted(set(families) - set(TASK_FAMILIES))
     if unknown:
         raise ValueError(f"unknown task families {unknown!r}; known: {TASK_FAMILIES}")
+
+
+def items_of_families(items: Sequence[TaskItem], families: Sequence[str]) -> list[TaskItem]:
+    """The items whose proposal's task family is one of ``families`` (empty: all of them)."""
+    check_task_families(families)
     if not families:
         return list(items)
     kept = [it for it in items if it.proposal.metadata.get("task_family") in families]
