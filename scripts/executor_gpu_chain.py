@@ -118,6 +118,9 @@ class GpuChainConfig:
     # --stage sft: optimizer steps of the SFT baseline; 0 = as many as the distillation in
     # output_dir took (the same compute)
     sft_steps: int = 0
+    # --stage sft: a wall-clock cap in minutes (0: none); the cosine then ends with the cap
+    # if it comes first (a GPU call's budget), and the run's steps are in sft_timings.json
+    sft_minutes: float = 0.0
     mixed_precision: Literal["no", "bf16"] = "bf16"
     grpo_minutes: float = 3.0  # wall-clock budget (GRPOConfig.max_minutes)
     grpo_max_steps: int = 400
@@ -160,6 +163,8 @@ class GpuChainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.sft_steps < 0:
             raise ValueError(f"sft_steps must be >= 0, got {self.sft_steps!r}")
+        if self.sft_minutes < 0:
+            raise ValueError(f"sft_minutes must be >= 0, got {self.sft_minutes!r}")
         if self.demo_text not in ("solution", "prompt"):
             raise ValueError(f"demo_text must be 'solution' or 'prompt', got {self.demo_text!r}")
         for name in (
@@ -432,9 +437,11 @@ def distill(
     out: Path,
     name: str = "executor_distilled",
     max_steps: int | None = None,
+    max_minutes: float = 0.0,
 ) -> Path:
     """Fine-tune the Demonstrator on ``cache`` with the short prompt: the distillation, or
-    (on the expert's clips, ``max_steps`` fixed) the SFT baseline."""
+    (on the expert's clips, ``max_steps`` fixed, ``max_minutes`` > 0 a wall-clock cap) the
+    SFT baseline."""
     base = TRAIN_PRESETS["sim"]
     # sample the Executor with the Demonstrator's guidance, so every condition is compared
     # (and GRPO trains) under the same sampler
@@ -446,7 +453,7 @@ def distill(
         init_from=Path(cfg.distill_init or cfg.demonstrator),
         data=replace(base.data, cache_path=cache, text_field="prompt", heldout_fraction=0.02),
         max_steps=max_steps or cfg.distill_max_steps,
-        max_minutes=0.0 if max_steps else cfg.distill_minutes,
+        max_minutes=max_minutes if max_steps else cfg.distill_minutes,
         batch_size=cfg.distill_batch_size,
         learning_rate=cfg.distill_learning_rate,
         warmup_steps=cfg.distill_warmup_steps,
@@ -573,8 +580,13 @@ def stage_sft(cfg: GpuChainConfig) -> None:
     cache = expert_clip_cache(cfg, out)
     clips_s = time.perf_counter() - t
     t = time.perf_counter()
-    sft = distill(cfg, cache, out, name="executor_sft", max_steps=steps)
-    timings = {"expert_clips_s": clips_s, "sft_s": time.perf_counter() - t, "sft_steps": steps}
+    sft = distill(cfg, cache, out, "executor_sft", max_steps=steps, max_minutes=cfg.sft_minutes)
+    timings = {
+        "expert_clips_s": clips_s,
+        "sft_s": time.perf_counter() - t,
+        "sft_steps": steps,
+        "sft_steps_done": trained_steps(out / "executor_sft"),
+    }
     write_json_atomic(out / "sft_timings.json", timings)
     print(sft)
 

@@ -49,24 +49,12 @@ set -uo pipefail
 out="${1:?usage: grpo_variants_gpu.sh OUT_DIR MINUTES [chain args...]}"
 minutes="${2:?usage: grpo_variants_gpu.sh OUT_DIR MINUTES [chain args...]}"
 shift 2
-py="${PYTHON:-python3}"
 init="${INIT:-checkpoints/executor_sim}"  # the Executor every variant starts from
 pack="${PACK:-outputs/wt/pack512}"
 run="${RUN_DIR:-outputs/grpo_variants}"
-if [ -z "${PYTHON:-}" ]; then  # the GPU machine: carried site packages and EGL loaders
-  mkdir -p /tmp/site && tar xJf .whl/site.tar.xz -C /tmp/site && tar xJf .whl/so101.tar.xz -C /tmp/site \
-    || exit 1
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-  export PYTHONPATH="/tmp/site:$PWD"
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-fi
-export MUJOCO_GL="${MUJOCO_GL:-egl}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+# shellcheck source=scripts/gpu_setup.sh
+source scripts/gpu_setup.sh || exit 1
 mkdir -p "$out" "$run"
-"$py" -c "import mujoco; m = mujoco.MjModel.from_xml_string('<mujoco/>'); \
-r = mujoco.Renderer(m, 64, 64); r.update_scene(mujoco.MjData(m)); print('render', r.render().shape); r.close(); \
-from executor_sim.env import EnvConfig, make_env; make_env(EnvConfig(image_size_px=64)); print('sim ok')" \
-  || exit 1
 common=(--preset sim --stage grpo --pack_dir "$pack" --output_dir "$run"
   --grpo_init "$init" --grpo_minutes "$minutes" --grpo_max_steps 400
   --grpo_prompts_per_step 8 --grpo_group_size 16 --grpo_micro_batch_size 64
@@ -79,17 +67,15 @@ declare -A args=(
   [anchor]="--grpo_judge programmatic --grpo_anchor_beta 0.01 --grpo_policy_weight 0"
   [rl_anchor_judge]="--grpo_judge programmatic --grpo_anchor_beta 0.01"
 )
-pids=()
+running=()
 for v in "${variants[@]}"; do
   # shellcheck disable=SC2086  # the variant's flags split on purpose
   "$py" scripts/executor_gpu_chain.py "${common[@]}" --grpo_name "$v" ${args[$v]} "$@" \
     >"$out/$v.log" 2>&1 &
-  pids+=($!)
+  running+=("$v:$!")
 done
 rc=0
-for i in "${!pids[@]}"; do
-  wait "${pids[$i]}" || { rc=1; echo "variant ${variants[$i]} failed"; tail -20 "$out/${variants[$i]}.log"; }
-done
+wait_named "$out" "${running[@]}" || rc=1
 for v in "${variants[@]}"; do
   grep -h "step .*reward" "$out/$v.log" | tail -3
   tar czf "$out/$v.tar.gz" -C "$run" --ignore-failed-read "$v/pipeline" "$v/metrics.jsonl" \

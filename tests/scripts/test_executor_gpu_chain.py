@@ -212,3 +212,25 @@ def test_grpo_variants_reach_the_trainer(tmp_path: Path, monkeypatch) -> None:
     assert seen[1].anchor_pipeline is None
     with pytest.raises(ValueError, match="grpo_execution_workers must be > 0, got 0"):
         chain.GpuChainConfig(grpo_execution_workers=0)
+
+
+def test_sft_budget_reaches_the_trainer(tmp_path: Path, monkeypatch) -> None:
+    """--sft_steps fixes the SFT run's steps and --sft_minutes caps its wall clock (0: no
+    cap); the distillation keeps its own time budget."""
+    chain = _chain()
+    seen = []
+    monkeypatch.setattr(chain, "train", lambda cfg: seen.append(cfg) or tmp_path)
+    cfg = chain.GpuChainConfig(stage="sft", distill_batch_size=128, sft_minutes=5.5)
+    cache = tmp_path / "expert_prompt.npz"
+    chain.distill(cfg, cache, tmp_path, "executor_sft", max_steps=3180, max_minutes=5.5)
+    chain.distill(cfg, cache, tmp_path, "executor_sft", max_steps=200)
+    chain.distill(replace(cfg, distill_minutes=2.0), cache, tmp_path)
+    capped, uncapped, distilled = seen
+    assert (capped.max_steps, capped.max_minutes, capped.batch_size) == (3180, 5.5, 128)
+    assert capped.output_dir == tmp_path / "executor_sft"
+    assert capped.init_from == Path("checkpoints/demonstrator_sim")
+    assert (uncapped.max_steps, uncapped.max_minutes) == (200, 0.0)
+    assert distilled.max_minutes == 2.0
+    assert distilled.output_dir == tmp_path / "executor_distilled"
+    with pytest.raises(ValueError, match=r"sft_minutes must be >= 0, got -1\.0"):
+        chain.GpuChainConfig(sft_minutes=-1.0)

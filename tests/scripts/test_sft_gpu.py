@@ -1,0 +1,25 @@
+"""``scripts/sft_gpu.sh`` (the SFT baseline given more compute on a GPU machine): a step
+count that is not a positive integer exits 2 before anything is set up or trained."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_bad_step_counts_exit_2_and_name_the_value(tmp_path: Path) -> None:
+    for steps in ("0", "800 x", "-5"):
+        env = {**os.environ, "STEPS": steps, "PYTHON": "false", "RUN_DIR": str(tmp_path / "run")}
+        done = subprocess.run(
+            ["bash", "scripts/sft_gpu.sh", str(tmp_path / "out"), "1"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "STEPS must be positive integers, got" in done.stderr
+        assert not (tmp_path / "run").exists()
