@@ -20,6 +20,12 @@ elbow that put the grasp point at (x, y, z) are three equations in three unknown
 by Newton's method seeded with the previous row's joints (the robot's for the first row),
 with wrist flex = pitch - lift - elbow. It round-trips every reachable configuration; a
 target out of reach is an error that names it, never a silent clip.
+
+``grasp_relative`` is the same space with x, y, z measured from the grasp point of the
+joints the arm had when the chunk was predicted (the observation's state): "2 cm ahead and
+8 cm down" rather than "at (0.21, -0.05, 0.02)". A policy that reads the objects in the
+hand's frame (``object_features``, ``frame="gripper"``) then has nothing left that names a
+place on the table. :func:`relative_to` and :func:`absolute_from` convert a chunk.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from executor_sim.kinematics import ARM_JOINTS, TopDownIK
 logger = logging.getLogger(__name__)
 
 ACTION_SPACE_FILE = "executor_action_space.json"  # beside a checkpoint's config.json
-SPACES = ("joints", "grasp")
+SPACES = ("joints", "grasp", "grasp_relative")
 GRASP_NAMES = ("x_m", "y_m", "z_m", "pitch_rad", "roll_rad", "gripper_rad")
+RELATIVE_NAMES = ("dx_m", "dy_m", "dz_m", "pitch_rad", "roll_rad", "gripper_rad")
 JOINTS = (*ARM_JOINTS, "gripper")  # the order of the six joint targets
 PAN, LIFT, ELBOW, WRIST_FLEX, ROLL, GRIPPER = range(6)
 
@@ -56,6 +63,26 @@ class GraspSpace:
     def point(self, q_arm: np.ndarray) -> np.ndarray:
         """The grasp point (3,) of the five arm joints."""
         return self._ik.forward(np.asarray(q_arm, float))[0].copy()
+
+    def points(self, joints_rad: np.ndarray) -> np.ndarray:
+        """(..., 6) joints -> (..., 3) grasp points."""
+        q = np.asarray(joints_rad, np.float64)
+        flat = q.reshape(-1, q.shape[-1])
+        out = np.stack([self.point(row[:5]) for row in flat]) if len(flat) else np.empty((0, 3))
+        return out.reshape(*q.shape[:-1], 3)
+
+    def relative_to(self, grasp: np.ndarray, start_rad: np.ndarray) -> np.ndarray:
+        """(..., T, 6) grasp-space targets, (..., 6) starting joints -> the targets with x, y,
+        z measured from the starting grasp point (``grasp_relative``)."""
+        out = np.array(grasp, np.float32, copy=True)
+        out[..., :3] -= self.points(start_rad)[..., None, :].astype(np.float32)
+        return out
+
+    def absolute_from(self, relative: np.ndarray, start_rad: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`relative_to` for one chunk: (T, 6), (6,) -> (T, 6)."""
+        out = np.array(relative, np.float32, copy=True)
+        out[:, :3] += self.point(np.asarray(start_rad, np.float64)[:5]).astype(np.float32)
+        return out
 
     def to_grasp(self, joints_rad: np.ndarray) -> np.ndarray:
         """(..., 6) joint targets -> (..., 6) grasp-space targets."""
@@ -125,9 +152,9 @@ def write_action_space(folder: str | Path, space: str) -> None:
     """Declare a checkpoint's action space beside its ``config.json``."""
     if space not in SPACES:
         raise ValueError(f"action space must be one of {SPACES}, got {space!r}")
-    payload = {"action_space": space}
-    if space == "grasp":
-        payload["names"] = list(GRASP_NAMES)
+    payload: dict[str, object] = {"action_space": space}
+    if space != "joints":
+        payload["names"] = list(GRASP_NAMES if space == "grasp" else RELATIVE_NAMES)
     (Path(folder) / ACTION_SPACE_FILE).write_text(json.dumps(payload, indent=2) + "\n")
 
 

@@ -40,7 +40,7 @@ from lerobot.utils.constants import ACTION, OBS_STATE
 from executor_core.frames import center_crop_resize
 from executor_core.safe_loading import refuse_pickles
 from executor_core.types import ActionChunk, Observation
-from visuomotor_policy.configuration_policy import PolicyIOConfig
+from visuomotor_policy.configuration_policy import STATE_KEY, PolicyIOConfig
 from visuomotor_policy.grasp_space import JOINTS as GRASP_JOINTS
 from visuomotor_policy.grasp_space import GraspSpace, read_action_space
 
@@ -75,9 +75,18 @@ class LeRobotChunkPolicy:
         config: PolicyIOConfig,
         device: str = "cpu",
         grasp_space: GraspSpace | None = None,
+        relative_actions: bool = False,
     ) -> None:
         self.policy, self.preprocessor, self.postprocessor = policy, preprocessor, postprocessor
         self.grasp_space = grasp_space  # None: the policy predicts joint targets
+        # grasp_relative: x, y, z from the grasp point of the joints the chunk starts at
+        self.relative_actions = relative_actions
+        if relative_actions and (grasp_space is None or config.ensembles):
+            raise ValueError(
+                "a grasp_relative policy needs its grasp space and no temporal ensembling "
+                "(each chunk is relative to its own observation's joints; averaging chunks "
+                f"predicted from different joints mixes origins); ensembles={config.ensembles!r}"
+            )
         self.device = torch.device(device)
         made = made_by_preprocessor(preprocessor)
         read = images_read_by_preprocessor(preprocessor)
@@ -91,6 +100,11 @@ class LeRobotChunkPolicy:
                 f"joint_names is {list(self.io.joint_names)}"
             )
         self.reads_state = bool(self.io.state_key)
+        # a preprocessor step may read the joints the policy itself does not (the
+        # object-centric policy's offsets from the measured grasp point)
+        self.feeds_state = self.reads_state or any(
+            getattr(step, "needs_state", False) for step in preprocessor.steps
+        )
         # LeRobot's ACT without its VAE takes its device from batch["observation.state"]
         # even when it reads no state (modeling_act.py, ACT.forward): give it an empty one
         self._empty_state = policy.config.type == "act" and not self.reads_state
@@ -113,8 +127,9 @@ class LeRobotChunkPolicy:
             pretrained_path=str(folder),
             preprocessor_overrides={"device_processor": {"device": device}},
         )
-        grasp = GraspSpace() if read_action_space(folder) == "grasp" else None
-        chunk_policy = cls(policy, pre, post, config, device, grasp)
+        space = read_action_space(folder)
+        grasp = GraspSpace() if space != "joints" else None
+        chunk_policy = cls(policy, pre, post, config, device, grasp, space == "grasp_relative")
         logger.info(
             "loaded %s policy from %s: %s %dpx + %s -> %d actions per chunk at %g Hz",
             policy_config.type,
@@ -154,14 +169,17 @@ class LeRobotChunkPolicy:
             raise ValueError(f"the policy returned non-finite actions: {actions.tolist()!r}")
         if self.grasp_space is not None:
             seed = _state_in_order(observation, self.io.joint_names)
+            if self.relative_actions:
+                actions = self.grasp_space.absolute_from(actions, seed)
             actions = self.grasp_space.to_joints(actions, seed, strict=False)
         return ActionChunk(actions, self.io.fps_hz, self.io.joint_names)
 
     def features(self, observation: Observation) -> dict[str, np.ndarray]:
         """The observation as the policy's raw features: image (S, S, 3) uint8, state (J,)."""
         frame = {self.io.image_key: center_crop_resize(observation.image_rgb, self.image_size_px)}
-        if self.reads_state:
-            frame[self.io.state_key] = _state_in_order(observation, self.io.joint_names)
+        if self.feeds_state:
+            key = self.io.state_key or STATE_KEY
+            frame[key] = _state_in_order(observation, self.io.joint_names)
         return frame
 
 

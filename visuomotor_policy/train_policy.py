@@ -84,7 +84,7 @@ from executor_core.train_state import latest_checkpoint, load_training_state, sa
 from executor_sim.tasks import is_novel_composition
 from visuomotor_policy.configuration_policy import SIM_IMAGE_KEY, STATE_KEY
 from visuomotor_policy.grasp_space import SPACES, GraspSpace, write_action_space
-from visuomotor_policy.object_features import ObjectPositionStep
+from visuomotor_policy.object_features import FRAMES, ObjectPositionStep
 from visuomotor_policy.pretrain_backbone import read_backbone
 from visuomotor_policy.prompt_features import PROMPT_FEATURE_KEY, PromptVectorStep, prompt_dim
 
@@ -147,7 +147,9 @@ class TrainPolicyConfig:
     # what the policy predicts: "joints" (the datasets' joint targets) or "grasp" (the
     # grasp point, finger pitch, wrist roll and gripper: visuomotor_policy.grasp_space; the
     # checkpoint declares it and the goal runner's adapter solves the joints at run time)
-    action_space: Literal["joints", "grasp"] = "joints"
+    # "grasp_relative": the same with x, y, z measured from the grasp point of the
+    # observation's measured joints (the neural trajectories' state: the previous target)
+    action_space: Literal["joints", "grasp", "grasp_relative"] = "joints"
     freeze_backbone: bool = True  # with backbone_weights: keep it fixed (False: fine-tune)
     # with backbone_weights: append the prompt's objects' positions, as the pretrained
     # network estimates them from the frame, to the prompt vector
@@ -157,6 +159,12 @@ class TrainPolicyConfig:
     # only the object-position step, which then also gives the gripper's estimated position,
     # so the policy reads the prompt and the estimated positions (an object-centric policy)
     use_image: bool = True
+    # with object_positions and use_image false: "world" (the estimated positions) or
+    # "gripper" (the named objects' offsets from the gripper, its height and jaw angle:
+    # visuomotor_policy.object_features.to_gripper_frame)
+    # "grasp_point": the same offsets from the grasp point of the measured joints, its
+    # height and the measured jaw (the joints feed the step only, never ACT itself)
+    object_frame: Literal["world", "gripper", "grasp_point"] = "world"
     prompt_conditioning: bool = True  # the prompt as observation.environment_state
     # the joint state as an input; False: image and prompt only (the state is then no
     # shortcut to the demo's phase, and the two sources' states, measured joints and the
@@ -192,6 +200,13 @@ class TrainPolicyConfig:
             raise ValueError(
                 "use_image false needs object_positions (the positions are then all the policy "
                 f"reads) and policy_type act; got {self.object_positions!r}, {self.policy_type!r}"
+            )
+        if self.object_frame not in FRAMES:
+            raise ValueError(f"object_frame must be one of {FRAMES}, got {self.object_frame!r}")
+        if self.object_frame != "world" and self.use_image:
+            raise ValueError(
+                f"object_frame {self.object_frame} is for the object-centric policy: it needs "
+                f"use_image false; got use_image {self.use_image!r}"
             )
         if self.backbone_weights is not None and self.policy_type != "act":
             raise ValueError(
@@ -328,20 +343,30 @@ def open_dataset(root: Path, episodes: list[int], chunk_size: int) -> Any:
 
 
 def feature_stats(
-    datasets: list[Any], masks: list[np.ndarray], grasp: GraspSpace | None = None
+    datasets: list[Any],
+    masks: list[np.ndarray],
+    grasp: GraspSpace | None = None,
+    relative_chunk: int = 0,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Mean/std of state and action over the frames actually trained on (the selected
     episodes of every dataset, the frames ``masks`` keeps), image stats from the datasets'
-    metadata. With ``grasp`` the action's are of its grasp-space targets."""
+    metadata. With ``grasp`` the action's are of its grasp-space targets; with
+    ``relative_chunk`` > 0 too, of every target of a chunk that long measured from its
+    observation's grasp point (``grasp_relative``, :func:`relative_chunk_rows`)."""
     stats: dict[str, dict[str, torch.Tensor]] = {}
     for key in (STATE_KEY, "action"):
-        rows = np.concatenate(
-            [
-                np.stack([np.asarray(v, np.float32) for v in ds.hf_dataset[key]])[mask]
-                for ds, mask in zip(datasets, masks, strict=True)
-            ]
-        )
-        if key == "action" and grasp is not None:
+        if key == "action" and grasp is not None and relative_chunk:
+            rows = np.concatenate(
+                [
+                    relative_chunk_rows(ds, mask, grasp, relative_chunk)
+                    for ds, mask in zip(datasets, masks, strict=True)
+                ]
+            )
+        else:
+            rows = np.concatenate(
+                [_column(ds, key)[mask] for ds, mask in zip(datasets, masks, strict=True)]
+            )
+        if key == "action" and grasp is not None and not relative_chunk:
             rows = grasp.to_grasp(rows)
         stats[key] = {
             "mean": torch.from_numpy(rows.mean(0)),
@@ -352,6 +377,30 @@ def feature_stats(
     image = datasets[0].meta.stats[SIM_IMAGE_KEY]
     stats[SIM_IMAGE_KEY] = {k: torch.as_tensor(np.asarray(image[k])) for k in ("mean", "std")}
     return stats
+
+
+def _column(dataset: Any, key: str) -> np.ndarray:
+    return np.stack([np.asarray(v, np.float32) for v in dataset.hf_dataset[key]])
+
+
+def relative_chunk_rows(
+    dataset: Any, mask: np.ndarray, grasp: GraspSpace, chunk: int
+) -> np.ndarray:
+    """(kept frames x chunk, 6): the grasp-space targets of each kept frame's action chunk
+    (held at its episode's last frame, as LeRobot pads it) measured from that frame's grasp
+    point, as the trainer feeds them in ``grasp_relative``."""
+    targets = grasp.to_grasp(_column(dataset, "action"))
+    starts = grasp.points(_column(dataset, STATE_KEY)).astype(np.float32)
+    episodes = np.asarray(dataset.hf_dataset["episode_index"])
+    last = np.empty(len(episodes), np.int64)
+    for e in np.unique(episodes):
+        where = np.flatnonzero(episodes == e)
+        last[where] = where.max()
+    kept = np.flatnonzero(mask)
+    ahead = np.minimum(kept[:, None] + np.arange(chunk)[None, :], last[kept][:, None])
+    rows = targets[ahead].copy()  # (K, chunk, 6)
+    rows[..., :3] -= starts[kept][:, None, :]
+    return rows.reshape(-1, 6)
 
 
 def expert_frame_mask(dataset: Any, cfg: TrainPolicyConfig) -> np.ndarray:
@@ -401,7 +450,9 @@ def make_policy_and_processors(cfg: TrainPolicyConfig, stats: dict, image_px: in
     objects = None
     if cfg.object_positions:
         assert cfg.backbone_weights is not None  # the config checks it
-        objects = ObjectPositionStep.from_backbone(cfg.backbone_weights, not cfg.use_image)
+        objects = ObjectPositionStep.from_backbone(
+            cfg.backbone_weights, not cfg.use_image, cfg.object_frame
+        )
     if cfg.prompt_conditioning:
         extra = objects.dim if objects is not None else 0
         inputs[PROMPT_FEATURE_KEY] = PolicyFeature(FeatureType.ENV, (prompt_dim() + extra,))
@@ -515,9 +566,15 @@ def save_pretrained(
     write_action_space(folder, action_space)
 
 
-def actions_to_grasp(actions: torch.Tensor, grasp: GraspSpace) -> torch.Tensor:
-    """(B, T, 6) joint targets -> grasp-space targets, same shape and dtype."""
-    return torch.from_numpy(grasp.to_grasp(actions.numpy())).to(actions.dtype)
+def actions_to_grasp(
+    actions: torch.Tensor, grasp: GraspSpace, start_rad: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, T, 6) joint targets -> grasp-space targets, same shape and dtype; with
+    ``start_rad`` (B, 6), x, y, z measured from its grasp points (``grasp_relative``)."""
+    targets = grasp.to_grasp(actions.numpy())
+    if start_rad is not None:
+        targets = grasp.relative_to(targets, start_rad.numpy())
+    return torch.from_numpy(targets).to(actions.dtype)
 
 
 # ------------------------------------------------------------------------- training
@@ -542,8 +599,9 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
         "expert frames trained on (%s): %d of %d", cfg.expert_frames, masks[0].sum(), len(masks[0])
     )
     image_px = cfg.policy_image_px or datasets[0].meta.features[SIM_IMAGE_KEY]["shape"][0]
-    grasp = GraspSpace() if cfg.action_space == "grasp" else None
-    stats = feature_stats(datasets, masks, grasp)
+    grasp = GraspSpace() if cfg.action_space != "joints" else None
+    relative = cfg.action_space == "grasp_relative"
+    stats = feature_stats(datasets, masks, grasp, cfg.chunk_size if relative else 0)
     policy, preprocessor, postprocessor = make_policy_and_processors(cfg, stats, image_px)
     optimizer = policy.config.get_optimizer_preset().build(policy.get_optim_params())
     step, elapsed_s = 0, 0.0
@@ -598,7 +656,8 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
             random_shift(batch[SIM_IMAGE_KEY], cfg.image_shift_px, shifts), image_px
         )
         if grasp is not None:
-            batch["action"] = actions_to_grasp(batch["action"], grasp)
+            start = batch[STATE_KEY] if relative else None
+            batch["action"] = actions_to_grasp(batch["action"], grasp, start)
         batch = preprocessor(batch)
         if cfg.policy_type == "diffusion":
             batch = add_observation_steps(batch)

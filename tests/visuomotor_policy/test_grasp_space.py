@@ -140,3 +140,43 @@ def test_grasp_policy_trains_on_grasp_targets_and_the_adapter_solves_joints(
 def test_bad_action_space_is_named() -> None:
     with pytest.raises(ValueError, match=r"action_space must be one of .* got 'polar'"):
         replace(tp.PRESETS["debug"], action_space="polar")
+
+
+def test_relative_targets_are_measured_from_the_starting_grasp_point(
+    space: gs.GraspSpace, expert_actions: np.ndarray
+) -> None:
+    chunk = space.to_grasp(expert_actions[10:30])
+    start = expert_actions[9]
+    relative = space.relative_to(chunk[None], start[None])[0]
+    np.testing.assert_allclose(relative[:, :3], chunk[:, :3] - space.point(start[:5]), atol=1e-6)
+    np.testing.assert_array_equal(relative[:, 3:], chunk[:, 3:])
+    np.testing.assert_allclose(space.absolute_from(relative, start), chunk, atol=1e-6)
+    own = space.relative_to(space.to_grasp(start[None])[None], start[None])[0, 0, :3]
+    np.testing.assert_allclose(own, 0.0, atol=1e-6)
+
+
+def test_relative_chunk_statistics_hold_the_last_target_at_the_episode_end(
+    space: gs.GraspSpace, expert_root: Path
+) -> None:
+    """The trainer's grasp_relative statistics are over every target of each chunk, the
+    chunk held at its episode's last frame as LeRobot pads it."""
+    dataset = tp.open_dataset(expert_root, [0, 1], 1)
+    actions = np.stack(dataset.hf_dataset["action"]).astype(np.float32)
+    states = np.stack(dataset.hf_dataset[tp.STATE_KEY]).astype(np.float32)
+    episodes = np.asarray(dataset.hf_dataset["episode_index"])
+    mask = np.zeros(len(episodes), bool)
+    last = int(np.flatnonzero(episodes == episodes[0]).max())
+    mask[[0, last]] = True
+    rows = tp.relative_chunk_rows(dataset, mask, space, chunk=3).reshape(2, 3, 6)
+    want_first = space.relative_to(space.to_grasp(actions[0:3])[None], states[:1])[0]
+    np.testing.assert_allclose(rows[0], want_first, atol=1e-5)
+    held = np.repeat(actions[last : last + 1], 3, axis=0)  # past the end: the last target
+    want_last = space.relative_to(space.to_grasp(held)[None], states[last : last + 1])[0]
+    np.testing.assert_allclose(rows[1], want_last, atol=1e-5)
+
+
+def test_relative_declaration_names_offsets(tmp_path: Path) -> None:
+    gs.write_action_space(tmp_path, "grasp_relative")
+    assert gs.read_action_space(tmp_path) == "grasp_relative"
+    names = json.loads((tmp_path / gs.ACTION_SPACE_FILE).read_text())["names"]
+    assert names[:3] == ["dx_m", "dy_m", "dz_m"]

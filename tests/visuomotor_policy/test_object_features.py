@@ -15,6 +15,8 @@ from executor_core.types import Observation
 from executor_sim.env import EnvConfig, make_env
 from visuomotor_policy import pretrain_backbone as pb
 from visuomotor_policy import train_policy as tp
+from visuomotor_policy.configuration_policy import PolicyIOConfig
+from visuomotor_policy.grasp_space import GraspSpace
 from visuomotor_policy.modeling_policy import LeRobotChunkPolicy
 from visuomotor_policy.object_features import OBJECT_DIM, ObjectPositionStep, named_objects
 from visuomotor_policy.prompt_features import prompt_dim, prompt_vector
@@ -133,3 +135,124 @@ def test_object_positions_need_a_backbone() -> None:
         replace(tp.PRESETS["debug"], object_positions=True)
     with pytest.raises(ValueError, match="use_image false needs object_positions"):
         replace(tp.PRESETS["debug"], use_image=False)
+
+
+def test_gripper_frame_gives_offsets_from_the_gripper(backbone_dir: Path) -> None:
+    world = ObjectPositionStep.from_backbone(backbone_dir, with_gripper=True)
+    hand = ObjectPositionStep.from_backbone(backbone_dir, with_gripper=True, frame="gripper")
+    assert hand.dim == OBJECT_DIM + 2
+    labels = world.estimate(torch.rand(2, 3, 64, 64))
+    prompts = ["put the red cube in the bowl", "wave hello"]
+    w, h = world.positions(labels, prompts), hand.positions(labels, prompts)
+    gripper = w[0, OBJECT_DIM : OBJECT_DIM + 3]
+    np.testing.assert_allclose(h[0, :3], w[0, :3] - gripper, atol=1e-6)
+    np.testing.assert_allclose(h[0, 3:6], w[0, 3:6] - gripper, atol=1e-6)
+    np.testing.assert_allclose(h[:, 6:], w[:, OBJECT_DIM + 2 :], atol=1e-6)  # height, jaw
+    assert not h[1, :6].any()  # a prompt that names nothing: no offsets
+    with pytest.raises(ValueError, match="frame 'gripper' needs with_gripper"):
+        ObjectPositionStep(label_names=pb.label_names(), frame="gripper")
+    with pytest.raises(ValueError, match="got 'table'"):
+        ObjectPositionStep(label_names=pb.label_names(), with_gripper=True, frame="table")
+
+
+def test_hand_centric_policy_predicts_offsets_from_its_own_grasp_point(
+    backbone_dir: Path, tmp_path: Path, expert_root: Path
+) -> None:
+    """--object_frame gripper --action_space grasp_relative: ACT reads the objects in the
+    hand's frame, and the adapter adds the measured grasp point to the chunk's offsets
+    before solving the joints."""
+    cfg = replace(
+        tp.PRESETS["debug"],
+        expert_root=expert_root,
+        output_dir=tmp_path / "hc",
+        use_state=False,
+        backbone_weights=backbone_dir,
+        object_positions=True,
+        use_image=False,
+        object_frame="gripper",
+        action_space="grasp_relative",
+    )
+    tp.train(cfg)
+    folder = tmp_path / "hc" / "pretrained_model"
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
+    inputs = policy.policy.config.input_features
+    assert inputs["observation.environment_state"].shape == (prompt_dim() + OBJECT_DIM + 2,)
+    assert policy.relative_actions
+    env = make_env(EnvConfig())
+    try:
+        obs = env.reset(5)
+    finally:
+        env.close()
+    observation = Observation(obs["image"], 0.0, obs["state"], policy.io.joint_names)
+    prompt = "put the red cube in the bowl"
+    policy.reset()
+    chunk = policy.next_chunk(observation, prompt).joint_positions_rad
+    space, policy.grasp_space, policy.relative_actions = policy.grasp_space, None, False
+    policy.reset()
+    raw = policy.next_chunk(observation, prompt).joint_positions_rad  # the offsets
+    start = np.asarray(obs["state"], np.float64)
+    np.testing.assert_allclose(
+        space.to_grasp(chunk)[:, :3], raw[:, :3] + space.point(start[:5]), atol=1e-3
+    )
+    with pytest.raises(ValueError, match="no temporal ensembling"):
+        LeRobotChunkPolicy.from_pretrained(
+            folder, PolicyIOConfig(temporal_ensemble_coeff=0.01, n_action_steps=1)
+        )
+
+
+def test_gripper_frame_needs_the_object_centric_policy() -> None:
+    with pytest.raises(ValueError, match=r"object_frame gripper .* needs use_image"):
+        replace(tp.PRESETS["debug"], object_frame="gripper")
+
+
+def test_grasp_point_frame_measures_from_the_measured_joints(backbone_dir: Path) -> None:
+    """frame "grasp_point": the offsets are from the forward-kinematics grasp point of the
+    joints, then that point's height and the measured jaw; no joints is an error."""
+    world = ObjectPositionStep.from_backbone(backbone_dir)
+    step = ObjectPositionStep.from_backbone(backbone_dir, frame="grasp_point")
+    assert step.needs_state
+    assert step.dim == OBJECT_DIM + 2
+    labels = world.estimate(torch.rand(1, 3, 64, 64))
+    prompt = ["stack the blue cube on the yellow cube"]
+    joints = torch.tensor([[0.1, -0.3, 0.5, 0.9, 0.0, 0.4]])
+    point = GraspSpace().point(joints[0, :5].double().numpy())
+    out = step.positions(labels, prompt, joints)[0].numpy()
+    objects = world.positions(labels, prompt)[0].numpy()
+    np.testing.assert_allclose(out[:3], objects[:3] - point, atol=1e-5)
+    np.testing.assert_allclose(out[3:6], objects[3:6] - point, atol=1e-5)
+    np.testing.assert_allclose(out[6:], [point[2], 0.4], atol=1e-6)
+    with pytest.raises(ValueError, match=r"needs the measured joints 'observation\.state'"):
+        step.positions(labels, prompt)
+
+
+def test_grasp_point_policy_feeds_the_joints_to_its_step_only(
+    backbone_dir: Path, tmp_path: Path, expert_root: Path
+) -> None:
+    cfg = replace(
+        tp.PRESETS["debug"],
+        expert_root=expert_root,
+        output_dir=tmp_path / "hp",
+        use_state=False,
+        backbone_weights=backbone_dir,
+        object_positions=True,
+        use_image=False,
+        object_frame="grasp_point",
+        action_space="grasp_relative",
+    )
+    tp.train(cfg)
+    policy = LeRobotChunkPolicy.from_pretrained(tmp_path / "hp" / "pretrained_model")
+    assert list(policy.policy.config.input_features) == ["observation.environment_state"]
+    assert not policy.reads_state
+    assert policy.feeds_state
+    env = make_env(EnvConfig())
+    try:
+        obs = env.reset(4)
+    finally:
+        env.close()
+    policy.reset()
+    observation = Observation(obs["image"], 0.0, obs["state"], policy.io.joint_names)
+    chunk = policy.next_chunk(observation, "push the green cube onto the cyan mat")
+    assert chunk.joint_positions_rad.shape == (policy.n_action_steps, 6)
+    policy.reset()
+    with pytest.raises(ValueError, match="the observation has none"):
+        policy.next_chunk(Observation(obs["image"], 0.0), "push the green cube onto the cyan mat")

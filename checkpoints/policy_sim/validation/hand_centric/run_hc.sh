@@ -1,0 +1,18 @@
+#!/bin/bash
+# hand-centric runs (PREREGISTERED.txt, 2026-11-27 18:23 UTC)
+set -e
+export MUJOCO_GL=egl HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
+R=outputs/policy_sim
+T="--preset sim --steps 5000 --save_every 1000 --keep_checkpoints 6 --use_state false --neural_ratio 0.5 --backbone_weights $R/backbone"
+F="--action_space grasp_relative --object_positions true --use_image false --object_frame gripper"
+.venv/bin/executor-train-policy $T $F --output_dir $R/hc_expert_only > $R/train_hc_eo.log 2>&1 &
+.venv/bin/executor-train-policy $T $F --output_dir $R/hc_expert_plus_neural --neural_root $R/neural/dataset > $R/train_hc_neural.log 2>&1 &
+wait
+for c in expert_only expert_plus_neural; do
+  .venv/bin/executor-export-policy --src $R/hc_$c/checkpoints/step_005000/pretrained_model --dst $R/fp16_hc/$c/pretrained_model
+done
+E="--splits held_out --seed_set validation --num_episodes 48 --max_steps 160 --limit_tolerance_rad 0.2 --n_action_steps 4"
+.venv/bin/executor-dreamgen --conditions hc_expert_only=$R/fp16_hc/expert_only/pretrained_model $E --output $R/valhc/eo.json --report_dir $R/valhc/eo > $R/valhc_eo.log 2>&1 &
+.venv/bin/executor-dreamgen --conditions hc_expert_plus_neural=$R/fp16_hc/expert_plus_neural/pretrained_model $E --output $R/valhc/neural.json --report_dir $R/valhc/neural > $R/valhc_neural.log 2>&1 &
+wait
+echo done
