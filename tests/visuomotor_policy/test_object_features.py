@@ -22,6 +22,30 @@ from visuomotor_policy.object_features import OBJECT_DIM, ObjectPositionStep, na
 from visuomotor_policy.prompt_features import prompt_dim, prompt_vector
 
 
+def _train_object_centric(backbone_dir: Path, expert_root: Path, out: Path, **overrides) -> Path:
+    """The debug preset with the estimated positions as the policy's input (no image, no
+    joint state unless ``overrides`` say so); the trained checkpoint folder."""
+    settings = {"use_state": False, "object_positions": True, "use_image": False} | overrides
+    cfg = replace(
+        tp.PRESETS["debug"],
+        expert_root=expert_root,
+        output_dir=out,
+        backbone_weights=backbone_dir,
+        **settings,
+    )
+    tp.train(cfg)
+    return out / "pretrained_model"
+
+
+def _scene(seed: int) -> dict:
+    """The simulator's first observation of scene ``seed``."""
+    env = make_env(EnvConfig())
+    try:
+        return env.reset(seed)
+    finally:
+        env.close()
+
+
 def test_named_objects_follow_the_prompt_parser() -> None:
     assert named_objects("put the red cube in the bowl") == ("red", "bowl")
     assert named_objects("push the green cube onto the cyan mat") == ("green", "mat")
@@ -68,16 +92,8 @@ def test_step_without_the_prompt_vector_names_what_is_missing(backbone_dir: Path
 def test_policy_with_object_positions_saves_and_runs_them(
     backbone_dir: Path, tmp_path: Path, expert_root: Path
 ) -> None:
-    cfg = replace(
-        tp.PRESETS["debug"],
-        expert_root=expert_root,
-        output_dir=tmp_path / "op",
-        use_state=False,
-        backbone_weights=backbone_dir,
-        object_positions=True,
-    )
-    tp.train(cfg)
-    policy = LeRobotChunkPolicy.from_pretrained(tmp_path / "op" / "pretrained_model")
+    folder = _train_object_centric(backbone_dir, expert_root, tmp_path / "op", use_image=True)
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
     loaded = [s for s in policy.preprocessor.steps if isinstance(s, ObjectPositionStep)]
     assert len(loaded) == 1
     fresh = ObjectPositionStep.from_backbone(backbone_dir)
@@ -86,11 +102,7 @@ def test_policy_with_object_positions_saves_and_runs_them(
     np.testing.assert_allclose(
         loaded[0].estimate(image), fresh.estimate(image), rtol=2e-2, atol=1e-3
     )
-    env = make_env(EnvConfig())
-    try:
-        obs = env.reset(3)
-    finally:
-        env.close()
+    obs = _scene(3)
     policy.reset()
     chunk = policy.next_chunk(Observation(obs["image"], 0.0), "put the red cube in the bowl")
     assert chunk.joint_positions_rad.shape == (policy.n_action_steps, 6)
@@ -102,28 +114,14 @@ def test_object_centric_policy_reads_no_image_and_runs_from_a_camera_frame(
     """--use_image false: ACT reads the prompt vector and the estimated positions only (the
     gripper's too); the goal runner's adapter still feeds the camera frame, which only the
     checkpoint's object-position step reads."""
-    cfg = replace(
-        tp.PRESETS["debug"],
-        expert_root=expert_root,
-        output_dir=tmp_path / "oc",
-        use_state=False,
-        backbone_weights=backbone_dir,
-        object_positions=True,
-        use_image=False,
-        action_space="grasp",
-    )
-    tp.train(cfg)
-    policy = LeRobotChunkPolicy.from_pretrained(tmp_path / "oc" / "pretrained_model")
+    folder = _train_object_centric(backbone_dir, expert_root, tmp_path / "oc", action_space="grasp")
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
     inputs = policy.policy.config.input_features
     assert list(inputs) == ["observation.environment_state"]
     assert inputs["observation.environment_state"].shape == (prompt_dim() + OBJECT_DIM + 4,)
     assert policy.image_size_px == 64
     assert not policy.reads_state
-    env = make_env(EnvConfig())
-    try:
-        obs = env.reset(3)
-    finally:
-        env.close()
+    obs = _scene(3)
     observation = Observation(obs["image"], 0.0, obs["state"], policy.io.joint_names)
     policy.reset()
     chunk = policy.next_chunk(observation, "push the red cube onto the cyan mat")
@@ -161,28 +159,18 @@ def test_hand_centric_policy_predicts_offsets_from_its_own_grasp_point(
     """--object_frame gripper --action_space grasp_relative: ACT reads the objects in the
     hand's frame, and the adapter adds the measured grasp point to the chunk's offsets
     before solving the joints."""
-    cfg = replace(
-        tp.PRESETS["debug"],
-        expert_root=expert_root,
-        output_dir=tmp_path / "hc",
-        use_state=False,
-        backbone_weights=backbone_dir,
-        object_positions=True,
-        use_image=False,
+    folder = _train_object_centric(
+        backbone_dir,
+        expert_root,
+        tmp_path / "hc",
         object_frame="gripper",
         action_space="grasp_relative",
     )
-    tp.train(cfg)
-    folder = tmp_path / "hc" / "pretrained_model"
     policy = LeRobotChunkPolicy.from_pretrained(folder)
     inputs = policy.policy.config.input_features
     assert inputs["observation.environment_state"].shape == (prompt_dim() + OBJECT_DIM + 2,)
     assert policy.relative_actions
-    env = make_env(EnvConfig())
-    try:
-        obs = env.reset(5)
-    finally:
-        env.close()
+    obs = _scene(5)
     observation = Observation(obs["image"], 0.0, obs["state"], policy.io.joint_names)
     prompt = "put the red cube in the bowl"
     policy.reset()
@@ -228,27 +216,18 @@ def test_grasp_point_frame_measures_from_the_measured_joints(backbone_dir: Path)
 def test_grasp_point_policy_feeds_the_joints_to_its_step_only(
     backbone_dir: Path, tmp_path: Path, expert_root: Path
 ) -> None:
-    cfg = replace(
-        tp.PRESETS["debug"],
-        expert_root=expert_root,
-        output_dir=tmp_path / "hp",
-        use_state=False,
-        backbone_weights=backbone_dir,
-        object_positions=True,
-        use_image=False,
+    folder = _train_object_centric(
+        backbone_dir,
+        expert_root,
+        tmp_path / "hp",
         object_frame="grasp_point",
         action_space="grasp_relative",
     )
-    tp.train(cfg)
-    policy = LeRobotChunkPolicy.from_pretrained(tmp_path / "hp" / "pretrained_model")
+    policy = LeRobotChunkPolicy.from_pretrained(folder)
     assert list(policy.policy.config.input_features) == ["observation.environment_state"]
     assert not policy.reads_state
     assert policy.feeds_state
-    env = make_env(EnvConfig())
-    try:
-        obs = env.reset(4)
-    finally:
-        env.close()
+    obs = _scene(4)
     policy.reset()
     observation = Observation(obs["image"], 0.0, obs["state"], policy.io.joint_names)
     chunk = policy.next_chunk(observation, "push the green cube onto the cyan mat")
