@@ -502,6 +502,7 @@ def _train_loop(
         total=cfg.max_steps,
         disable=not accelerator.is_local_main_process,
         desc="train video",
+        mininterval=5.0,  # a log file, not a terminal, on the GPU machine
     )
     t_start, my_samples = time.time(), 0
     noise_gen = torch.Generator(device=accelerator.device)
