@@ -19,6 +19,17 @@ retiming profile, ``--variant``), e.g. two trainings of one recipe or two models
     .venv/bin/python benchmarks/compare_neural_datasets.py --goal_runs earlier=$A,again=$B \\
         --output $R/rl_gpu2/anchor_rerun_validation.json
 
+``--policy_runs`` compares policies evaluated by ``executor-dreamgen`` on the same items of
+one ``--split``: each name is the condition to read from that report's ``episodes.jsonl``
+(the policies may come from different reports), e.g. the hand-frame policy against the
+image policy it replaced as the headline:
+
+    P=checkpoints/policy_sim
+    OLD=$P/history/state_free_step5000_four_actions/report/episodes.jsonl
+    .venv/bin/python benchmarks/compare_neural_datasets.py --split held_out \\
+        --policy_runs expert_only=$OLD,hp_expert_only=$P/report/episodes.jsonl \\
+        --output $P/report/against_image_policy/held_out_expert_only.json
+
 Writes one JSON (atomically) and prints it. Bad input exits 2 and names the value.
 """
 
@@ -77,6 +88,29 @@ def read_goal_run(path: Path, variant: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def read_policy_run(path: Path, condition: str, split: str) -> dict[str, dict[str, Any]]:
+    """item id -> the record the comparison reads, for one condition and split of an
+    ``executor-dreamgen`` report (``novel_environment`` is the moved camera)."""
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file")
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    found = {(r["split"], r["condition"]) for r in records}
+    if (split, condition) not in found:
+        raise ValueError(
+            f"{str(path)!r} has no condition {condition!r} on split {split!r}; it has "
+            f"{sorted(found)}"
+        )
+    return {
+        r["item_id"]: {
+            "task_family": r["family"],
+            "camera_jittered": split == "novel_environment",
+            "executed_success": bool(r["success"]),
+        }
+        for r in records
+        if (r["split"], r["condition"]) == (split, condition)
+    }
+
+
 def compare(datasets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     names = list(datasets)
     base = datasets[names[0]]
@@ -108,18 +142,24 @@ def main(argv: list[str] | None = None) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--datasets", help="name=dataset folder,... (2 or more)")
     source.add_argument("--goal_runs", help="name=bench_goal_runner JSON,... (2 or more)")
+    source.add_argument(
+        "--policy_runs", help="condition=executor-dreamgen episodes.jsonl,... (2 or more)"
+    )
     parser.add_argument("--variant", default="per_interval", help="--goal_runs: the profile")
+    parser.add_argument("--split", default="held_out", help="--policy_runs: the split")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
     datasets: dict[str, dict[str, dict[str, Any]]] = {}
     try:
-        flag, text = (
-            ("--datasets", args.datasets) if args.datasets else ("--goal_runs", args.goal_runs)
-        )
+        readers: dict[str, Callable[[str, Path], dict[str, dict[str, Any]]]] = {
+            "datasets": lambda _name, path: read_episodes(path),
+            "goal_runs": lambda _name, path: read_goal_run(path, args.variant),
+            "policy_runs": lambda name, path: read_policy_run(path, name, args.split),
+        }
+        source_name = next(n for n in readers if getattr(args, n))
+        flag, text = f"--{source_name}", getattr(args, source_name)
         for name, path in parse_named_paths(text, flag).items():
-            datasets[name] = (
-                read_episodes(path) if args.datasets else read_goal_run(path, args.variant)
-            )
+            datasets[name] = readers[source_name](name, path)
         if len(datasets) < 2:
             raise ValueError(f"{flag} {text!r} names fewer than 2 runs")
         summary = compare(datasets)

@@ -115,3 +115,42 @@ def test_goal_runs_pair_per_family_and_name_a_missing_variant(tmp_path: Path) ->
         "--goal_runs", f"first={a},second={b}", "--datasets", f"x={a}", "--output", str(out)
     )
     assert both.returncode == 2
+
+
+def _policy_report(path: Path, condition: str, successes: list[bool]) -> Path:
+    """An ``executor-dreamgen`` report's episodes: two splits, one condition."""
+    families = ("push", "pick_place")
+    records = [
+        {
+            "split": split,
+            "condition": condition,
+            "item_id": f"seen-{i}",
+            "family": families[i % 2],
+            "success": ok if split == "held_out" else not ok,
+        }
+        for split in ("held_out", "novel_environment")
+        for i, ok in enumerate(successes)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_policy_runs_read_each_condition_from_its_own_report(tmp_path: Path) -> None:
+    a = _policy_report(tmp_path / "old.jsonl", "expert_only", [False, False, True, False])
+    b = _policy_report(tmp_path / "new.jsonl", "hp_expert_only", [True, False, True, True])
+    out = tmp_path / "cmp.json"
+    done = _run("--policy_runs", f"expert_only={a},hp_expert_only={b}", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["all"]["expert_only"] == 1
+    assert result["all"]["hp_expert_only"] == 3
+    assert result["all"]["hp_expert_only_minus_expert_only"][0] == 50.0
+    assert "camera_moved" not in result
+    env = ("--split", "novel_environment")
+    done = _run("--policy_runs", f"expert_only={a},hp_expert_only={b}", *env, "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    moved = json.loads(out.read_text())["camera_moved"]
+    assert (moved["expert_only"], moved["hp_expert_only"]) == (3, 1)
+    wrong = _run("--policy_runs", f"image={a},hp_expert_only={b}", "--output", str(out))
+    assert wrong.returncode == 2
+    assert "no condition 'image' on split 'held_out'" in wrong.stderr
