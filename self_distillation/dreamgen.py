@@ -78,6 +78,10 @@ class DreamGenConfig:
     )
     splits: tuple[str, ...] = SPLITS
     num_episodes: int = 24  # items per split
+    # skip the split's first items: a replication on fresh items of the same seed range
+    # (items first_item .. first_item + num_episodes - 1; the first num_episodes are the same
+    # items whatever first_item is)
+    first_item: int = 0
     seed_set: Literal["report", "validation"] = "report"
     max_steps: int = 240  # control steps (24 s at 10 Hz): the goal timeout in sim time
     camera_jitter_m: float = 0.03  # novel_environment's camera jitter
@@ -118,10 +122,13 @@ class DreamGenConfig:
                 f"need num_episodes > 0, max_steps > 0, videos_per_split >= 0; got "
                 f"{self.num_episodes!r}, {self.max_steps!r}, {self.videos_per_split!r}"
             )
-        if self.num_episodes > MAX_EPISODES:
+        if self.first_item < 0:
+            raise ValueError(f"first_item must be >= 0, got {self.first_item!r}")
+        if self.first_item + self.num_episodes > MAX_EPISODES:
             raise ValueError(
-                f"num_episodes must be <= {MAX_EPISODES} (the splits' seed ranges are "
-                f"20,000 apart, up to 50 scenes per item), got {self.num_episodes!r}"
+                f"first_item + num_episodes must be <= {MAX_EPISODES} (the splits' seed "
+                f"ranges are 20,000 apart, up to 50 scenes per item), got "
+                f"{self.first_item!r} + {self.num_episodes!r}"
             )
         EnvConfig(image_size_px=self.image_size_px, camera_jitter_m=self.camera_jitter_m)
         GoalRunnerConfig(limit_tolerance_rad=self.limit_tolerance_rad)  # validates it
@@ -157,7 +164,8 @@ def split_items(cfg: DreamGenConfig, split: str) -> list[TaskItem]:
     source, first_seed = _SPLIT_SOURCE[split]
     if cfg.seed_set == "validation":
         first_seed += VALIDATION_OFFSET
-    return build_split(SplitSpec(source, cfg.num_episodes, first_seed), cfg.image_size_px)
+    spec = SplitSpec(source, cfg.first_item + cfg.num_episodes, first_seed)
+    return build_split(spec, cfg.image_size_px)[cfg.first_item :]
 
 
 def split_env_config(cfg: DreamGenConfig, split: str) -> EnvConfig:
@@ -230,11 +238,29 @@ def merge(cfg: DreamGenConfig) -> dict[str, Any]:
         if not path.is_file():
             raise FileNotFoundError(f"no episodes.jsonl in {folder}")
         episodes += [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    episodes = _unique_episodes(episodes)
     results = summarise(episodes, cfg)
     write_json_atomic(cfg.output, results)
     write_jsonl(cfg.report_dir / "episodes.jsonl", episodes)
     write_report(cfg.report_dir, results)
     return results
+
+
+def _unique_episodes(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (split, condition, item): runs that evaluated the same policy on the
+    same items (a baseline beside each candidate) agree, and are counted once; runs that
+    disagree are an error, because which record counts would be a choice."""
+    kept: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for episode in episodes:
+        key = (episode["split"], episode["condition"], str(episode["item_id"]))
+        if key not in kept:
+            kept[key] = episode
+        elif kept[key] != episode:
+            raise ValueError(
+                f"merge_from holds two different records of condition {key[1]!r} on "
+                f"{key[0]} item {key[2]!r}: rename one condition, or merge one run"
+            )
+    return list(kept.values())
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:

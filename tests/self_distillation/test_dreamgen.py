@@ -116,3 +116,47 @@ def test_merge_summarises_runs_of_separate_splits(tmp_path: Path) -> None:
     assert out["paired"]["held_out: b - a"]["difference"] == 1.0
     assert json.loads((tmp_path / "merged.json").read_text())["splits"] == out["splits"]
     assert "held_out" in (tmp_path / "merged" / "report.md").read_text()
+
+
+def test_merge_counts_a_repeated_baseline_once_and_refuses_disagreement(tmp_path: Path) -> None:
+    """Two runs that each evaluated the baseline ``a`` beside a candidate: ``a``'s identical
+    records count once; records that disagree name the condition and the item."""
+    dg.write_jsonl(
+        tmp_path / "r1" / "episodes.jsonl",
+        [_episode("held_out", c, i, c != "a" or i == 0) for c in ("a", "b") for i in range(4)],
+    )
+    dg.write_jsonl(
+        tmp_path / "r2" / "episodes.jsonl",
+        [_episode("held_out", c, i, c == "c" or i == 0) for c in ("a", "c") for i in range(4)],
+    )
+    cfg = replace(
+        dg.PRESETS["debug"],
+        conditions=("a=x", "b=y", "c=z"),
+        splits=("held_out",),
+        merge_from=(str(tmp_path / "r1"), str(tmp_path / "r2")),
+        output=tmp_path / "merged.json",
+        report_dir=tmp_path / "merged",
+    )
+    out = dg.merge(cfg)
+    assert out["splits"]["held_out"]["a"]["n"] == 4
+    assert out["splits"]["held_out"]["a"]["successes"] == 1
+    assert out["splits"]["held_out"]["c"]["successes"] == 4
+    lines = (tmp_path / "merged" / "episodes.jsonl").read_text().splitlines()
+    assert len(lines) == 12
+    dg.write_jsonl(tmp_path / "r2" / "episodes.jsonl", [_episode("held_out", "a", 1, True)])
+    with pytest.raises(ValueError, match="condition 'a' on held_out item 'i1'"):
+        dg.merge(cfg)
+    assert json.loads((tmp_path / "merged.json").read_text())["splits"] == out["splits"]
+
+
+def test_first_item_evaluates_fresh_items_of_the_same_range() -> None:
+    """A replication skips the report's items: item k of the longer list, never a re-draw."""
+    cfg = replace(dg.PRESETS["debug"], num_episodes=3)
+    three = dg.split_items(cfg, "held_out")
+    fresh = dg.split_items(replace(cfg, first_item=2, num_episodes=1), "held_out")
+    assert [i.item_id for i in fresh] == [three[2].item_id]
+    assert fresh[0].seed == three[2].seed > three[1].seed
+    with pytest.raises(ValueError, match="first_item must be >= 0, got -1"):
+        replace(cfg, first_item=-1)
+    with pytest.raises(ValueError, match=f"{dg.MAX_EPISODES} \\+ 1"):
+        replace(cfg, first_item=dg.MAX_EPISODES, num_episodes=1)
