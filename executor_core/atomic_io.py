@@ -98,3 +98,32 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_json_atomic(path: str | Path, payload: Any, indent: int | None = 2) -> Path:
     """JSON with a trailing newline, written atomically."""
     return write_text_atomic(path, json.dumps(payload, indent=indent) + "\n")
+
+
+def claim_cache(cache: str | Path, signature: dict[str, Any]) -> Path:
+    """Stamp ``cache`` with the settings its entries are made with, or refuse a mismatch.
+
+    A resumable job skips the entries already in its cache folder, so a rerun with other
+    settings would silently mix the two. The first run writes ``cache_signature.json``; a
+    later run with a different ``signature`` gets a ``ValueError`` that names each setting
+    that differs, with the cached value and its own. ``signature`` must be JSON-able.
+    Returns the stamp's path.
+    """
+    stamp = Path(cache) / "cache_signature.json"
+    current = json.loads(json.dumps(signature))  # compare as JSON, as it is stored
+    if stamp.is_file():
+        cached = json.loads(stamp.read_text())
+        if cached != current:
+            absent = "<absent>"
+            diffs = [
+                f"{k}: cached {cached.get(k, absent)!r}, this run {current.get(k, absent)!r}"
+                for k in sorted(set(cached) | set(current), key=str)
+                if cached.get(k, absent) != current.get(k, absent)
+            ]
+            raise ValueError(
+                f"{cache} holds entries made with another config or scene version "
+                f"({'; '.join(diffs)}); rerun with the cached settings, use another folder, "
+                "or delete it to start over"
+            )
+        return stamp
+    return write_json_atomic(stamp, current, indent=None)

@@ -29,7 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from executor_core.atomic_io import atomic_path, remove_leftovers, write_json_atomic
+from executor_core.atomic_io import (
+    atomic_path,
+    claim_cache,
+    remove_leftovers,
+    write_json_atomic,
+)
 from executor_core.config_cli import (
     cli_main,
     config_to_dict,
@@ -153,14 +158,7 @@ def rollout_all(cfg: GenerateConfig, progress: bool = True) -> None:
     cache = cfg.cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     # Cached episodes are only reusable if they were made the same way.
-    stamp = cache / "cache_signature.json"
-    signature = {"scene": scene_signature(), **_episode_defining(cfg)}
-    if stamp.is_file() and json.loads(stamp.read_text()) != signature:
-        raise ValueError(
-            f"{cache} holds episodes made with another config or scene version "
-            f"({stamp.read_text().strip()}); delete it to start over"
-        )
-    write_json_atomic(stamp, signature, indent=None)
+    claim_cache(cache, {"scene": scene_signature(), **_episode_defining(cfg)})
     save_config_json(cfg, cache / "generate_config.json")
     _remove_leftovers(cache, "seed_*")  # no worker is writing yet
     todo = [(s, f) for s, f in episode_plan(cfg) if not _cache_path(cfg, s).is_file()]

@@ -16,7 +16,8 @@ Splits (items from ``self_distillation.worldtasks_splits``, held-out seeds >= 1,
   uniform per axis; the expert demos have a fixed camera).
 
 ``seed_set`` picks disjoint seed ranges: ``validation`` to choose settings, ``report`` for
-the figures. ``n_action_steps`` (actions executed per inference; 0: each policy's own) and
+the figures, ``test`` (up to 800 items per split) for a verdict written down before any of
+its items is run. ``n_action_steps`` (actions executed per inference; 0: each policy's own) and
 ``temporal_ensemble_coeff`` (ACT's temporal ensembling) set the chunking of every condition
 alike (``visuomotor_policy.PolicyIOConfig``). Every condition gets the same items, so the
 differences are paired (an item bootstrap, ``self_distillation.stats.paired_difference``);
@@ -67,6 +68,28 @@ _SPLIT_SOURCE: dict[str, tuple[str, int]] = {
 }
 VALIDATION_OFFSET = 100_000  # validation seeds: the report range + this
 MAX_EPISODES = 400  # keeps every split's seeds (<= 50 per item) inside its 20,000 range
+# the test set: its own ranges, 40,000 seeds apart (800 items of <= 50 scenes each), above
+# every other evaluation's seeds
+_TEST_FIRST_SEED: dict[str, int] = {
+    "held_out": 1_600_000,
+    "novel_behaviour": 1_640_000,
+    "novel_environment": 1_680_000,
+}
+MAX_TEST_EPISODES = 800
+SEED_SETS: tuple[str, ...] = ("report", "validation", "test")
+
+
+def first_seed(split: str, seed_set: str) -> int:
+    """The first seed of ``split``'s range in ``seed_set``."""
+    if seed_set == "test":
+        return _TEST_FIRST_SEED[split]
+    offset = VALIDATION_OFFSET if seed_set == "validation" else 0
+    return _SPLIT_SOURCE[split][1] + offset
+
+
+def max_episodes(seed_set: str) -> int:
+    """How many items a split of ``seed_set`` holds."""
+    return MAX_TEST_EPISODES if seed_set == "test" else MAX_EPISODES
 
 
 @dataclass
@@ -82,7 +105,7 @@ class DreamGenConfig:
     # (items first_item .. first_item + num_episodes - 1; the first num_episodes are the same
     # items whatever first_item is)
     first_item: int = 0
-    seed_set: Literal["report", "validation"] = "report"
+    seed_set: Literal["report", "validation", "test"] = "report"
     max_steps: int = 240  # control steps (24 s at 10 Hz): the goal timeout in sim time
     camera_jitter_m: float = 0.03  # novel_environment's camera jitter
     image_size_px: int = 64
@@ -115,8 +138,8 @@ class DreamGenConfig:
         unknown = [s for s in self.splits if s not in SPLITS]
         if unknown or not self.splits:
             raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {unknown!r}")
-        if self.seed_set not in ("report", "validation"):
-            raise ValueError(f"seed_set must be report or validation, got {self.seed_set!r}")
+        if self.seed_set not in SEED_SETS:
+            raise ValueError(f"seed_set must be one of {SEED_SETS}, got {self.seed_set!r}")
         if self.num_episodes <= 0 or self.max_steps <= 0 or self.videos_per_split < 0:
             raise ValueError(
                 f"need num_episodes > 0, max_steps > 0, videos_per_split >= 0; got "
@@ -124,11 +147,12 @@ class DreamGenConfig:
             )
         if self.first_item < 0:
             raise ValueError(f"first_item must be >= 0, got {self.first_item!r}")
-        if self.first_item + self.num_episodes > MAX_EPISODES:
+        limit = max_episodes(self.seed_set)
+        if self.first_item + self.num_episodes > limit:
             raise ValueError(
-                f"first_item + num_episodes must be <= {MAX_EPISODES} (the splits' seed "
-                f"ranges are 20,000 apart, up to 50 scenes per item), got "
-                f"{self.first_item!r} + {self.num_episodes!r}"
+                f"first_item + num_episodes must be <= {limit} for seed_set "
+                f"{self.seed_set!r} (up to 50 scenes per item in each split's seed range), "
+                f"got {self.first_item!r} + {self.num_episodes!r}"
             )
         EnvConfig(image_size_px=self.image_size_px, camera_jitter_m=self.camera_jitter_m)
         GoalRunnerConfig(limit_tolerance_rad=self.limit_tolerance_rad)  # validates it
@@ -161,10 +185,8 @@ PRESETS: dict[str, DreamGenConfig] = {
 
 
 def split_items(cfg: DreamGenConfig, split: str) -> list[TaskItem]:
-    source, first_seed = _SPLIT_SOURCE[split]
-    if cfg.seed_set == "validation":
-        first_seed += VALIDATION_OFFSET
-    spec = SplitSpec(source, cfg.first_item + cfg.num_episodes, first_seed)
+    source = _SPLIT_SOURCE[split][0]
+    spec = SplitSpec(source, cfg.first_item + cfg.num_episodes, first_seed(split, cfg.seed_set))
     return build_split(spec, cfg.image_size_px)[cfg.first_item :]
 
 
@@ -314,10 +336,7 @@ def summarise(episodes: list[dict[str, Any]], cfg: DreamGenConfig) -> dict[str, 
         "paired": paired,
         "command": cfg.command or " ".join(["executor-dreamgen", *sys.argv[1:]]),
         "seed_set": cfg.seed_set,
-        "first_seeds": {
-            s: _SPLIT_SOURCE[s][1] + (VALIDATION_OFFSET if cfg.seed_set == "validation" else 0)
-            for s in cfg.splits
-        },
+        "first_seeds": {s: first_seed(s, cfg.seed_set) for s in cfg.splits},
         "config": config_to_dict(cfg),
     }
 

@@ -37,9 +37,10 @@ video executed in the simulator from its start state through the goal runner,
 
 Sharded and resumable like ``executor-sim-generate``: every finished episode is written
 atomically to ``<output_dir>/cache/<key>.npz`` (``executor_sim.rollout.Episode``); a rerun
-skips cached episodes, shards (``--shard_index i --num_shards n``) split the episodes, and
-the dataset (``<output_dir>/dataset``) is assembled by ``--assemble`` runs (the default
-for one shard) into a temporary folder renamed into place.
+skips cached episodes and refuses a cache made with other settings
+(``cache/cache_signature.json``), shards (``--shard_index i --num_shards n``) split the
+episodes, and the dataset (``<output_dir>/dataset``) is assembled by ``--assemble`` runs
+(the default for one shard) into a temporary folder renamed into place.
 
 A fraction of the scenes (``jitter_fraction``) can be rendered with a jittered camera
 (``camera_jitter_m``): the same layouts seen from elsewhere, an environment the expert
@@ -65,7 +66,7 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from tqdm import tqdm
 
-from executor_core.atomic_io import atomic_path, remove_leftovers
+from executor_core.atomic_io import atomic_path, claim_cache, remove_leftovers
 from executor_core.chunks import chain_chunks
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.robot_description import RobotDescription, default_robot_path
@@ -599,12 +600,41 @@ def _executed_by_group(records: list[dict[str, Any]]) -> dict[str, list[int]]:
     return dict(sorted(groups.items()))
 
 
+def cache_signature(cfg: NeuralTrajectoryConfig) -> dict[str, Any]:
+    """The settings an episode's content depends on; its cache key carries the rest (the
+    scene seed, the task's index in the scene and the generator)."""
+    fields = (
+        "items",
+        "num_per_scene",
+        "novel_per_scene",
+        "demonstrator",
+        "executor",
+        "model_preset",
+        "num_inference_steps",
+        "idm",
+        "image_size_px",
+        "frame_stride",
+        "camera_jitter_m",
+        "jitter_fraction",
+        "seed",
+        "judge",
+        "executed_success",
+        "max_steps",
+        "expert_max_frames",
+    )
+    values = {f: getattr(cfg, f) for f in fields}
+    return {f: str(v) if isinstance(v, Path) else v for f, v in values.items()}
+
+
 def run(cfg: NeuralTrajectoryConfig) -> Path | None:
     began = time.perf_counter()
     out = Path(cfg.output_dir)
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    claim_cache(out / "cache", cache_signature(cfg))  # a resume never mixes settings
     save_config_json(cfg, out / f"config_shard{cfg.shard_index}.json")
-    for leftover in remove_leftovers(out / "cache", "*"):
-        logger.info("removed %s, left by an interrupted write", leftover)
+    if cfg.num_shards == 1:  # with several shards another one may be writing now
+        for leftover in remove_leftovers(out / "cache", "*"):
+            logger.info("removed %s, left by an interrupted write", leftover)
     items = draw_items(cfg)
     if not items:
         raise ValueError(f"no items drawn from {cfg.items or 'the simulator scenes'}")

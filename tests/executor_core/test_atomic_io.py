@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from executor_core.atomic_io import atomic_path, remove_leftovers, write_json_atomic
+from executor_core.atomic_io import atomic_path, claim_cache, remove_leftovers, write_json_atomic
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
@@ -50,3 +51,16 @@ def test_leftovers_of_killed_writes_are_found_by_name(tmp_path: Path) -> None:
     removed = remove_leftovers(tmp_path, "data")
     assert sorted(p.name for p in removed) == [".data.abc.tmp", ".data.build.123", ".data.x1.old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.q.tmp", "data"]
+
+
+def test_claim_cache_stamps_once_and_names_every_differing_setting(tmp_path: Path) -> None:
+    stamp = claim_cache(tmp_path, {"fps": 10, "root": "a"})
+    assert json.loads(stamp.read_text()) == {"fps": 10, "root": "a"}
+    assert claim_cache(tmp_path, {"root": "a", "fps": 10}) == stamp  # same settings: resume
+    with pytest.raises(ValueError, match="another config") as err:
+        claim_cache(tmp_path, {"fps": 30, "jitter": 0.1, "root": "a"})
+    message = str(err.value)
+    assert "fps: cached 10, this run 30" in message
+    assert "jitter: cached '<absent>', this run 0.1" in message
+    assert "root" not in message.split("(", 1)[1]
+    assert json.loads(stamp.read_text()) == {"fps": 10, "root": "a"}  # the stamp is kept

@@ -3,6 +3,7 @@ results' schema and the paired differences."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -160,3 +161,31 @@ def test_first_item_evaluates_fresh_items_of_the_same_range() -> None:
         replace(cfg, first_item=-1)
     with pytest.raises(ValueError, match=f"{dg.MAX_EPISODES} \\+ 1"):
         replace(cfg, first_item=dg.MAX_EPISODES, num_episodes=1)
+
+
+def test_seed_sets_never_share_a_scene() -> None:
+    """Report, validation and test ranges (<= 50 seeds per item) are pairwise disjoint."""
+    ranges = sorted(
+        (
+            dg.first_seed(split, seed_set),
+            dg.first_seed(split, seed_set) + 50 * dg.max_episodes(seed_set),
+        )
+        for split in dg.SPLITS
+        for seed_set in dg.SEED_SETS
+    )
+    for (_, end), (start, _) in itertools.pairwise(ranges):
+        assert end <= start
+    assert dg.max_episodes("test") == 800
+
+
+def test_test_seed_set_draws_its_own_scenes() -> None:
+    cfg = replace(dg.PRESETS["debug"], num_episodes=2)
+    test_items = dg.split_items(replace(cfg, seed_set="test"), "held_out")
+    report_items = dg.split_items(cfg, "held_out")
+    assert all(1_600_000 <= (i.seed or 0) < 1_640_000 for i in test_items)
+    assert not {i.seed for i in test_items} & {i.seed for i in report_items}
+    replace(cfg, seed_set="test", first_item=798, num_episodes=2)  # the last two items
+    with pytest.raises(ValueError, match=r"<= 800 for seed_set 'test'.*799 \+ 2"):
+        replace(cfg, seed_set="test", first_item=799, num_episodes=2)
+    with pytest.raises(ValueError, match=r"seed_set must be one of .* got 'final'"):
+        replace(cfg, seed_set="final")

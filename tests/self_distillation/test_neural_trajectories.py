@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from executor_core.atomic_io import claim_cache
 from executor_sim.generate import IMAGE_KEY, dataset_features
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation import neural_trajectories as nt
@@ -196,3 +197,19 @@ def test_the_summary_counts_executed_success_per_family_composition_and_camera()
         "stack": [1, 1],
         "trained_composition": [2, 2],
     }
+
+
+def test_a_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    """The cache key holds the scene and generator, not the camera: a rerun that changed
+    the jitter would mix two datasets silently; it is refused and names the setting."""
+    cfg = replace(nt.PRESETS["debug"], output_dir=tmp_path, camera_jitter_m=0.03)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    claim_cache(cache, nt.cache_signature(cfg))
+    (cache / "sim200000-0__demonstrator_solution.npz").write_bytes(b"kept")
+    with pytest.raises(ValueError, match=r"camera_jitter_m: cached 0.03, this run 0.0"):
+        nt.run(replace(cfg, camera_jitter_m=0.0))
+    assert (cache / "sim200000-0__demonstrator_solution.npz").read_bytes() == b"kept"
+    # the settings that do not change an episode (sharding, batching) may differ
+    same = replace(cfg, batch_size=cfg.batch_size + 1, num_shards=2, torch_threads=1)
+    assert nt.cache_signature(same) == nt.cache_signature(cfg)
