@@ -213,3 +213,17 @@ def test_a_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     # the settings that do not change an episode (sharding, batching) may differ
     same = replace(cfg, batch_size=cfg.batch_size + 1, num_shards=2, torch_threads=1)
     assert nt.cache_signature(same) == nt.cache_signature(cfg)
+
+
+def test_only_a_lone_shard_removes_temporaries(tmp_path: Path, monkeypatch) -> None:
+    """A shard started beside another must not delete the other's write in flight."""
+    monkeypatch.setattr(nt, "generate_shard", lambda cfg, items: 0)
+    monkeypatch.setattr(nt, "assemble_dataset", lambda cfg, items: tmp_path / "dataset")
+    cfg = replace(nt.PRESETS["debug"], output_dir=tmp_path, num_scenes=1)
+    in_flight = tmp_path / "cache" / ".sim200000-0__executor.npz.tmp1"
+    in_flight.parent.mkdir(parents=True)
+    in_flight.write_bytes(b"another shard's write")
+    nt.run(replace(cfg, shard_index=1, num_shards=2))
+    assert in_flight.is_file()
+    nt.run(cfg)  # one shard: nobody else writes, so it is a leftover
+    assert not in_flight.exists()
