@@ -111,14 +111,14 @@ def read_policy_run(path: Path, condition: str, split: str) -> dict[str, dict[st
     }
 
 
-def compare(datasets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+def compare(datasets: dict[str, dict[str, dict[str, Any]]], level: float = 0.95) -> dict[str, Any]:
     names = list(datasets)
     base = datasets[names[0]]
     for name in names[1:]:
         if set(datasets[name]) != set(base):
             only = sorted(set(datasets[name]) ^ set(base))[:5]
             raise ValueError(f"{name!r} and {names[0]!r} hold other items, e.g. {only}")
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"interval_level": level}
     for group, keep in GROUPS.items():
         ids = sorted(i for i, r in base.items() if keep(r))
         if not ids:
@@ -130,7 +130,7 @@ def compare(datasets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
         for name in names:
             row[name] = sum(v[0] for v in outcomes[name].values())
             if name != names[0]:
-                d, low, high = paired_difference(outcomes[name], outcomes[names[0]])
+                d, low, high = paired_difference(outcomes[name], outcomes[names[0]], level=level)
                 row[f"{name}_minus_{names[0]}"] = [round(100 * x, 1) for x in (d, low, high)]
         out[group] = row
     return out
@@ -147,8 +147,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--variant", default="per_interval", help="--goal_runs: the profile")
     parser.add_argument("--split", default="held_out", help="--policy_runs: the split")
+    parser.add_argument(
+        "--level", type=float, default=0.95, help="the paired intervals' level, in (0, 1)"
+    )
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
+    if not 0.0 < args.level < 1.0:
+        parser.error(f"--level must be in (0, 1), got {args.level!r}")
     datasets: dict[str, dict[str, dict[str, Any]]] = {}
     try:
         readers: dict[str, Callable[[str, Path], dict[str, dict[str, Any]]]] = {
@@ -162,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
             datasets[name] = readers[source_name](name, path)
         if len(datasets) < 2:
             raise ValueError(f"{flag} {text!r} names fewer than 2 runs")
-        summary = compare(datasets)
+        summary = compare(datasets, args.level)
     except (ValueError, KeyError, json.JSONDecodeError) as exc:
         parser.error(str(exc))
     result = {"command": " ".join(["benchmarks/compare_neural_datasets.py", *argv]), **summary}

@@ -67,8 +67,10 @@ def paired_difference(
     b: Mapping[str, Sequence[bool]],
     resamples: int = 10_000,
     seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[float, float, float]:
-    """(rate_a - rate_b, low, high) for two conditions scored on the same items.
+    """(rate_a - rate_b, low, high) for two conditions scored on the same items; ``low`` and
+    ``high`` bound a central ``level`` interval (0.95 by default).
 
     The evaluation gives every condition the same items and the same sampling seeds, so the
     outcomes are paired; resampling whole items (a cluster bootstrap, percentile interval)
@@ -82,6 +84,8 @@ def paired_difference(
         raise ValueError("paired_difference needs at least one item")
     if resamples <= 0:
         raise ValueError(f"resamples must be > 0, got {resamples!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
     ids = sorted(a)
     for item in ids:
         if len(a[item]) != len(b[item]) or not a[item]:
@@ -94,7 +98,8 @@ def paired_difference(
     rng = np.random.default_rng(seed)
     idx = rng.integers(len(ids), size=(resamples, len(ids)))
     boot = (per_item[idx] * weights[idx]).sum(1) / weights[idx].sum(1)
-    low, high = np.quantile(boot, [0.025, 0.975])
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(boot, [tail, 1.0 - tail])
     return d, float(low), float(high)
 
 

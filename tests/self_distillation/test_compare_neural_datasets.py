@@ -154,3 +154,22 @@ def test_policy_runs_read_each_condition_from_its_own_report(tmp_path: Path) -> 
     wrong = _run("--policy_runs", f"image={a},hp_expert_only={b}", "--output", str(out))
     assert wrong.returncode == 2
     assert "no condition 'image' on split 'held_out'" in wrong.stderr
+
+
+def test_level_sets_the_interval_and_is_recorded(tmp_path: Path) -> None:
+    outcomes = [True, False, True, True, False, True, False, True]
+    a = _dataset(tmp_path / "a", "g", [False] * 8)
+    b = _dataset(tmp_path / "b", "g", outcomes)
+    rows = {}
+    for level in ("0.5", "0.975"):
+        out = tmp_path / f"cmp{level}.json"
+        done = _run("--datasets", f"a={a},b={b}", "--level", level, "--output", str(out))
+        assert done.returncode == 0, done.stderr
+        result = json.loads(out.read_text())
+        assert result["interval_level"] == float(level)
+        rows[level] = result["all"]["b_minus_a"]
+    assert rows["0.5"][0] == rows["0.975"][0] == 62.5
+    assert rows["0.975"][1] < rows["0.5"][1] <= 62.5 <= rows["0.5"][2] < rows["0.975"][2]
+    done = _run("--datasets", f"a={a},b={b}", "--level", "95", "--output", str(tmp_path / "x"))
+    assert done.returncode == 2
+    assert "--level must be in (0, 1), got 95.0" in done.stderr

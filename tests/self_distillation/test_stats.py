@@ -62,6 +62,17 @@ def test_paired_difference_is_tighter_than_newcombe_for_paired_outcomes() -> Non
     assert high - low < 0.5 * (nhigh - nlow)
 
 
+def test_paired_difference_level_widens_the_interval_and_is_validated() -> None:
+    a = {f"i{k}": [k % 3 == 0] for k in range(60)}
+    b = {f"i{k}": [k % 5 == 0] for k in range(60)}
+    d95, low95, high95 = paired_difference(a, b)
+    d975, low975, high975 = paired_difference(a, b, level=0.975)
+    assert d95 == d975
+    assert low975 < low95 < d95 < high95 < high975  # same resamples, further out
+    with pytest.raises(ValueError, match="level must be in \\(0, 1\\), got 95"):
+        paired_difference(a, b, level=95)
+
+
 def test_paired_difference_rejects_unpaired_input() -> None:
     with pytest.raises(ValueError, match="'x'"):
         paired_difference({"x": [True]}, {"y": [True]})
