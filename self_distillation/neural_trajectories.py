@@ -629,7 +629,6 @@ def cache_signature(cfg: NeuralTrajectoryConfig) -> dict[str, Any]:
 def run(cfg: NeuralTrajectoryConfig) -> Path | None:
     began = time.perf_counter()
     out = Path(cfg.output_dir)
-    (out / "cache").mkdir(parents=True, exist_ok=True)
     claim_cache(out / "cache", cache_signature(cfg))  # a resume never mixes settings
     save_config_json(cfg, out / f"config_shard{cfg.shard_index}.json")
     if cfg.num_shards == 1:  # with several shards another one may be writing now
