@@ -4,6 +4,8 @@
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_video_sampling.py --pipeline \
         checkpoints/demonstrator_sim           # the committed weights (same speed)
     python benchmarks/bench_video_sampling.py --device cuda   # the same on a GPU
+    # another shape of the sim preset (issue 14 item 4: what a cheaper or finer one costs)
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_video_sampling.py --patch 4x8x8 --heads 4
 (real-scale dims on a GPU: benchmarks/bench_video_gpu_realscale.py)
 
 Targets (issue 5): one 16-frame 64 px video in < 2 s on 2 CPU threads with the default
@@ -16,6 +18,7 @@ import argparse
 import resource
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -72,6 +75,29 @@ def bench_training(pipe, batch: int, iters: int, device: str) -> float:
     return 1.0 / statistics.median(times[1:])
 
 
+def patch_size(text: str) -> tuple[int, int, int]:
+    """ "2x8x8" -> (2, 8, 8)."""
+    try:
+        sizes = tuple(int(v) for v in text.split("x"))
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--patch must be TxHxW positive sizes, got {text!r}")
+    return sizes  # type: ignore[return-value]
+
+
+def preset_with(name: str, patch: tuple[int, int, int] | None, heads: int | None):
+    """The preset with another patch size and/or number of attention heads (the width is
+    heads x the preset's head dim); its __post_init__ checks the shape."""
+    cfg = MODEL_PRESETS[name]
+    transformer = cfg.transformer
+    if patch is not None:
+        transformer = replace(transformer, patch_size=patch)
+    if heads is not None:
+        transformer = replace(transformer, num_attention_heads=heads)
+    return replace(cfg, transformer=transformer)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="", help="saved pipeline (default: fresh sim)")
@@ -82,23 +108,34 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--train-iters", type=int, default=5)
+    parser.add_argument("--patch", type=patch_size, default=None, help="TxHxW, fresh model only")
+    parser.add_argument("--heads", type=int, default=None, help="attention heads, fresh only")
     args = parser.parse_args()
+    if args.pipeline and (args.patch or args.heads):
+        parser.error("--patch and --heads shape a fresh model, not a saved --pipeline")
     torch.set_num_threads(args.threads)
 
     if args.pipeline:
         pipe = ExecutorVideoPipeline.from_pretrained(args.pipeline)
     else:
-        pipe = build_pipeline(MODEL_PRESETS[args.preset])
+        try:
+            pipe = build_pipeline(preset_with(args.preset, args.patch, args.heads))
+        except ValueError as err:
+            parser.error(str(err))
     pipe.set_progress_bar_config(disable=True)
     pipe.to(args.device)
     cfg = pipe.config
     n_params = sum(p.numel() for p in pipe.transformer.parameters())
     steps = args.steps or cfg.num_inference_steps
+    tcfg = pipe.transformer.config
+    width = tcfg.num_attention_heads * tcfg.attention_head_dim
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = bench_sampling(pipe, args.device, args.repeats, args.steps)
     print(
-        f"model: {n_params / 1e6:.2f} M transformer params, {cfg.num_frames} frames x "
+        f"model: {n_params / 1e6:.2f} M transformer params, patch "
+        f"{'x'.join(str(p) for p in tcfg.patch_size)}, width {width}, "
+        f"{cfg.num_frames} frames x "
         f"{cfg.size_px}^2 px, {steps} steps, guidance {cfg.guidance_scale}, {args.device}, "
         f"{args.threads} threads"
     )

@@ -31,6 +31,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast
 from safetensors.torch import load_file
+from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm import tqdm
 
 from executor_core.augment import random_shift
@@ -85,6 +86,14 @@ class TrainIDMConfig:
     warmup_steps: int = 200
     shift_px: int = 3  # random translation of the whole clip (same for all its frames)
     color_jitter: float = 0.1  # brightness/contrast jitter, so imagined videos still work
+    # Imagined-style goal frames (issue 14 item 3): with this probability a sample's goal
+    # frames (every input frame after the first, the camera's) get a Gaussian blur of a
+    # sigma drawn from goal_blur_px (uniform, px) plus i.i.d. noise of a std drawn from
+    # [0, goal_noise_std] (grey levels). The labels stay the true actions: a blur keeps the
+    # pose the frame shows. 0 = off (and no extra random draws).
+    goal_degrade_prob: float = 0.0
+    goal_blur_px: tuple[float, float] = (0.3, 1.7)
+    goal_noise_std: float = 10.0
     state_noise_std_rad: float = 0.01  # the chained state at inference is only an estimate
     log_every: int = 50
     save_every: int = 1000
@@ -121,6 +130,16 @@ class TrainIDMConfig:
             )
         if self.state_noise_std_rad < 0:
             raise ValueError(f"state_noise_std_rad must be >= 0, got {self.state_noise_std_rad!r}")
+        if not 0.0 <= self.goal_degrade_prob <= 1.0:
+            raise ValueError(f"goal_degrade_prob must be in [0, 1], got {self.goal_degrade_prob!r}")
+        low, high = self.goal_blur_px
+        if not 0.0 <= low <= high <= 8.0:
+            raise ValueError(
+                f"goal_blur_px must be (low, high) with 0 <= low <= high <= 8, "
+                f"got {self.goal_blur_px!r}"
+            )
+        if not 0.0 <= self.goal_noise_std <= 64.0:
+            raise ValueError(f"goal_noise_std must be in [0, 64], got {self.goal_noise_std!r}")
 
 
 PRESETS: dict[str, TrainIDMConfig] = {
@@ -186,7 +205,33 @@ def augment(
         gain = 1 + cfg.color_jitter * (2 * torch.rand(b, 1, 1, 1, 1, generator=generator) - 1)
         bias = cfg.color_jitter * (2 * torch.rand(b, 1, 3, 1, 1, generator=generator) - 1)
         x = (x * gain + bias).clamp(-1, 1)
+    if cfg.goal_degrade_prob > 0:
+        x = degrade_goals(x, cfg, generator)
     return x
+
+
+def degrade_goals(
+    x: torch.Tensor,  # (B, k, 3, S, S) float in [-1, 1]
+    cfg: TrainIDMConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Imagined-style goal frames: for a ``goal_degrade_prob`` share of the samples, every
+    frame after the first is blurred (one sigma per sample) and gets i.i.d. noise."""
+    b = x.shape[0]
+    chosen = torch.rand(b, generator=generator) < cfg.goal_degrade_prob
+    low, high = cfg.goal_blur_px
+    sigmas = low + (high - low) * torch.rand(b, generator=generator)
+    stds = cfg.goal_noise_std * torch.rand(b, generator=generator) / 127.5
+    noise = torch.randn(x[:, 1:].shape, generator=generator)
+    out = x.clone()
+    for i in torch.nonzero(chosen).flatten().tolist():
+        goals = x[i, 1:]
+        sigma = float(sigmas[i])
+        if sigma > 0:
+            size = 2 * math.ceil(3 * sigma) + 1
+            goals = gaussian_blur(goals, [size, size], [sigma, sigma])
+        out[i, 1:] = (goals + stds[i] * noise[i]).clamp(-1, 1)
+    return out
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ from executor_core.config_cli import ConfigError, parse_config
 from inverse_dynamics.configuration_idm import IDMConfig
 from inverse_dynamics.modeling_idm import InverseDynamicsModel
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
-from inverse_dynamics.train_idm import PRESETS, TrainIDMConfig, main
+from inverse_dynamics.train_idm import PRESETS, TrainIDMConfig, augment, main
 
 
 def test_debug_preset_trains_two_steps_then_resumes(
@@ -125,3 +125,46 @@ def test_time_budget_stops_early_and_saves(synthetic_dataset: Path, tmp_path: Pa
     assert state["elapsed_s"] > 0
     assert (out / "model" / "model.safetensors").is_file()
     assert not (out / "checkpoints/step_000002").exists()
+
+
+def test_goal_degradation_blurs_and_noises_only_the_goal_frames() -> None:
+    """Imagined-style goals: the camera frame (index 0) stays as it is, a degraded sample's
+    goal frames lose edges and gain noise, the rest are untouched; off draws nothing."""
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.zeros(6, 2, 3, 16, 16, dtype=torch.uint8)
+    frames[:, :, :, :, 8:] = 255  # a vertical edge in every frame
+    base = replace(PRESETS["debug"], shift_px=0, color_jitter=0.0)
+    off = augment(frames, base, torch.Generator().manual_seed(1))
+    assert torch.equal(off, frames.float() / 127.5 - 1.0)
+    on = replace(base, goal_degrade_prob=1.0, goal_blur_px=(1.0, 1.0), goal_noise_std=0.0)
+    x = augment(frames, on, gen)
+    assert torch.equal(x[:, 0], off[:, 0])  # the camera frame
+    edge = x[:, 1, :, :, 7:9]  # the goal's edge is now gradual
+    assert (edge > -0.99).all()
+    assert (edge < 0.99).all()
+    assert x.min() >= -1
+    assert x.max() <= 1
+    noisy = replace(on, goal_blur_px=(0.0, 0.0), goal_noise_std=20.0)
+    y = augment(frames, noisy, torch.Generator().manual_seed(2))
+    assert torch.equal(y[:, 0], off[:, 0])
+    assert (y[:, 1] - off[:, 1]).abs().max() > 0.01  # noise on the goals
+    half = replace(on, goal_degrade_prob=0.5)
+    z = augment(frames[:1].expand(64, -1, -1, -1, -1), half, torch.Generator().manual_seed(3))
+    touched = (z[:, 1] != off[:1, 1]).flatten(1).any(1)
+    assert 16 < int(touched.sum()) < 48
+
+
+def test_goal_degradation_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"goal_degrade_prob must be in \[0, 1\], got 1.5"):
+        replace(PRESETS["debug"], goal_degrade_prob=1.5)
+    with pytest.raises(ValueError, match=r"goal_blur_px must be \(low, high\).*\(2.0, 1.0\)"):
+        replace(PRESETS["debug"], goal_blur_px=(2.0, 1.0))
+    with pytest.raises(ValueError, match="goal_noise_std must be in"):
+        replace(PRESETS["debug"], goal_noise_std=-1.0)
+    cfg = parse_config(
+        TrainIDMConfig,
+        ["--preset", "debug", "--goal_degrade_prob=0.5", "--goal_blur_px=0.3,1.7"],
+        PRESETS,
+    )
+    assert cfg.goal_blur_px == (0.3, 1.7)
+    assert cfg.goal_degrade_prob == 0.5

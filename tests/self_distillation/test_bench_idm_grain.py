@@ -13,6 +13,8 @@ import torch
 
 from executor_core.frame_stats import high_freq_energy
 from inverse_dynamics.dataset_idm import EpisodeArrays
+from video_models.configuration_executor import MODEL_PRESETS
+from video_models.modeling_executor import build_pipeline
 
 
 @pytest.fixture
@@ -69,3 +71,128 @@ def test_bad_input_exits_2(
     assert bench.main(["--output", out, "--grainy", str(tmp_path)]) == 2
     assert "grainy and reference go together" in capsys.readouterr().err
     assert not (tmp_path / "g.json").exists()
+
+
+# ------------------------------------------------ what a pixel-space output head can draw
+def test_patches_round_trip_in_the_heads_order(bench: ModuleType) -> None:
+    frames = torch.randint(0, 256, (4, 3, 8, 16), dtype=torch.uint8)
+    patches = bench.to_patches(frames, (2, 4, 8))
+    assert patches.shape == (2 * 2 * 2, 2 * 4 * 8 * 3)
+    # the last axis is RGB, then w, h, t: a token's first 3 values are one pixel's channels
+    assert torch.equal(patches[0, :3], frames[0, :, 0, 0].double())
+    assert torch.equal(bench.from_patches(patches, (2, 4, 8), frames.shape), frames.double())
+    with pytest.raises(ValueError, match=r"do not tile into \(3, 4, 8\)"):
+        bench.to_patches(frames, (3, 4, 8))
+
+
+def test_strided_groups_patch_each_offset_and_pad_with_the_last_frame(bench: ModuleType) -> None:
+    assert bench.strided_groups(10, 4, 2) == [[0, 4, 8, 8], [1, 5, 9, 9], [2, 6], [3, 7]]
+    assert bench.strided_groups(3, 4, 1) == [[0], [1], [2]]
+
+
+def test_a_transformers_output_lies_in_its_head_span(bench: ModuleType, tmp_path: Path) -> None:
+    """The span is read from ``proj_out`` in the order the transformer unpacks it: the model's
+    own x0 prediction projects onto itself, a random clip does not."""
+    pipe = build_pipeline(MODEL_PRESETS["debug"], seed=0)
+    pipe.save_pretrained(tmp_path / "pipe")
+    span = bench.head_span(tmp_path / "pipe")
+    cfg = MODEL_PRESETS["debug"]
+    assert span.patch == cfg.transformer.patch_size
+    width = cfg.transformer.num_attention_heads * cfg.transformer.attention_head_dim
+    assert span.rank == width  # 16 of the 2x4x4x3 = 96 values of a patch
+    gen = torch.Generator().manual_seed(0)
+    t, s = cfg.num_frames, cfg.size_px
+    with torch.no_grad():
+        out = pipe.transformer(
+            hidden_states=torch.randn(1, cfg.pixel_channels_in, t, s, s, generator=gen),
+            timestep=torch.tensor([500]),
+            encoder_hidden_states=torch.randn(1, 5, cfg.text_dim, generator=gen),
+            return_dict=False,
+        )[0]
+    drawn = bench.to_patches(out[0].permute(1, 0, 2, 3), span.patch)
+    assert torch.allclose(span.project(drawn), drawn, atol=1e-4)
+    noise = torch.randn(drawn.shape, generator=gen, dtype=torch.float64)
+    assert (span.project(noise) - noise).abs().max() > 0.5
+
+
+def _varied_episode(index: int, frames: int = 9) -> EpisodeArrays:
+    gen = torch.Generator().manual_seed(index)
+    video = torch.randint(0, 256, (frames, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    return EpisodeArrays(index, video, torch.zeros(frames, 6), torch.zeros(frames, 6))
+
+
+def test_a_full_rank_span_keeps_the_frames_and_a_low_rank_one_does_not(bench: ModuleType) -> None:
+    episodes = [_varied_episode(i) for i in range(4)]
+    full = bench.pca_span(episodes, (2, 4, 4), 96, stride=4)
+    kept = bench.in_span(episodes[0], full, stride=4)
+    assert torch.equal(kept.frames, episodes[0].frames)
+    assert bench.goal_psnr_db([kept], [episodes[0]]) == float("inf")
+    low = bench.pca_span(episodes, (2, 4, 4), 4, stride=4)
+    moved = bench.in_span(episodes[0], low, stride=4)
+    assert moved.frames.dtype == torch.uint8
+    assert not torch.equal(moved.frames, episodes[0].frames)
+    assert 0.0 < bench.goal_psnr_db([moved], [episodes[0]]) < 30.0
+    assert torch.equal(moved.state_rad, episodes[0].state_rad)
+
+
+def test_pca_ceilings_parse_and_bad_ones_name_the_value(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert bench.parse_ceilings("2x8x8:160, 4x8x8:64") == (((2, 8, 8), 160), ((4, 8, 8), 64))
+    out = str(tmp_path / "g.json")
+    assert bench.main(["--output", out, "--pca_ceilings", "2x8:160"]) == 2
+    assert "--pca_ceilings patch must be TxHxW, got '2x8'" in capsys.readouterr().err
+    assert bench.main(["--output", out, "--pca_ceilings", "2x8x8"]) == 2
+    assert "items are TxHxW:RANK (e.g. 2x8x8:160), got '2x8x8'" in capsys.readouterr().err
+    assert bench.main(["--output", out, "--pca_ceilings", "2x8x8:400"]) == 2
+    assert "rank 400 is not in [1, 384]" in capsys.readouterr().err
+    assert bench.main(["--output", out, "--span_of", str(tmp_path / "nope")]) == 2
+    assert "no such video pipeline folder" in capsys.readouterr().err
+    assert not (tmp_path / "g.json").exists()
+
+
+def test_degraded_goals_are_blurred_then_noised(bench: ModuleType) -> None:
+    frames = torch.zeros(3, 3, 16, 16, dtype=torch.uint8)
+    frames[:, :, :, 8:] = 255
+    episode = EpisodeArrays(5, frames, torch.zeros(3, 6), torch.zeros(3, 6))
+    assert bench.degraded(episode, 0.0, 0.0, seed=0) is episode
+    blurred = bench.degraded(episode, 1.0, 0.0, seed=0)
+    edge = blurred.frames[:, :, :, 7:9].float()
+    assert (edge > 0).all()
+    assert (edge < 255).all()
+    assert torch.equal(blurred.frames[:, :, :, :4], frames[:, :, :, :4])  # far from the edge
+    noisy = bench.degraded(episode, 1.0, 8.0, seed=0)
+    assert not torch.equal(noisy.frames, blurred.frames)
+    assert torch.equal(noisy.frames, bench.degraded(episode, 1.0, 8.0, seed=0).frames)
+    assert bench.parse_degrade("0.7:0, 1.2:10") == ((0.7, 0.0), (1.2, 10.0))
+
+
+def test_bad_degrade_items_exit_2(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = str(tmp_path / "g.json")
+    assert bench.main(["--output", out, "--degrade", "0.7"]) == 2
+    assert "--degrade items are BLUR_PX:NOISE_STD (e.g. 0.7:10), got '0.7'" in (
+        capsys.readouterr().err
+    )
+    assert bench.main(["--output", out, "--degrade", "9:0"]) == 2
+    assert "got (9.0, 0.0)" in capsys.readouterr().err
+    assert bench.main(["--output", out, "--fit_to", str(tmp_path / "nope.npz")]) == 2
+    assert "no such re-generated clips file" in capsys.readouterr().err
+    assert not (tmp_path / "g.json").exists()
+
+
+def test_the_fit_finds_the_blur_and_the_noise_it_was_given(bench: ModuleType) -> None:
+    rng = np.random.default_rng(0)
+    true = np.zeros((2, 4, 16, 16, 3), dtype=np.uint8)
+    true[..., 8:, :] = 200
+    true[:, :, 4:6, 3:12] = 90  # a bar, so a blur shows on both axes
+    drawn = np.stack([bench.blur(clip, 1.0) for clip in true]).round().astype(np.uint8)
+    fit = bench.fit_degradation(true, drawn, seed=0)
+    assert fit["blur_px_p10_p50_p90"] == [1.0, 1.0, 1.0]
+    assert fit["frames"] == 2 * 3  # the first (conditioning) frame is not fitted
+    assert fit["noise_std_at_median_blur"] == 0.0
+    noisy = np.clip(drawn + rng.normal(0, 6, drawn.shape), 0, 255).round().astype(np.uint8)
+    refit = bench.fit_degradation(true, noisy, seed=0)
+    assert refit["energy_drawn"] > fit["energy_drawn"]
+    assert 3.0 <= refit["noise_std_at_median_blur"] <= 9.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -31,3 +32,13 @@ def camera_image() -> np.ndarray:
     """A non-square 'camera' frame with structure (so crops are checkable)."""
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def rendezvous_port() -> int:
+    """A TCP port free right now, for a multi-process launch's rendezvous: accelerate's
+    default (29500) may be held by another run on the machine, and then the ranks wait for
+    each other until the test's timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -51,7 +51,7 @@ train(cfg)
 """
 
 
-def _launch(script: Path, *args: str) -> subprocess.CompletedProcess:
+def _launch(script: Path, port: int, *args: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -65,22 +65,28 @@ def _launch(script: Path, *args: str) -> subprocess.CompletedProcess:
         "accelerate.commands.launch",
         "--config_file",
         str(REPO / "config" / "accelerate" / "fsdp2_cpu_2proc.yaml"),
+        "--main_process_port",
+        str(port),
         str(script),
         *args,
     ]
     return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=400)
 
 
-def test_fsdp_two_cpu_processes_train_resume_and_agree(tmp_path: Path):
+def test_fsdp_two_cpu_processes_train_resume_and_agree(tmp_path: Path, rendezvous_port: int):
     root = WRITERS["ltx2"](tmp_path / "tiny-ltx2")
     pipe = load_pretrained_pipeline(tiny_cfg("ltx2"), root, device="cpu")
     cache = write_tiny_cache(pipe, "ltx2", tmp_path / "clips.npz")
     script = tmp_path / "launch.py"
     script.write_text(LAUNCHER.format(here=str(HERE)))
     out = tmp_path / "fsdp"
-    first = _launch(script, str(root), str(cache), str(out), "1")  # stops after step 1
+    first = _launch(
+        script, rendezvous_port, str(root), str(cache), str(out), "1"
+    )  # stops after step 1
     assert first.returncode == 0, first.stderr[-3000:]
-    second = _launch(script, str(root), str(cache), str(out), "0")  # resumes, step 2
+    second = _launch(
+        script, rendezvous_port, str(root), str(cache), str(out), "0"
+    )  # resumes, step 2
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from" in second.stderr
     state = json.loads((out / "checkpoints" / "step_000002" / "training_state.json").read_text())

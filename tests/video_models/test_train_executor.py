@@ -136,7 +136,7 @@ def test_bad_config_values_are_quoted():
         replace(PRESETS["debug"], batch_size=-1)
 
 
-def test_two_process_accelerate_run(tiny_dataset: Path, tmp_path: Path):
+def test_two_process_accelerate_run(tiny_dataset: Path, tmp_path: Path, rendezvous_port: int):
     """Two CPU processes (gloo DDP): both ranks train, replicas stay equal.
 
     With accelerate 1.x, ``accelerate launch --num_processes 2 --cpu`` starts ONE process
@@ -161,6 +161,8 @@ def test_two_process_accelerate_run(tiny_dataset: Path, tmp_path: Path):
         "2",
         "--num_machines",
         "1",
+        "--main_process_port",
+        str(rendezvous_port),
         "--mixed_precision",
         "no",
         "--dynamo_backend",
