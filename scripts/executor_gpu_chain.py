@@ -121,6 +121,10 @@ class GpuChainConfig:
     # --stage sft: a wall-clock cap in minutes (0: none); the cosine then ends with the cap
     # if it comes first (a GPU call's budget), and the run's steps are in sft_timings.json
     sft_minutes: float = 0.0
+    # --stage sft: () fine-tunes the Demonstrator (the SFT baseline); (t, h, w) trains a
+    # sim-shaped model with that patch size from random weights instead (issue 14 item 4:
+    # which shape learns fastest, e.g. 4,8,8 against the preset's 2,8,8)
+    sft_patch_size: tuple[int, ...] = ()
     mixed_precision: Literal["no", "bf16"] = "bf16"
     grpo_minutes: float = 3.0  # wall-clock budget (GRPOConfig.max_minutes)
     grpo_max_steps: int = 400
@@ -165,6 +169,14 @@ class GpuChainConfig:
             raise ValueError(f"sft_steps must be >= 0, got {self.sft_steps!r}")
         if self.sft_minutes < 0:
             raise ValueError(f"sft_minutes must be >= 0, got {self.sft_minutes!r}")
+        if self.sft_patch_size and (len(self.sft_patch_size) != 3 or min(self.sft_patch_size) < 1):
+            raise ValueError(
+                f"sft_patch_size must be 3 positive sizes (t, h, w) or empty, "
+                f"got {self.sft_patch_size!r}"
+            )
+        if self.sft_patch_size:  # the shape must tile the sim preset's clips
+            sim = TRAIN_PRESETS["sim"].model
+            replace(sim, transformer=replace(sim.transformer, patch_size=self.sft_patch_size))
         if self.demo_text not in ("solution", "prompt"):
             raise ValueError(f"demo_text must be 'solution' or 'prompt', got {self.demo_text!r}")
         for name in (
@@ -438,19 +450,23 @@ def distill(
     name: str = "executor_distilled",
     max_steps: int | None = None,
     max_minutes: float = 0.0,
+    patch_size: tuple[int, ...] = (),
 ) -> Path:
     """Fine-tune the Demonstrator on ``cache`` with the short prompt: the distillation, or
     (on the expert's clips, ``max_steps`` fixed, ``max_minutes`` > 0 a wall-clock cap) the
-    SFT baseline."""
+    SFT baseline. ``patch_size`` given: a model of that patch size from random weights."""
     base = TRAIN_PRESETS["sim"]
     # sample the Executor with the Demonstrator's guidance, so every condition is compared
     # (and GRPO trains) under the same sampler
     index = json.loads((Path(cfg.demonstrator) / "model_index.json").read_text())
+    model = replace(base.model, guidance_scale=float(index.get("guidance_scale", 1.0)))
+    if patch_size:
+        model = replace(model, transformer=replace(model.transformer, patch_size=patch_size))
     train_cfg = replace(
         base,
-        model=replace(base.model, guidance_scale=float(index.get("guidance_scale", 1.0))),
+        model=model,
         output_dir=out / name,
-        init_from=Path(cfg.distill_init or cfg.demonstrator),
+        init_from=None if patch_size else Path(cfg.distill_init or cfg.demonstrator),
         data=replace(base.data, cache_path=cache, text_field="prompt", heldout_fraction=0.02),
         max_steps=max_steps or cfg.distill_max_steps,
         max_minutes=max_minutes if max_steps else cfg.distill_minutes,
@@ -580,12 +596,21 @@ def stage_sft(cfg: GpuChainConfig) -> None:
     cache = expert_clip_cache(cfg, out)
     clips_s = time.perf_counter() - t
     t = time.perf_counter()
-    sft = distill(cfg, cache, out, "executor_sft", max_steps=steps, max_minutes=cfg.sft_minutes)
+    sft = distill(
+        cfg,
+        cache,
+        out,
+        "executor_sft",
+        max_steps=steps,
+        max_minutes=cfg.sft_minutes,
+        patch_size=cfg.sft_patch_size,
+    )
     timings = {
         "expert_clips_s": clips_s,
         "sft_s": time.perf_counter() - t,
         "sft_steps": steps,
         "sft_steps_done": trained_steps(out / "executor_sft"),
+        "sft_patch_size": list(cfg.sft_patch_size) or "the Demonstrator's (fine-tuned)",
     }
     write_json_atomic(out / "sft_timings.json", timings)
     print(sft)

@@ -12,7 +12,11 @@
 # Locally, a dry run of the same code path:
 #   PYTHON=.venv/bin/python STEPS="2 3" RUN_DIR=/tmp/sft_dry bash scripts/sft_gpu.sh /tmp/sft_out 1 \
 #       --demo_items 4 --distill_batch_size 2 --mixed_precision no
-# Back: one archive per step count (pipeline, configs, timings) and the logs.
+# Back: one archive per run (pipeline, configs, timings) and the logs.
+# SHAPES="2x8x8 4x8x8" (issue 14 item 4, the shape race) trains each patch size from random
+# weights instead of fine-tuning the Demonstrator, one run per shape and step count, all side
+# by side with the same MINUTES cap (give a large STEPS so that the cap ends every run):
+#   SHAPES="2x8x8 4x8x8" STEPS=40000 bash scripts/sft_gpu.sh "$OUT" 6
 set -uo pipefail
 out="${1:?usage: sft_gpu.sh OUT_DIR MINUTES [chain args...]}"
 minutes="${2:?usage: sft_gpu.sh OUT_DIR MINUTES [chain args...]}"
@@ -24,35 +28,55 @@ steps=(${STEPS:-800 3180})
 for n in "${steps[@]}"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "sft_gpu: STEPS must be positive integers, got '$n'" >&2; exit 2; }
 done
+# shellcheck disable=SC2206  # SHAPES: a space-separated list of TxHxW patch sizes
+shapes=(${SHAPES:-})
+for shape in "${shapes[@]}"; do
+  [[ $shape =~ ^[1-9][0-9]*x[1-9][0-9]*x[1-9][0-9]*$ ]] \
+    || { echo "sft_gpu: SHAPES must be TxHxW patch sizes (e.g. 4x8x8), got '$shape'" >&2; exit 2; }
+done
+names=() ; extra=()  # one run each: its name and its own chain arguments
+for n in "${steps[@]}"; do
+  if [ ${#shapes[@]} -eq 0 ]; then
+    names+=("sft_$n"); extra+=("--sft_steps $n")
+  else
+    for shape in "${shapes[@]}"; do
+      names+=("scratch_${shape}_$n"); extra+=("--sft_steps $n --sft_patch_size ${shape//x/,}")
+    done
+  fi
+done
 # shellcheck source=scripts/gpu_setup.sh
 source scripts/gpu_setup.sh || exit 1
 mkdir -p "$out" "$run"
 common=(--preset sim --stage sft --pack_dir "$pack" --demo_items 384 --sft_minutes "$minutes"
   --distill_batch_size 128 --distill_learning_rate 2e-4 --distill_warmup_steps 50)
-first="$run/sft_${steps[0]}"
+first="$run/${names[0]}"
 running=()
-for n in "${steps[@]}"; do
-  dir="$run/sft_$n"
+for i in "${!names[@]}"; do
+  name="${names[$i]}"
+  dir="$run/$name"
+  # shellcheck disable=SC2206  # the run's own arguments, split on spaces
+  own=(${extra[$i]})
   mkdir -p "$dir"
   if [ "$dir" != "$first" ]; then  # reuse the first run's clips once they are written
     (for _ in $(seq 600); do [ -f "$first/expert_prompt.npz" ] && break; sleep 1; done
      cp "$first/expert_prompt.npz" "$dir/" \
        && exec "$py" scripts/executor_gpu_chain.py "${common[@]}" --output_dir "$dir" \
-         --sft_steps "$n" "$@") >"$out/sft_$n.log" 2>&1 &
+         "${own[@]}" "$@") >"$out/$name.log" 2>&1 &
   else
-    "$py" scripts/executor_gpu_chain.py "${common[@]}" --output_dir "$dir" --sft_steps "$n" "$@" \
-      >"$out/sft_$n.log" 2>&1 &
+    "$py" scripts/executor_gpu_chain.py "${common[@]}" --output_dir "$dir" "${own[@]}" "$@" \
+      >"$out/$name.log" 2>&1 &
   fi
-  running+=("sft_$n:$!")
+  running+=("$name:$!")
 done
 rc=0
 wait_named "$out" "${running[@]}" || rc=1
-for n in "${steps[@]}"; do
-  cat "$run/sft_$n/sft_timings.json" 2>/dev/null; echo
-  tar czf "$out/sft_$n.tar.gz" -C "$run/sft_$n" --ignore-failed-read executor_sft/pipeline \
+for name in "${names[@]}"; do
+  cat "$run/$name/sft_timings.json" 2>/dev/null; echo
+  tar czf "$out/$name.tar.gz" -C "$run/$name" --ignore-failed-read executor_sft/pipeline \
     executor_sft/config.json sft_chain_config.json sft_timings.json 2>/dev/null || true
 done
-tar czf "$out/sft_logs.tar.gz" -C "$out" $(cd "$out" && ls sft_*.log)
-rm -f "$out"/sft_*.log
+logs=(); for name in "${names[@]}"; do logs+=("$name.log"); done
+tar czf "$out/sft_logs.tar.gz" -C "$out" "${logs[@]}"
+( cd "$out" && rm -f "${logs[@]}" )
 ls -la "$out"
 exit "$rc"

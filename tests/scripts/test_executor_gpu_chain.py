@@ -234,3 +234,25 @@ def test_sft_budget_reaches_the_trainer(tmp_path: Path, monkeypatch) -> None:
     assert distilled.output_dir == tmp_path / "executor_distilled"
     with pytest.raises(ValueError, match=r"sft_minutes must be >= 0, got -1\.0"):
         chain.GpuChainConfig(sft_minutes=-1.0)
+
+
+def test_a_patch_size_trains_that_shape_from_random_weights(tmp_path: Path, monkeypatch) -> None:
+    """--sft_patch_size (issue 14's shape race): the model gets that patch size and no
+    initial weights; without it the SFT baseline fine-tunes the Demonstrator."""
+    chain = _chain()
+    seen = []
+    monkeypatch.setattr(chain, "train", lambda cfg: seen.append(cfg) or tmp_path)
+    cfg = chain.GpuChainConfig(stage="sft", sft_patch_size=(4, 8, 8))
+    cache = tmp_path / "expert_prompt.npz"
+    chain.distill(cfg, cache, tmp_path, "executor_sft", max_steps=9, patch_size=(4, 8, 8))
+    chain.distill(cfg, cache, tmp_path, "executor_sft", max_steps=9)
+    scratch, baseline = seen
+    assert scratch.init_from is None
+    assert scratch.model.transformer.patch_size == (4, 8, 8)
+    assert scratch.model.guidance_scale == baseline.model.guidance_scale  # the same sampler
+    assert baseline.init_from == Path("checkpoints/demonstrator_sim")
+    assert baseline.model.transformer.patch_size == (2, 8, 8)
+    with pytest.raises(ValueError, match=r"sft_patch_size must be 3 positive sizes.*\(4, 8\)"):
+        chain.GpuChainConfig(sft_patch_size=(4, 8))
+    with pytest.raises(ValueError, match=r"size_px 64 is not a multiple of patch_size \(2, 7, 7\)"):
+        chain.GpuChainConfig(sft_patch_size=(2, 7, 7))

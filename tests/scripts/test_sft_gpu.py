@@ -39,3 +39,18 @@ def test_wait_named_names_the_failed_job_with_its_log(tmp_path: Path) -> None:
     )
     assert "bad failed\nthe reason it failed\nrc=1" in done.stdout, done.stdout + done.stderr
     assert "good failed" not in done.stdout
+
+
+def test_bad_shapes_exit_2_and_name_the_value(tmp_path: Path) -> None:
+    for shapes in ("4x8", "2x8x8 4-8-8", "0x8x8"):
+        env = {**os.environ, "SHAPES": shapes, "PYTHON": "false", "RUN_DIR": str(tmp_path / "r")}
+        done = subprocess.run(
+            ["bash", "scripts/sft_gpu.sh", str(tmp_path / "out"), "1"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "SHAPES must be TxHxW patch sizes (e.g. 4x8x8), got" in done.stderr
+        assert not (tmp_path / "r").exists()
