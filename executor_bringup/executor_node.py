@@ -54,24 +54,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from control_msgs.action import FollowJointTrajectory
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
-from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+from sensor_msgs.msg import Image
 
 from calibration.rectify import rectifier_from_parameters
-from executor_bringup.action_client import SafeActionClient
+from executor_bringup.arm_wiring import arm_config, connect_arm, receive_image
 from executor_bringup.goal_media import GoalFeedback, GoalMedia
 from executor_bringup.goal_recording import GoalRecording
 from executor_bringup.goal_server import GoalServer, Job
-from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.models import load_models
 from executor_bringup.node_main import run_node
-from executor_bringup.polled_subscription import LatestMessage
-from executor_bringup.qos import command_qos, sensor_qos
-from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache, model_input_for
+from executor_bringup.ros_arm import SensorCache, model_input_for
 from executor_core.goal_runner import (
     GoalAborted,
     GoalResult,
@@ -163,7 +157,10 @@ class ExecutorNode(Node):
         )
         self._cb = ReentrantCallbackGroup()
         self.recording = GoalRecording(self, float(self.p("video_fps")), self._cb)
-        self.arm = self._make_arm()
+        self.connected = connect_arm(
+            self, self.sensors, self._cb, self._on_image, self.output_mode, self.model_input
+        )
+        self.arm = self.connected.arm
         self.arm.recording = self.recording
         self.goals = GoalServer(
             self,
@@ -202,35 +199,6 @@ class ExecutorNode(Node):
             seed=int(self.p("seed")),
         )
 
-    def _make_arm(self) -> RosArm:
-        self.create_subscription(
-            Image, "image_raw", self._on_image, sensor_qos(5), callback_group=self._cb
-        )
-        self.sensors.joint_states = LatestMessage(self, JointState, "joint_states", sensor_qos(1))
-        ctrl = self.p("controller_name")
-        hold_pub = self.create_publisher(
-            JointTrajectoryMsg, f"{ctrl}/joint_trajectory", command_qos()
-        )
-        fjt_name = f"{ctrl}/follow_joint_trajectory"
-        fjt = SafeActionClient(self, FollowJointTrajectory, fjt_name, callback_group=self._cb)
-        service = self.p("success_service")
-        verifier = (
-            self.create_client(Trigger, service, callback_group=self._cb) if service else None
-        )
-        config = self._arm_config()
-        return RosArm(self, self.sensors, config, fjt, hold_pub, verifier, self.model_input)
-
-    def _arm_config(self) -> RosArmConfig:
-        service = self.p("success_service")
-        return RosArmConfig(
-            output_mode=self.output_mode,
-            action_name=f"{self.p('controller_name')}/follow_joint_trajectory",
-            max_image_age_s=float(self.p("max_image_age_s")),
-            max_clock_skew_s=float(self.p("max_clock_skew_s")),
-            settle_timeout_s=float(self.p("settle_timeout_s")),
-            verifier_name=self.resolve_service_name(service) if service else "",
-        )
-
     def joint_positions_rad(self) -> np.ndarray | None:
         return self.sensors.joint_positions_rad()
 
@@ -244,15 +212,7 @@ class ExecutorNode(Node):
 
     # -- subscriptions
     def _on_image(self, msg: Image) -> None:
-        try:
-            rgb = image_to_rgb8(msg)
-        except ImageConversionError as exc:
-            self.sensors.reject_image(str(exc))
-            self.get_logger().error(f"rejected image_raw message: {exc}", throttle_duration_sec=2.0)
-            return
-        self.sensors.put_image(rgb, msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
-        self.media.add_camera_frame(rgb)
-        self.recording.image(msg)
+        receive_image(self, msg, self.sensors, self.media, self.recording)
 
     def shutdown_worker(self, timeout_s: float = 5.0) -> None:
         """Stop the worker after its current goal (daemon: abandoned after ``timeout_s``)."""
@@ -267,7 +227,7 @@ class ExecutorNode(Node):
         guard = Guard(timeout_s, cancel_requested=lambda: gh.is_cancel_requested)
         max_replans = goal.max_replans if goal.max_replans >= 0 else None
         # Parameters are read per goal: `ros2 param set` takes effect on the next goal.
-        self.arm.config = self._arm_config()
+        self.arm.config = arm_config(self, self.arm.config.output_mode)
         self.runner = self._runner(self.runner.video_model, self.runner.idm)
         self.recording.begin(gh, str(self.p("record_dir")))
         try:

@@ -36,25 +36,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from control_msgs.action import FollowJointTrajectory
 from executor_interfaces.action import ExecuteTask
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import Image, JointState
-from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+from sensor_msgs.msg import Image
 
 from calibration.rectify import rectifier_from_parameters
-from executor_bringup.action_client import SafeActionClient
+from executor_bringup.arm_wiring import arm_config, connect_arm, receive_image
 from executor_bringup.goal_media import GoalMedia
 from executor_bringup.goal_recording import GoalRecording
 from executor_bringup.goal_server import GoalServer, Job
-from executor_bringup.image_conversion import ImageConversionError, image_to_rgb8
 from executor_bringup.models import resolve_model_dir
 from executor_bringup.node_main import autostart_or_fail, run_node
-from executor_bringup.polled_subscription import LatestMessage
-from executor_bringup.qos import command_qos, sensor_qos
-from executor_bringup.ros_arm import RosArm, RosArmConfig, SensorCache, model_input_for
+from executor_bringup.ros_arm import SensorCache, model_input_for
 from executor_core.goal_runner import (
     GoalAborted,
     GoalObserver,
@@ -167,12 +161,7 @@ class PolicyNode(LifecycleNode):
         self.shutdown_worker()
         self.goals.destroy()
         self.goals = None
-        for sub in self._inputs:
-            self.destroy_subscription(sub)
-        self.destroy_publisher(self._hold_pub)
-        self._fjt.destroy()
-        if self.arm.verifier is not None:
-            self.destroy_client(self.arm.verifier)
+        self.connected.destroy(self)
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -199,7 +188,15 @@ class PolicyNode(LifecycleNode):
             float(self.p("executed_video_fps")),
             self.get_logger(),
         )
-        self.arm = self._make_arm()
+        self.connected = connect_arm(
+            self,
+            self.sensors,
+            self._cb,
+            self._on_image,
+            str(self.p("output_mode")),
+            model_input_for(self.rectifier),
+        )
+        self.arm = self.connected.arm
         self.arm.recording = self.recording
         self.goals = GoalServer(
             self,
@@ -252,50 +249,9 @@ class PolicyNode(LifecycleNode):
             timeout_s=float(self.p("goal_timeout_s")),
         )
 
-    def _make_arm(self) -> RosArm:
-        image_sub = self.create_subscription(
-            Image, "image_raw", self._on_image, sensor_qos(5), callback_group=self._cb
-        )
-        self.sensors.joint_states = LatestMessage(self, JointState, "joint_states", sensor_qos(1))
-        self._inputs = [image_sub, self.sensors.joint_states.subscription]
-        ctrl = self.p("controller_name")
-        self._hold_pub = self.create_publisher(
-            JointTrajectoryMsg, f"{ctrl}/joint_trajectory", command_qos()
-        )
-        self._fjt = SafeActionClient(
-            self, FollowJointTrajectory, f"{ctrl}/follow_joint_trajectory", callback_group=self._cb
-        )
-        service = self.p("success_service")
-        verifier = (
-            self.create_client(Trigger, service, callback_group=self._cb) if service else None
-        )
-        model_input = model_input_for(self.rectifier)
-        return RosArm(
-            self, self.sensors, self._arm_config(), self._fjt, self._hold_pub, verifier, model_input
-        )
-
-    def _arm_config(self) -> RosArmConfig:
-        service = self.p("success_service")
-        return RosArmConfig(
-            output_mode=str(self.p("output_mode")),
-            action_name=f"{self.p('controller_name')}/follow_joint_trajectory",
-            max_image_age_s=float(self.p("max_image_age_s")),
-            max_clock_skew_s=float(self.p("max_clock_skew_s")),
-            settle_timeout_s=float(self.p("settle_timeout_s")),
-            verifier_name=self.resolve_service_name(service) if service else "",
-        )
-
     # -- subscriptions
     def _on_image(self, msg: Image) -> None:
-        try:
-            rgb = image_to_rgb8(msg)
-        except ImageConversionError as exc:
-            self.sensors.reject_image(str(exc))
-            self.get_logger().error(f"rejected image_raw message: {exc}", throttle_duration_sec=2.0)
-            return
-        self.sensors.put_image(rgb, msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
-        self.media.add_camera_frame(rgb)
-        self.recording.image(msg)
+        receive_image(self, msg, self.sensors, self.media, self.recording)
 
     def shutdown_worker(self, timeout_s: float = 5.0) -> None:
         """Stop the worker after its current goal (daemon: abandoned after ``timeout_s``)."""
@@ -311,7 +267,7 @@ class PolicyNode(LifecycleNode):
         gh, goal = job.goal_handle, job.goal_handle.request
         # Parameters are read per goal: `ros2 param set` takes effect on the next goal.
         self.runner = GoalRunner.for_policy(self.policy, self.robot, self._runner_config())
-        self.arm.config = self._arm_config()
+        self.arm.config = arm_config(self, self.arm.config.output_mode)
         timeout_s = goal.timeout_s if goal.timeout_s > 0 else self.runner.config.timeout_s
         guard = Guard(
             timeout_s, cancel_requested=lambda: gh.is_cancel_requested or not self._accepting

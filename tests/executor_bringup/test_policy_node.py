@@ -208,8 +208,15 @@ def test_lifecycle_in_process(graph, tmp_path: Path) -> None:
         assert res.result.message == "no valid image received on image_raw yet"
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert not result_of(client.send_goal_async(goal), 10).accepted  # inactive again
+        inputs = ("image_raw", "joint_states")
+        assert sum(s.topic_name.endswith(inputs) for s in node.subscriptions) == 2
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        # the camera and joint-state subscriptions, the hold publisher, the action client
+        # and the verifier went with it (executor_bringup.arm_wiring.ConnectedArm.destroy)
+        assert not any(s.topic_name.endswith(inputs) for s in node.subscriptions)
+        assert not any(p.topic_name.endswith("joint_trajectory") for p in node.publishers)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS  # reconfigurable
+        assert sum(s.topic_name.endswith(inputs) for s in node.subscriptions) == 2
         node.shutdown_worker()
     finally:
         session.close()

@@ -1,5 +1,5 @@
-"""``scripts/sft_gpu.sh`` (the SFT baseline given more compute on a GPU machine): a step
-count that is not a positive integer exits 2 before anything is set up or trained."""
+"""``scripts/sft_gpu.sh`` (the SFT baseline given more compute, or the shape race, on a GPU
+machine): bad input exits 2 before anything is set up or trained."""
 
 from __future__ import annotations
 
@@ -7,22 +7,37 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_bad_step_counts_exit_2_and_name_the_value(tmp_path: Path) -> None:
-    for steps in ("0", "800 x", "-5"):
-        env = {**os.environ, "STEPS": steps, "PYTHON": "false", "RUN_DIR": str(tmp_path / "run")}
-        done = subprocess.run(
-            ["bash", "scripts/sft_gpu.sh", str(tmp_path / "out"), "1"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 2, done.stderr
-        assert "STEPS must be positive integers, got" in done.stderr
-        assert not (tmp_path / "run").exists()
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("STEPS", "0", "STEPS must be positive integers, got '0'"),
+        ("STEPS", "800 x", "STEPS must be positive integers, got 'x'"),
+        ("STEPS", "-5", "STEPS must be positive integers, got '-5'"),
+        ("SHAPES", "4x8", "SHAPES must be TxHxW patch sizes (e.g. 4x8x8), got '4x8'"),
+        ("SHAPES", "2x8x8 4-8-8", "SHAPES must be TxHxW patch sizes (e.g. 4x8x8), got '4-8-8'"),
+        ("SHAPES", "0x8x8", "SHAPES must be TxHxW patch sizes (e.g. 4x8x8), got '0x8x8'"),
+    ],
+)
+def test_bad_values_exit_2_and_name_the_value(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    """A bad step count or patch size exits 2 before anything is set up or trained."""
+    env = {**os.environ, variable: value, "PYTHON": "false", "RUN_DIR": str(tmp_path / "run")}
+    done = subprocess.run(
+        ["bash", "scripts/sft_gpu.sh", str(tmp_path / "out"), "1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_wait_named_names_the_failed_job_with_its_log(tmp_path: Path) -> None:
@@ -39,18 +54,3 @@ def test_wait_named_names_the_failed_job_with_its_log(tmp_path: Path) -> None:
     )
     assert "bad failed\nthe reason it failed\nrc=1" in done.stdout, done.stdout + done.stderr
     assert "good failed" not in done.stdout
-
-
-def test_bad_shapes_exit_2_and_name_the_value(tmp_path: Path) -> None:
-    for shapes in ("4x8", "2x8x8 4-8-8", "0x8x8"):
-        env = {**os.environ, "SHAPES": shapes, "PYTHON": "false", "RUN_DIR": str(tmp_path / "r")}
-        done = subprocess.run(
-            ["bash", "scripts/sft_gpu.sh", str(tmp_path / "out"), "1"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 2, done.stderr
-        assert "SHAPES must be TxHxW patch sizes (e.g. 4x8x8), got" in done.stderr
-        assert not (tmp_path / "r").exists()
