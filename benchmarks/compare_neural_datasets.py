@@ -30,6 +30,17 @@ image policy it replaced as the headline:
         --policy_runs expert_only=$OLD,hp_expert_only=$P/report/episodes.jsonl \\
         --output $P/report/against_image_policy/held_out_expert_only.json
 
+``--candidate_runs`` compares outputs of ``benchmarks/bench_candidate_critics.py`` made with
+the same Executor and seeds, so the same imagined videos, executed by other IDMs. Every
+video counts (pooled; an item's videos are resampled together), and ``--depicted_only`` keeps the
+videos the programmatic judge passes, those that *show* the task done. That splits the
+loss between what is imagined and how it is followed:
+
+    D=checkpoints/executor_sim/results/idm_goal_degrade/critics_validation
+    .venv/bin/python benchmarks/compare_neural_datasets.py --depicted_only \\
+        --candidate_runs idm_sim=${D}_idm_sim.json,degrade=${D}_degrade.json \\
+        --output ${D}_depicted_compare.json
+
 Writes one JSON (atomically) and prints it. Bad input exits 2 and names the value.
 """
 
@@ -111,6 +122,34 @@ def read_policy_run(path: Path, condition: str, split: str) -> dict[str, dict[st
     }
 
 
+def read_candidate_run(path: Path, depicted_only: bool) -> dict[str, dict[str, Any]]:
+    """item id -> the record the comparison reads: one outcome per imagined video (only those
+    the programmatic judge passes with ``depicted_only``), and the videos' judge readings,
+    which must match across the compared runs."""
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file")
+    records = json.loads(path.read_text()).get("records") or []
+    if not records or "candidates" not in records[0]:
+        raise ValueError(f"{str(path)!r} is not a bench_candidate_critics output")
+    out = {}
+    for r in records:
+        kept = [c for c in r["candidates"] if c["prog_success"] or not depicted_only]
+        if kept:
+            out[r["item_id"]] = {
+                "task_family": r["family"],
+                "camera_jittered": False,
+                "executed_success": [bool(c["executed"]) for c in kept],
+                "videos": [(c["prog_score"], c["ea_score"]) for c in kept],
+            }
+    return out
+
+
+def outcomes_of(record: dict[str, Any]) -> list[bool]:
+    """An item's executed outcomes: one, or one per video of a candidate run."""
+    executed = record["executed_success"]
+    return [bool(e) for e in executed] if isinstance(executed, list) else [bool(executed)]
+
+
 def compare(datasets: dict[str, dict[str, dict[str, Any]]], level: float = 0.95) -> dict[str, Any]:
     names = list(datasets)
     base = datasets[names[0]]
@@ -118,17 +157,21 @@ def compare(datasets: dict[str, dict[str, dict[str, Any]]], level: float = 0.95)
         if set(datasets[name]) != set(base):
             only = sorted(set(datasets[name]) ^ set(base))[:5]
             raise ValueError(f"{name!r} and {names[0]!r} hold other items, e.g. {only}")
+        if other := [i for i in base if datasets[name][i].get("videos") != base[i].get("videos")]:
+            raise ValueError(
+                f"{name!r} and {names[0]!r} imagined other videos, e.g. for {other[0]!r}"
+            )
     out: dict[str, Any] = {"interval_level": level}
     for group, keep in GROUPS.items():
         ids = sorted(i for i, r in base.items() if keep(r))
         if not ids:
             continue
         row: dict[str, Any] = {"n": len(ids)}
-        outcomes = {
-            n: {i: [bool(d[i]["executed_success"])] for i in ids} for n, d in datasets.items()
-        }
+        outcomes = {n: {i: outcomes_of(d[i]) for i in ids} for n, d in datasets.items()}
+        if any(len(v) > 1 for v in outcomes[names[0]].values()):
+            row["samples"] = sum(len(v) for v in outcomes[names[0]].values())
         for name in names:
-            row[name] = sum(v[0] for v in outcomes[name].values())
+            row[name] = sum(sum(v) for v in outcomes[name].values())
             if name != names[0]:
                 d, low, high = paired_difference(outcomes[name], outcomes[names[0]], level=level)
                 row[f"{name}_minus_{names[0]}"] = [round(100 * x, 1) for x in (d, low, high)]
@@ -145,6 +188,14 @@ def main(argv: list[str] | None = None) -> None:
     source.add_argument(
         "--policy_runs", help="condition=executor-dreamgen episodes.jsonl,... (2 or more)"
     )
+    source.add_argument(
+        "--candidate_runs", help="name=bench_candidate_critics JSON,... (2 or more)"
+    )
+    parser.add_argument(
+        "--depicted_only",
+        action="store_true",
+        help="--candidate_runs: only the videos the programmatic judge passes",
+    )
     parser.add_argument("--variant", default="per_interval", help="--goal_runs: the profile")
     parser.add_argument("--split", default="held_out", help="--policy_runs: the split")
     parser.add_argument(
@@ -154,12 +205,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 0.0 < args.level < 1.0:
         parser.error(f"--level must be in (0, 1), got {args.level!r}")
+    if args.depicted_only and not args.candidate_runs:
+        parser.error("--depicted_only reads --candidate_runs")
     datasets: dict[str, dict[str, dict[str, Any]]] = {}
     try:
         readers: dict[str, Callable[[str, Path], dict[str, dict[str, Any]]]] = {
             "datasets": lambda _name, path: read_episodes(path),
             "goal_runs": lambda _name, path: read_goal_run(path, args.variant),
             "policy_runs": lambda name, path: read_policy_run(path, name, args.split),
+            "candidate_runs": lambda _name, path: read_candidate_run(path, args.depicted_only),
         }
         source_name = next(n for n in readers if getattr(args, n))
         flag, text = f"--{source_name}", getattr(args, source_name)

@@ -173,3 +173,45 @@ def test_level_sets_the_interval_and_is_recorded(tmp_path: Path) -> None:
     done = _run("--datasets", f"a={a},b={b}", "--level", "95", "--output", str(tmp_path / "x"))
     assert done.returncode == 2
     assert "--level must be in (0, 1), got 95.0" in done.stderr
+
+
+def _candidate_run(path: Path, executed: list[list[bool]], shown: list[list[bool]]) -> Path:
+    """A bench_candidate_critics output: per item, its videos' outcomes and judge readings."""
+    records = [
+        {
+            "item_id": f"seen-{i}",
+            "family": ("push", "stack")[i % 2],
+            "candidates": [
+                {"executed": e, "prog_success": p, "prog_score": float(p), "ea_score": 0.5 + j}
+                for j, (e, p) in enumerate(zip(ex, sh, strict=True))
+            ],
+        }
+        for i, (ex, sh) in enumerate(zip(executed, shown, strict=True))
+    ]
+    path.write_text(json.dumps({"records": records}))
+    return path
+
+
+def test_candidate_runs_count_every_video_or_the_depicted_ones(tmp_path: Path) -> None:
+    shown = [[True, False], [True, True], [False, False]]
+    a = _candidate_run(tmp_path / "a.json", [[False, True], [False, False], [True, False]], shown)
+    b = _candidate_run(tmp_path / "b.json", [[True, True], [True, False], [True, False]], shown)
+    runs = f"--candidate_runs=sharp={a},blur={b}"
+    done = _run(runs, f"--output={tmp_path / 'all.json'}")
+    assert done.returncode == 0, done.stderr
+    every = json.loads((tmp_path / "all.json").read_text())["all"]
+    assert (every["n"], every["samples"], every["sharp"], every["blur"]) == (3, 6, 2, 4)
+    done = _run(runs, "--depicted_only", f"--output={tmp_path / 'shown.json'}")
+    assert done.returncode == 0, done.stderr
+    depicted = json.loads((tmp_path / "shown.json").read_text())
+    # item 2 shows nothing and drops out; items 0 and 1 keep 1 and 2 videos
+    assert (depicted["all"]["n"], depicted["all"]["samples"]) == (2, 3)
+    assert (depicted["all"]["sharp"], depicted["all"]["blur"]) == (0, 2)
+    assert depicted["all"]["blur_minus_sharp"][0] == 66.7  # 2 more of the 3 videos shown
+    other = _candidate_run(tmp_path / "c.json", [[True, True]] * 3, [[False, True]] * 3)
+    done = _run(f"--candidate_runs=sharp={a},other={other}", f"--output={tmp_path / 'x.json'}")
+    assert done.returncode == 2
+    assert "'other' and 'sharp' imagined other videos, e.g. for 'seen-0'" in done.stderr
+    done = _run(f"--goal_runs=sharp={a},blur={b}", "--depicted_only", f"--output={tmp_path / 'y'}")
+    assert done.returncode == 2
+    assert "--depicted_only reads --candidate_runs" in done.stderr
