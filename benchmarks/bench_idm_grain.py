@@ -494,40 +494,38 @@ def parse_numbers(text: str, flag: str) -> tuple[float, ...]:
         raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}") from None
 
 
-def parse_degrade(text: str) -> tuple[tuple[float, float], ...]:
-    """ "0.7:0,0.7:10" -> ((0.7, 0.0), (0.7, 10.0))."""
+def parse_pairs(text: str, flag: str, form: str, convert: Callable[[str, str], Any]) -> tuple:
+    """Comma-separated ``A:B`` items, each through ``convert`` (a ValueError there, or a
+    missing colon, names the item and the ``form`` expected)."""
     out = []
     for item in (v.strip() for v in text.split(",")):
         if not item:
             continue
         try:
-            blur_text, noise_text = item.split(":")
-            out.append((float(blur_text), float(noise_text)))
+            left, right = item.split(":")
+            out.append(convert(left, right))
         except ValueError:
-            raise ValueError(
-                f"--degrade items are BLUR_PX:NOISE_STD (e.g. 0.7:10), got {item!r}"
-            ) from None
+            raise ValueError(f"{flag} items are {form}, got {item!r}") from None
     return tuple(out)
+
+
+def parse_degrade(text: str) -> tuple[tuple[float, float], ...]:
+    """ "0.7:0,0.7:10" -> ((0.7, 0.0), (0.7, 10.0))."""
+    return parse_pairs(
+        text, "--degrade", "BLUR_PX:NOISE_STD (e.g. 0.7:10)", lambda b, n: (float(b), float(n))
+    )
+
+
+def _ceiling(patch_text: str, rank_text: str) -> tuple[Patch, int]:
+    sizes = tuple(int(v) for v in patch_text.split("x"))
+    if len(sizes) != 3:
+        raise ValueError(patch_text)
+    return (sizes[0], sizes[1], sizes[2]), int(rank_text)
 
 
 def parse_ceilings(text: str) -> tuple[tuple[Patch, int], ...]:
     """ "2x8x8:160,2x16x16:320" -> (((2, 8, 8), 160), ((2, 16, 16), 320))."""
-    out = []
-    for item in (v.strip() for v in text.split(",")):
-        if not item:
-            continue
-        try:
-            patch_text, rank_text = item.split(":")
-            sizes = tuple(int(v) for v in patch_text.split("x"))
-            rank = int(rank_text)
-        except ValueError:
-            raise ValueError(
-                f"--pca_ceilings items are TxHxW:RANK (e.g. 2x8x8:160), got {item!r}"
-            ) from None
-        if len(sizes) != 3:
-            raise ValueError(f"--pca_ceilings patch must be TxHxW, got {patch_text!r}")
-        out.append(((sizes[0], sizes[1], sizes[2]), rank))
-    return tuple(out)
+    return parse_pairs(text, "--pca_ceilings", "TxHxW:RANK (e.g. 2x8x8:160)", _ceiling)
 
 
 @cli_main("bench_idm_grain")

@@ -141,7 +141,7 @@ def test_pca_ceilings_parse_and_bad_ones_name_the_value(
     assert bench.parse_ceilings("2x8x8:160, 4x8x8:64") == (((2, 8, 8), 160), ((4, 8, 8), 64))
     out = str(tmp_path / "g.json")
     assert bench.main(["--output", out, "--pca_ceilings", "2x8:160"]) == 2
-    assert "--pca_ceilings patch must be TxHxW, got '2x8'" in capsys.readouterr().err
+    assert "items are TxHxW:RANK (e.g. 2x8x8:160), got '2x8:160'" in capsys.readouterr().err
     assert bench.main(["--output", out, "--pca_ceilings", "2x8x8"]) == 2
     assert "items are TxHxW:RANK (e.g. 2x8x8:160), got '2x8x8'" in capsys.readouterr().err
     assert bench.main(["--output", out, "--pca_ceilings", "2x8x8:400"]) == 2
