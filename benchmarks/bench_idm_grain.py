@@ -156,12 +156,17 @@ def iid_grain(episode: EpisodeArrays, std: float, seed: int) -> EpisodeArrays:
     return with_noise(episode, torch.randn(episode.frames.shape, generator=gen) * std)
 
 
+def blur(frames: np.ndarray, sigma_px: float) -> np.ndarray:
+    """(T, S, S, 3) -> float32 frames blurred by a Gaussian of ``sigma_px`` (0: a copy)."""
+    x = frames.astype(np.float32)
+    return x if sigma_px == 0 else np.stack([cv2.GaussianBlur(f, (0, 0), sigma_px) for f in x])
+
+
 def degraded(episode: EpisodeArrays, blur_px: float, noise_std: float, seed: int) -> EpisodeArrays:
     """Every frame blurred by ``blur_px`` (Gaussian sigma), then ``iid_grain`` of
     ``noise_std``."""
     if blur_px > 0:
-        frames = episode.frames.permute(0, 2, 3, 1).numpy().astype(np.float32)
-        blurred = np.stack([cv2.GaussianBlur(f, (0, 0), blur_px) for f in frames])
+        blurred = blur(episode.frames.permute(0, 2, 3, 1).numpy(), blur_px)
         as_uint8 = torch.from_numpy(blurred).round().clamp(0, 255).to(torch.uint8)
         episode = replace(episode, frames=as_uint8.permute(0, 3, 1, 2).contiguous())
     return iid_grain(episode, noise_std, seed)
@@ -169,12 +174,6 @@ def degraded(episode: EpisodeArrays, blur_px: float, noise_std: float, seed: int
 
 BLUR_GRID_PX = np.round(np.arange(0.0, 3.01, 0.1), 2)
 NOISE_GRID_STD = np.arange(0.0, 20.1, 0.5)
-
-
-def blur(frames: np.ndarray, sigma_px: float) -> np.ndarray:
-    """(T, S, S, 3) -> float32 frames blurred by a Gaussian of ``sigma_px`` (0: a copy)."""
-    x = frames.astype(np.float32)
-    return x if sigma_px == 0 else np.stack([cv2.GaussianBlur(f, (0, 0), sigma_px) for f in x])
 
 
 def best_blur_px(true: np.ndarray, drawn: np.ndarray) -> float:
@@ -242,8 +241,7 @@ def fit_to_regenerated(cfg: GrainConfig, stride: int, episodes: list[EpisodeArra
 
 def high_pass(frames: np.ndarray) -> np.ndarray:
     """(T, S, S, 3) -> the frames minus their 1 px Gaussian blur, float32."""
-    x = frames.astype(np.float32)
-    return x - np.stack([cv2.GaussianBlur(f, (0, 0), 1.0) for f in x])
+    return frames.astype(np.float32) - blur(frames, 1.0)
 
 
 def grain_residuals(cfg: GrainConfig) -> np.ndarray:

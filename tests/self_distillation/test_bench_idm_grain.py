@@ -60,19 +60,6 @@ def test_high_pass_of_a_flat_image_is_zero_and_of_a_dot_is_not(bench: ModuleType
     assert high_freq_energy(dot) > high_freq_energy(flat)
 
 
-def test_bad_input_exits_2(
-    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    out = str(tmp_path / "g.json")
-    assert bench.main(["--output", out, "--noise_std", "2,4"]) == 2
-    assert "must include 0 (the clean goals), got (2.0, 4.0)" in capsys.readouterr().err
-    assert bench.main(["--output", out, "--noise_std", "0,x"]) == 2
-    assert "--noise_std must be comma-separated numbers, got '0,x'" in capsys.readouterr().err
-    assert bench.main(["--output", out, "--grainy", str(tmp_path)]) == 2
-    assert "grainy and reference go together" in capsys.readouterr().err
-    assert not (tmp_path / "g.json").exists()
-
-
 # ------------------------------------------------ what a pixel-space output head can draw
 def test_patches_round_trip_in_the_heads_order(bench: ModuleType) -> None:
     frames = torch.randint(0, 256, (4, 3, 8, 16), dtype=torch.uint8)
@@ -135,22 +122,6 @@ def test_a_full_rank_span_keeps_the_frames_and_a_low_rank_one_does_not(bench: Mo
     assert torch.equal(moved.state_rad, episodes[0].state_rad)
 
 
-def test_pca_ceilings_parse_and_bad_ones_name_the_value(
-    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    assert bench.parse_ceilings("2x8x8:160, 4x8x8:64") == (((2, 8, 8), 160), ((4, 8, 8), 64))
-    out = str(tmp_path / "g.json")
-    assert bench.main(["--output", out, "--pca_ceilings", "2x8:160"]) == 2
-    assert "items are TxHxW:RANK (e.g. 2x8x8:160), got '2x8:160'" in capsys.readouterr().err
-    assert bench.main(["--output", out, "--pca_ceilings", "2x8x8"]) == 2
-    assert "items are TxHxW:RANK (e.g. 2x8x8:160), got '2x8x8'" in capsys.readouterr().err
-    assert bench.main(["--output", out, "--pca_ceilings", "2x8x8:400"]) == 2
-    assert "rank 400 is not in [1, 384]" in capsys.readouterr().err
-    assert bench.main(["--output", out, "--span_of", str(tmp_path / "nope")]) == 2
-    assert "no such video pipeline folder" in capsys.readouterr().err
-    assert not (tmp_path / "g.json").exists()
-
-
 def test_degraded_goals_are_blurred_then_noised(bench: ModuleType) -> None:
     frames = torch.zeros(3, 3, 16, 16, dtype=torch.uint8)
     frames[:, :, :, 8:] = 255
@@ -164,21 +135,39 @@ def test_degraded_goals_are_blurred_then_noised(bench: ModuleType) -> None:
     noisy = bench.degraded(episode, 1.0, 8.0, seed=0)
     assert not torch.equal(noisy.frames, blurred.frames)
     assert torch.equal(noisy.frames, bench.degraded(episode, 1.0, 8.0, seed=0).frames)
+
+
+def test_pca_ceilings_and_degradations_parse(bench: ModuleType) -> None:
+    assert bench.parse_ceilings("2x8x8:160, 4x8x8:64") == (((2, 8, 8), 160), ((4, 8, 8), 64))
     assert bench.parse_degrade("0.7:0, 1.2:10") == ((0.7, 0.0), (1.2, 10.0))
 
 
-def test_bad_degrade_items_exit_2(
-    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--noise_std", "2,4"], "must include 0 (the clean goals), got (2.0, 4.0)"),
+        (["--noise_std", "0,x"], "--noise_std must be comma-separated numbers, got '0,x'"),
+        (["--grainy", "."], "grainy and reference go together"),
+        (["--pca_ceilings", "2x8:160"], "items are TxHxW:RANK (e.g. 2x8x8:160), got '2x8:160'"),
+        (["--pca_ceilings", "2x8x8"], "items are TxHxW:RANK (e.g. 2x8x8:160), got '2x8x8'"),
+        (["--pca_ceilings", "2x8x8:400"], "rank 400 is not in [1, 384]"),
+        (["--span_of", "nope"], "no such video pipeline folder: 'nope'"),
+        (["--degrade", "0.7"], "--degrade items are BLUR_PX:NOISE_STD (e.g. 0.7:10), got '0.7'"),
+        (["--degrade", "9:0"], "got (9.0, 0.0)"),
+        (["--fit_to", "nope.npz"], "no such re-generated clips file: 'nope.npz'"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_value(
+    bench: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
 ) -> None:
-    out = str(tmp_path / "g.json")
-    assert bench.main(["--output", out, "--degrade", "0.7"]) == 2
-    assert "--degrade items are BLUR_PX:NOISE_STD (e.g. 0.7:10), got '0.7'" in (
-        capsys.readouterr().err
-    )
-    assert bench.main(["--output", out, "--degrade", "9:0"]) == 2
-    assert "got (9.0, 0.0)" in capsys.readouterr().err
-    assert bench.main(["--output", out, "--fit_to", str(tmp_path / "nope.npz")]) == 2
-    assert "no such re-generated clips file" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    assert bench.main(["--output", str(tmp_path / "g.json"), *args]) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "g.json").exists()
 
 
