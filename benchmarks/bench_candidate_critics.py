@@ -14,6 +14,13 @@ reported on the benchmark's split:
         --output checkpoints/executor_sim/results/candidates/critics_validation.json
 
 Prints one JSON summary; writes it, with every candidate's record, to ``--output``.
+``--item_folder`` reads training items (a task-item folder, seeds below the benchmark's)
+instead of a split; ``--save_videos`` also writes every candidate's frames with its
+executed label, the training data of the learned execution critic (``execution_critic``):
+
+    .venv/bin/python benchmarks/bench_candidate_critics.py --item_folder \
+        outputs/wt/pack512/proposals --items 256 --model checkpoints/executor_anchor_sim \
+        --output outputs/critic_data/train.json --save_videos outputs/critic_data/train.npz
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from execution_critic.train_critic import rank_auc
+from executor_core.atomic_io import write_npz_atomic
 from executor_core.goal_runner import CANDIDATE_SEED_STRIDE
 from executor_core.policy import Critique, best_candidate
 from self_distillation.closed_loop import load_sim_stack, task_for_item, write_bench_result
@@ -40,7 +49,7 @@ from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, 
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
 from self_distillation.judges.programmatic import ProgrammaticJudge
 from self_distillation.stats import paired_difference, success_rate
-from self_distillation.task_items import TaskItem
+from self_distillation.task_items import TaskItem, items_of_families, load_items
 from self_distillation.worldtasks_splits import SplitSpec, build_split, item_family
 
 logger = logging.getLogger("bench_candidate_critics")
@@ -103,17 +112,30 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
                 "prog_score": float(prog.score),
             }
         )
-    return {"item_id": item.item_id, "family": item_family(item), "candidates": candidates}
+    return {
+        "item_id": item.item_id,
+        "family": item_family(item),
+        "prompt": item.prompt,
+        "candidates": candidates,
+        "videos": np.stack(videos),
+    }
 
 
-def _auc(scores: list[float], labels: list[bool]) -> float | None:
-    """P(score of an executing video > one that does not), ties half."""
-    pos = [s for s, y in zip(scores, labels, strict=True) if y]
-    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
-    if not pos or not neg:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
+def save_videos(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Every candidate's frames (N, T, H, W, 3) uint8 with its executed label and item."""
+    n = len(rows[0]["candidates"])
+    write_npz_atomic(
+        path,
+        {
+            "videos": np.concatenate([r["videos"] for r in rows]),
+            "executed": np.array([c["executed"] for r in rows for c in r["candidates"]]),
+            "item_index": np.repeat(np.arange(len(rows)), n),
+            "candidate": np.tile(np.arange(n), len(rows)),
+            "item_id": np.array([r["item_id"] for r in rows for _ in range(n)]),
+            "family": np.array([r["family"] for r in rows for _ in range(n)]),
+            "prompt": np.array([r["prompt"] for r in rows for _ in range(n)]),
+        },
+    )
 
 
 def _rate(hits: dict[str, bool]) -> dict[str, Any]:
@@ -129,7 +151,8 @@ def summarize(rows: list[dict[str, Any]], max_k: int) -> dict[str, Any]:
         "candidates": len(flat),
         "execution_rate_per_candidate": float(np.mean(labels)),
         "auc_executed": {
-            name: _auc([critic(c).score for c in flat], labels) for name, critic in CRITICS.items()
+            name: rank_auc(np.array([critic(c).score for c in flat]), np.array(labels))
+            for name, critic in CRITICS.items()
         },
         "precision_of_accepted": {},
     }
@@ -174,6 +197,13 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="seen")
+    parser.add_argument(
+        "--item_folder", type=Path, default=None, help="task items instead of --split's"
+    )
+    parser.add_argument("--save_videos", type=Path, default=None, help="an .npz to write")
+    parser.add_argument(
+        "--families", default="", help="with --item_folder: only these (comma-separated)"
+    )
     parser.add_argument("--first_seed", type=int, default=1_400_000)
     parser.add_argument("--items", type=int, default=48)
     parser.add_argument("--candidates", type=int, default=8)
@@ -188,12 +218,27 @@ def main() -> int:
             f"{args.items}, {args.workers}"
         )
     t0 = time.perf_counter()
-    items = build_split(SplitSpec(args.split, args.items, args.first_seed))
+    if args.save_videos is not None and args.save_videos.suffix != ".npz":
+        parser.error(f"--save_videos must end in .npz, got {str(args.save_videos)!r}")
+    if args.item_folder is None:
+        items = build_split(SplitSpec(args.split, args.items, args.first_seed))
+    else:
+        items = load_items(args.item_folder)
+        if args.families:
+            items = items_of_families(items, args.families.split(","))
+        items = items[: args.items]
+        if len(items) < args.items:
+            parser.error(f"--item_folder holds {len(items)} items, fewer than --items {args.items}")
     job = Job(args.model, args.idm, args.candidates)
     with ProcessPoolExecutor(args.workers, mp.get_context("spawn"), _init, (job,)) as pool:
         rows = list(pool.map(_run_item, items))
+    if args.save_videos is not None:
+        save_videos(args.save_videos, rows)
+    for row in rows:
+        del row["videos"]
     summary = summarize(rows, args.candidates)
-    fields = {"split": args.split, "first_seed": args.first_seed, "model": args.model}
+    split = args.split if args.item_folder is None else str(args.item_folder)
+    fields = {"split": split, "first_seed": args.first_seed, "model": args.model}
     write_bench_result(
         args.output,
         "benchmarks/bench_candidate_critics.py",

@@ -60,7 +60,7 @@ from self_distillation.closed_loop import (
     write_bench_result,
 )
 from self_distillation.demo_generation import item_seed
-from self_distillation.judges.critic import CRITIC_JUDGES
+from self_distillation.judges.critic import CRITIC_JUDGES, check_critic_judge
 from self_distillation.stats import mean_interval, paired_difference, success_rate
 from self_distillation.task_items import TaskItem
 from self_distillation.worldtasks_splits import SplitSpec, build_split, item_family
@@ -92,6 +92,7 @@ class Job:
     image_size_px: int
     model: str
     critic: str
+    critic_path: str = ""
 
 
 _STATE: dict[str, Any] = {}
@@ -119,6 +120,7 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
             retime_profile=variant.profile,
             num_candidates=variant.candidates,
             candidate_judge=job.critic,
+            critic_path=job.critic_path,
         )
         t0 = time.perf_counter()
         result = run_stack(env, item, job.condition, _STATE["model"], _STATE["idm"], cfg, seed)
@@ -239,6 +241,7 @@ def main() -> int:
     parser.add_argument("--profiles", default=",".join(RETIME_PROFILES))
     parser.add_argument("--candidates", default="1", help="imagined videos per segment, e.g. 1,4")
     parser.add_argument("--critic", default="execution_aware", choices=CRITIC_JUDGES)
+    parser.add_argument("--critic_path", default="", help="the execution critic (--critic learned)")
     parser.add_argument("--idm", default="checkpoints/idm_sim")
     parser.add_argument("--model", default="", help="video model folder (default: the condition's)")
     parser.add_argument("--baseline", type=Path, help="an earlier output on the same items")
@@ -255,6 +258,10 @@ def main() -> int:
         parser.error(f"--candidates {args.candidates!r}: not a list of integers")
     if not counts or min(counts) < 1:
         parser.error(f"--candidates {args.candidates!r}: need integers >= 1")
+    try:
+        check_critic_judge(args.critic, args.critic_path)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.workers < 1 or args.items < 1:
         parser.error(f"need --workers >= 1 and --items >= 1, got {args.workers}, {args.items}")
     variants = tuple(Variant(p, k) for p in profiles for k in counts)
@@ -262,7 +269,7 @@ def main() -> int:
     t0 = time.perf_counter()
     items = build_split(SplitSpec(args.split, args.items, args.first_seed))
     model = args.model or MODELS[args.condition]
-    job = Job(args.condition, variants, args.idm, 64, model, args.critic)
+    job = Job(args.condition, variants, args.idm, 64, model, args.critic, args.critic_path)
     # a worker that cannot start breaks this pool (multiprocessing.Pool restarts it forever)
     context = mp.get_context("spawn")
     with ProcessPoolExecutor(args.workers, context, _init, (job,)) as pool:
@@ -276,6 +283,7 @@ def main() -> int:
         "condition": args.condition,
         "model": job.model,
         "critic": args.critic if max(counts) > 1 else None,
+        "critic_path": args.critic_path or None,
     }
     write_bench_result(
         args.output,

@@ -26,6 +26,7 @@ import numpy as np
 
 from executor_core.config_cli import OneLineArgumentParser, cli_main, parse_named_paths
 from executor_core.frame_stats import high_freq_energy
+from executor_core.frames import resample_frames
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.demo_generation import item_seed
 from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_videos
@@ -34,7 +35,6 @@ from self_distillation.judging import episode_for_item
 from self_distillation.stats import mean_interval
 from self_distillation.task_items import TaskItem, check_task_families, items_of_families, write_png
 from self_distillation.video_models import load_video_pipeline
-from self_distillation.worldtasks import resample_frames
 from self_distillation.worldtasks_report import strip_image
 from self_distillation.worldtasks_splits import SPLITS, SplitSpec, build_split
 

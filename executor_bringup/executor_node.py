@@ -31,6 +31,8 @@ Policy:
 - ``num_candidates`` > 1 imagines that many videos per segment and tracks the one
   ``candidate_judge`` rates best (``self_distillation.judges.critic.make_critic``); only that one
   is written to ``video_dir`` and recorded. Each costs one more imagining per segment.
+  ``candidate_judge: learned`` reads the execution critic at ``critic_path``
+  (``execution_critic``); a missing folder fails the node at startup, naming it.
 - Each imagined video is written to ``video_dir`` (``<goal>_<segment>.mp4``) while the arm
   moves; the camera frames received while a segment executes and is verified (at most
   ``executed_video_fps``) go next to it (``<goal>_<segment>_executed.mp4``).
@@ -111,6 +113,7 @@ PARAMETERS = {  # name -> default; the runner's settings default to the runner's
     "retime_profile": RUNNER_DEFAULTS.retime_profile,
     "num_candidates": RUNNER_DEFAULTS.num_candidates,
     "candidate_judge": "execution_aware",
+    "critic_path": "",  # the execution critic's folder, for candidate_judge "learned"
 }
 
 
@@ -181,7 +184,9 @@ class ExecutorNode(Node):
 
     def _runner(self, video_model: object, idm: object) -> GoalRunner:
         config = self._runner_config()
-        critic = make_critic(str(self.p("candidate_judge")), config.num_candidates)
+        critic = make_critic(
+            str(self.p("candidate_judge")), config.num_candidates, str(self.p("critic_path"))
+        )
         return GoalRunner(video_model, idm, self.robot, config, critic=critic)
 
     def _runner_config(self) -> GoalRunnerConfig:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 @contextmanager
 def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
@@ -98,6 +100,14 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_json_atomic(path: str | Path, payload: Any, indent: int | None = 2) -> Path:
     """JSON with a trailing newline, written atomically."""
     return write_text_atomic(path, json.dumps(payload, indent=indent) + "\n")
+
+
+def write_npz_atomic(path: str | Path, arrays: dict[str, Any], compressed: bool = False) -> Path:
+    """numpy arrays as one ``.npz`` at exactly ``path`` (no suffix added), written atomically."""
+    save = np.savez_compressed if compressed else np.savez
+    with atomic_path(path) as tmp, tmp.open("wb") as f:  # a file object: numpy adds no suffix
+        save(f, **arrays)
+    return Path(path)
 
 
 def claim_cache(cache: str | Path, signature: dict[str, Any]) -> Path:

@@ -6,7 +6,8 @@ on few demonstrations cannot key on exact pixel positions (and a small camera mo
 like data it has seen). Everything behind the batch dimension moves together: a clip's
 frames (the IDM) get one shift, so the motion between them is untouched.
 
-:func:`resize_square` resizes a batch of square images the way
+:func:`color_jitter` changes a clip's brightness and colour balance (one change for all its
+frames). :func:`resize_square` resizes a batch of square images the way
 :func:`executor_core.frames.center_crop_resize` resizes one camera frame at run time
 (bilinear with half-pixel centres when enlarging, area averaging when shrinking), so a
 model trained on resized images sees the same pixels when it runs.
@@ -40,6 +41,20 @@ def random_shift(images: torch.Tensor, pad_px: int, generator: torch.Generator) 
         ]
     )
     return shifted.view_as(images)
+
+
+def color_jitter(x: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
+    """``x`` (B, ..., 3, H, W) in [-1, 1] with one random gain (1 +- ``amount``) and one
+    random bias per colour (+- ``amount``) per batch element, kept in [-1, 1]. ``amount`` 0
+    returns ``x`` unchanged and draws nothing."""
+    if not 0.0 <= amount < 1.0:
+        raise ValueError(f"color_jitter must be in [0, 1), got {amount!r}")
+    if amount == 0:
+        return x
+    b, lead = x.shape[0], x.dim() - 4  # the axes between the batch and the colours
+    gain = 1 + amount * (2 * torch.rand(b, *[1] * (lead + 3), generator=generator) - 1)
+    bias = amount * (2 * torch.rand(b, *[1] * lead, 3, 1, 1, generator=generator) - 1)
+    return (x * gain + bias).clamp(-1, 1)
 
 
 def resize_square(images: torch.Tensor, size_px: int) -> torch.Tensor:

@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import sys
 import types
 import typing
@@ -222,6 +223,21 @@ def parse_config[T](cls: type[T], argv: list[str], presets: dict[str, T] | None 
         sys.stdout.write(help_text(cfg, presets, Path(sys.argv[0]).name))
         raise SystemExit(0)
     return apply_overrides(cfg, argv)
+
+
+def check_optimization(cfg: Any) -> None:
+    """The fields every trainer of ours shares, checked one way: ``learning_rate`` > 0 and
+    finite; ``weight_decay``, ``warmup_steps``, ``shift_px`` >= 0; ``color_jitter`` in
+    [0, 1). A ValueError names the bad value."""
+    if not (cfg.learning_rate > 0 and math.isfinite(cfg.learning_rate)):
+        raise ValueError(f"learning_rate must be > 0, got {cfg.learning_rate!r}")
+    if cfg.weight_decay < 0 or cfg.warmup_steps < 0 or cfg.shift_px < 0:
+        raise ValueError(
+            f"weight_decay, warmup_steps, shift_px must be >= 0, got {cfg.weight_decay!r}, "
+            f"{cfg.warmup_steps!r}, {cfg.shift_px!r}"
+        )
+    if not 0.0 <= cfg.color_jitter < 1.0:
+        raise ValueError(f"color_jitter must be in [0, 1), got {cfg.color_jitter!r}")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

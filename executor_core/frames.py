@@ -40,3 +40,11 @@ def from_model_range(frames: np.ndarray) -> np.ndarray:
     """float [-1, 1] -> uint8 [0, 255], rounding; values outside are saturated on purpose
     because a generated pixel slightly past white is still white."""
     return np.clip(np.rint((frames + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def resample_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:
+    """``num_frames`` frames evenly spread over ``frames`` (first and last included)."""
+    if num_frames < 1 or len(frames) < 1:
+        raise ValueError(f"need num_frames >= 1 and a frame, got {num_frames!r}, {len(frames)}")
+    idx = np.round(np.linspace(0, len(frames) - 1, num_frames)).astype(int)
+    return frames[idx]

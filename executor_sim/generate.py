@@ -34,6 +34,7 @@ from executor_core.atomic_io import (
     claim_cache,
     remove_leftovers,
     write_json_atomic,
+    write_npz_atomic,
 )
 from executor_core.config_cli import (
     cli_main,
@@ -131,11 +132,6 @@ def episode_plan(cfg: GenerateConfig) -> list[tuple[int, str]]:
     return [(cfg.seed + i, cfg.tasks[i % len(cfg.tasks)]) for i in range(cfg.num_episodes)]
 
 
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:  # ends in .npz, so numpy adds no suffix
-        np.savez_compressed(tmp, **arrays)
-
-
 def _cache_path(cfg: GenerateConfig, seed: int) -> Path:
     return cfg.cache_dir() / f"seed_{seed:07d}.npz"
 
@@ -172,14 +168,14 @@ def rollout_all(cfg: GenerateConfig, progress: bool = True) -> None:
     if cfg.workers == 1 or len(jobs) <= 1:
         results = map(worker_rollout, jobs)
         for (seed, _), episode in zip(todo, results, strict=True):
-            _save_npz_atomic(_cache_path(cfg, seed), episode.to_npz_dict())
+            write_npz_atomic(_cache_path(cfg, seed), episode.to_npz_dict(), compressed=True)
             bar.update(1)
     else:
         # spawn: a forked EGL/MuJoCo context is not safe to reuse in the child.
         with mp.get_context("spawn").Pool(cfg.workers) as pool:
             for episode in pool.imap_unordered(worker_rollout, jobs):
                 seed = episode.metadata["seed"]
-                _save_npz_atomic(_cache_path(cfg, seed), episode.to_npz_dict())
+                write_npz_atomic(_cache_path(cfg, seed), episode.to_npz_dict(), compressed=True)
                 bar.update(1)
     bar.close()
 

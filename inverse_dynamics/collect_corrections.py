@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from executor_core.atomic_io import atomic_path, remove_leftovers
+from executor_core.atomic_io import remove_leftovers, write_npz_atomic
 from executor_core.config_cli import (
     cli_main,
     configure_cli_logging,
@@ -140,12 +140,6 @@ def collect_episode(
     return torch.stack(frames).numpy(), np.stack(states), np.stack(actions)
 
 
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:  # ends in .npz, so numpy adds no suffix
-        np.savez(tmp, **arrays)
-        tmp.chmod(0o644)  # mkstemp's 0600 would hide the data from other users
-
-
 def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
     for root in cfg.extra_dataset_roots:  # dataset_root: in _training_episodes
         require_local_dataset(root)  # before lerobot, which would try the Hub
@@ -199,7 +193,7 @@ def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
         "actions_rad": np.concatenate(actions),
         "metadata_json": np.array(json.dumps(metadata)),
     }
-    _save_npz_atomic(cfg.output, arrays)
+    write_npz_atomic(cfg.output, arrays)
     logger.info("wrote %d correction samples to %s", arrays["frames"].shape[0], cfg.output)
     return {"num_samples": int(arrays["frames"].shape[0]), "output": str(cfg.output)}
 

@@ -15,26 +15,28 @@ residual keeps the network from having to re-learn the identity to millirad prec
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from executor_core.atomic_io import atomic_path
-from executor_core.config_cli import config_from_dict, save_config_json
-from executor_core.safe_loading import refuse_pickles
+from executor_core.safe_loading import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    read_model_folder,
+    refuse_pickles,
+    save_model_folder,
+)
 from inverse_dynamics.configuration_idm import IDMConfig
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "InverseDynamicsModel"]
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -283,10 +285,7 @@ class InverseDynamicsModel(nn.Module):
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` into a temporary sibling directory,
         then swap it in, so a crash never leaves a half-written checkpoint."""
-        with atomic_path(directory, directory=True) as tmp:
-            save_config_json(self.config, tmp / CONFIG_NAME)
-            state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_model_folder(directory, self.config, self)
         logger.info("saved IDM to %s", directory)
 
     @classmethod
@@ -294,20 +293,12 @@ class InverseDynamicsModel(nn.Module):
         cls, directory: str | Path, **config_overrides: object
     ) -> InverseDynamicsModel:
         """Load from a local directory; only safetensors weights are ever read."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"IDM checkpoint directory not found: {directory}")
-        refuse_pickles(directory, hint=f"convert them to {WEIGHTS_NAME}")
-        weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights} not found")
-        data = json.loads((directory / CONFIG_NAME).read_text())
-        config = config_from_dict(IDMConfig, data)
-        if config_overrides:
-            config = replace(config, **config_overrides)
+        config, state = read_model_folder(
+            directory, IDMConfig, "IDM checkpoint", **config_overrides
+        )
         # The pretrained backbone is already inside the state dict: do not read its file again.
         model = cls(replace(config, backbone_weights_path=None))
         model.config = config
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        model.load_state_dict(state, strict=True)
         model.eval()
         return model

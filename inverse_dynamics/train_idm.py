@@ -34,8 +34,9 @@ from safetensors.torch import load_file
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm import tqdm
 
-from executor_core.augment import random_shift
+from executor_core.augment import color_jitter, random_shift
 from executor_core.config_cli import (
+    check_optimization,
     cli_main,
     configure_cli_logging,
     parse_config,
@@ -113,15 +114,7 @@ class TrainIDMConfig:
         for name in ("steps", "batch_size", "log_every", "save_every", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if self.weight_decay < 0 or self.warmup_steps < 0 or self.shift_px < 0:
-            raise ValueError(
-                f"weight_decay, warmup_steps, shift_px must be >= 0, got {self.weight_decay!r}, "
-                f"{self.warmup_steps!r}, {self.shift_px!r}"
-            )
-        if not 0.0 <= self.color_jitter < 1.0:
-            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter!r}")
+        check_optimization(self)
         if self.time_budget_min is not None and not self.time_budget_min > 0:
             raise ValueError(f"time_budget_min must be > 0 or None, got {self.time_budget_min!r}")
         if not 0.0 < self.corrections_fraction < 1.0:
@@ -200,11 +193,7 @@ def augment(
     """Same random shift and colour change for every frame of a clip: the motion between
     frames (what the IDM reads) is untouched."""
     x = random_shift(frames_uint8.float() / 127.5 - 1.0, cfg.shift_px, generator)
-    b = x.shape[0]
-    if cfg.color_jitter > 0:
-        gain = 1 + cfg.color_jitter * (2 * torch.rand(b, 1, 1, 1, 1, generator=generator) - 1)
-        bias = cfg.color_jitter * (2 * torch.rand(b, 1, 3, 1, 1, generator=generator) - 1)
-        x = (x * gain + bias).clamp(-1, 1)
+    x = color_jitter(x, cfg.color_jitter, generator)
     if cfg.goal_degrade_prob > 0:
         x = degrade_goals(x, cfg, generator)
     return x

@@ -73,6 +73,7 @@ class ClosedLoopConfig:
     # prompt, self_distillation.judges.critic.CRITIC_JUDGES) picks the one tracked
     num_candidates: int = _RUNNER_DEFAULTS.num_candidates
     candidate_judge: str = "execution_aware"
+    critic_path: str = ""  # the execution critic's folder, for candidate_judge "learned"
 
     def __post_init__(self) -> None:
         if self.num_episodes <= 0 or self.max_replans < 0 or self.max_steps <= 0:
@@ -81,7 +82,7 @@ class ClosedLoopConfig:
                 f"{self.num_episodes!r}, {self.max_replans!r}, {self.max_steps!r}"
             )
         self.runner_config(0, 10.0)  # validates the runner's settings
-        check_critic_judge(self.candidate_judge)
+        check_critic_judge(self.candidate_judge, self.critic_path)
         known = {
             "expert",
             "executor_rl",
@@ -229,7 +230,7 @@ def run_stack(
     arm = SimArm(env, task)
     runner_cfg = cfg.runner_config(seed * 101, env.cfg.fps_hz)
     if critic is None:
-        critic = make_critic(cfg.candidate_judge, cfg.num_candidates)
+        critic = make_critic(cfg.candidate_judge, cfg.num_candidates, cfg.critic_path)
     runner = GoalRunner(video_model, idm, env.robot, runner_cfg, critic=critic)
     result = runner.run(prompt, arm, Guard(runner.config.timeout_s, clock=arm.clock))
     return EpisodeResult(

@@ -210,13 +210,15 @@ def execute_one(
     video: np.ndarray,
     start: SimStart,
     cfg: ExecutedSuccessConfig,
+    arm_cls: type[SimArm] = SimArm,
 ) -> Execution:
-    """Execute one video from ``start`` (one segment through the goal runner)."""
+    """Execute one video from ``start`` (one segment through the goal runner); ``arm_cls``:
+    a ``SimArm`` subclass that also records what it sees (a diagnostic)."""
     began = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(start.seed)
         task = start.reset(env)
-        arm = SimArm(env, task)
+        arm = arm_cls(env, task)
         runner = GoalRunner(
             GivenVideo(video), idm, env.robot, cfg.runner_config(start.seed, env.cfg.fps_hz)
         )

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from executor_core.atomic_io import atomic_path, remove_leftovers, write_json_atomic
+from executor_core.atomic_io import remove_leftovers, write_json_atomic, write_npz_atomic
 from executor_core.config_cli import (
     cli_main,
     configure_cli_logging,
@@ -317,9 +317,7 @@ def _write_pairs(
         "metadata_json": np.array(json.dumps(metadata)),
     }
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(cfg.output) as tmp:  # ends in .npz, so numpy adds no suffix
-        np.savez(tmp, **arrays)
-        tmp.chmod(0o644)
+    write_npz_atomic(cfg.output, arrays)
     logger.info("wrote %d imagined-goal pairs to %s", arrays["frames"].shape[0], cfg.output)
     return {"num_pairs": int(arrays["frames"].shape[0]), "output": str(cfg.output), **metadata}
 

@@ -66,7 +66,7 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from tqdm import tqdm
 
-from executor_core.atomic_io import atomic_path, claim_cache, remove_leftovers
+from executor_core.atomic_io import atomic_path, claim_cache, remove_leftovers, write_npz_atomic
 from executor_core.chunks import chain_chunks
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.robot_description import RobotDescription, default_robot_path
@@ -403,8 +403,7 @@ def _cache_episode(
     cfg: NeuralTrajectoryConfig, item: TaskItem, generator: str, episode: Episode
 ) -> None:
     path = cache_path(cfg, episode_key(item, generator))
-    with atomic_path(path) as tmp:  # ends in .npz: numpy adds no suffix
-        np.savez_compressed(tmp, **episode.to_npz_dict())
+    write_npz_atomic(path, episode.to_npz_dict(), compressed=True)
 
 
 def _generate_with(

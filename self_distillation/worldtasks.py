@@ -41,6 +41,7 @@ import numpy as np
 
 from executor_core.atomic_io import write_bytes_atomic, write_json_atomic
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
+from executor_core.frames import resample_frames
 from executor_core.policy import InverseDynamics
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_expert, run_stack
@@ -175,12 +176,6 @@ def imagine(pipe: Any, items: list[TaskItem], text: str, cfg: WorldTasksConfig) 
         seeds = [item_seed(it.item_id, cfg.seed) for it in batch]
         videos.extend(pipe([it.image_rgb for it in batch], texts, seed=seeds).frames)
     return videos
-
-
-def resample_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:
-    """``num_frames`` frames evenly spread over ``frames`` (first and last included)."""
-    idx = np.round(np.linspace(0, len(frames) - 1, num_frames)).astype(int)
-    return frames[idx]
 
 
 def judge_row(judge: ExecutionAwareJudge, video: np.ndarray, item: TaskItem) -> dict[str, Any]:

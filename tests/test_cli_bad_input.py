@@ -54,6 +54,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "executor-idm-train": ([f"--dataset_root={MISSING}"], MISSING),
     "executor-idm-evaluate": ([f"--checkpoint={MISSING}"], MISSING),
     "executor-idm-corrections": ([f"--dataset_root={MISSING}"], MISSING),
+    "executor-critic-train": ([f"--data_path={MISSING}", "--output_dir={tmp}"], MISSING),
     "executor-propose": (["--backend=carrier_pigeon"], "'carrier_pigeon'"),
     "executor-generate-demos": ([f"--items={MISSING}", "--output_dir={tmp}"], MISSING),
     "executor-distill": (

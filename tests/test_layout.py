@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "calibration",
         "robot_drivers",
         "visuomotor_policy",
+        "execution_critic",
     ),
     ("self_distillation",),  # the method: proposal, demos, judges, distill, RL, benchmark
     ("executor_bringup",),  # the ROS nodes

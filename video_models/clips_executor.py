@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from executor_core.atomic_io import atomic_path
+from executor_core.atomic_io import write_npz_atomic
 from executor_core.config_cli import configure_cli_logging, parse_config, require_local_dataset
 from executor_core.frames import center_crop_resize
 from video_models.configuration_executor import MODEL_PRESETS, ExecutorModelConfig
@@ -295,9 +295,7 @@ def write_clip_cache(cache: ClipCache, path: str | Path, compact: bool = False) 
     else:
         arrays["frames"] = cache.frames
         arrays["text_embeds"] = cache.text_embeds
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
-        np.savez_compressed(f, **arrays)  # a file object: no ".npz" appended to the name
-    return path
+    return write_npz_atomic(path, arrays, compressed=True)
 
 
 def load_clip_cache(path: str | Path) -> ClipCache:

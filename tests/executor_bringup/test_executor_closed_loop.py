@@ -297,6 +297,25 @@ def test_candidate_parameters(graph) -> None:
             context=graph[0].context,
             parameter_overrides=[Parameter("candidate_judge", value="oracle")],
         )
+    with pytest.raises(ValueError, match=r"'learned' needs critic_path"):
+        ExecutorNode(
+            namespace="/learned_without_critic",
+            context=graph[0].context,
+            parameter_overrides=[
+                Parameter("candidate_judge", value="learned"),
+                Parameter("num_candidates", value=2),
+            ],
+        )
+    with pytest.raises(FileNotFoundError, match=r"nowhere"):  # fails at startup, named
+        ExecutorNode(
+            namespace="/learned_critic_missing",
+            context=graph[0].context,
+            parameter_overrides=[
+                Parameter("candidate_judge", value="learned"),
+                Parameter("critic_path", value="/nowhere/critic"),
+                Parameter("num_candidates", value=2),
+            ],
+        )
     with pytest.raises(ValueError, match=r"num_candidates must be >= 1, got 0"):
         ExecutorNode(
             namespace="/bad_num_candidates",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from executor_core.augment import random_shift, resize_square
+from executor_core.augment import color_jitter, random_shift, resize_square
 from executor_core.frames import center_crop_resize
 
 
@@ -71,3 +71,19 @@ def test_resize_square_keeps_the_size_and_names_bad_input() -> None:
         resize_square(images, 0)
     with pytest.raises(ValueError, match=r"\(2, 3, 16, 8\)"):
         resize_square(torch.rand(2, 3, 16, 8), 32)
+
+
+def test_color_jitter_is_one_change_per_clip_and_zero_draws_nothing() -> None:
+    x = torch.zeros(4, 3, 3, 8, 8)  # (B, frames, C, H, W): mid-grey
+    gen = torch.Generator().manual_seed(0)
+    out = color_jitter(x, 0.2, gen)
+    assert out.shape == x.shape
+    assert float(out.abs().max()) <= 0.2
+    # one bias per clip and colour, the same on every frame and pixel
+    torch.testing.assert_close(out, out[:, :1, :, :1, :1].expand_as(out))
+    assert not torch.equal(out[0], out[1])
+    state = gen.get_state()
+    assert color_jitter(x, 0.0, gen) is x
+    assert torch.equal(gen.get_state(), state)
+    with pytest.raises(ValueError, match=r"color_jitter must be in \[0, 1\), got 1.0"):
+        color_jitter(x, 1.0, gen)

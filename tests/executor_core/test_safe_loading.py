@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
-from executor_core.safe_loading import PICKLE_SUFFIXES, pickled_files, refuse_pickles
+from executor_core.safe_loading import (
+    PICKLE_SUFFIXES,
+    pickled_files,
+    read_model_folder,
+    refuse_pickles,
+    save_model_folder,
+)
 
 REFUSED = "pickled weights are refused, only safetensors are loaded"
 
@@ -71,3 +79,22 @@ def test_the_hint_ends_the_message(tmp_path: Path) -> None:
         refuse_pickles(tmp_path, hint="convert them to model.safetensors")
     with pytest.raises(ValueError, match=r"\(convert them with safetensors first\)$"):
         refuse_pickles(str(tmp_path))  # a str works as well as a Path
+
+
+@dataclass(frozen=True)
+class _Config:
+    width: int = 3
+    scale: float = 1.0
+
+
+def test_model_folder_round_trip_overrides_and_refusals(tmp_path: Path) -> None:
+    module = torch.nn.Linear(3, 2)
+    save_model_folder(tmp_path / "m", _Config(width=3), module)
+    config, state = read_model_folder(tmp_path / "m", _Config, "tiny model", scale=2.0)
+    assert config == _Config(width=3, scale=2.0)
+    torch.testing.assert_close(state["weight"], module.weight.detach())
+    with pytest.raises(FileNotFoundError, match=r"tiny model folder not found: .*nowhere"):
+        read_model_folder(tmp_path / "nowhere", _Config, "tiny model")
+    _touch(tmp_path / "m" / "old.pt", pickle.dumps({}))
+    with pytest.raises(ValueError, match=re.escape(REFUSED)):
+        read_model_folder(tmp_path / "m", _Config, "tiny model")

@@ -93,8 +93,12 @@ def test_candidate_judge_is_checked_and_one_candidate_needs_no_critic() -> None:
     with pytest.raises(ValueError, match=r"candidate_judge must be one of .*got 'executed'"):
         ClosedLoopConfig(candidate_judge="executed")  # runs a simulator: not at run time
     assert make_critic("execution_aware", 1) is None
-    for judge in CRITIC_JUDGES:
+    for judge in set(CRITIC_JUDGES) - {"learned"}:
         assert isinstance(make_critic(judge, 2), JudgeCritic)
+    with pytest.raises(ValueError, match="'learned' needs critic_path"):
+        ClosedLoopConfig(candidate_judge="learned", num_candidates=2)
+    with pytest.raises(ValueError, match=r"critic_path 'x' is only read by .*'programmatic'"):
+        make_critic("programmatic", 2, "x")
 
 
 def test_the_critics_benchmark_scores_picks_against_candidate_0_and_the_oracle(
