@@ -17,7 +17,6 @@ among candidates is a lottery:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from execution_critic.processing_critic import load_labelled_videos
-from executor_core.atomic_io import write_json_atomic
+from self_distillation.closed_loop import write_bench_result
 from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_videos
 from self_distillation.task_items import TaskItem, load_items
 from self_distillation.worldtasks_splits import SplitSpec, build_split
@@ -117,18 +116,15 @@ def main() -> int:
     outcomes = np.array([r.success for r in execute_videos(jobs, starts, cfg).results])
     n = len(chosen)
     again, noisy = outcomes[:n], outcomes[n:].reshape(args.repeats, n).T
-    result = {
-        "command": " ".join(["benchmarks/bench_execution_stability.py", *sys.argv[1:]]),
-        "hardware": f"2-core CPU, {args.workers} worker processes",
-        "summary": summarize(data.executed[chosen], again, noisy, data.family[chosen]),
-        "records": [
-            {"video": int(i), "executed": bool(data.executed[i]), "again": bool(a), "noisy": r}
-            for i, a, r in zip(chosen, again, noisy.tolist(), strict=True)
-        ],
-        "wall_s": time.perf_counter() - t0,
-    }
-    write_json_atomic(args.output, result)
-    print(json.dumps({"command": result["command"], "summary": result["summary"]}, indent=2))
+    summary = summarize(data.executed[chosen], again, noisy, data.family[chosen])
+    records = [
+        {"video": int(i), "executed": bool(data.executed[i]), "again": bool(a), "noisy": r}
+        for i, a, r in zip(chosen, again, noisy.tolist(), strict=True)
+    ]
+    fields = {"data": str(args.data), "noise_std": args.noise_std}
+    script = "benchmarks/bench_execution_stability.py"
+    argv = sys.argv[1:]
+    write_bench_result(args.output, script, argv, args.workers, fields, summary, records, t0)
     return 0
 
 

@@ -24,7 +24,6 @@ chunk): near the expert's closed command (-0.15 rad) the jaws squeezed it, near 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
@@ -35,7 +34,6 @@ import numpy as np
 import torch
 
 from execution_critic.processing_critic import load_labelled_videos
-from executor_core.atomic_io import write_json_atomic
 from executor_core.goal_runner import Guard
 from executor_core.trajectory_control import Interpolation
 from executor_core.types import JointTrajectory
@@ -43,7 +41,7 @@ from executor_sim.env import TabletopEnv
 from executor_sim.sim_arm import SimArm
 from executor_sim.tasks import Task
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
-from self_distillation.closed_loop import make_env
+from self_distillation.closed_loop import make_env, write_bench_result
 from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_one
 from self_distillation.task_items import load_items
 
@@ -145,15 +143,9 @@ def main() -> int:
             }
         )
     env.close()
-    result = {
-        "command": " ".join(["benchmarks/bench_failure_phases.py", *sys.argv[1:]]),
-        "hardware": "2-core CPU, 1 process",
-        "summary": summarize(rows),
-        "records": rows,
-        "wall_s": time.perf_counter() - t0,
-    }
-    write_json_atomic(args.output, result)
-    print(json.dumps({"command": result["command"], "summary": result["summary"]}, indent=2))
+    script = "benchmarks/bench_failure_phases.py"
+    fields = {"data": str(args.data)}
+    write_bench_result(args.output, script, sys.argv[1:], 1, fields, summarize(rows), rows, t0)
     return 0
 
 
