@@ -26,7 +26,7 @@ import numpy as np
 
 from execution_critic.processing_critic import load_labelled_videos
 from self_distillation.closed_loop import write_bench_result
-from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_videos
+from self_distillation.executed_success import ExecutedSuccessConfig, execute_videos, video_starts
 from self_distillation.task_items import TaskItem, load_items
 from self_distillation.worldtasks_splits import SplitSpec, build_split
 
@@ -66,12 +66,10 @@ def summarize(original: np.ndarray, again: np.ndarray, noisy: np.ndarray, family
     }
 
 
-def _items(args: argparse.Namespace) -> dict[str, TaskItem]:
+def _items(args: argparse.Namespace) -> list[TaskItem]:
     if args.item_folder is not None:
-        items = load_items(args.item_folder)
-    else:
-        items = build_split(SplitSpec(args.split, args.split_items, args.first_seed))
-    return {item.item_id: item for item in items}
+        return load_items(args.item_folder)
+    return build_split(SplitSpec(args.split, args.split_items, args.first_seed))
 
 
 def main() -> int:
@@ -97,21 +95,16 @@ def main() -> int:
     t0 = time.perf_counter()
     try:
         data = load_labelled_videos(args.data)
+        video_start = video_starts(data.item_id, _items(args))
     except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
-    with np.load(args.data) as raw:
-        item_ids = raw["item_id"]
-    items = _items(args)
-    missing = sorted(set(item_ids.tolist()) - set(items))
-    if missing:
-        parser.error(f"the videos' items {missing[:3]} are not in the items given")
     chosen = balanced_sample(data.executed, args.videos, args.seed)
     rng = np.random.default_rng(args.seed)
     videos = [data.videos[i] for i in chosen]
     jobs = list(videos)
     for _ in range(args.repeats):
         jobs += [perturbed(v, args.noise_std, rng) for v in videos]
-    starts = [SimStart.from_item(items[str(item_ids[i])]) for i in chosen] * (args.repeats + 1)
+    starts = [video_start[i] for i in chosen] * (args.repeats + 1)
     cfg = ExecutedSuccessConfig(idm_path=args.idm, workers=args.workers)
     outcomes = np.array([r.success for r in execute_videos(jobs, starts, cfg).results])
     n = len(chosen)

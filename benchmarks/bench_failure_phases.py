@@ -42,7 +42,7 @@ from executor_sim.sim_arm import SimArm
 from executor_sim.tasks import Task
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.closed_loop import make_env, write_bench_result
-from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_one
+from self_distillation.executed_success import ExecutedSuccessConfig, execute_one, video_starts
 from self_distillation.task_items import load_items
 
 LIFT_M = 0.02
@@ -112,13 +112,9 @@ def main() -> int:
     t0 = time.perf_counter()
     try:
         data = load_labelled_videos(args.data)
+        starts = video_starts(data.item_id, load_items(args.item_folder))
     except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
-    with np.load(args.data) as raw:
-        item_ids = raw["item_id"]
-    items = {item.item_id: item for item in load_items(args.item_folder)}
-    if missing := sorted(set(item_ids.tolist()) - set(items)):
-        parser.error(f"the videos' items {missing[:3]} are not in --item_folder")
     torch.set_num_threads(1)
     env = make_env(64)
     idm = InverseDynamicsPolicy.from_pretrained(args.idm, device="cpu")
@@ -126,8 +122,7 @@ def main() -> int:
     chosen = np.unique(np.linspace(0, len(data.videos) - 1, args.videos).round().astype(int))
     rows = []
     for i in chosen.tolist():
-        start = SimStart.from_item(items[str(item_ids[i])])
-        result = execute_one(env, idm, data.videos[i], start, cfg, RecordingSimArm)
+        result = execute_one(env, idm, data.videos[i], starts[i], cfg, RecordingSimArm)
         arm = RecordingSimArm.last
         assert arm is not None
         rows.append(

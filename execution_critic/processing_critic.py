@@ -87,10 +87,12 @@ class LabelledVideos:
     executed: np.ndarray  # (N,) bool
     item_index: np.ndarray  # (N,) int: candidates of one item share it
     family: np.ndarray  # (N,) str
+    item_id: np.ndarray | None = None  # (N,) str: the task item each was imagined for
 
     def subset(self, mask: np.ndarray) -> LabelledVideos:
+        ids = None if self.item_id is None else self.item_id[mask]
         return LabelledVideos(
-            self.videos[mask], self.executed[mask], self.item_index[mask], self.family[mask]
+            self.videos[mask], self.executed[mask], self.item_index[mask], self.family[mask], ids
         )
 
 
@@ -103,7 +105,8 @@ def load_labelled_videos(path: str | Path) -> LabelledVideos:
         missing = [k for k in LABELLED_KEYS if k not in data]
         if missing:
             raise ValueError(f"{str(path)!r} lacks {missing} (has {sorted(data.keys())})")
-        out = LabelledVideos(*(np.asarray(data[k]) for k in LABELLED_KEYS))
+        ids = np.asarray(data["item_id"]) if "item_id" in data else None
+        out = LabelledVideos(*(np.asarray(data[k]) for k in LABELLED_KEYS), ids)
     n = len(out.videos)
     if out.videos.ndim != 5 or n == 0 or any(len(a) != n for a in (out.executed, out.item_index)):
         raise ValueError(f"{str(path)!r}: videos {out.videos.shape} and labels do not match")

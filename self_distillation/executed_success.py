@@ -233,6 +233,17 @@ def execute_one(
     )
 
 
+def video_starts(item_ids: Sequence[str] | None, items: Sequence[TaskItem]) -> list[SimStart]:
+    """The simulator start of each video, from the id of the item it was imagined for; a
+    ValueError names ids that ``items`` lacks."""
+    if item_ids is None:
+        raise ValueError("the videos carry no item_id: their starts are unknown")
+    by_id = {item.item_id: item for item in items}
+    if missing := sorted(set(map(str, item_ids)) - set(by_id)):
+        raise ValueError(f"the videos' items {missing[:3]} are not among the items given")
+    return [SimStart.from_item(by_id[str(i)]) for i in item_ids]
+
+
 def execute_videos(
     videos: Sequence[np.ndarray],
     starts: Sequence[SimStart],

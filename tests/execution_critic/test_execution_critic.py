@@ -30,7 +30,9 @@ from execution_critic.train_critic import (
 )
 from executor_core.atomic_io import write_npz_atomic
 from executor_core.policy import best_candidate
+from self_distillation.executed_success import SimStart, video_starts
 from self_distillation.judges.critic import make_critic
+from self_distillation.worldtasks_splits import SplitSpec, build_split
 
 TINY = ExecutionCriticConfig(image_size_px=32, num_frames=6, conv_channels=(8, 16))
 
@@ -222,6 +224,8 @@ def test_critics_benchmark_saves_every_candidate_with_its_label(
     assert data.executed.tolist() == [True, False, False, True]
     assert data.item_index.tolist() == [0, 0, 1, 1]
     assert int(data.videos[2].max()) == 1  # item 1's first candidate
+    assert data.item_id is not None
+    assert data.item_id.tolist() == ["i0", "i0", "i1", "i1"]
 
 
 def test_stability_benchmark_counts_flips_per_family(
@@ -274,3 +278,14 @@ def test_failure_phases_are_classified_and_counted_per_family(
         "lifted_not_placed": 0,
         "labels_reproduced": 1.0,
     }
+
+
+def test_video_starts_come_from_the_items_and_missing_ids_are_named() -> None:
+    items = build_split(SplitSpec("seen", 2, 1_000_000))
+    ids = np.array([items[1].item_id, items[0].item_id, items[1].item_id])
+    starts = video_starts(ids, items)
+    assert starts == [SimStart.from_item(items[i]) for i in (1, 0, 1)]
+    with pytest.raises(ValueError, match=r"items \['nowhere-0'\] are not among"):
+        video_starts(np.array(["nowhere-0"]), items)
+    with pytest.raises(ValueError, match="carry no item_id"):
+        video_starts(None, items)
