@@ -34,6 +34,11 @@ issue 14 item 3). ``--fit_to`` fits it: for each frame that ``executor-imagined-
 re-generated, the blur of the true frame that is closest to it, and the noise that then
 restores the re-generated frames' high-frequency energy.
 
+A fifth moves the drawn arm instead of degrading the pixels (``--arm_offset_rad 0,0.03``):
+each goal frame is re-rendered from the replayed expert's state with the arm's joints moved
+by N(0, that std), the gripper and the objects as they were (0: re-rendered unmoved, without
+the dataset's video compression). It measures how far off an imagined arm may be drawn.
+
     .venv/bin/python benchmarks/bench_idm_grain.py --noise_std 0 \\
         --span_of checkpoints/executor_anchor_sim,checkpoints/demonstrator_sim \\
         --pca_ceilings 2x8x8:160,2x8x8:64,4x8x8:160,2x16x16:160,2x16x16:320 \\
@@ -58,6 +63,7 @@ import torch
 from executor_core.atomic_io import write_json_atomic
 from executor_core.config_cli import OneLineArgumentParser, cli_main, require_local_dataset
 from executor_core.frame_stats import high_freq_energy
+from inverse_dynamics.collect_corrections import arm_offset_goals
 from inverse_dynamics.dataset_idm import EpisodeArrays, load_episodes
 from inverse_dynamics.evaluate_idm import env_for_dataset, episode_records, replay_episode
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
@@ -94,6 +100,9 @@ class GrainConfig:
     # (blur_px, noise_std) pairs: a Gaussian blur of the goal frames, then i.i.d. noise
     # (the imagined-style degradation of inverse_dynamics.train_idm's goal_degrade_prob)
     degrade: tuple[tuple[float, float], ...] = ()
+    # goal frames re-rendered with the arm's joints moved by N(0, each std) (0: re-rendered
+    # as they were; inverse_dynamics.collect_corrections' goal_arm_noise_rad)
+    arm_offset_rad: tuple[float, ...] = ()
     # an executor-imagined-goals output (re-generated clips of the IDM's held-out episodes):
     # fit the blur and noise that turn the true frames into those clips (reported only)
     fit_to: Path | None = None
@@ -131,6 +140,8 @@ class GrainConfig:
                     f"degrade items need a blur in [0, 8] px and a noise std in [0, 64], "
                     f"got {(blur_px, noise_std)!r}"
                 )
+        if any(not 0.0 <= n <= 0.5 for n in self.arm_offset_rad):
+            raise ValueError(f"arm_offset_rad must be in [0, 0.5] rad, got {self.arm_offset_rad!r}")
         if self.fit_to is not None and not Path(self.fit_to).is_file():
             raise ValueError(f"no such re-generated clips file: {str(self.fit_to)!r}")
         if self.pca_episodes < 1:
@@ -415,12 +426,34 @@ def replay_level(
     }, oks
 
 
-def run(cfg: GrainConfig) -> dict[str, Any]:
-    require_local_dataset(cfg.dataset_root)
-    policy = InverseDynamicsPolicy.from_pretrained(cfg.idm)
-    eps = split_of(cfg.idm, cfg.dataset_root, "heldout")[: cfg.max_episodes]
-    records = episode_records(cfg.dataset_root)
-    episodes = load_episodes(cfg.dataset_root, policy.config, eps)
+def arm_offset(
+    episode: EpisodeArrays,
+    env: Any,
+    records: dict[int, dict[str, Any]],
+    stride: int,
+    noise_rad: float,
+    seed: int,
+) -> EpisodeArrays:
+    """The goal frames re-rendered from the replayed expert's states with the arm's joints
+    moved by N(0, ``noise_rad``) (``collect_corrections.arm_offset_goals``; 0: re-rendered
+    as they were, without the dataset's video compression)."""
+    rng = np.random.default_rng([seed, episode.episode_index])
+    size = episode.frames.shape[-1]
+    record = records[episode.episode_index]
+    goals = arm_offset_goals(env, record, episode, stride, size, noise_rad, rng)
+    frames = episode.frames.clone()
+    frames[stride : stride * (goals.shape[0] + 1) : stride] = goals
+    return replace(episode, frames=frames)
+
+
+def perturbations_of(
+    cfg: GrainConfig,
+    stride: int,
+    env: Any,
+    records: dict[int, dict[str, Any]],
+    image_config: Any,
+) -> dict[str, Callable[[EpisodeArrays], EpisodeArrays]]:
+    """Every goal-frame perturbation the config asks for, by name (iid_std_0: clean)."""
     perturbations: dict[str, Callable[[EpisodeArrays], EpisodeArrays]] = {
         f"iid_std_{std:g}": partial(iid_grain, std=std, seed=cfg.seed) for std in cfg.noise_std
     }
@@ -434,7 +467,10 @@ def run(cfg: GrainConfig) -> dict[str, Any]:
         perturbations[f"blur_{blur_px:g}px_noise_{noise_std:g}"] = partial(
             degraded, blur_px=blur_px, noise_std=noise_std, seed=cfg.seed
         )
-    stride = policy.config.frame_stride
+    for noise_rad in cfg.arm_offset_rad:
+        perturbations[f"arm_offset_{noise_rad:g}rad"] = partial(
+            arm_offset, env=env, records=records, stride=stride, noise_rad=noise_rad, seed=cfg.seed
+        )
     for path in cfg.span_of:
         span = head_span(path)
         perturbations[f"span_{Path(path).name}_{patch_name(span.patch)}_r{span.rank}"] = partial(
@@ -442,18 +478,29 @@ def run(cfg: GrainConfig) -> dict[str, Any]:
         )
     if cfg.pca_ceilings:
         train = split_of(cfg.idm, cfg.dataset_root, "train")[: cfg.pca_episodes]
-        fit_on = load_episodes(cfg.dataset_root, policy.config, train)
+        fit_on = load_episodes(cfg.dataset_root, image_config, train)
         for patch, rank in cfg.pca_ceilings:
             span = pca_span(fit_on, patch, rank, stride)
             perturbations[f"pca_{patch_name(patch)}_r{rank}"] = partial(
                 in_span, span=span, stride=stride
             )
+    return perturbations
+
+
+def run(cfg: GrainConfig) -> dict[str, Any]:
+    require_local_dataset(cfg.dataset_root)
+    policy = InverseDynamicsPolicy.from_pretrained(cfg.idm)
+    eps = split_of(cfg.idm, cfg.dataset_root, "heldout")[: cfg.max_episodes]
+    records = episode_records(cfg.dataset_root)
+    episodes = load_episodes(cfg.dataset_root, policy.config, eps)
+    stride = policy.config.frame_stride
     fit = None if cfg.fit_to is None else fit_to_regenerated(cfg, stride, episodes)
     env = env_for_dataset(cfg.dataset_root, policy.config.image_size_px)
     levels: dict[str, Any] = {}
     oks: dict[str, list[bool]] = {}
     t0 = time.perf_counter()
     try:
+        perturbations = perturbations_of(cfg, stride, env, records, policy.config)
         for key, perturb in perturbations.items():
             perturbed = [perturb(e) for e in episodes]
             levels[key], oks[key] = replay_level(policy, env, records, perturbed, cfg.settle_steps)
@@ -477,6 +524,7 @@ def run(cfg: GrainConfig) -> dict[str, Any]:
         "pca_ceilings": [f"{patch_name(p)}:{r}" for p, r in cfg.pca_ceilings],
         "pca_fitted_on_train_episodes": cfg.pca_episodes if cfg.pca_ceilings else 0,
         "degrade": [list(d) for d in cfg.degrade],
+        "arm_offset_rad": list(cfg.arm_offset_rad),
         "fit_to": None if cfg.fit_to is None else str(cfg.fit_to),
         "fitted_degradation": fit,
         "episodes": [e.episode_index for e in episodes],
@@ -543,6 +591,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pca_ceilings", default="", help="TxHxW:RANK,... (e.g. 2x8x8:160)")
     parser.add_argument("--pca_episodes", type=int, default=60)
     parser.add_argument("--degrade", default="", help="BLUR_PX:NOISE_STD,... (e.g. 0.7:10)")
+    parser.add_argument("--arm_offset_rad", default="", help="arm offset stds, e.g. 0,0.03")
     parser.add_argument(
         "--fit_to", type=Path, default=None, help="executor-imagined-goals clips to fit"
     )
@@ -562,6 +611,7 @@ def main(argv: list[str] | None = None) -> None:
         pca_ceilings=parse_ceilings(args.pca_ceilings),
         pca_episodes=args.pca_episodes,
         degrade=parse_degrade(args.degrade),
+        arm_offset_rad=parse_numbers(args.arm_offset_rad, "--arm_offset_rad"),
         fit_to=args.fit_to,
     )
     torch.set_num_threads(1)

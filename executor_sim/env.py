@@ -336,6 +336,26 @@ class TabletopEnv:
         renderer.update_scene(self.data, camera=self._cam_id)
         return renderer.render().copy()
 
+    def render_with_arm_at(
+        self, joint_positions_rad: np.ndarray, size_px: int | None = None
+    ) -> np.ndarray:
+        """The scene camera's frame with the arm posed at ``joint_positions_rad`` (6,) and
+        every object where it is now (nothing is simulated); the world is then put back
+        exactly. For goal frames that show the arm a little off the path it took."""
+        joints = np.asarray(joint_positions_rad, dtype=np.float64)
+        if joints.shape != self._qpos_adr.shape or not np.all(np.isfinite(joints)):
+            raise ValueError(
+                f"joint_positions_rad must be {self._qpos_adr.shape[0]} finite values, got "
+                f"{joint_positions_rad!r}"
+            )
+        saved = self.get_state()
+        try:
+            self.data.qpos[self._qpos_adr] = joints
+            mujoco.mj_forward(self.model, self.data)
+            return self.render(size_px)
+        finally:
+            self.set_state(saved)
+
     def camera_extrinsics(self) -> np.ndarray:
         """(4, 4) world_from_camera (OpenCV axes) of the current, possibly jittered, camera."""
         return sc.camera_extrinsics(self.camera_pos_m, sc.CAMERA_LOOKAT_M)

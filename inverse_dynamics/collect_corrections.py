@@ -19,6 +19,16 @@ never touched), plus every episode of ``--extra_dataset_roots``. ``--action_nois
 adds Gaussian noise to the executed (not the stored) targets, for states a little further
 off the path than the policy alone reaches.
 
+``--goal_arm_noise_rad`` (set, >= 0) stores another goal frame: the expert's recorded
+actions are replayed in the simulator, and at each goal step the scene is rendered with the
+arm's joints (not the gripper) moved by Gaussian noise of that std, objects where the expert
+left them (0: re-rendered as recorded, without the dataset's video compression; the control
+for a run with an offset).
+The label stays the expert's targets. Imagined goal frames show the arm a little off any
+path the arm can take (a grasp beside the cube); trained on these, the IDM learns to go
+where the expert would rather than to copy the offset. The policy still tracks the recorded
+goal frames, so with the same seed the visited states are those of a run without the noise.
+
 Output: one ``.npz`` written atomically (``frames`` (N, 2, 3, S, S) uint8 current+goal,
 ``state_rad`` (N, J), ``actions_rad`` (N, s, J), ``metadata_json``) that ``executor-idm-train
 --corrections`` mixes into its batches.
@@ -60,6 +70,8 @@ class CollectCorrectionsConfig:
     output: Path = Path("outputs/idm_corrections/round1.npz")
     max_episodes_per_root: int | None = None
     action_noise_std_rad: float = 0.0
+    # None: the recorded goal frames; >= 0: re-rendered with the arm moved by N(0, this)
+    goal_arm_noise_rad: float | None = None
     seed: int = 0
     num_threads: int = 1
 
@@ -71,6 +83,11 @@ class CollectCorrectionsConfig:
         if not (np.isfinite(self.action_noise_std_rad) and self.action_noise_std_rad >= 0):
             raise ValueError(
                 f"action_noise_std_rad must be >= 0, got {self.action_noise_std_rad!r}"
+            )
+        noise = self.goal_arm_noise_rad
+        if noise is not None and not (np.isfinite(noise) and 0 <= noise <= 0.5):
+            raise ValueError(
+                f"goal_arm_noise_rad must be in [0, 0.5], got {self.goal_arm_noise_rad!r}"
             )
         if self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads!r}")
@@ -108,6 +125,32 @@ def _training_episodes(checkpoint: Path, dataset_root: Path) -> list[int]:
     return train_eps
 
 
+def arm_offset_goals(
+    env: Any,  # executor_sim.env.TabletopEnv
+    record: dict[str, Any],
+    episode: EpisodeArrays,
+    stride: int,
+    size_px: int,
+    noise_rad: float,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """The goal frames ``stride`` apart, re-rendered from the expert's replayed states with
+    every joint but the gripper moved by N(0, ``noise_rad``), kept within the joint limits:
+    (C, 3, S, S) uint8."""
+    reset_to_record(env, record)
+    num_goals = (episode.frames.shape[0] - 1) // stride
+    moved = np.ones(episode.action_rad.shape[1], dtype=bool)
+    moved[env.robot.joint_names.index("gripper")] = False
+    goals = []
+    for c in range(num_goals):
+        for target in episode.action_rad[c * stride : (c + 1) * stride].numpy():
+            env.step(target)
+        offset = np.where(moved, rng.normal(0.0, noise_rad, moved.shape), 0.0)
+        joints = np.clip(env.joint_positions_rad() + offset, env.lower_rad, env.upper_rad)
+        goals.append(torch.from_numpy(env.render_with_arm_at(joints, size_px)).permute(2, 0, 1))
+    return torch.stack(goals)
+
+
 def collect_episode(
     policy: InverseDynamicsPolicy,
     env: Any,  # executor_sim.env.TabletopEnv
@@ -115,12 +158,19 @@ def collect_episode(
     episode: EpisodeArrays,
     rng: np.random.Generator,
     action_noise_std_rad: float,
+    goal_arm_noise_rad: float | None = None,
+    goal_rng: np.random.Generator | None = None,  # the arm offsets' draws
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One closed-loop run -> frames (C, 2, 3, S, S) uint8, state (C, J), actions (C, s, J)."""
     s = policy.config.frame_stride
     size = policy.config.image_size_px
-    obs = reset_to_record(env, record)
     goals = episode.frames[s::s]  # (C, 3, S, S) recorded goal frames
+    stored = goals
+    if goal_arm_noise_rad is not None:  # own generator: the rollout's draws stay the same
+        if goal_rng is None:
+            raise ValueError("goal_arm_noise_rad needs a goal_rng")
+        stored = arm_offset_goals(env, record, episode, s, size, goal_arm_noise_rad, goal_rng)
+    obs = reset_to_record(env, record)
     frames, states, actions = [], [], []
     for c in range(goals.shape[0]):
         t = c * s
@@ -130,7 +180,7 @@ def collect_episode(
             )
         current_u8 = torch.from_numpy(np.ascontiguousarray(obs["image"])).permute(2, 0, 1)
         goal_hwc = goals[c].permute(1, 2, 0).numpy()
-        frames.append(torch.stack([current_u8, goals[c]]))
+        frames.append(torch.stack([current_u8, stored[c]]))
         states.append(obs["state"].astype(np.float32))
         actions.append(episode.action_rad[t : t + s].numpy())
         chunk = policy.predict_chunk(np.stack([obs["image"], goal_hwc]), obs["state"])
@@ -154,6 +204,7 @@ def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
             f"{policy.config.num_input_frames!r}"
         )
     rng = np.random.default_rng(cfg.seed)
+    goal_rng = np.random.default_rng([cfg.seed, 1])
     # None: every episode of an extra root (none of them is held out)
     plan: list[tuple[Path, list[int] | None]] = [
         (cfg.dataset_root, _training_episodes(cfg.checkpoint, cfg.dataset_root))
@@ -174,6 +225,8 @@ def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
                     episode,
                     rng,
                     cfg.action_noise_std_rad,
+                    cfg.goal_arm_noise_rad,
+                    goal_rng,
                 )
                 frames.append(f)
                 states.append(q)
@@ -185,6 +238,7 @@ def collect(cfg: CollectCorrectionsConfig) -> dict[str, Any]:
         "checkpoint": str(cfg.checkpoint),
         "sources": sources,
         "action_noise_std_rad": cfg.action_noise_std_rad,
+        "goal_arm_noise_rad": cfg.goal_arm_noise_rad,
         "seed": cfg.seed,
     }
     arrays = {

@@ -56,6 +56,30 @@ def test_state_round_trip(env: TabletopEnv) -> None:
     np.testing.assert_array_equal(after_a["image"], after_b["image"])
 
 
+def test_renders_the_arm_elsewhere_and_puts_the_world_back(env: TabletopEnv) -> None:
+    env.reset(3)
+    env.step(env.home_rad + 0.1)
+    saved = env.get_state()
+    env.set_state(saved)  # a forward pass: the drawn arm is at the integrated joints
+    here = env.render()
+    # At the arm's own joints the frame is the camera's frame.
+    np.testing.assert_array_equal(env.render_with_arm_at(env.joint_positions_rad()), here)
+    moved = env.joint_positions_rad() + np.array([0.1, 0.0, 0.0, 0.0, 0.0, 0.0])
+    elsewhere = env.render_with_arm_at(moved, 32)
+    assert elsewhere.shape == (32, 32, 3)
+    assert not np.array_equal(elsewhere, env.render(32))  # the arm is drawn turned
+    # Nothing moved in the world: the same state, the same next step as without the call.
+    np.testing.assert_array_equal(env.get_state().physics, saved.physics)
+    np.testing.assert_array_equal(env.render(), here)
+    after = env.step(env.home_rad)
+    env.set_state(saved)
+    np.testing.assert_array_equal(env.step(env.home_rad)["image"], after["image"])
+    with pytest.raises(ValueError, match=r"6 finite values.*nan"):
+        env.render_with_arm_at(np.array([0.0, 0.0, 0.0, 0.0, 0.0, np.nan]))
+    with pytest.raises(ValueError, match="6 finite values"):
+        env.render_with_arm_at(np.zeros(5))
+
+
 def test_tracks_joint_targets(env: TabletopEnv) -> None:
     env.reset(2)
     target = env.home_rad + np.array([0.3, 0.2, -0.2, 0.1, 0.5, 0.3])

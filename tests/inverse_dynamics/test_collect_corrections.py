@@ -12,8 +12,13 @@ import pytest
 import torch
 
 from executor_sim.generate import GenerateConfig, generate
-from inverse_dynamics.collect_corrections import CollectCorrectionsConfig, collect
+from inverse_dynamics.collect_corrections import (
+    CollectCorrectionsConfig,
+    arm_offset_goals,
+    collect,
+)
 from inverse_dynamics.dataset_idm import CorrectionSampler, load_episodes
+from inverse_dynamics.evaluate_idm import env_for_dataset, episode_records
 from inverse_dynamics.modeling_idm import InverseDynamicsModel
 from inverse_dynamics.train_idm import main as train_main
 
@@ -93,6 +98,50 @@ def test_the_held_out_split_must_match_the_checkpoint(sim_run: tuple[Path, Path]
         CollectCorrectionsConfig(output=Path("c.txt"))
     with pytest.raises(ValueError, match=r"-0\.1"):
         CollectCorrectionsConfig(action_noise_std_rad=-0.1)
+    for bad in (-0.01, 0.9, float("nan")):
+        with pytest.raises(ValueError, match=f"goal_arm_noise_rad.*{bad}"):
+            CollectCorrectionsConfig(goal_arm_noise_rad=bad)
+
+
+def test_arm_offset_goals_move_the_arm_and_keep_the_expert_labels(
+    sim_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, run = sim_run
+    base = CollectCorrectionsConfig(checkpoint=run / "model", dataset_root=root)
+    runs = {"recorded": None, "rerendered": 0.0, "moved": 0.05}
+    for name, noise in runs.items():
+        collect(replace(base, output=tmp_path / f"{name}.npz", goal_arm_noise_rad=noise))
+    loaded = {name: dict(np.load(tmp_path / f"{name}.npz")) for name in runs}
+    for name, noise in runs.items():
+        # The rollout is the same: current frames, states and labels; only the goals differ.
+        for key in ("state_rad", "actions_rad"):
+            np.testing.assert_array_equal(loaded[name][key], loaded["recorded"][key])
+        np.testing.assert_array_equal(
+            loaded[name]["frames"][:, 0], loaded["recorded"]["frames"][:, 0]
+        )
+        assert json.loads(str(loaded[name]["metadata_json"]))["goal_arm_noise_rad"] == noise
+    recorded, rerendered, moved = (loaded[n]["frames"][:, 1].astype(float) for n in runs)
+    # Each re-rendered goal is the replayed expert's state one stride on: of all recorded
+    # frames it is nearest the recorded goal (the rest is the dataset's video compression).
+    state = json.loads((run / "checkpoints/step_000002/training_state.json").read_text())
+    first = state["train_episodes"][0]
+    config = InverseDynamicsModel.from_pretrained(run / "model").config
+    episode = load_episodes(root, config, [first])[0]
+    frames = episode.frames.numpy().astype(float)
+    for c in range(3):
+        errors = np.abs(frames - rerendered[c]).mean(axis=(1, 2, 3))
+        assert int(np.argmin(errors)) == 4 * (c + 1), errors
+    env = env_for_dataset(root, 32)
+    try:
+        same = arm_offset_goals(
+            env, episode_records(root)[first], episode, 4, 32, 0.0, np.random.default_rng(0)
+        )
+    finally:
+        env.close()
+    np.testing.assert_array_equal(same.numpy(), rerendered[:3])
+    # The offset moves the drawn arm: further from the unmoved re-render than compression is.
+    compression = np.abs(rerendered - recorded).mean()
+    assert np.abs(moved - rerendered).mean() > compression
 
 
 def test_training_mixes_corrections_from_a_checkpoint(

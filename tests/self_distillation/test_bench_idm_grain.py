@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from executor_core.frame_stats import high_freq_energy
+from executor_sim import EnvConfig
+from executor_sim.env import make_env
 from inverse_dynamics.dataset_idm import EpisodeArrays
 from video_models.configuration_executor import MODEL_PRESETS
 from video_models.modeling_executor import build_pipeline
@@ -137,6 +139,32 @@ def test_degraded_goals_are_blurred_then_noised(bench: ModuleType) -> None:
     assert torch.equal(noisy.frames, bench.degraded(episode, 1.0, 8.0, seed=0).frames)
 
 
+def test_arm_offset_re_renders_only_the_goal_frames(bench: ModuleType) -> None:
+    env = make_env(EnvConfig(image_size_px=32))
+    try:
+        env.reset(5)
+        task = env.task
+        record = {"episode_index": 3, "seed": 5, "prompt": task.prompt, "task_family": task.family}
+        home = torch.from_numpy(env.home_rad.astype(np.float32))
+        episode = EpisodeArrays(
+            3, torch.zeros(9, 3, 32, 32, dtype=torch.uint8), home.repeat(9, 1), home.repeat(9, 1)
+        )
+        args = {"env": env, "records": {3: record}, "stride": 4, "seed": 0}
+        still = bench.arm_offset(episode, noise_rad=0.0, **args)
+        moved = bench.arm_offset(episode, noise_rad=0.05, **args)
+        again = bench.arm_offset(episode, noise_rad=0.05, **args)
+    finally:
+        env.close()
+    goals = [4, 8]
+    others = [i for i in range(9) if i not in goals]
+    # Only the goal frames a stride apart are drawn; the rest stay as recorded (zeros here).
+    assert still.frames[goals].float().mean() > 20
+    assert not still.frames[others].any()
+    assert not moved.frames[others].any()
+    assert not torch.equal(moved.frames[goals], still.frames[goals])  # the arm is moved
+    assert torch.equal(moved.frames, again.frames)  # seeded per episode
+
+
 def test_pca_ceilings_and_degradations_parse(bench: ModuleType) -> None:
     assert bench.parse_ceilings("2x8x8:160, 4x8x8:64") == (((2, 8, 8), 160), ((4, 8, 8), 64))
     assert bench.parse_degrade("0.7:0, 1.2:10") == ((0.7, 0.0), (1.2, 10.0))
@@ -155,6 +183,8 @@ def test_pca_ceilings_and_degradations_parse(bench: ModuleType) -> None:
         (["--degrade", "0.7"], "--degrade items are BLUR_PX:NOISE_STD (e.g. 0.7:10), got '0.7'"),
         (["--degrade", "9:0"], "got (9.0, 0.0)"),
         (["--fit_to", "nope.npz"], "no such re-generated clips file: 'nope.npz'"),
+        (["--arm_offset_rad", "0,0.9"], "arm_offset_rad must be in [0, 0.5] rad, got (0.0, 0.9)"),
+        (["--arm_offset_rad", "x"], "--arm_offset_rad must be comma-separated numbers, got 'x'"),
     ],
 )
 def test_bad_input_exits_2_naming_the_value(
