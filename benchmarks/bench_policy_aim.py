@@ -84,12 +84,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--num_items", type=int, default=24, help="held-out items")
     parser.add_argument("--seed_set", choices=("validation", "report"), default="validation")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     conditions, train_cfg = read_run_arguments(parser, args.conditions, args.train_config)
     if args.num_items <= 0:
         parser.error(f"--num_items must be > 0, got {args.num_items}")
@@ -128,7 +129,7 @@ def main() -> int:
         "num_items": args.num_items,
     }
     script = "benchmarks/bench_policy_aim.py"
-    write_bench_result(args.output, script, sys.argv[1:], 1, fields, summary, records, t0)
+    write_bench_result(args.output, script, argv, 1, fields, summary, records, t0)
     return 0
 
 

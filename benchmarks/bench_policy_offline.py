@@ -131,11 +131,12 @@ def action_error(policy: LeRobotChunkPolicy, frames: list[Frame]) -> dict[str, A
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--stride", type=int, default=4, help="every k-th frame of an episode")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.stride < 1:
         parser.error(f"--stride must be >= 1, got {args.stride}")
     conditions, train_cfg = read_run_arguments(parser, args.conditions, args.train_config)
@@ -159,7 +160,7 @@ def main() -> int:
         "expert_root": str(train_cfg.expert_root),
     }
     write_bench_result(
-        args.output, "benchmarks/bench_policy_offline.py", sys.argv[1:], 1, fields, summary, [], t0
+        args.output, "benchmarks/bench_policy_offline.py", argv, 1, fields, summary, [], t0
     )
     return 0
 

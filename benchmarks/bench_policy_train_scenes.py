@@ -97,7 +97,8 @@ def per_family(records: list[dict[str, Any]], condition: str) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--max_steps", type=int, default=160, help="control steps per goal")
@@ -106,7 +107,7 @@ def main() -> int:
     parser.add_argument(
         "--videos", type=int, default=0, help="mp4s of the first K scenes per condition"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     conditions, train_cfg = read_run_arguments(parser, args.conditions, args.train_config)
     try:
         cfg = DreamGenConfig(
@@ -149,7 +150,7 @@ def main() -> int:
         "n_action_steps": cfg.n_action_steps,
     }
     script = "benchmarks/bench_policy_train_scenes.py"
-    write_bench_result(args.output, script, sys.argv[1:], 1, fields, summary, records, t0)
+    write_bench_result(args.output, script, argv, 1, fields, summary, records, t0)
     return 0
 
 

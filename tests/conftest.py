@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_main import MainRun, exit_status
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,6 +23,7 @@ def load_script(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
 
     def load(relative: str) -> ModuleType:
         path = REPO / relative
+        monkeypatch.syspath_prepend(str(path.parent))  # its siblings import as in a script run
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None, path
         assert spec.loader is not None, path
@@ -31,6 +33,28 @@ def load_script(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+@pytest.fixture
+def run_main(
+    load_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
+) -> Callable[..., MainRun]:
+    """``run_main("benchmarks/x.py", "--flag", "v")``: the script's ``main(argv)`` run in this
+    process. For bad-input checks, which never get past argument validation: a subprocess
+    would spend most of its time importing torch. Each script keeps at least one test that
+    runs it as a real process."""
+
+    def run(relative: str, *args: str) -> MainRun:
+        module = load_script(relative)
+        capsys.readouterr()  # only what main writes
+        try:
+            code = module.main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        captured = capsys.readouterr()
+        return MainRun(exit_status(code), captured.out, captured.err)
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """Shared helpers for the ROS tests: isolated DDS domains, node processes, waiting.
 
 Every test module gets its own ROS_DOMAIN_ID (derived from the pid, so parallel pytest
-runs of other engineers on this machine do not cross-talk) and its own rclpy context.
+runs of other engineers on this machine do not cross-talk, and from the xdist worker, so
+the suite's own workers do not) and its own rclpy context.
 The test process and every node process it starts use the stack's Fast DDS transports
 (``executor_bringup.dds_transport``): the production setting.
 """
@@ -30,10 +31,22 @@ apply_default_transports()  # before any rclpy.init of this process; inherited b
 _counter = [0]
 
 
+def _domain_slice() -> tuple[int, int]:
+    """This process's share of domains 1..200: all of them, or under pytest-xdist
+    (``scripts/test.sh`` runs ``-n``) the worker's own slice, so that two workers never
+    share a domain."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    size = max(1, 200 // max(1, count))
+    return 1 + (index * size) % 200, size
+
+
 def fresh_domain_id() -> int:
-    """A DDS domain for one test module: 1..200, distinct per process and call."""
+    """A DDS domain for one test module: in 1..200, distinct per process and call (and per
+    xdist worker)."""
     _counter[0] += 1
-    return 1 + (os.getpid() * 7 + _counter[0] * 31) % 200
+    first, size = _domain_slice()
+    return first + (os.getpid() * 7 + _counter[0] * 31) % size
 
 
 class RosSession:

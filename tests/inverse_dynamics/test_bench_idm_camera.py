@@ -7,13 +7,16 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from script_main import MainRun
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks" / "bench_idm_camera.py"
-IDM = "checkpoints/idm_sim"
+SCRIPT = "benchmarks/bench_idm_camera.py"
+BENCH = REPO / SCRIPT
+IDM = str(REPO / "checkpoints" / "idm_sim")
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -61,8 +64,10 @@ def test_two_idms_replay_the_same_rollouts_on_both_cameras(tmp_path: Path) -> No
         (["--checkpoints", f"a={IDM}", "--camera_jitter_m", "0.2"], "got 0.2"),
     ],
 )
-def test_bad_input_exits_2_naming_it(tmp_path: Path, args: list[str], named: str) -> None:
-    done = _bench(*args, "--output", str(tmp_path / "x.json"))
+def test_bad_input_exits_2_naming_it(
+    tmp_path: Path, args: list[str], named: str, run_main: Callable[..., MainRun]
+) -> None:
+    done = run_main(SCRIPT, *args, "--output", str(tmp_path / "x.json"))
     assert done.returncode == 2
     assert named in done.stderr
     assert not (tmp_path / "x.json").exists()

@@ -14,6 +14,7 @@ from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
+from script_main import MainRun
 
 from self_distillation.grpo_trainer import pick_items
 from self_distillation.propose import PRESETS as PROPOSE_PRESETS
@@ -22,7 +23,8 @@ from self_distillation.task_items import load_items
 from self_distillation.video_models import load_video_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks" / "bench_grpo_signal.py"
+SCRIPT = "benchmarks/bench_grpo_signal.py"
+BENCH = REPO / SCRIPT
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ def test_a_tiny_run_judges_every_sample_twice(tmp_path: Path) -> None:
     assert np.isfinite(result["grain_excess"])
 
 
-def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
+def test_bad_input_exits_2_naming_it(tmp_path: Path, run_main: Callable[..., MainRun]) -> None:
     base = ["--models", f"m={tmp_path}", "--items", str(tmp_path)]
     cases = [
         (base, "is not a pipeline folder"),
@@ -79,7 +81,7 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path) -> None:
         ([*base, "--eta", "2"], "--eta"),
     ]
     for args, named in cases:
-        done = _run(*args, "--output", str(tmp_path / "x.json"))
+        done = run_main(SCRIPT, *args, "--output", str(tmp_path / "x.json"))
         assert done.returncode == 2, args
         assert named in done.stderr, (args, done.stderr)
     assert not (tmp_path / "x.json").exists()

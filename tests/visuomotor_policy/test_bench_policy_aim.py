@@ -7,17 +7,20 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_main import MainRun
 
 from executor_core.config_cli import save_config_json
 from visuomotor_policy import train_policy as tp
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks" / "bench_policy_aim.py"
+SCRIPT = "benchmarks/bench_policy_aim.py"
+BENCH = REPO / SCRIPT
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -67,8 +70,11 @@ def test_every_condition_aims_on_both_scene_sets(
             )
 
 
-def test_bad_input_exits_2(tiny_act_dir: Path, tmp_path: Path) -> None:
-    proc = _bench(
+def test_bad_input_exits_2(
+    tiny_act_dir: Path, tmp_path: Path, run_main: Callable[..., MainRun]
+) -> None:
+    proc = run_main(
+        SCRIPT,
         "--conditions",
         f"a={tiny_act_dir}",
         "--train_config",

@@ -7,17 +7,20 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from script_main import MainRun
 
 from executor_core.config_cli import save_config_json
 from visuomotor_policy import train_policy as tp
 from visuomotor_policy.configuration_policy import SO101_JOINTS
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks" / "bench_policy_offline.py"
+SCRIPT = "benchmarks/bench_policy_offline.py"
+BENCH = REPO / SCRIPT
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +72,15 @@ def test_error_on_the_episodes_the_run_left_out(
         assert tuple(a["l1_rad_per_joint"]) == SO101_JOINTS
 
 
-def test_bad_input_exits_2_naming_it(tmp_path: Path, tiny_act_dir: Path) -> None:
-    proc = _bench("--conditions", "nameonly", "--train_config", "x.json", "--output", "o.json")
+def test_bad_input_exits_2_naming_it(
+    tmp_path: Path, tiny_act_dir: Path, run_main: Callable[..., MainRun]
+) -> None:
+    out = str(tmp_path / "o.json")
+    proc = run_main(SCRIPT, "--conditions", "nameonly", "--train_config", "x.json", "--output", out)
     assert proc.returncode == 2
     assert "'nameonly'" in proc.stderr
-    proc = _bench(
+    proc = run_main(
+        SCRIPT,
         "--conditions",
         f"a={tiny_act_dir}",
         "--train_config",

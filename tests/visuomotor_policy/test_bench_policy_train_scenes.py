@@ -8,10 +8,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from script_main import MainRun
 
 from executor_core.config_cli import save_config_json
 from executor_sim.env import EnvConfig, make_env
@@ -19,7 +21,8 @@ from self_distillation.closed_loop import task_for_item
 from visuomotor_policy import train_policy as tp
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "benchmarks" / "bench_policy_train_scenes.py"
+SCRIPT = "benchmarks/bench_policy_train_scenes.py"
+BENCH = REPO / SCRIPT
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +103,16 @@ def test_every_condition_runs_every_trained_scene(
     assert result["summary"]["paired"]["b - a"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
 
 
-def test_bad_input_exits_2_naming_it(tmp_path: Path, tiny_act_dir: Path) -> None:
+def test_bad_input_exits_2_naming_it(
+    tmp_path: Path, tiny_act_dir: Path, run_main: Callable[..., MainRun]
+) -> None:
     """The shared checks (conditions, train config) and the evaluation's own settings."""
     out = tmp_path / "o.json"
     common = ("--train_config", str(tmp_path / "missing.json"), "--output", str(out))
-    proc = _bench("--conditions", "nameonly", *common)
+    proc = run_main(SCRIPT, "--conditions", "nameonly", *common)
     assert proc.returncode == 2
     assert "'nameonly'" in proc.stderr
-    proc = _bench("--conditions", f"a={tiny_act_dir}", *common)
+    proc = run_main(SCRIPT, "--conditions", f"a={tiny_act_dir}", *common)
     assert proc.returncode == 2
     assert "missing.json" in proc.stderr
     config = tmp_path / "train_config.json"
@@ -117,7 +122,7 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path, tiny_act_dir: Path) -> None
         ("--max_steps", "0", "max_steps > 0"),
         ("--videos", "-1", "--videos must be >= 0, got -1"),
     ):
-        proc = _bench(*run, flag, value, "--output", str(out))
+        proc = run_main(SCRIPT, *run, flag, value, "--output", str(out))
         assert proc.returncode == 2
         assert named in proc.stderr
         assert not out.exists()
