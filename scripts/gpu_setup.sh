@@ -4,7 +4,7 @@
 # model files) into /tmp/site and the EGL loaders (.gl/*.deb), once per machine (a marker
 # file), and puts them on PYTHONPATH; here (PYTHON set, e.g. .venv/bin/python) it does nothing
 # but the environment. Then it checks that MuJoCo renders and the simulator builds.
-# Sets: py (the interpreter). How to build .whl and .gl: the header of grpo_variants_gpu.sh.
+# Sets: py (the interpreter). .whl and .gl: scripts/prepare_gpu_inputs.sh makes them.
 py="${PYTHON:-python3}"
 if [ -z "${PYTHON:-}" ]; then
   if [ ! -e /tmp/site/.unpacked ]; then

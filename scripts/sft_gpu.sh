@@ -7,6 +7,7 @@
 # first renders the expert's clips, the others wait for them and reuse them. MINUTES caps
 # each run's wall clock (the cosine then ends with the cap; sft_timings.json says how many
 # steps were done).
+# Here first: scripts/prepare_gpu_inputs.sh (the pack, .whl, .gl; about 2.5 min).
 # On the GPU machine (carry outputs/wt/pack512 .whl .gl; the tree needs demonstrator_sim):
 #   STEPS="800 3180" bash scripts/sft_gpu.sh "$OUT" 6
 # Locally, a dry run of the same code path:
