@@ -49,9 +49,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from executor_core.retiming import RETIME_PROFILES
+from executor_sim.grasp_probe import GRASP_FAMILIES
 from self_distillation.closed_loop import (
     ClosedLoopConfig,
     load_sim_stack,
@@ -112,7 +114,7 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
     row: dict[str, Any] = {
         "item_id": item.item_id,
         "family": item_family(item),
-        "expert": {"success": expert.success, "steps": expert.steps},
+        "expert": {"success": expert.success, "steps": expert.steps, "grasps": expert.grasps},
     }
     for variant in job.variants:
         cfg = ClosedLoopConfig(
@@ -130,6 +132,7 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
             "replans": result.replans,
             "message": result.message,
             "wall_s": time.perf_counter() - t0,
+            "grasps": result.grasps,
         }
         if variant.candidates > 1:
             # per segment: the chosen candidate, and how many the critic accepted
@@ -140,6 +143,25 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
 
 def _first(row: dict[str, Any], variant: str) -> bool:
     return bool(row[variant]["success"]) and row[variant].get("replans", 0) == 0
+
+
+def first_grasps(rows: list[dict[str, Any]], variant: str) -> dict[str, Any]:
+    """Where the jaws were when they first closed (``executor_sim.grasp_probe``), over the
+    episodes that closed them, by outcome: the horizontal miss of the cube's centre in mm
+    (median and quartiles), and how many episodes never closed them on a grasp task."""
+    out: dict[str, Any] = {}
+    grasping = [r for r in rows if r["family"] in GRASP_FAMILIES and "grasps" in r[variant]]
+    for outcome, name in ((True, "solved"), (False, "failed")):
+        of = [r for r in grasping if bool(r[variant]["success"]) == outcome]
+        if not of:
+            continue
+        misses = [r[variant]["grasps"][0]["xy_mm"] for r in of if r[variant]["grasps"]]
+        entry: dict[str, Any] = {"episodes": len(of), "never_closed": len(of) - len(misses)}
+        if misses:
+            q25, q50, q75 = np.percentile(misses, [25, 50, 75])
+            entry.update(median=float(q50), p25=float(q25), p75=float(q75))
+        out[name] = entry
+    return out
 
 
 def summarize(rows: list[dict[str, Any]], variants: tuple[str, ...]) -> dict[str, Any]:
@@ -181,6 +203,9 @@ def summarize(rows: list[dict[str, Any]], variants: tuple[str, ...]) -> dict[str
                     r[variant]["steps"] / r["expert"]["steps"] for r in first
                 )
                 entry["solved_first_attempt"] = len(first)
+        grasps = first_grasps(rows, variant)
+        if grasps:
+            entry["first_grasp_miss_mm"] = grasps
         out[variant] = entry
     for a in variants:
         for b in variants:

@@ -8,7 +8,8 @@ goal timeout is a budget of control steps (imagining takes no simulated time). A
 trajectory is sampled at the control rate from the measured state as ``sim_arm_node``'s
 controller samples it (``executor_core.chunks.sample_at_rate``, ``interpolation`` as the
 node's parameter, splines by default); an IDM chunk at that rate is executed point for
-point. The task verifier is the scene task's own success predicate.
+point. The task verifier is the scene task's own success predicate. ``grasp_probe`` records
+where the jaws were each time they closed (``executor_sim.grasp_probe``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from executor_core.goal_runner import Guard, Verdict
 from executor_core.trajectory_control import Interpolation
 from executor_core.types import JointTrajectory, Observation
 from executor_sim.env import TabletopEnv
+from executor_sim.grasp_probe import GraspProbe
 from executor_sim.tasks import Task
 
 
@@ -35,6 +37,8 @@ class SimArm:
         self.obs = env.observation()
         self.frames: list[np.ndarray] = [self.obs["image"]]  # (H, W, 3) uint8, first = initial
         self.steps = 0
+        # where the jaws were each time they closed (a diagnostic; grasp tasks only)
+        self.grasp_probe = GraspProbe(env, task) if task is not None else None
 
     def clock(self) -> float:
         """Simulated seconds since the adapter was made."""
@@ -58,6 +62,8 @@ class SimArm:
         targets = sample_at_rate(trajectory, q, self.env.cfg.fps_hz, self.interpolation)
         for target in targets:
             guard.check()  # the step budget (deadline in sim time) can end a chunk midway
+            if self.grasp_probe is not None:
+                self.grasp_probe.before_step(target)
             self.obs = self.env.step(target)
             self.frames.append(self.obs["image"])
             self.steps += 1

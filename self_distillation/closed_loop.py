@@ -32,6 +32,7 @@ from executor_core.retiming import RetimeProfile
 from executor_sim.env import EnvConfig, TabletopEnv
 from executor_sim.env import make_env as make_sim_env
 from executor_sim.expert import expert_policy
+from executor_sim.grasp_probe import GraspProbe
 from executor_sim.sim_arm import SimArm
 from executor_sim.tasks import Task, make_task
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
@@ -126,6 +127,8 @@ class EpisodeResult:
     # per segment, with several candidates: the one tracked, and how many the critic accepted
     chosen: list[int] = field(default_factory=list)
     accepted: list[int] = field(default_factory=list)
+    # each time the jaws closed: the grasp point's miss of the task's cube (GraspProbe)
+    grasps: list[dict[str, float]] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -140,6 +143,7 @@ class EpisodeResult:
             "message": self.message,
             "chosen": self.chosen,
             "accepted": self.accepted,
+            "grasps": self.grasps,
         }
 
 
@@ -184,9 +188,12 @@ def run_expert(env: TabletopEnv, item: TaskItem, cfg: ClosedLoopConfig) -> Episo
     obs = env.observation()
     frames = [obs["image"]]
     policy = expert_policy(env, task)
+    probe = GraspProbe(env, task)
     steps, success = 0, False
     while steps < cfg.max_steps:
-        obs = env.step(policy(env))
+        target = policy(env)
+        probe.before_step(target)
+        obs = env.step(target)
         frames.append(obs["image"])
         steps += 1
         if policy.done:
@@ -204,6 +211,7 @@ def run_expert(env: TabletopEnv, item: TaskItem, cfg: ClosedLoopConfig) -> Episo
         np.stack(frames),
         [],
         int(env.num_clipped_actions),
+        grasps=probe.attempts,
     )
 
 
@@ -250,6 +258,7 @@ def run_stack(
             for segment in result.segments
             if segment.critiques
         ],
+        arm.grasp_probe.attempts if arm.grasp_probe is not None else [],
     )
 
 

@@ -17,8 +17,15 @@ from executor_core.config_cli import parse_config
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.test_doubles import TinyRandomInverseDynamics, TinyRandomVideoModel
 from executor_core.types import ActionChunk
+from executor_sim.grasp_probe import GRASP_FAMILIES
 from self_distillation import evaluate
-from self_distillation.closed_loop import ClosedLoopConfig, make_env, run_stack, write_bench_result
+from self_distillation.closed_loop import (
+    ClosedLoopConfig,
+    make_env,
+    run_expert,
+    run_stack,
+    write_bench_result,
+)
 from self_distillation.task_items import load_items
 
 SIZE_PX = 32
@@ -298,3 +305,20 @@ def test_bench_result_names_its_command_hardware_and_records(tmp_path: Path, cap
     assert saved["wall_s"] >= 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == {"command": "benchmarks/x.py --items 2", "summary": summary}
+
+
+def test_episodes_record_where_the_jaws_closed(env, models, debug_items: Path) -> None:
+    """The expert's episode and the stack's carry the grasp probe's closings; the expert's
+    grasp closes on the cube (a grasp item of the debug set)."""
+    items = [it for it in load_items(debug_items) if it.seed is not None]
+    item = next(it for it in items if it.proposal.metadata["task_family"] in GRASP_FAMILIES)
+    cfg = ClosedLoopConfig(max_replans=0, max_steps=200, image_size_px=SIZE_PX)
+    expert = run_expert(env, item, cfg)
+    assert expert.grasps, expert.to_record()
+    assert expert.grasps[0]["xy_mm"] < 3.0
+    assert expert.to_record()["grasps"] == expert.grasps
+    video_model, idm = models
+    result = run_stack(env, item, "executor_rl", video_model, idm, cfg, seed=5)
+    # the random IDM's gripper commands: every closing from open is one record
+    assert all(set(g) == {"xy_mm", "z_mm"} for g in result.grasps)
+    assert result.to_record()["grasps"] == result.grasps
