@@ -145,21 +145,32 @@ def _first(row: dict[str, Any], variant: str) -> bool:
     return bool(row[variant]["success"]) and row[variant].get("replans", 0) == 0
 
 
-def first_grasps(rows: list[dict[str, Any]], variant: str) -> dict[str, Any]:
-    """Where the jaws were when they first closed (``executor_sim.grasp_probe``), over the
-    episodes that closed them, by outcome: the horizontal miss of the cube's centre in mm
-    (median and quartiles), and how many episodes never closed them on a grasp task."""
+def _quartiles(values: list[float]) -> dict[str, float]:
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return {"median": float(q50), "p25": float(q25), "p75": float(q75)}
+
+
+def grasp_misses(rows: list[dict[str, Any]], variant: str) -> dict[str, Any]:
+    """Where the jaws closed (``executor_sim.grasp_probe``) on the grasp tasks, by outcome,
+    in mm from the cube's centre: the first closing's horizontal miss (``first_xy``), and
+    the nearest closing's distance (``nearest``, horizontal and height together), with how
+    many episodes closed within 10 and 20 mm; and how many never closed the jaws."""
     out: dict[str, Any] = {}
     grasping = [r for r in rows if r["family"] in GRASP_FAMILIES and "grasps" in r[variant]]
     for outcome, name in ((True, "solved"), (False, "failed")):
         of = [r for r in grasping if bool(r[variant]["success"]) == outcome]
         if not of:
             continue
-        misses = [r[variant]["grasps"][0]["xy_mm"] for r in of if r[variant]["grasps"]]
-        entry: dict[str, Any] = {"episodes": len(of), "never_closed": len(of) - len(misses)}
-        if misses:
-            q25, q50, q75 = np.percentile(misses, [25, 50, 75])
-            entry.update(median=float(q50), p25=float(q25), p75=float(q75))
+        closed = [r[variant]["grasps"] for r in of if r[variant]["grasps"]]
+        entry: dict[str, Any] = {"episodes": len(of), "never_closed": len(of) - len(closed)}
+        if closed:
+            nearest = [min(float(np.hypot(g["xy_mm"], g["z_mm"])) for g in c) for c in closed]
+            entry["first_xy"] = _quartiles([c[0]["xy_mm"] for c in closed])
+            entry["nearest"] = {
+                **_quartiles(nearest),
+                "within_10": sum(d <= 10.0 for d in nearest),
+                "within_20": sum(d <= 20.0 for d in nearest),
+            }
         out[name] = entry
     return out
 
@@ -203,9 +214,9 @@ def summarize(rows: list[dict[str, Any]], variants: tuple[str, ...]) -> dict[str
                     r[variant]["steps"] / r["expert"]["steps"] for r in first
                 )
                 entry["solved_first_attempt"] = len(first)
-        grasps = first_grasps(rows, variant)
+        grasps = grasp_misses(rows, variant)
         if grasps:
-            entry["first_grasp_miss_mm"] = grasps
+            entry["grasp_miss_mm"] = grasps
         out[variant] = entry
     for a in variants:
         for b in variants:
