@@ -25,28 +25,32 @@ GRASP_FAMILIES = ("pick_place", "stack")
 
 
 class GraspProbe:
-    """Call :meth:`before_step` with each control step's target, before the step."""
+    """Call :meth:`before_step` with each control step's target, before the step. Only grasp
+    tasks build the kinematics; a push task's probe does nothing (``active`` is false)."""
 
     def __init__(self, env: TabletopEnv, task: Task, closing_rad: float = CLOSING_RAD) -> None:
         self.env, self.task, self.closing_rad = env, task, closing_rad
         self.attempts: list[dict[str, float]] = []
+        self.active = task.family in GRASP_FAMILIES
         self._last_command_rad: float | None = None
-        self._ik = TopDownIK(
-            env.model, env.lower_rad, env.upper_rad, fixed_pad_to_grasp_m=FIXED_PAD_TO_GRASP_M
+        self._ik = (
+            TopDownIK(
+                env.model, env.lower_rad, env.upper_rad, fixed_pad_to_grasp_m=FIXED_PAD_TO_GRASP_M
+            )
+            if self.active
+            else None
         )
 
-    @property
-    def active(self) -> bool:
-        return self.task.family in GRASP_FAMILIES
-
     def before_step(self, target_rad: np.ndarray) -> None:
-        if not self.active:
+        if self._ik is None:
             return
-        joints = self.env.joint_positions_rad()
-        before = joints[5] if self._last_command_rad is None else self._last_command_rad
-        self._last_command_rad = float(target_rad[5])
-        if before >= self.closing_rad > self._last_command_rad:
-            point, _, _ = self._ik.forward(joints[:5], False)
+        command = float(target_rad[5])
+        before = self._last_command_rad
+        if before is None:  # the first command: the measured jaws say whether they are open
+            before = float(self.env.joint_positions_rad()[5])
+        self._last_command_rad = command
+        if before >= self.closing_rad > command:
+            point, _, _ = self._ik.forward(self.env.joint_positions_rad()[:5], False)
             miss_m = np.asarray(point, np.float64) - self.env.object_position(self.task.obj)
             self.attempts.append(
                 {
