@@ -32,6 +32,12 @@ against an earlier output of this benchmark on the same items and seeds:
         --profiles per_interval --model outputs/wt/run_exec/executor_distilled/pipeline \
         --baseline checkpoints/executor_sim/results/retime_seen.json --output OUT.json
 
+``--grasp_gate_mm 0,20`` adds variants with the goal runner's grasp gate
+(``executor_core.grasp_gate``: a closing is held open while the gripper frame is higher
+than that above the table; ``--grasp_gate_measured``: the measured one too), named
+``PROFILE+gate_20mm`` (``_measured``). Each grasp episode records where the jaws closed
+and the grasp point's nearest approach with the jaws open (``grasp_miss_mm``).
+
 Prints one JSON summary; writes it, with the per-item records, to ``--output``.
 """
 
@@ -80,10 +86,15 @@ MODELS = {
 class Variant:
     profile: str
     candidates: int
+    gate_mm: float = 0.0  # the grasp gate's height (0: no gate)
+    gate_measured: bool = False  # the gate also reads the measured gripper frame
 
     @property
     def name(self) -> str:
-        return self.profile if self.candidates == 1 else f"{self.profile}+best_of_{self.candidates}"
+        name = self.profile if self.candidates == 1 else f"{self.profile}+best_of_{self.candidates}"
+        if not self.gate_mm:
+            return name
+        return f"{name}+gate_{self.gate_mm:g}mm" + ("_measured" if self.gate_measured else "")
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,12 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
     row: dict[str, Any] = {
         "item_id": item.item_id,
         "family": item_family(item),
-        "expert": {"success": expert.success, "steps": expert.steps, "grasps": expert.grasps},
+        "expert": {
+            "success": expert.success,
+            "steps": expert.steps,
+            "grasps": expert.grasps,
+            "nearest_open": expert.nearest_open,
+        },
     }
     for variant in job.variants:
         cfg = ClosedLoopConfig(
@@ -123,6 +139,8 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
             num_candidates=variant.candidates,
             candidate_judge=job.critic,
             critic_path=job.critic_path,
+            grasp_gate_max_height_m=variant.gate_mm / 1000.0,
+            grasp_gate_measured=variant.gate_measured,
         )
         t0 = time.perf_counter()
         result = run_stack(env, item, job.condition, _STATE["model"], _STATE["idm"], cfg, seed)
@@ -133,7 +151,10 @@ def _run_item(item: TaskItem) -> dict[str, Any]:
             "message": result.message,
             "wall_s": time.perf_counter() - t0,
             "grasps": result.grasps,
+            "nearest_open": result.nearest_open,
         }
+        if variant.gate_mm:
+            row[variant.name]["gate_held_points"] = result.gate_held_points
         if variant.candidates > 1:
             # per segment: the chosen candidate, and how many the critic accepted
             row[variant.name]["chosen"] = result.chosen
@@ -154,7 +175,9 @@ def grasp_misses(rows: list[dict[str, Any]], variant: str) -> dict[str, Any]:
     """Where the jaws closed (``executor_sim.grasp_probe``) on the grasp tasks, by outcome,
     in mm from the cube's centre: the first closing's horizontal miss (``first_xy``), and
     the nearest closing's distance (``nearest``, horizontal and height together), with how
-    many episodes closed within 10 and 20 mm; and how many never closed the jaws."""
+    many episodes closed within 10 and 20 mm; and how many never closed the jaws. Where
+    recorded, ``approach``: the grasp point's nearest approach with the jaws open (distance,
+    and its height and horizontal miss at that moment)."""
     out: dict[str, Any] = {}
     grasping = [r for r in rows if r["family"] in GRASP_FAMILIES and "grasps" in r[variant]]
     for outcome, name in ((True, "solved"), (False, "failed")):
@@ -170,6 +193,17 @@ def grasp_misses(rows: list[dict[str, Any]], variant: str) -> dict[str, Any]:
                 **_quartiles(nearest),
                 "within_10": sum(d <= 10.0 for d in nearest),
                 "within_20": sum(d <= 20.0 for d in nearest),
+            }
+        approaches = [r[variant]["nearest_open"] for r in of if r[variant].get("nearest_open")]
+        if approaches:
+            distances = [a["distance_mm"] for a in approaches]
+            entry["approach"] = {
+                "episodes": len(approaches),
+                "distance": _quartiles(distances),
+                "z": _quartiles([a["z_mm"] for a in approaches]),
+                "xy": _quartiles([a["xy_mm"] for a in approaches]),
+                "within_10": sum(d <= 10.0 for d in distances),
+                "within_20": sum(d <= 20.0 for d in distances),
             }
         out[name] = entry
     return out
@@ -267,7 +301,7 @@ def against_baseline(
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="seen")
@@ -277,13 +311,25 @@ def main() -> int:
     parser.add_argument("--profiles", default=",".join(RETIME_PROFILES))
     parser.add_argument("--candidates", default="1", help="imagined videos per segment, e.g. 1,4")
     parser.add_argument("--critic", default="execution_aware", choices=CRITIC_JUDGES)
+    parser.add_argument(
+        "--grasp_gate_mm",
+        default="0",
+        help="grasp-gate heights, e.g. 0,30: jaws close only with the gripper frame at most "
+        "this many mm above the table (0: no gate)",
+    )
+    parser.add_argument(
+        "--grasp_gate_measured",
+        action="store_true",
+        help="the gates also hold while the measured gripper frame is above their height",
+    )
     parser.add_argument("--critic_path", default="", help="the execution critic (--critic learned)")
     parser.add_argument("--idm", default="checkpoints/idm_sim")
     parser.add_argument("--model", default="", help="video model folder (default: the condition's)")
     parser.add_argument("--baseline", type=Path, help="an earlier output on the same items")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output", type=Path, required=True)
-    args = parser.parse_args()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
     profiles = tuple(p for p in args.profiles.split(",") if p)
     unknown = sorted(set(profiles) - set(RETIME_PROFILES))
     if unknown or not profiles:
@@ -295,12 +341,20 @@ def main() -> int:
     if not counts or min(counts) < 1:
         parser.error(f"--candidates {args.candidates!r}: need integers >= 1")
     try:
+        gates = tuple(float(h) for h in args.grasp_gate_mm.split(",") if h)
+    except ValueError:
+        parser.error(f"--grasp_gate_mm {args.grasp_gate_mm!r}: not a list of numbers")
+    if not gates or not all(np.isfinite(h) and h >= 0 for h in gates):
+        parser.error(f"--grasp_gate_mm {args.grasp_gate_mm!r}: need heights >= 0 (0: no gate)")
+    try:
         check_critic_judge(args.critic, args.critic_path)
     except ValueError as exc:
         parser.error(str(exc))
     if args.workers < 1 or args.items < 1:
         parser.error(f"need --workers >= 1 and --items >= 1, got {args.workers}, {args.items}")
-    variants = tuple(Variant(p, k) for p in profiles for k in counts)
+    variants = tuple(
+        Variant(p, k, h, args.grasp_gate_measured) for p in profiles for k in counts for h in gates
+    )
     names = tuple(v.name for v in variants)
     t0 = time.perf_counter()
     items = build_split(SplitSpec(args.split, args.items, args.first_seed))
@@ -324,7 +378,7 @@ def main() -> int:
     write_bench_result(
         args.output,
         "benchmarks/bench_goal_runner.py",
-        sys.argv[1:],
+        argv,
         args.workers,
         fields,
         summary,

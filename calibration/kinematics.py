@@ -18,6 +18,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless default; see executor_sim/
 import mujoco
 import numpy as np
 
+from executor_core.grasp_gate import GraspGate, GraspGateConfig
 from executor_core.robot_description import RobotDescription
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,20 @@ class ArmKinematics:
         world_from_effector = self._world_pose(*self._effector)
         return np.linalg.solve(world_from_base, world_from_effector)
 
+    def effector_height_m(self, joint_positions_rad: np.ndarray) -> float:
+        """The effector's height above the base's plane (the table the arm stands on).
+
+        Joints are first put inside the description's range: a height estimate for
+        commands that may lie just past a limit (``executor_core.grasp_gate`` reads the
+        targets before the goal runner moves near-misses onto the limit).
+        """
+        q = np.clip(
+            np.asarray(joint_positions_rad, dtype=np.float64).reshape(-1),
+            self.description.lower_rad,
+            self.description.upper_rad,
+        )
+        return float(self.base_from_effector(q)[2, 3])
+
     @property
     def ros_base_frame(self) -> str:
         return URDF_LINK_NAMES.get(self.base_frame, self.base_frame)
@@ -124,3 +139,17 @@ class ArmKinematics:
     @property
     def ros_effector_frame(self) -> str:
         return URDF_LINK_NAMES.get(self.effector_frame, self.effector_frame)
+
+
+def kinematic_grasp_gate(
+    robot: RobotDescription, max_close_height_m: float, measured: bool = False
+) -> GraspGate | None:
+    """The grasp gate (``executor_core.grasp_gate``) over the arm's own kinematics: the jaws
+    close only with the gripper frame at most ``max_close_height_m`` above the plane of the
+    arm's base (the table it stands on), and with ``measured`` with the measured gripper
+    frame that low too; None for 0 (no gate)."""
+    if not max_close_height_m:
+        return None
+    config = GraspGateConfig(max_close_height_m, measured=measured)  # validates it first
+    kinematics = ArmKinematics(robot, effector_frame="gripperframe")  # ~7 ms
+    return GraspGate(config, kinematics.effector_height_m, robot.joint_names)

@@ -33,6 +33,9 @@ Policy:
   is written to ``video_dir`` and recorded. Each costs one more imagining per segment.
   ``candidate_judge: learned`` reads the execution critic at ``critic_path``
   (``execution_critic``); a missing folder fails the node at startup, naming it.
+- ``grasp_gate_max_height_m`` > 0 holds every gripper closing commanded higher than that
+  above the arm base's plane (``executor_core.grasp_gate``, over the SO-101 kinematics of
+  ``calibration.kinematics``); a robot description the MJCF does not match fails at startup.
 - Each imagined video is written to ``video_dir`` (``<goal>_<segment>.mp4``) while the arm
   moves; the camera frames received while a segment executes and is verified (at most
   ``executed_video_fps``) go next to it (``<goal>_<segment>_executed.mp4``).
@@ -60,6 +63,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from calibration.kinematics import kinematic_grasp_gate
 from calibration.rectify import rectifier_from_parameters
 from executor_bringup.arm_wiring import arm_config, connect_arm, receive_image
 from executor_bringup.goal_media import GoalFeedback, GoalMedia
@@ -114,6 +118,9 @@ PARAMETERS = {  # name -> default; the runner's settings default to the runner's
     "num_candidates": RUNNER_DEFAULTS.num_candidates,
     "candidate_judge": "execution_aware",
     "critic_path": "",  # the execution critic's folder, for candidate_judge "learned"
+    # executor_core.grasp_gate: the jaws close only with the gripper frame at most this
+    # high above the arm base's plane (SO-101 kinematics); 0: no gate
+    "grasp_gate_max_height_m": 0.0,
 }
 
 
@@ -187,7 +194,8 @@ class ExecutorNode(Node):
         critic = make_critic(
             str(self.p("candidate_judge")), config.num_candidates, str(self.p("critic_path"))
         )
-        return GoalRunner(video_model, idm, self.robot, config, critic=critic)
+        gate = kinematic_grasp_gate(self.robot, float(self.p("grasp_gate_max_height_m")))
+        return GoalRunner(video_model, idm, self.robot, config, critic=critic, grasp_gate=gate)
 
     def _runner_config(self) -> GoalRunnerConfig:
         return GoalRunnerConfig(

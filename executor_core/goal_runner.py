@@ -22,9 +22,12 @@ One goal, segment by segment (at most ``max_replans + 1`` segments):
      sent and waited for before the next; with ``verify_each_chunk`` and a task verifier,
      the goal ends as soon as the verifier says the task is done;
    - ``open_loop``: all chunks from the imagined frames up front, sent as one trajectory;
-4. every trajectory sent is first made feasible: targets up to ``limit_tolerance_rad``
-   beyond a joint limit go onto the limit (further is an abort naming the joint), then the
-   clock is slowed down to the joint velocity and acceleration limits
+4. with a grasp gate (``GoalRunner(..., grasp_gate=...)``, ``executor_core.grasp_gate``),
+   a gripper closing commanded with the effector high above the table is held open (the
+   state is the goal's last gripper command; ``GoalResult.grasp_gate_held_points`` counts
+   the points held); then every trajectory sent is first made feasible: targets up to
+   ``limit_tolerance_rad`` beyond a joint limit go onto the limit (further is an abort
+   naming the joint), then the clock is slowed down to the joint velocity and acceleration limits
    (``executor_core.retiming``); the safety layer below still checks and rejects;
 5. verify: does the arm reach the last point (``goal_tolerance_rad``), and what does the
    task verifier say (``Arm.verdict``; None on a real robot without one)? With a verifier
@@ -59,6 +62,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from executor_core.chunks import chain_chunks, concatenate_trajectories, return_home
+from executor_core.grasp_gate import GateState, GraspGate
 from executor_core.policy import (
     PHASE_CONVERTING,
     ChunkPolicy,
@@ -242,6 +246,7 @@ class GoalResult:
     message: str
     segments: list[SegmentRecord]
     homing: list[JointTrajectory]  # moves home before re-imagining
+    grasp_gate_held_points: int = 0  # trajectory points whose closing the grasp gate held
 
     @property
     def success(self) -> bool:
@@ -273,9 +278,15 @@ class GoalRunner:
         *,
         policy: ChunkPolicy | None = None,
         critic: VideoCritic | None = None,
+        grasp_gate: GraspGate | None = None,
     ) -> None:
         self.video_model, self.idm, self.robot = video_model, idm, robot
-        self.policy, self.critic = policy, critic
+        self.policy, self.critic, self.grasp_gate = policy, critic, grasp_gate
+        if grasp_gate is not None and grasp_gate.joint_names != robot.joint_names:
+            raise ValueError(
+                f"the grasp gate's joints {list(grasp_gate.joint_names)} are not the robot's "
+                f"{list(robot.joint_names)}"
+            )
         self.config = config or GoalRunnerConfig()
         if critic is not None and not callable(getattr(critic, "critique", None)):
             raise ValueError(f"{type(critic).__name__} has no critique: not a VideoCritic")
@@ -305,10 +316,14 @@ class GoalRunner:
 
     @classmethod
     def for_policy(
-        cls, policy: ChunkPolicy, robot: RobotDescription, config: GoalRunnerConfig | None = None
+        cls,
+        policy: ChunkPolicy,
+        robot: RobotDescription,
+        config: GoalRunnerConfig | None = None,
+        grasp_gate: GraspGate | None = None,
     ) -> GoalRunner:
         """The runner's policy mode: ``policy`` chooses every chunk (module docstring)."""
-        return cls(None, None, robot, config, policy=policy)
+        return cls(None, None, robot, config, policy=policy, grasp_gate=grasp_gate)
 
     def run(
         self,
@@ -365,6 +380,7 @@ class _GoalRun:
         self.segments: list[SegmentRecord] = []
         self.homing: list[JointTrajectory] = []
         self.index = 0  # the segment running
+        self.gate: GateState | None = None  # the grasp gate's state, from the first send
 
     def result(self) -> GoalResult:
         try:
@@ -374,7 +390,8 @@ class _GoalRun:
         except (GoalAborted, ValueError) as exc:
             status, message = "aborted", str(exc)
         logger.info("goal %r %s: %s", self.prompt, status, message)
-        return GoalResult(status, message, self.segments, self.homing)
+        held = self.gate.held_points if self.gate is not None else 0
+        return GoalResult(status, message, self.segments, self.homing, held)
 
     def _progress(self, phase: str, within: float) -> None:
         total = self.max_replans + 1
@@ -470,7 +487,7 @@ class _GoalRun:
             q = obs.joint_positions_rad
             names = self.runner.robot.joint_names
             plan = trajectory_from_video(record.video, self.runner.idm, names, q)
-            self._send(index, record, self.runner.feasible(plan, q), False)
+            self._send(index, record, self.runner.feasible(self._gated(plan, q), q), False)
             return None
         return self._track(index, record, obs)
 
@@ -485,13 +502,23 @@ class _GoalRun:
             q = obs.joint_positions_rad
             names = self.runner.robot.joint_names
             chunk = chunk_towards(self.runner.idm, obs.image_rgb, goal, names, q)
-            self._send(index, record, self.runner.feasible(chunk, q), True)
+            self._send(index, record, self.runner.feasible(self._gated(chunk, q), q), True)
             self._progress(PHASE_EXECUTING, 0.5 + 0.45 * (i + 1) / len(goals))
             if self.cfg.verify_each_chunk and i + 1 < len(goals):
                 verdict = self.arm.verdict(self.guard)
                 if verdict is not None and verdict.success:
                     return verdict
         return verdict
+
+    def _gated(self, trajectory: JointTrajectory, q: np.ndarray | None) -> JointTrajectory:
+        """The trajectory through the grasp gate, when the runner has one."""
+        gate = self.runner.grasp_gate
+        if gate is None:
+            return trajectory
+        measured = trajectory.positions_rad[0] if q is None else q
+        if self.gate is None:  # the goal's first send: the measured jaws start the state
+            self.gate = gate.start(measured)
+        return gate.apply(trajectory, self.gate, measured)
 
     def _send(
         self, index: int, record: SegmentRecord, trajectory: JointTrajectory, tolerate: bool
@@ -543,7 +570,8 @@ class _GoalRun:
                 obs = self.arm.observe(self.guard)
                 chunk = chunk_in_order(policy.next_chunk(obs, self.prompt), names)
                 q = obs.joint_positions_rad
-                trajectory = self.runner.feasible(chain_chunks([chunk], names), q, "the policy's")
+                trajectory = chain_chunks([chunk], names)
+                trajectory = self.runner.feasible(self._gated(trajectory, q), q, "the policy's")
                 self._send(0, record, trajectory, True)
                 self._policy_progress(PHASE_VERIFYING, len(record.sent))
                 verdict = self.arm.verdict(self.guard)

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from calibration.kinematics import kinematic_grasp_gate
 from executor_core.atomic_io import write_json_atomic
 from executor_core.goal_runner import GoalRunner, GoalRunnerConfig, Guard
+from executor_core.grasp_gate import GraspGateConfig
 from executor_core.policy import IdmMode, InverseDynamics, VideoCritic, VideoModel
 from executor_core.retiming import RetimeProfile
 from executor_sim.env import EnvConfig, TabletopEnv
@@ -75,8 +77,14 @@ class ClosedLoopConfig:
     num_candidates: int = _RUNNER_DEFAULTS.num_candidates
     candidate_judge: str = "execution_aware"
     critic_path: str = ""  # the execution critic's folder, for candidate_judge "learned"
+    # The grasp gate (executor_core.grasp_gate): jaws may close only with the gripper
+    # frame at most this high above the table; 0: no gate (the runner's default).
+    grasp_gate_max_height_m: float = 0.0
+    grasp_gate_measured: bool = False  # also the measured gripper frame (GraspGateConfig)
 
     def __post_init__(self) -> None:
+        if self.grasp_gate_max_height_m:
+            GraspGateConfig(self.grasp_gate_max_height_m)  # validates it
         if self.num_episodes <= 0 or self.max_replans < 0 or self.max_steps <= 0:
             raise ValueError(
                 f"need num_episodes > 0, max_replans >= 0, max_steps > 0; got "
@@ -129,6 +137,9 @@ class EpisodeResult:
     accepted: list[int] = field(default_factory=list)
     # each time the jaws closed: the grasp point's miss of the task's cube (GraspProbe)
     grasps: list[dict[str, float]] = field(default_factory=list)
+    gate_held_points: int = 0  # closing commands the grasp gate held open
+    # the grasp point's nearest approach to the cube with the jaws open (GraspProbe)
+    nearest_open: dict[str, float] | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -144,6 +155,8 @@ class EpisodeResult:
             "chosen": self.chosen,
             "accepted": self.accepted,
             "grasps": self.grasps,
+            "gate_held_points": self.gate_held_points,
+            "nearest_open": self.nearest_open,
         }
 
 
@@ -212,6 +225,7 @@ def run_expert(env: TabletopEnv, item: TaskItem, cfg: ClosedLoopConfig) -> Episo
         [],
         int(env.num_clipped_actions),
         grasps=probe.attempts,
+        nearest_open=probe.nearest_open,
     )
 
 
@@ -239,7 +253,8 @@ def run_stack(
     runner_cfg = cfg.runner_config(seed * 101, env.cfg.fps_hz)
     if critic is None:
         critic = make_critic(cfg.candidate_judge, cfg.num_candidates, cfg.critic_path)
-    runner = GoalRunner(video_model, idm, env.robot, runner_cfg, critic=critic)
+    gate = kinematic_grasp_gate(env.robot, cfg.grasp_gate_max_height_m, cfg.grasp_gate_measured)
+    runner = GoalRunner(video_model, idm, env.robot, runner_cfg, critic=critic, grasp_gate=gate)
     result = runner.run(prompt, arm, Guard(runner.config.timeout_s, clock=arm.clock))
     return EpisodeResult(
         item.item_id,
@@ -259,6 +274,8 @@ def run_stack(
             if segment.critiques
         ],
         arm.grasp_probe.attempts if arm.grasp_probe is not None else [],
+        result.grasp_gate_held_points,
+        arm.grasp_probe.nearest_open if arm.grasp_probe is not None else None,
     )
 
 

@@ -58,3 +58,14 @@ def test_bad_inputs_name_the_problem(kinematics) -> None:
         kinematics.base_from_effector(np.zeros(5))
     with pytest.raises(ValueError, match="'tool0' is neither"):
         ArmKinematics(kinematics.description, effector_frame="tool0")
+
+
+def test_effector_height_is_the_base_frame_z_inside_the_limits(kinematics) -> None:
+    q = np.array([0.1, 0.3, -0.2, 0.6, 0.0, 0.4])
+    assert kinematics.effector_height_m(q) == kinematics.base_from_effector(q)[2, 3]
+    # A command just past a limit reads as the limit itself (no error, no extrapolation).
+    past = q.copy()
+    past[1] = kinematics.description.upper_rad[1] + 0.04
+    at = q.copy()
+    at[1] = kinematics.description.upper_rad[1]
+    assert kinematics.effector_height_m(past) == kinematics.effector_height_m(at)

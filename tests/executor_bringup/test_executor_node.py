@@ -233,3 +233,36 @@ def test_goal_right_after_startup_waits_for_the_first_image(tmp_path) -> None:
     finally:
         node.shutdown_worker()
         session.close()
+
+
+def test_the_grasp_gate_parameter_reaches_the_goal_runner(graph, tmp_path) -> None:
+    node = graph[0]
+    assert node.runner.grasp_gate is None  # 0.0 by default: no gate
+    session = RosSession(fresh_domain_id())
+    try:
+        for height, error in ((0.03, None), (-0.01, "max_close_height_m must be > 0, got -0.01")):
+            overrides = [
+                Parameter("output_mode", value="topic"),
+                Parameter("video_dir", value=str(tmp_path)),
+                Parameter("grasp_gate_max_height_m", value=height),
+            ]
+            if error:
+                with pytest.raises(ValueError, match=re.escape(error)):
+                    ExecutorNode(
+                        namespace="/gate", context=session.context, parameter_overrides=overrides
+                    )
+                continue
+            gated = session.add(
+                ExecutorNode(
+                    namespace="/gate", context=session.context, parameter_overrides=overrides
+                )
+            )
+            gate = gated.runner.grasp_gate
+            assert gate is not None
+            assert gate.config.max_close_height_m == height
+            assert gate.joint_names == tuple(NAMES)
+            # the SO-101's home pose holds the gripper frame ~13 cm up: closings there wait
+            assert gate.effector_height_m(gated.robot.home_rad) > height
+            gated.shutdown_worker()
+    finally:
+        session.close()

@@ -23,10 +23,11 @@ from executor_core.goal_runner import (
     Guard,
     Verdict,
 )
+from executor_core.grasp_gate import GraspGate, GraspGateConfig
 from executor_core.policy import PHASE_IMAGINING, Critique, best_candidate
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.test_doubles import TinyRandomInverseDynamics, TinyRandomVideoModel
-from executor_core.types import JointTrajectory, Observation
+from executor_core.types import ActionChunk, JointTrajectory, Observation
 
 torch.set_num_threads(1)
 ROBOT = RobotDescription.from_yaml(default_robot_path())
@@ -362,3 +363,41 @@ def test_a_prompt_the_critic_cannot_read_aborts_naming_it() -> None:
     assert result.status == "aborted"
     assert "'dance a jig'" in result.message
     assert arm.sent == []
+
+
+class ClosingIdm:
+    """An IDM that keeps the arm where it is and commands the jaws shut (-0.15 rad)."""
+
+    def predict_chunk(self, frames: np.ndarray, joint_positions_rad: np.ndarray) -> ActionChunk:
+        targets = np.repeat(np.asarray(joint_positions_rad, np.float32)[None], 3, axis=0)
+        targets[:, -1] = -0.15
+        return ActionChunk(targets, 10.0, ROBOT.joint_names)
+
+
+@pytest.mark.parametrize(("height_m", "held"), [(0.20, True), (0.01, False)])
+def test_the_grasp_gate_holds_closings_above_the_table_in_every_chunk_sent(
+    height_m: float, held: bool
+) -> None:
+    gate = GraspGate(GraspGateConfig(0.03), lambda q: height_m, ROBOT.joint_names)
+    video = TinyRandomVideoModel(size_px=32, num_frames=NUM_FRAMES)
+    run = GoalRunner(video, ClosingIdm(), ROBOT, GoalRunnerConfig(max_replans=0), grasp_gate=gate)
+    arm = ScriptedArm()
+    arm.q[-1] = 0.7  # jaws open
+    result = run.run("pick up the red cube", arm, Guard(5.0))
+    grippers = np.concatenate([t.positions_rad[:, -1] for t in arm.sent])
+    points = sum(t.positions_rad.shape[0] for t in arm.sent)
+    if held:
+        np.testing.assert_allclose(grippers, 0.7)
+        assert result.grasp_gate_held_points == 3 * (NUM_FRAMES - 1)  # every IDM row
+    else:
+        assert grippers[-1] == pytest.approx(-0.15)
+        assert result.grasp_gate_held_points == 0
+    assert points >= 3 * (NUM_FRAMES - 1)
+
+
+def test_the_grasp_gate_must_know_the_robots_joints() -> None:
+    names = ("a", "gripper")
+    gate = GraspGate(GraspGateConfig(0.03), lambda q: 0.0, names)
+    video = TinyRandomVideoModel(size_px=32, num_frames=NUM_FRAMES)
+    with pytest.raises(ValueError, match="the grasp gate's joints"):
+        GoalRunner(video, ClosingIdm(), ROBOT, grasp_gate=gate)

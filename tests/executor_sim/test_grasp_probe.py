@@ -32,6 +32,9 @@ def test_the_expert_closes_on_the_cube(env: TabletopEnv, family: str) -> None:
         assert probe.attempts[0]["xy_mm"] < 3.0, probe.attempts
         assert abs(probe.attempts[0]["z_mm"]) < 15.0, probe.attempts
         assert probe.attempts[1]["z_mm"] > 30.0, probe.attempts
+        # it comes down to the cube with the jaws open: the nearest approach is the grasp
+        assert probe.nearest_open is not None
+        assert probe.nearest_open["distance_mm"] < 10.0, probe.nearest_open
 
 
 def test_a_push_records_nothing(env: TabletopEnv) -> None:
@@ -40,6 +43,7 @@ def test_a_push_records_nothing(env: TabletopEnv) -> None:
     _run_expert(env, probe)
     assert not probe.active
     assert probe.attempts == []
+    assert probe.nearest_open is None
 
 
 def test_jaws_closing_away_from_the_cube_are_measured(env: TabletopEnv) -> None:
@@ -51,6 +55,8 @@ def test_jaws_closing_away_from_the_cube_are_measured(env: TabletopEnv) -> None:
         probe.before_step(target)
         env.step(target)
     assert probe.attempts == []  # opening is not a grasp
+    assert probe.nearest_open is not None
+    assert probe.nearest_open["xy_mm"] > 50.0  # open jaws, far from the cube all along
     closing = target.copy()
     closing[5] = -0.15
     probe.before_step(closing)

@@ -322,3 +322,47 @@ def test_episodes_record_where_the_jaws_closed(env, models, debug_items: Path) -
     # the random IDM's gripper commands: every closing from open is one record
     assert all(set(g) == {"xy_mm", "z_mm"} for g in result.grasps)
     assert result.to_record()["grasps"] == result.grasps
+    # the expert comes down to the cube with the jaws open
+    assert expert.nearest_open is not None
+    assert expert.nearest_open["distance_mm"] < 10.0, expert.nearest_open
+    assert result.to_record()["nearest_open"] == result.nearest_open
+
+
+class OpenThenShutIDM:
+    """An IDM double that keeps the arm where it is, opens the jaws, then shuts them."""
+
+    def predict_chunk(self, frames: np.ndarray, joint_positions_rad: np.ndarray) -> ActionChunk:
+        targets = np.repeat(np.asarray(joint_positions_rad, np.float32)[None], 4, axis=0)
+        targets[:, -1] = [0.7, 0.7, -0.15, -0.15]
+        names = RobotDescription.from_yaml(default_robot_path()).joint_names
+        return ActionChunk(targets, 10.0, names)
+
+
+@pytest.mark.parametrize(("gate_m", "closes"), [(0.0, True), (0.03, False)])
+def test_the_grasp_gate_keeps_the_jaws_open_above_the_table(
+    env, models, debug_items: Path, gate_m: float, closes: bool
+) -> None:
+    """From the home pose (the gripper ~13 cm up), every closing is held with a 3 cm gate:
+    the grasp probe sees none, the record counts the held points; without a gate, each
+    chunk closes the jaws once."""
+    items = [it for it in load_items(debug_items) if it.seed is not None]
+    item = next(it for it in items if it.proposal.metadata["task_family"] in GRASP_FAMILIES)
+    cfg = ClosedLoopConfig(
+        max_replans=0, max_steps=60, image_size_px=SIZE_PX, grasp_gate_max_height_m=gate_m
+    )
+    video_model, _ = models
+    result = run_stack(env, item, "executor_rl", video_model, OpenThenShutIDM(), cfg, seed=5)
+    chunks = NUM_FRAMES - 1
+    if closes:
+        assert len(result.grasps) == chunks, result.to_record()
+        assert result.gate_held_points == 0
+    else:
+        assert result.grasps == []
+        assert result.gate_held_points == 2 * chunks
+    assert result.to_record()["gate_held_points"] == result.gate_held_points
+
+
+@pytest.mark.parametrize("height", [-0.01, float("nan")])
+def test_a_bad_grasp_gate_height_is_named(height: float) -> None:
+    with pytest.raises(ValueError, match="max_close_height_m must be > 0"):
+        ClosedLoopConfig(grasp_gate_max_height_m=height)
