@@ -26,6 +26,8 @@ stay behind. So the chain is split into stages:
 * ``--stage=sft`` (CPU or GPU): the SFT baseline (issue 13): the Demonstrator fine-tuned on
   the expert's clips of the same items with the short prompt, for as many optimizer steps
   as the distillation in ``output_dir`` took (same init, batch and learning rate).
+  ``--distill_init`` fine-tunes another Executor instead; ``--sft_windows N`` adds clips
+  that start part-way through the expert's motion (what a closed loop re-imagines from).
 * ``--stage=grpo`` (CPU or GPU): GRPO only, from the distilled Executor in ``output_dir``
   (``--grpo_judge`` picks the reward).
 * ``--stage=closed_loop`` (CPU): the full stack in the simulator with the run's pipelines.
@@ -125,6 +127,10 @@ class GpuChainConfig:
     # sim-shaped model with that patch size from random weights instead (issue 14 item 4:
     # which shape learns fastest, e.g. 4,8,8 against the preset's 2,8,8)
     sft_patch_size: tuple[int, ...] = ()
+    # --stage sft: clips per expert episode; > 1 adds clips that start part-way through the
+    # expert's motion, conditioned on the frame seen there (a closed loop re-imagines from
+    # such frames; the initial-state clips alone never show them)
+    sft_windows: int = 1
     mixed_precision: Literal["no", "bf16"] = "bf16"
     grpo_minutes: float = 3.0  # wall-clock budget (GRPOConfig.max_minutes)
     grpo_max_steps: int = 400
@@ -169,6 +175,8 @@ class GpuChainConfig:
             raise ValueError(f"sft_steps must be >= 0, got {self.sft_steps!r}")
         if self.sft_minutes < 0:
             raise ValueError(f"sft_minutes must be >= 0, got {self.sft_minutes!r}")
+        if self.sft_windows < 1:
+            raise ValueError(f"sft_windows must be >= 1, got {self.sft_windows!r}")
         if self.sft_patch_size and (len(self.sft_patch_size) != 3 or min(self.sft_patch_size) < 1):
             raise ValueError(
                 f"sft_patch_size must be 3 positive sizes (t, h, w) or empty, "
@@ -393,13 +401,14 @@ def prompt_clip_cache(
 ) -> ClipCache:
     """Clips with their items' short prompts, embedded from the pack's text table."""
     prompts = list(dict.fromkeys(it.prompt for it in items))
+    episodes = list(dict.fromkeys(it.item_id for it in items))  # an item's windows: one episode
     table = load_text_table(Path(cfg.pack_dir) / "texts.npz")
     embeds = np.zeros((len(prompts), max_text_tokens, 384), dtype=np.float16)
     for i, p in enumerate(prompts):
         embeds[i, : table[p].shape[0]] = table[p].numpy()
     return ClipCache(
         frames=np.stack(clips),
-        episode_index=np.arange(len(clips), dtype=np.int64),
+        episode_index=np.array([episodes.index(it.item_id) for it in items], dtype=np.int64),
         text_id=np.array([prompts.index(it.prompt) for it in items], dtype=np.int64),
         text_embeds=embeds,
         texts=prompts,
@@ -409,13 +418,16 @@ def prompt_clip_cache(
 
 def expert_clip_cache(cfg: GpuChainConfig, out: Path) -> Path:
     """The SFT baseline's data: the expert's clips of the items distillation renders."""
-    cache_path = out / "expert_prompt.npz"
+    suffix = "" if cfg.sft_windows == 1 else f"_w{cfg.sft_windows}"
+    cache_path = out / f"expert_prompt{suffix}.npz"
     if cache_path.is_file():
         logger.info("reusing the expert clips in %s", cache_path)
         return cache_path
     items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
     model = TRAIN_PRESETS["sim"].model
-    clips, kept = expert_clips(items, model.num_frames, model.frame_stride, model.size_px)
+    clips, kept = expert_clips(
+        items, model.num_frames, model.frame_stride, model.size_px, cfg.sft_windows
+    )
     cache = prompt_clip_cache(cfg, clips, kept, model.max_text_tokens)
     return write_clip_cache(cache, cache_path)
 
@@ -611,6 +623,8 @@ def stage_sft(cfg: GpuChainConfig) -> None:
         "sft_steps": steps,
         "sft_steps_done": trained_steps(out / "executor_sft"),
         "sft_patch_size": list(cfg.sft_patch_size) or "the Demonstrator's (fine-tuned)",
+        "sft_windows": cfg.sft_windows,
+        "sft_init": str(cfg.distill_init or cfg.demonstrator),
     }
     write_json_atomic(out / "sft_timings.json", timings)
     print(sft)

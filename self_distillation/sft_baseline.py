@@ -8,6 +8,11 @@ initial state, and the clip is taken as the video models' training clips are
 (``video_models.clips_executor.clip_frame_indices``: ``num_frames`` frames every
 ``frame_stride`` control steps from the start, padded with the last frame), at the camera
 resolution the items were rendered at. Only episodes the task predicate accepts are kept.
+
+With ``windows`` > 1 each episode also gives clips that start part-way through the
+expert's motion. The closed loop re-imagines from the frame the camera sees after each
+executed chunk, with the arm over the cube or the cube in the jaws; clips from the initial
+state alone never condition the model on such a frame.
 """
 
 from __future__ import annotations
@@ -27,45 +32,76 @@ from video_models.clips_executor import clip_frame_indices
 logger = logging.getLogger(__name__)
 
 
+def window_starts(done_step: int, windows: int) -> list[int]:
+    """Control steps at which ``windows`` clips start, evenly spaced over the expert's
+    motion (``done_step`` steps): 0 first, every start before the expert is done."""
+    if windows < 1 or done_step < 0:
+        raise ValueError(f"need windows >= 1 and done_step >= 0, got {windows!r}, {done_step!r}")
+    return sorted({(i * done_step) // windows for i in range(windows)})
+
+
 def expert_clip(
-    env: TabletopEnv, item: TaskItem, num_frames: int, frame_stride: int
-) -> tuple[np.ndarray, bool]:
-    """The expert's clip of ``item`` ((T, S, S, 3) uint8) and whether the task succeeded."""
+    env: TabletopEnv, item: TaskItem, num_frames: int, frame_stride: int, windows: int = 1
+) -> tuple[list[np.ndarray], bool]:
+    """The expert's clips of ``item`` ((T, S, S, 3) uint8 each) and whether the task
+    succeeded.
+
+    ``windows`` = 1: the one clip from the initial state. More: clips that start at
+    :func:`window_starts` of the expert's motion too, each conditioned on the frame the
+    camera saw there: what a closed loop re-imagines from once the arm has moved.
+    """
     task = task_for_item(env, item)
     policy = expert_policy(env, task)
     length = (num_frames - 1) * frame_stride + 1
     obs = env.observation()
     images = []
-    for _ in range(length):
+    # one clip: exactly its length; more: on until the expert is done and the last window
+    # has its length (the expert holds still once done)
+    cap = 10 * length  # the expert is done long before (it gives up a push in time)
+    while len(images) < length or (windows > 1 and not policy.done and len(images) < cap):
         images.append(obs["image"])
         obs = env.step(policy(env))
     success = bool(task.is_success(env))
-    steps = clip_frame_indices(length, num_frames, frame_stride)
-    return np.stack([images[s] for s in steps]), success
+    starts = [0] if windows == 1 else window_starts(policy.done_step or 0, windows)
+    clips = []
+    for start in starts:
+        steps = clip_frame_indices(len(images) - start, num_frames, frame_stride)
+        clips.append(np.stack([images[start + s] for s in steps]))
+    return clips, success
 
 
 def expert_clips(
-    items: Sequence[TaskItem], num_frames: int, frame_stride: int, image_size_px: int
+    items: Sequence[TaskItem],
+    num_frames: int,
+    frame_stride: int,
+    image_size_px: int,
+    windows: int = 1,
 ) -> tuple[list[np.ndarray], list[TaskItem]]:
-    """The expert's successful clips of ``items`` and the items they belong to."""
-    if num_frames < 2 or frame_stride < 1:
+    """The expert's successful clips of ``items`` (``windows`` per item, see
+    :func:`expert_clip`) and the item each clip belongs to."""
+    if num_frames < 2 or frame_stride < 1 or windows < 1:
         raise ValueError(
-            f"need num_frames >= 2 and frame_stride >= 1, got {num_frames!r}, {frame_stride!r}"
+            f"need num_frames >= 2, frame_stride >= 1 and windows >= 1, got "
+            f"{num_frames!r}, {frame_stride!r}, {windows!r}"
         )
     env = make_env(image_size_px)
     clips, kept = [], []
     t0 = time.perf_counter()
     try:
         for item in items:
-            clip, success = expert_clip(env, item, num_frames, frame_stride)
+            item_clips, success = expert_clip(env, item, num_frames, frame_stride, windows)
             if success:
-                clips.append(clip)
-                kept.append(item)
+                clips.extend(item_clips)
+                kept.extend([item] * len(item_clips))
             else:
                 logger.info("expert failed %s (%r): clip left out", item.item_id, item.prompt)
     finally:
         env.close()
     logger.info(
-        "expert clips: %d/%d successful (%.1f s)", len(kept), len(items), time.perf_counter() - t0
+        "expert clips: %d of %d items successful, %d clips (%.1f s)",
+        len(set(i.item_id for i in kept)),
+        len(items),
+        len(clips),
+        time.perf_counter() - t0,
     )
     return clips, kept

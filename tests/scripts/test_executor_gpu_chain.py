@@ -256,3 +256,24 @@ def test_a_patch_size_trains_that_shape_from_random_weights(tmp_path: Path, monk
         chain.GpuChainConfig(sft_patch_size=(4, 8))
     with pytest.raises(ValueError, match=r"size_px 64 is not a multiple of patch_size \(2, 7, 7\)"):
         chain.GpuChainConfig(sft_patch_size=(2, 7, 7))
+
+
+def test_sft_windows_are_one_episode_each_and_named_in_the_cache(tmp_path: Path) -> None:
+    """--sft_windows: an item's clips share its episode (the held-out split keeps them
+    together), the cache's name says how many windows, and a bad count is named."""
+    chain = _chain()
+    texts = ["put the red cube in the bowl", "put the blue cube in the bowl"]
+    chain.write_text_table(texts, tmp_path / "texts.npz")
+    cfg = chain.GpuChainConfig(stage="sft", pack_dir=tmp_path, sft_windows=2)
+    items = [SimpleNamespace(item_id=f"img{i // 2}-0", prompt=texts[i // 2]) for i in range(4)]
+    clips = [np.full((2, 8, 8, 3), i, np.uint8) for i in range(4)]
+    cache = chain.prompt_clip_cache(cfg, clips, items, 112)
+    assert cache.episode_index.tolist() == [0, 0, 1, 1]
+    assert cache.text_id.tolist() == [0, 0, 1, 1]
+    for windows, name in ((1, "expert_prompt.npz"), (4, "expert_prompt_w4.npz")):
+        (tmp_path / str(windows)).mkdir()
+        (tmp_path / str(windows) / name).write_bytes(b"")  # present: reused, not rendered
+        done = chain.expert_clip_cache(replace(cfg, sft_windows=windows), tmp_path / str(windows))
+        assert done == tmp_path / str(windows) / name
+    with pytest.raises(ValueError, match=r"sft_windows must be >= 1, got 0"):
+        chain.GpuChainConfig(sft_windows=0)
