@@ -55,8 +55,8 @@ def expert_clip(
     length = (num_frames - 1) * frame_stride + 1
     obs = env.observation()
     images = []
-    # one clip: exactly its length; more: on until the expert is done and the last window
-    # has its length (the expert holds still once done)
+    # one clip: exactly its length; more: on until the expert is done (a later window is
+    # padded with the last frame, as a short episode is: the world stays still)
     cap = 10 * length  # the expert is done long before (it gives up a push in time)
     while len(images) < length or (windows > 1 and not policy.done and len(images) < cap):
         images.append(obs["image"])
