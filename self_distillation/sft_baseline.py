@@ -62,7 +62,9 @@ def expert_clip(
         images.append(obs["image"])
         obs = env.step(policy(env))
     success = bool(task.is_success(env))
-    starts = [0] if windows == 1 else window_starts(policy.done_step or 0, windows)
+    # an expert stopped by the cap has moved all along: the windows spread over all of it
+    motion_steps = policy.done_step if policy.done else len(images) - 1
+    starts = [0] if windows == 1 else window_starts(motion_steps, windows)
     clips = []
     for start in starts:
         steps = clip_frame_indices(len(images) - start, num_frames, frame_stride)
