@@ -27,7 +27,9 @@ stay behind. So the chain is split into stages:
   the expert's clips of the same items with the short prompt, for as many optimizer steps
   as the distillation in ``output_dir`` took (same init, batch and learning rate).
   ``--distill_init`` fine-tunes another Executor instead; ``--sft_windows N`` adds clips
-  that start part-way through the expert's motion (what a closed loop re-imagines from).
+  that start part-way through the expert's motion (what a closed loop re-imagines from),
+  and ``--sft_loss_on_still_frames false`` leaves the frames after the expert is done
+  (held still) out of the loss.
 * ``--stage=grpo`` (CPU or GPU): GRPO only, from the distilled Executor in ``output_dir``
   (``--grpo_judge`` picks the reward).
 * ``--stage=closed_loop`` (CPU): the full stack in the simulator with the run's pipelines.
@@ -131,6 +133,10 @@ class GpuChainConfig:
     # expert's motion, conditioned on the frame seen there (a closed loop re-imagines from
     # such frames; the initial-state clips alone never show them)
     sft_windows: int = 1
+    # --stage sft: false leaves the frames after the expert is done (the finished task held
+    # still, rendered or padded) out of the loss, so a late window, mostly such frames, does
+    # not teach "the task is finished" from a mid-task frame
+    sft_loss_on_still_frames: bool = True
     mixed_precision: Literal["no", "bf16"] = "bf16"
     grpo_minutes: float = 3.0  # wall-clock budget (GRPOConfig.max_minutes)
     grpo_max_steps: int = 400
@@ -397,9 +403,14 @@ def render_and_judge_demos(cfg: GpuChainConfig, out: Path) -> Path:
 
 
 def prompt_clip_cache(
-    cfg: GpuChainConfig, clips: list[np.ndarray], items: list, max_text_tokens: int
+    cfg: GpuChainConfig,
+    clips: list[np.ndarray],
+    items: list,
+    max_text_tokens: int,
+    valid_frames: list[int] | None = None,
 ) -> ClipCache:
-    """Clips with their items' short prompts, embedded from the pack's text table."""
+    """Clips with their items' short prompts, embedded from the pack's text table (and each
+    clip's real leading frames when given)."""
     prompts = list(dict.fromkeys(it.prompt for it in items))
     episodes = list(dict.fromkeys(it.item_id for it in items))  # an item's windows: one episode
     table = load_text_table(Path(cfg.pack_dir) / "texts.npz")
@@ -413,6 +424,7 @@ def prompt_clip_cache(
         text_embeds=embeds,
         texts=prompts,
         text_field="prompt",
+        valid_frames=None if valid_frames is None else np.asarray(valid_frames, dtype=np.int64),
     )
 
 
@@ -421,14 +433,16 @@ def expert_clip_cache(cfg: GpuChainConfig, out: Path) -> Path:
     suffix = "" if cfg.sft_windows == 1 else f"_w{cfg.sft_windows}"
     cache_path = out / f"expert_prompt{suffix}.npz"
     if cache_path.is_file():
-        logger.info("reusing the expert clips in %s", cache_path)
-        return cache_path
+        if cfg.sft_loss_on_still_frames or load_clip_cache(cache_path).valid_frames is not None:
+            logger.info("reusing the expert clips in %s", cache_path)
+            return cache_path
+        logger.info("%s does not mark the frames of motion: rendering it again", cache_path)
     items = load_items(Path(cfg.pack_dir) / "proposals", limit=cfg.demo_items)
     model = TRAIN_PRESETS["sim"].model
-    clips, kept = expert_clips(
+    clips, valid, kept = expert_clips(
         items, model.num_frames, model.frame_stride, model.size_px, cfg.sft_windows
     )
-    cache = prompt_clip_cache(cfg, clips, kept, model.max_text_tokens)
+    cache = prompt_clip_cache(cfg, clips, kept, model.max_text_tokens, valid)
     return write_clip_cache(cache, cache_path)
 
 
@@ -463,10 +477,13 @@ def distill(
     max_steps: int | None = None,
     max_minutes: float = 0.0,
     patch_size: tuple[int, ...] = (),
+    loss_on_still_frames: bool = True,
 ) -> Path:
     """Fine-tune the Demonstrator on ``cache`` with the short prompt: the distillation, or
     (on the expert's clips, ``max_steps`` fixed, ``max_minutes`` > 0 a wall-clock cap) the
-    SFT baseline. ``patch_size`` given: a model of that patch size from random weights."""
+    SFT baseline. ``patch_size`` given: a model of that patch size from random weights.
+    ``loss_on_still_frames`` false: the frames past each clip's ``valid_frames`` (the
+    expert done and still) are left out of the loss."""
     base = TRAIN_PRESETS["sim"]
     # sample the Executor with the Demonstrator's guidance, so every condition is compared
     # (and GRPO trains) under the same sampler
@@ -488,6 +505,7 @@ def distill(
         mixed_precision=cfg.mixed_precision,
         checkpoint_every=100000,
         sample_every=100000,
+        loss_on_still_frames=loss_on_still_frames,
     )
     return train(train_cfg)
 
@@ -616,6 +634,7 @@ def stage_sft(cfg: GpuChainConfig) -> None:
         max_steps=steps,
         max_minutes=cfg.sft_minutes,
         patch_size=cfg.sft_patch_size,
+        loss_on_still_frames=cfg.sft_loss_on_still_frames,
     )
     timings = {
         "expert_clips_s": clips_s,
@@ -624,6 +643,7 @@ def stage_sft(cfg: GpuChainConfig) -> None:
         "sft_steps_done": trained_steps(out / "executor_sft"),
         "sft_patch_size": list(cfg.sft_patch_size) or "the Demonstrator's (fine-tuned)",
         "sft_windows": cfg.sft_windows,
+        "sft_loss_on_still_frames": cfg.sft_loss_on_still_frames,
         "sft_init": str(cfg.distill_init or cfg.demonstrator),
     }
     write_json_atomic(out / "sft_timings.json", timings)

@@ -12,7 +12,9 @@ resolution the items were rendered at. Only episodes the task predicate accepts 
 With ``windows`` > 1 each episode also gives clips that start part-way through the
 expert's motion. The closed loop re-imagines from the frame the camera sees after each
 executed chunk, with the arm over the cube or the cube in the jaws; clips from the initial
-state alone never condition the model on such a frame.
+state alone never condition the model on such a frame. Each clip's count of frames that
+show the expert moving comes with it, so training can leave the finished task held still
+out of the loss.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from executor_sim.env import TabletopEnv
 from executor_sim.expert import expert_policy
 from self_distillation.closed_loop import make_env, task_for_item
 from self_distillation.task_items import TaskItem
-from video_models.clips_executor import clip_frame_indices
+from video_models.clips_executor import clip_frame_indices, clip_valid_frames
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +44,10 @@ def window_starts(done_step: int, windows: int) -> list[int]:
 
 def expert_clip(
     env: TabletopEnv, item: TaskItem, num_frames: int, frame_stride: int, windows: int = 1
-) -> tuple[list[np.ndarray], bool]:
-    """The expert's clips of ``item`` ((T, S, S, 3) uint8 each) and whether the task
-    succeeded.
+) -> tuple[list[np.ndarray], list[int], bool]:
+    """The expert's clips of ``item`` ((T, S, S, 3) uint8 each), how many leading frames of
+    each show the expert moving (up to the first frame of it done; after that the world is
+    held still, rendered or padded) and whether the task succeeded.
 
     ``windows`` = 1: the one clip from the initial state. More: clips that start at
     :func:`window_starts` of the expert's motion too, each conditioned on the frame the
@@ -65,11 +68,13 @@ def expert_clip(
     # an expert stopped by the cap has moved all along: the windows spread over all of it
     motion_steps = policy.done_step if policy.done else len(images) - 1
     starts = [0] if windows == 1 else window_starts(motion_steps, windows)
-    clips = []
+    clips, valid = [], []
     for start in starts:
         steps = clip_frame_indices(len(images) - start, num_frames, frame_stride)
         clips.append(np.stack([images[start + s] for s in steps]))
-    return clips, success
+        # real motion: up to the first frame of the finished task (then held, or padded)
+        valid.append(clip_valid_frames(motion_steps - start + 1, num_frames, frame_stride))
+    return clips, valid, success
 
 
 def expert_clips(
@@ -78,22 +83,25 @@ def expert_clips(
     frame_stride: int,
     image_size_px: int,
     windows: int = 1,
-) -> tuple[list[np.ndarray], list[TaskItem]]:
+) -> tuple[list[np.ndarray], list[int], list[TaskItem]]:
     """The expert's successful clips of ``items`` (``windows`` per item, see
-    :func:`expert_clip`) and the item each clip belongs to."""
+    :func:`expert_clip`), each clip's frames of motion and the item it belongs to."""
     if num_frames < 2 or frame_stride < 1 or windows < 1:
         raise ValueError(
             f"need num_frames >= 2, frame_stride >= 1 and windows >= 1, got "
             f"{num_frames!r}, {frame_stride!r}, {windows!r}"
         )
     env = make_env(image_size_px)
-    clips, kept = [], []
+    clips, valid, kept = [], [], []
     t0 = time.perf_counter()
     try:
         for item in items:
-            item_clips, success = expert_clip(env, item, num_frames, frame_stride, windows)
+            item_clips, item_valid, success = expert_clip(
+                env, item, num_frames, frame_stride, windows
+            )
             if success:
                 clips.extend(item_clips)
+                valid.extend(item_valid)
                 kept.extend([item] * len(item_clips))
             else:
                 logger.info("expert failed %s (%r): clip left out", item.item_id, item.prompt)
@@ -106,4 +114,4 @@ def expert_clips(
         len(clips),
         time.perf_counter() - t0,
     )
-    return clips, kept
+    return clips, valid, kept

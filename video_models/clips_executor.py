@@ -8,7 +8,9 @@ the clip is padded with its last frame (the world stays still once the task is d
 
 The cache is one ``.npz`` (compressed, loaded with ``allow_pickle=False``) holding
 ``frames`` (N, T, S, S, 3) uint8, ``episode_index`` (N,), ``text_id`` (N,) and
-``text_embeds`` (U, L, D) float16 for the U distinct texts: decoding videos and running the
+``text_embeds`` (U, L, D) float16 for the U distinct texts, and optionally ``valid_frames``
+(N,): how many leading frames of each clip show the task in motion, the rest the world held
+still or padding (caches without it count every frame). Decoding videos and running the
 text encoder happen once, and the file is small enough to carry to a GPU machine that has
 neither lerobot nor the text encoder. Self-distillation writes generated videos with
 :func:`write_clip_cache` in the same format.
@@ -46,6 +48,9 @@ class ClipCache:
     text_embeds: np.ndarray  # (U, L, D) float16, zero past each text's last token
     texts: list[str]  # (U,) the distinct texts
     text_field: str
+    # (N,) int64 in [1, T]: each clip's leading frames that show motion, the rest the world
+    # held still (rendered, or padding past the episode's end); None: every frame counts
+    valid_frames: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.frames.shape[0]
@@ -63,6 +68,21 @@ class ClipCache:
             raise ValueError(f"{len(self.texts)} texts for {self.text_embeds.shape[0]} embeddings")
         if n and (self.text_id.min() < 0 or self.text_id.max() >= len(self.texts)):
             raise ValueError(f"text_id out of range [0, {len(self.texts)})")
+        if self.valid_frames is not None:
+            t = self.frames.shape[1]
+            if self.valid_frames.shape != (n,):
+                raise ValueError(f"valid_frames {self.valid_frames.shape!r} must be ({n},)")
+            if n and (self.valid_frames.min() < 1 or self.valid_frames.max() > t):
+                raise ValueError(
+                    f"valid_frames must be in [1, {t}], got "
+                    f"[{self.valid_frames.min()}, {self.valid_frames.max()}]"
+                )
+
+    def real_frames(self) -> np.ndarray:
+        """(N,) each clip's frames of motion (all T when the cache does not say)."""
+        if self.valid_frames is None:
+            return np.full(len(self), self.frames.shape[1], dtype=np.int64)
+        return self.valid_frames
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -76,6 +96,7 @@ class ClipCache:
             self.text_embeds,
             self.texts,
             self.text_field,
+            None if self.valid_frames is None else self.valid_frames[keep],
         )
 
 
@@ -114,6 +135,14 @@ def clip_frame_indices(episode_length: int, num_frames: int, frame_stride: int) 
     if episode_length <= 0:
         raise ValueError(f"episode_length must be > 0, got {episode_length!r}")
     return [min(k * frame_stride, episode_length - 1) for k in range(num_frames)]
+
+
+def clip_valid_frames(episode_length: int, num_frames: int, frame_stride: int) -> int:
+    """How many leading frames of :func:`clip_frame_indices` fall within the episode's
+    ``episode_length`` steps: the rest repeat its last step (padding)."""
+    if episode_length <= 0:
+        raise ValueError(f"episode_length must be > 0, got {episode_length!r}")
+    return min(num_frames, (episode_length - 1) // frame_stride + 1)
 
 
 def extract_episode_clips(
@@ -246,7 +275,7 @@ def merge_clip_caches(caches: list[ClipCache]) -> ClipCache:
         raise ValueError(f"caches hold different text fields {sorted(fields)!r}")
     texts: list[str] = []
     lookup: dict[str, int] = {}
-    frames, episodes, text_ids, embeds = [], [], [], []
+    frames, episodes, text_ids, embeds, valid = [], [], [], [], []
     offset = 0
     for cache in caches:
         remap = []
@@ -259,6 +288,7 @@ def merge_clip_caches(caches: list[ClipCache]) -> ClipCache:
         frames.append(cache.frames)
         episodes.append(cache.episode_index + offset)
         text_ids.append(np.asarray(remap, dtype=np.int64)[cache.text_id])
+        valid.append(cache.real_frames())
         offset += int(cache.episode_index.max()) + 1 if len(cache) else 0
     return ClipCache(
         np.concatenate(frames),
@@ -267,6 +297,8 @@ def merge_clip_caches(caches: list[ClipCache]) -> ClipCache:
         np.stack(embeds),
         texts,
         caches[0].text_field,
+        # kept when any cache marks its frames of motion
+        None if all(c.valid_frames is None for c in caches) else np.concatenate(valid),
     )
 
 
@@ -285,6 +317,8 @@ def write_clip_cache(cache: ClipCache, path: str | Path, compact: bool = False) 
         "texts": np.frombuffer(json.dumps(cache.texts).encode(), dtype=np.uint8),
         "text_field": np.frombuffer(cache.text_field.encode(), dtype=np.uint8),
     }
+    if cache.valid_frames is not None:
+        arrays["valid_frames"] = cache.valid_frames
     if compact:
         emb = cache.text_embeds.astype(np.float32)
         scale = np.abs(emb).max(axis=-1, keepdims=True) / 127.0
@@ -315,6 +349,7 @@ def load_clip_cache(path: str | Path) -> ClipCache:
             text_embeds=embeds,
             texts=json.loads(bytes(data["texts"]).decode()),
             text_field=bytes(data["text_field"]).decode(),
+            valid_frames=data.get("valid_frames", None),
         )
 
 

@@ -120,6 +120,9 @@ class TrainConfig:
     # per transformer block); the LoRA adapter stays replicated and its gradients are
     # all-reduced. For the 14B-class LoRA presets on several GPUs (docs/scale_out.md).
     fsdp: bool = False
+    # false: the frames past each clip's ``valid_frames`` in the clip cache (the world held
+    # still once the motion is done, or padding) are left out of the loss
+    loss_on_still_frames: bool = True
 
     def __post_init__(self) -> None:
         for name in (
@@ -193,12 +196,14 @@ def flow_matching_loss(
     text_embeds: torch.Tensor,
     sigmas: torch.Tensor,
     noise: torch.Tensor,
+    valid_frames: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MSE between predicted and true velocity on the imagined frames.
 
     clips: (B, 3, T, S, S) in [-1, 1]; text_embeds: (B, L, D); sigmas: (B,);
     noise: like the clips in the flow's space. ``transformer`` may be the DDP-wrapped
-    ``pipe.transformer``.
+    ``pipe.transformer``. ``valid_frames`` (B,): each clip's real leading frames; the flow
+    frames past them (still or padding, in the flow's own frame count) are left out of the mean.
     """
     x0 = pipe.encode_video(clips)
     condition = pipe.prepare_condition(clips[:, :, 0], clips.shape[2])
@@ -212,7 +217,20 @@ def flow_matching_loss(
         err = ((x0.float() - pred.float()) / s.float().clamp(min=0.05)) ** 2
     else:
         err = (pred.float() - (noise - x0).float()) ** 2
-    return err[:, :, 1:].mean()  # frame 0 is the given first frame
+    err = err[:, :, 1:]  # frame 0 is the given first frame
+    if valid_frames is None:
+        return err.mean()
+    mask = valid_frame_mask(valid_frames.to(err.device), clips.shape[2], x0.shape[2])[:, 1:]
+    per_frame = err.mean(dim=(1, 3, 4))  # (B, T' - 1)
+    return (per_frame * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def valid_frame_mask(valid_frames: torch.Tensor, num_frames: int, flow_frames: int) -> torch.Tensor:
+    """(B, flow_frames) float: 1 for a flow frame that holds a real clip frame. A latent
+    frame that compresses several clip frames counts as real when its first one is."""
+    per_flow = num_frames / flow_frames
+    first = torch.arange(flow_frames, device=valid_frames.device) * per_flow
+    return (first[None, :] < valid_frames[:, None].float()).float()
 
 
 # ---------------------------------------------------------------------------------- EMA
@@ -368,13 +386,16 @@ class _DeviceClips:
     frames: torch.Tensor  # (N, T, S, S, 3) uint8
     embeds: torch.Tensor  # (U, L, D)
     text_id: torch.Tensor  # (N,)
+    valid_frames: torch.Tensor | None  # (N,) real leading frames; None: the loss sees all
 
     @classmethod
-    def of(cls, cache: ClipCache, device: torch.device) -> _DeviceClips:
+    def of(cls, cache: ClipCache, device: torch.device, loss_on_still_frames: bool) -> _DeviceClips:
+        valid = None if loss_on_still_frames else torch.from_numpy(cache.real_frames()).to(device)
         return cls(
             torch.from_numpy(cache.frames).to(device),
             torch.from_numpy(cache.text_embeds).to(device),
             torch.from_numpy(cache.text_id).to(device),
+            valid,
         )
 
     def __len__(self) -> int:
@@ -400,7 +421,7 @@ def train(cfg: TrainConfig) -> Path:
     # Pixel presets keep the (small) clips on the device; real-scale clips (121 frames at
     # 480-512 px, ~90 MB each) stay in host memory and go over one batch at a time.
     clips_device = accelerator.device if cfg.model.space == "pixel" else torch.device("cpu")
-    clips = _DeviceClips.of(train_cache, clips_device)
+    clips = _DeviceClips.of(train_cache, clips_device, cfg.loss_on_still_frames)
     _train_loop(run, clips, start_step, samples_per_rank, cache, sample_episodes)
     final = _export(run)
     accelerator.end_training()
@@ -416,6 +437,18 @@ def _training_clips(cfg: TrainConfig, cache: ClipCache) -> tuple[ClipCache, list
     train_cache = cache.subset(set(train_eps))
     if len(train_cache) == 0:
         raise ValueError("no training clips after the held-out split")
+    if not cfg.loss_on_still_frames:
+        if cache.valid_frames is None:
+            raise ValueError(
+                f"loss_on_still_frames=false needs a clip cache that marks each clip's "
+                f"frames of motion "
+                f"(valid_frames); {str(cfg.data.cache_path)!r} does not"
+            )
+        real = train_cache.real_frames()
+        logger.info(
+            "still frames left out of the loss: %.1f %% of the clip frames are in it",
+            100.0 * real.sum() / (len(train_cache) * cache.frames.shape[1]),
+        )
     logger.info("%d training clips, %d held-out episodes", len(train_cache), len(held_eps))
     return train_cache, held_eps or train_eps
 
@@ -566,7 +599,8 @@ def _micro_step(
     shape = run.pipe.latent_shape(len(idx), cfg.model.num_frames, cfg.model.size_px)
     noise = torch.randn(shape, generator=noise_gen.manual_seed(seed), device=accelerator.device)
     with accelerator.accumulate(run.model), accelerator.autocast():
-        loss = flow_matching_loss(run.pipe, run.model, batch, emb, sig, noise)
+        valid = None if clips.valid_frames is None else clips.valid_frames[idx_t]
+        loss = flow_matching_loss(run.pipe, run.model, batch, emb, sig, noise, valid)
         accelerator.backward(loss)
         if accelerator.sync_gradients:
             if cfg.fsdp and accelerator.num_processes > 1:

@@ -277,3 +277,50 @@ def test_sft_windows_are_one_episode_each_and_named_in_the_cache(tmp_path: Path)
         assert done == tmp_path / str(windows) / name
     with pytest.raises(ValueError, match=r"sft_windows must be >= 1, got 0"):
         chain.GpuChainConfig(sft_windows=0)
+
+
+def test_sft_off_still_frames_marks_the_cache_and_renders_an_unmarked_one_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--sft_loss_on_still_frames false: the cache carries each clip's frames of motion, a
+    cache written without them is rendered again, and the trainer is told."""
+    chain = _chain()
+    texts = ["put the red cube in the bowl"]
+    chain.write_text_table(texts, tmp_path / "texts.npz")
+    cfg = chain.GpuChainConfig(
+        stage="sft", pack_dir=tmp_path, sft_windows=2, sft_loss_on_still_frames=False
+    )
+    items = [SimpleNamespace(item_id="img0-0", prompt=texts[0])] * 2
+    clips = [np.full((3, 8, 8, 3), i, np.uint8) for i in range(2)]
+    unmarked = chain.prompt_clip_cache(cfg, clips, items, 112)
+    assert unmarked.valid_frames is None
+    out = tmp_path / "run"
+    out.mkdir()
+    chain.write_clip_cache(unmarked, out / "expert_prompt_w2.npz")
+    rendered = []
+
+    def fake_expert_clips(its, num_frames, frame_stride, size_px, windows):
+        rendered.append(windows)  # the simulator's expert, stood in for: no scenes here
+        return clips, [3, 1], items
+
+    monkeypatch.setattr(chain, "expert_clips", fake_expert_clips)
+    monkeypatch.setattr(chain, "load_items", lambda path, limit: items)
+    path = chain.expert_clip_cache(cfg, out)
+    assert rendered == [2]
+    assert chain.load_clip_cache(path).valid_frames.tolist() == [3, 1]
+    assert chain.expert_clip_cache(cfg, out) == path
+    assert rendered == [2]
+    seen = {}
+    monkeypatch.setattr(chain, "train", lambda train_cfg: seen.setdefault("cfg", train_cfg))
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "model_index.json").write_text("{}")
+    chain.distill(
+        replace(cfg, demonstrator=tmp_path / "demo"),
+        path,
+        out,
+        "executor_sft",
+        2,
+        0.0,
+        loss_on_still_frames=False,
+    )
+    assert seen["cfg"].loss_on_still_frames is False

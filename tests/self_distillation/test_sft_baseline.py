@@ -24,8 +24,8 @@ def test_windows_start_part_way_through_the_experts_motion(debug_items: Path) ->
     item = next(it for it in load_items(debug_items) if it.seed is not None)
     env = make_env(32)
     try:
-        (single,), ok_single = expert_clip(env, item, num_frames=4, frame_stride=4)
-        windows, ok_windows = expert_clip(env, item, num_frames=4, frame_stride=4, windows=3)
+        (single,), (single_real,), ok_single = expert_clip(env, item, num_frames=4, frame_stride=4)
+        windows, real, ok_windows = expert_clip(env, item, num_frames=4, frame_stride=4, windows=3)
     finally:
         env.close()
     # windows run the expert to its end (13 steps are too few to finish the task)
@@ -39,12 +39,42 @@ def test_windows_start_part_way_through_the_experts_motion(debug_items: Path) ->
         assert later.shape == single.shape
         assert np.abs(later[0].astype(int) - single[0].astype(int)).mean() > 1.0
     assert np.abs(windows[2][0].astype(int) - windows[1][0].astype(int)).mean() > 1.0
+    # these windows are all within the expert's motion: every frame shows it moving
+    assert single_real == 4
+    assert real == [4, 4, 4]
+
+
+def test_frames_after_the_expert_is_done_are_marked_still(debug_items: Path) -> None:
+    item = next(it for it in load_items(debug_items) if it.seed is not None)
+    env = make_env(32)
+    try:  # a clip of 61 steps, as the sim preset's: the last window outlasts the expert
+        windows, real, ok = expert_clip(env, item, num_frames=4, frame_stride=20, windows=3)
+    finally:
+        env.close()
+    assert ok
+    assert len(real) == 3
+    assert real[-1] < 4
+    assert real == sorted(real, reverse=True)  # later windows have less motion left
+    for clip, n_motion in zip(windows, real, strict=True):
+        for still in clip[n_motion:]:  # after the expert is done the world holds still
+            assert np.abs(still.astype(int) - windows[-1][-1].astype(int)).mean() < 0.5
+    # the initial-state clip alone marks its still frames the same way
+    env = make_env(32)
+    try:
+        (single,), (n_single,), _ = expert_clip(env, item, num_frames=4, frame_stride=20)
+    finally:
+        env.close()
+    np.testing.assert_array_equal(single, windows[0])
+    assert n_single == real[0]
 
 
 def test_expert_clips_keep_an_items_windows_together(debug_items: Path) -> None:
     items = [it for it in load_items(debug_items) if it.seed is not None][:2]
-    clips, kept = expert_clips(items, num_frames=4, frame_stride=4, image_size_px=32, windows=2)
-    assert len(clips) == len(kept)
+    clips, real, kept = expert_clips(
+        items, num_frames=4, frame_stride=4, image_size_px=32, windows=2
+    )
+    assert len(clips) == len(kept) == len(real)
+    assert all(1 <= r <= 4 for r in real)
     for item in {it.item_id for it in kept}:
         assert sum(it.item_id == item for it in kept) == 2
     with pytest.raises(ValueError, match=r"windows >= 1.*0"):

@@ -11,18 +11,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from video_models.clips_executor import (
+    ClipCache,
     build_clip_cache,
     clip_frame_indices,
+    clip_valid_frames,
     load_clip_cache,
+    merge_clip_caches,
     split_episodes,
     write_clip_cache,
 )
 from video_models.pipeline_executor import ExecutorVideoPipeline
 from video_models.text_encoding import build_tiny_text_encoder, build_tiny_tokenizer, encode_text
-from video_models.train_executor import PRESETS, TrainConfig, main, train
+from video_models.train_executor import (
+    PRESETS,
+    TrainConfig,
+    build_training_pipeline,
+    flow_matching_loss,
+    main,
+    train,
+    valid_frame_mask,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from lerobot_fixture import SIZE_PX, make_tiny_dataset
@@ -49,6 +61,75 @@ def test_clip_frame_indices_pad_short_episodes():
     assert clip_frame_indices(6, 4, 4) == [0, 4, 5, 5]
     with pytest.raises(ValueError, match="episode_length"):
         clip_frame_indices(0, 4, 4)
+
+
+def test_clip_valid_frames_count_the_frames_before_the_padding():
+    assert clip_valid_frames(20, 4, 4) == 4
+    assert clip_valid_frames(6, 4, 4) == 2  # steps 0, 4 real; 5, 5 repeat the last step
+    assert clip_valid_frames(1, 4, 4) == 1
+    with pytest.raises(ValueError, match="episode_length"):
+        clip_valid_frames(0, 4, 4)
+
+
+def _cache(n: int, valid: list[int] | None) -> ClipCache:
+    return ClipCache(
+        frames=np.zeros((n, 4, 8, 8, 3), np.uint8),
+        episode_index=np.arange(n, dtype=np.int64),
+        text_id=np.zeros(n, dtype=np.int64),
+        text_embeds=np.zeros((1, 2, 3), np.float16),
+        texts=["push"],
+        text_field="prompt",
+        valid_frames=None if valid is None else np.asarray(valid, dtype=np.int64),
+    )
+
+
+def test_clip_cache_keeps_which_frames_are_padding(tmp_path: Path):
+    cache = _cache(3, [4, 2, 1])
+    again = load_clip_cache(write_clip_cache(cache, tmp_path / "v.npz", compact=True))
+    np.testing.assert_array_equal(again.valid_frames, [4, 2, 1])
+    np.testing.assert_array_equal(cache.subset({1, 2}).valid_frames, [2, 1])
+    assert (
+        load_clip_cache(write_clip_cache(_cache(2, None), tmp_path / "n.npz")).valid_frames is None
+    )
+    merged = merge_clip_caches([_cache(2, None), cache])  # unmarked clips: every frame real
+    np.testing.assert_array_equal(merged.valid_frames, [4, 4, 4, 2, 1])
+    assert merge_clip_caches([_cache(2, None), _cache(1, None)]).valid_frames is None
+    with pytest.raises(ValueError, match=r"valid_frames must be in \[1, 4\], got \[0, 4\]"):
+        _cache(2, [4, 0])
+    with pytest.raises(ValueError, match=r"valid_frames \(3,\) must be \(2,\)"):
+        _cache(2, [4, 4, 4])
+
+
+def test_valid_frame_mask_maps_clip_frames_to_flow_frames():
+    mask = valid_frame_mask(torch.tensor([9, 4, 1]), num_frames=9, flow_frames=9)
+    assert mask.sum(1).tolist() == [9, 4, 1]
+    # a latent frame of 3 clip frames is real when its first one is
+    mask = valid_frame_mask(torch.tensor([9, 4, 3, 1]), num_frames=9, flow_frames=3)
+    assert mask.tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]]
+
+
+def test_frames_past_valid_are_left_out_of_the_loss():
+    torch.manual_seed(0)
+    pipe = build_training_pipeline(PRESETS["debug"])
+    model = PRESETS["debug"].model
+    clips = torch.rand(2, 3, model.num_frames, model.size_px, model.size_px) * 2 - 1
+    text = torch.randn(2, model.max_text_tokens, model.text_dim)
+    sig = torch.tensor([0.3, 0.8])
+    noise = torch.randn(pipe.latent_shape(2, model.num_frames, model.size_px))
+    every = torch.tensor([model.num_frames, model.num_frames])
+    valid = torch.tensor([model.num_frames, 2])
+    with torch.no_grad():
+        plain = flow_matching_loss(pipe, pipe.transformer, clips, text, sig, noise)
+        all_real = flow_matching_loss(pipe, pipe.transformer, clips, text, sig, noise, every)
+        masked = flow_matching_loss(pipe, pipe.transformer, clips, text, sig, noise, valid)
+        torch.testing.assert_close(all_real, plain)
+        # the second clip's padding changes: the masked loss does not see it
+        noise2 = noise.clone()
+        noise2[1, :, 2:] += 3.0
+        moved = flow_matching_loss(pipe, pipe.transformer, clips, text, sig, noise2)
+        masked2 = flow_matching_loss(pipe, pipe.transformer, clips, text, sig, noise2, valid)
+    assert float((moved - plain).abs()) > 1e-3
+    assert float((masked2 - masked).abs()) < 1e-3 * float(masked)
 
 
 def test_split_is_deterministic_and_disjoint():
@@ -127,6 +208,21 @@ def test_debug_training_runs_and_resumes_exactly(tiny_dataset: Path, tmp_path: P
     frames = pipe(np.zeros((32, 32, 3), np.uint8), "put the red cube in the bowl").frames
     assert frames.shape == (1, 4, 16, 16, 3)
     assert list((tmp_path / "a" / "samples").glob("step-000004-*.png"))
+
+
+def test_training_off_still_frames_needs_a_marked_cache(tiny_dataset: Path, tmp_path: Path):
+    cache = tmp_path / "clips.npz"
+    with pytest.raises(ValueError, match=r"loss_on_still_frames=false.*clips\.npz"):
+        train(_debug_cfg(tiny_dataset, tmp_path / "a", cache, loss_on_still_frames=False))
+    # the dataset's clips marked (episode 1 has 5 steps: its last two frames are padding)
+    marked = load_clip_cache(cache)
+    marked = replace(marked, valid_frames=np.array([4, 3, 4], dtype=np.int64))
+    write_clip_cache(marked, tmp_path / "marked.npz")
+    out = tmp_path / "b"
+    train(_debug_cfg(tiny_dataset, out, tmp_path / "marked.npz", loss_on_still_frames=False))
+    state = json.loads((out / "checkpoints" / "step_000002" / "training_state.json").read_text())
+    assert np.isfinite(state["loss"])
+    assert json.loads((out / "train_config.json").read_text())["loss_on_still_frames"] is False
 
 
 def test_bad_config_values_are_quoted():
