@@ -2,6 +2,12 @@
 model, the imagined video (one ODE sample from the short prompt, the item's seed) over what
 the arm did when that video was executed in the simulator, with the execution-aware judge's
 scores and the executed verdict. It shows why one Executor executes where another does not.
+Each row also says how soon the video draws the task done: ``goal_frame``, the first frame
+with the task cube drawn on the goal (held or not), and ``done_frame``, the first by which
+the video already passes the judge's task test (at rest on the goal, the arm gone); null
+when it never does.
+``--expert`` adds the scripted expert's clip of each item (as the video models' training
+clips are cut) as a reference row named ``expert``.
 
     .venv/bin/python benchmarks/side_by_side_models.py \\
         --models anchor=checkpoints/executor_anchor_sim,rl=outputs/grpo_gpu3/rl_anchor/pipeline \\
@@ -31,12 +37,15 @@ from inverse_dynamics.processing_idm import InverseDynamicsPolicy
 from self_distillation.demo_generation import item_seed
 from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_videos
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
+from self_distillation.closed_loop import make_env
 from self_distillation.judging import episode_for_item
+from self_distillation.sft_baseline import expert_clip
 from self_distillation.stats import mean_interval
 from self_distillation.task_items import TaskItem, check_task_families, items_of_families, write_png
 from self_distillation.video_models import load_video_pipeline
 from self_distillation.worldtasks_report import strip_image
 from self_distillation.worldtasks_splits import SPLITS, SplitSpec, build_split
+from video_models.configuration_executor import MODEL_PRESETS
 
 logger = logging.getLogger(__name__)
 _SCAN_ITEMS_PER_ITEM = 6  # split items scanned per item asked for, to find the families
@@ -54,10 +63,13 @@ class SideBySideConfig:
     model_preset: str = "sim"
     num_frames: int = 8  # frames per row, evenly spread over the video
     strip_items: int = 3  # items drawn in the PNG (all ``items`` are measured)
+    expert: bool = False  # add the scripted expert's clip of each item, as row "expert"
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError("models must name at least one name=path pair")
+        if self.expert and "expert" in self.models:
+            raise ValueError("with expert=true no model may be named 'expert'")
         missing = [f"{n}={p}" for n, p in self.models.items() if not Path(p).is_dir()]
         if missing:
             raise ValueError(f"models: no such pipeline folder: {', '.join(missing)}")
@@ -105,6 +117,7 @@ def imagine_and_execute(
     for video, item, result in zip(videos, items, executed.results, strict=True):
         verdict = judge.judge(video, episode_for_item(item))
         row = {
+            **goal_frames(judge, np.asarray(video), episode_for_item(item)),
             "high_freq_energy": round(high_freq_energy(np.asarray(video)[1:]), 3),
             "high_freq_energy_first_frame": round(high_freq_energy(np.asarray(video)[:1]), 3),
             **verdict.scores,
@@ -113,6 +126,54 @@ def imagine_and_execute(
             "closed_loop_success": "n/a",
         }
         out.append((np.asarray(video), result.executed, row))
+    return out
+
+
+def expert_rows(
+    items: list[TaskItem], model_preset: str
+) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """Per item, the scripted expert's clip (frames and stride of ``model_preset``) as
+    (imagined, executed, verdict row): the reference a video model's timing is read
+    against."""
+    model = MODEL_PRESETS[model_preset]
+    judge = ExecutionAwareJudge()
+    env = make_env(items[0].image_rgb.shape[0])
+    out = []
+    try:
+        for item in items:
+            (clip,), _, success = expert_clip(env, item, model.num_frames, model.frame_stride)
+            episode = episode_for_item(item)
+            verdict = judge.judge(clip, episode)
+            row = {
+                **goal_frames(judge, clip, episode),
+                "high_freq_energy": round(high_freq_energy(clip[1:]), 3),
+                "high_freq_energy_first_frame": round(high_freq_energy(clip[:1]), 3),
+                **verdict.scores,
+                "judged_success": bool(verdict.success),
+                "executed_success": success,
+                "closed_loop_success": "n/a",
+            }
+            out.append((clip, clip, row))
+    finally:
+        env.close()
+    return out
+
+
+def goal_frames(
+    judge: ExecutionAwareJudge, video: np.ndarray, episode: dict
+) -> dict[str, int | None]:
+    """How soon a video draws the task done, from the judge's task score of each prefix
+    ``video[: k + 1]``: ``goal_frame``, the first k with the task cube on the goal in its
+    last frames (score > 0, held or not), and ``done_frame``, the first k that passes the
+    task test (resting there, the arm gone). None: never."""
+    out: dict[str, int | None] = {"goal_frame": None, "done_frame": None}
+    for k in range(2, len(video)):  # the judge needs 3 frames
+        task = judge.judge(video[: k + 1], episode).scores["task"]
+        if task > 0 and out["goal_frame"] is None:
+            out["goal_frame"] = k
+        if task >= judge.config.task_pass:
+            out["done_frame"] = k
+            break
     return out
 
 
@@ -133,11 +194,22 @@ def summarize(records: list[dict]) -> dict[str, dict]:
             "high_freq_energy_first_frame": round(
                 float(np.mean([r["high_freq_energy_first_frame"] for r in rows])), 3
             ),
+            # videos that draw the cube on the goal / the task done, and the median frame
+            # at which they first do
+            "goal_drawn": sum(r["goal_frame"] is not None for r in rows),
+            "goal_frame_median": _median([r["goal_frame"] for r in rows]),
+            "done_drawn": sum(r["done_frame"] is not None for r in rows),
+            "done_frame_median": _median([r["done_frame"] for r in rows]),
         }
         if name != names[0]:
             diff = mean_interval([r["high_freq_energy"] - first[r["item"]] for r in rows])
             out[name][f"high_freq_energy_minus_{names[0]}"] = [round(v, 3) for v in diff]
     return out
+
+
+def _median(values: list[int | None]) -> float | None:
+    drawn = [v for v in values if v is not None]
+    return float(np.median(drawn)) if drawn else None
 
 
 def run(cfg: SideBySideConfig) -> list[dict]:
@@ -147,6 +219,8 @@ def run(cfg: SideBySideConfig) -> list[dict]:
         name: imagine_and_execute(load_video_pipeline(path, cfg.model_preset, "cpu"), items, idm)
         for name, path in cfg.models.items()
     }
+    if cfg.expert:
+        per_model["expert"] = expert_rows(items, cfg.model_preset)
     blocks, records = [], []
     for k, item in enumerate(items):
         for name, results in per_model.items():
@@ -176,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idm", type=Path, default=Path("checkpoints/idm_sim"))
     parser.add_argument("--num_frames", type=int, default=8, help="frames per row")
     parser.add_argument("--strip_items", type=int, default=3, help="items drawn in the PNG")
+    parser.add_argument("--expert", action="store_true", help="add the expert's clips")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     cfg = SideBySideConfig(
         models=parse_named_paths(args.models, "--models"),
@@ -187,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         idm=args.idm,
         num_frames=args.num_frames,
         strip_items=args.strip_items,
+        expert=args.expert,
     )
     records = run(cfg)
     for record in records:
