@@ -34,10 +34,10 @@ from executor_core.config_cli import OneLineArgumentParser, cli_main, parse_name
 from executor_core.frame_stats import high_freq_energy
 from executor_core.frames import resample_frames
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
+from self_distillation.closed_loop import make_env
 from self_distillation.demo_generation import item_seed
 from self_distillation.executed_success import ExecutedSuccessConfig, SimStart, execute_videos
 from self_distillation.judges.execution_aware import ExecutionAwareJudge
-from self_distillation.closed_loop import make_env
 from self_distillation.judging import episode_for_item
 from self_distillation.sft_baseline import expert_clip
 from self_distillation.stats import mean_interval
