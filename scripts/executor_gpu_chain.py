@@ -410,7 +410,7 @@ def prompt_clip_cache(
     valid_frames: list[int] | None = None,
 ) -> ClipCache:
     """Clips with their items' short prompts, embedded from the pack's text table (and each
-    clip's real leading frames when given)."""
+    clip's frames of motion, ``valid_frames``, when given)."""
     prompts = list(dict.fromkeys(it.prompt for it in items))
     episodes = list(dict.fromkeys(it.item_id for it in items))  # an item's windows: one episode
     table = load_text_table(Path(cfg.pack_dir) / "texts.npz")
