@@ -115,9 +115,10 @@ def imagine_and_execute(
     judge = ExecutionAwareJudge()
     out = []
     for video, item, result in zip(videos, items, executed.results, strict=True):
-        verdict = judge.judge(video, episode_for_item(item))
+        episode = episode_for_item(item)
+        verdict = judge.judge(video, episode)
         row = {
-            **goal_frames(judge, np.asarray(video), episode_for_item(item)),
+            **goal_frames(judge, np.asarray(video), episode),
             "high_freq_energy": round(high_freq_energy(np.asarray(video)[1:]), 3),
             "high_freq_energy_first_frame": round(high_freq_energy(np.asarray(video)[:1]), 3),
             **verdict.scores,

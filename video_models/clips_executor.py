@@ -78,7 +78,7 @@ class ClipCache:
                     f"[{self.valid_frames.min()}, {self.valid_frames.max()}]"
                 )
 
-    def real_frames(self) -> np.ndarray:
+    def motion_frames(self) -> np.ndarray:
         """(N,) each clip's frames of motion (all T when the cache does not say)."""
         if self.valid_frames is None:
             return np.full(len(self), self.frames.shape[1], dtype=np.int64)
@@ -288,7 +288,7 @@ def merge_clip_caches(caches: list[ClipCache]) -> ClipCache:
         frames.append(cache.frames)
         episodes.append(cache.episode_index + offset)
         text_ids.append(np.asarray(remap, dtype=np.int64)[cache.text_id])
-        valid.append(cache.real_frames())
+        valid.append(cache.motion_frames())
         offset += int(cache.episode_index.max()) + 1 if len(cache) else 0
     return ClipCache(
         np.concatenate(frames),

@@ -390,7 +390,7 @@ class _DeviceClips:
 
     @classmethod
     def of(cls, cache: ClipCache, device: torch.device, loss_on_still_frames: bool) -> _DeviceClips:
-        valid = None if loss_on_still_frames else torch.from_numpy(cache.real_frames()).to(device)
+        valid = None if loss_on_still_frames else torch.from_numpy(cache.motion_frames()).to(device)
         return cls(
             torch.from_numpy(cache.frames).to(device),
             torch.from_numpy(cache.text_embeds).to(device),
@@ -444,10 +444,10 @@ def _training_clips(cfg: TrainConfig, cache: ClipCache) -> tuple[ClipCache, list
                 f"frames of motion "
                 f"(valid_frames); {str(cfg.data.cache_path)!r} does not"
             )
-        real = train_cache.real_frames()
+        counted = train_cache.motion_frames()
         logger.info(
             "still frames left out of the loss: %.1f %% of the clip frames are in it",
-            100.0 * real.sum() / (len(train_cache) * cache.frames.shape[1]),
+            100.0 * counted.sum() / (len(train_cache) * cache.frames.shape[1]),
         )
     logger.info("%d training clips, %d held-out episodes", len(train_cache), len(held_eps))
     return train_cache, held_eps or train_eps
