@@ -124,6 +124,20 @@ def node_process(
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
+def assert_running(procs: list[subprocess.Popen], log_paths: list[Path]) -> None:
+    """Fail naming every node process of a graph that has ended, with its exit status and
+    the end of its log: the tests after a node died then say so, instead of each waiting out
+    its timeouts on a graph that can no longer answer."""
+    ended = [
+        f"{log.stem} (exit status {proc.returncode}) ended; its log ends:\n"
+        f"{log.read_text(errors='replace')[-2000:]}"
+        for proc, log in zip(procs, log_paths, strict=True)
+        if proc.poll() is not None
+    ]
+    if ended:
+        raise AssertionError("a node of the graph is gone: " + "\n".join(ended))
+
+
 def stop_process(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(2)  # SIGINT: rclpy shuts down cleanly

@@ -23,6 +23,7 @@ from ros_helpers import (
     REPO,
     RosSession,
     SafeActionClient,
+    assert_running,
     fresh_domain_id,
     node_process,
     result_of,
@@ -45,8 +46,11 @@ HEARTBEAT_TIMEOUT_S = 5.0
 class Operator:
     """This test process's view of the graph."""
 
-    def __init__(self, session: RosSession) -> None:
+    def __init__(
+        self, session: RosSession, procs: list[subprocess.Popen], log_paths: list[Path]
+    ) -> None:
         self.node = session.node("operator", NS)
+        self.procs, self.log_paths = procs, log_paths
         self.q: np.ndarray | None = None
         self.q_log: list[tuple[float, np.ndarray]] = []
         self.images = 0
@@ -74,6 +78,7 @@ class Operator:
             self._hb.publish(Empty())
 
     def send(self, prompt: str = PROMPT, timeout_s: float = 30.0, feedback: list | None = None):
+        assert_running(self.procs, self.log_paths)  # a node that died earlier is named
         goal = ExecuteTask.Goal(task_prompt=prompt, timeout_s=timeout_s, max_replans=0)
         cb = feedback.append if feedback is not None else None
         return result_of(self.client.send_goal_async(goal, feedback_callback=cb), 10)
@@ -89,31 +94,32 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
     logs = tmp_path_factory.mktemp("graph_logs")
     domain = fresh_domain_id()
     video_dir = logs / "videos"
+    log_paths = [logs / f"{name}.log" for name in ("sim", "safety", "exec")]
     procs = [
         node_process(
             "sim_arm_node",
             domain,
             NS,
             {"autostart": True, "camera_rate_hz": 10.0, "goal_time_tolerance_s": 3.0},
-            logs / "sim.log",
+            log_paths[0],
         ),
         node_process(
             "safety_node",
             domain,
             NS,
             {"heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S},
-            logs / "safety.log",
+            log_paths[1],
         ),
         node_process(
             "executor_node",
             domain,
             NS,
             {"max_image_age_s": 3.0, "settle_timeout_s": 4.0, "video_dir": str(video_dir)},
-            logs / "exec.log",
+            log_paths[2],
         ),
     ]
     session = RosSession(domain)
-    op = Operator(session)
+    op = Operator(session, procs, log_paths)
     try:
         # The first start of the simulator imports lerobot (slow on a loaded machine).
         wait_for(
@@ -126,8 +132,8 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
         session.close()
         for proc in procs:
             stop_process(proc)
-        for name in ("sim", "safety", "exec"):
-            sys.stderr.write((logs / f"{name}.log").read_text()[-3000:])
+        for log_path in log_paths:
+            sys.stderr.write(log_path.read_text()[-3000:])
 
 
 def test_goal_from_client_process_moves_the_arm(graph) -> None:

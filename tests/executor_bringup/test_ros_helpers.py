@@ -1,11 +1,15 @@
 """The test suite's own ROS helper: each pytest-xdist worker draws its DDS domains from a
-slice of its own, so two workers never meet on one domain."""
+slice of its own, so two workers never meet on one domain; a graph's node that died is
+named with its log."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import ros_helpers
-from ros_helpers import fresh_domain_id
+from ros_helpers import assert_running, fresh_domain_id, stop_process
 
 
 def _domains(
@@ -40,3 +44,23 @@ def test_xdist_workers_never_share_a_domain(monkeypatch: pytest.MonkeyPatch, cou
     for i in range(count):
         for j in range(i + 1, count):
             assert not seen[i] & seen[j], (i, j)
+
+
+def test_assert_running_names_the_node_that_ended(tmp_path) -> None:
+    logs = [tmp_path / "sim.log", tmp_path / "exec.log"]
+    script = "import sys; print('spin died: InvalidHandle'); sys.exit(3)"
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(logs[1], "w") as log:
+        dead = subprocess.Popen([sys.executable, "-c", script], stdout=log)
+    logs[0].write_text("")
+    try:
+        dead.wait(timeout=30)
+        with pytest.raises(AssertionError) as failure:
+            assert_running([alive, dead], logs)
+        text = str(failure.value)
+        assert "exec (exit status 3) ended" in text
+        assert "spin died: InvalidHandle" in text
+        assert text.count(" ended;") == 1  # the running one is not named
+        assert_running([alive], logs[:1])  # a running graph passes
+    finally:
+        stop_process(alive)

@@ -116,3 +116,76 @@ def test_rclpys_own_executor_resubmits_the_queued_callback(monkeypatch) -> None:
     assert result["received"] == 1
     assert result["while_held"] > 100, result
     assert result["wait_passes"] > 100, result
+
+
+def _spin_while_a_subscription_is_destroyed_mid_build(
+    executor_class: type[MultiThreadedExecutor],
+) -> dict:
+    """Destroy a subscription after the wait loop has listed its QoS event handler and before
+    it enters it: the moment another thread's ``destroy_subscription`` can land in
+    (ros2/rclpy#1206). Another subscription's messages must keep arriving."""
+
+    class DestroysMidBuild(executor_class):
+        victim = None
+
+        def can_execute(self, entity: object) -> bool:
+            listed = super().can_execute(entity)
+            victim = DestroysMidBuild.victim
+            if victim is not None and entity in victim.event_handlers:
+                DestroysMidBuild.victim = None
+                node.destroy_subscription(victim)
+            return listed
+
+    context = Context()
+    rclpy.init(context=context, domain_id=fresh_domain_id())
+    spin = DestroysMidBuild(num_threads=2, context=context)
+    node = Node("spin_executor_destroy_test", context=context)
+    received: list[int] = []
+    node.create_subscription(Empty, "tick", lambda _m: received.append(1), command_qos())
+    victim = node.create_subscription(Empty, "tick", lambda _m: None, command_qos())
+    assert victim.event_handlers  # rclpy's default QoS event handlers are what trip the loop
+    publisher = node.create_publisher(Empty, "tick", command_qos())
+    spin.add_node(node)
+    errors: list[BaseException] = []
+
+    def spin_and_keep_errors() -> None:
+        try:
+            spin.spin()
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=spin_and_keep_errors, daemon=True)
+    try:
+        wait_for(lambda: publisher.get_subscription_count() == 2, 10, "both subscriptions")
+        DestroysMidBuild.victim = victim
+        thread.start()
+        wait_for(lambda: DestroysMidBuild.victim is None or errors, 10, "the destruction")
+        for _ in range(3):
+            publisher.publish(Empty())
+            time.sleep(0.2)
+        time.sleep(0.5)
+        return {
+            "errors": errors,
+            "received": len(received),
+            "rebuilt": getattr(spin, "wait_sets_rebuilt", None),
+        }
+    finally:
+        spin.shutdown(timeout_sec=2.0)
+        thread.join(timeout=5.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_a_subscription_destroyed_while_the_wait_set_is_built_is_survived() -> None:
+    result = _spin_while_a_subscription_is_destroyed_mid_build(QueueSafeMultiThreadedExecutor)
+    assert result["errors"] == []
+    assert result["rebuilt"] == 1
+    assert result["received"] == 3  # the other subscription's messages still arrive
+
+
+def test_rclpys_own_executor_dies_of_a_subscription_destroyed_mid_build() -> None:
+    """The upstream defect, on the installed rclpy (ros2/rclpy#1206). If this fails, the
+    wheels carry a fix and ``_rebuild_wait_set`` may go."""
+    result = _spin_while_a_subscription_is_destroyed_mid_build(MultiThreadedExecutor)
+    assert [type(e).__name__ for e in result["errors"]] == ["InvalidHandle"]
+    assert result["received"] == 0
