@@ -152,8 +152,10 @@ def extract_episode_clips(
     frame_stride: int,
     size_px: int,
     video_key: str = "observation.images.scene",
-) -> dict[int, np.ndarray]:
-    """Decode the clip of each episode: {episode_index: (T, S, S, 3) uint8}."""
+) -> tuple[dict[int, np.ndarray], dict[int, int]]:
+    """Decode the clip of each episode: ``({episode_index: (T, S, S, 3) uint8},
+    {episode_index: its frames within the episode})``; the frames past an episode shorter
+    than the clip repeat its last step (:func:`clip_valid_frames`)."""
     from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
     from lerobot.datasets.video_utils import decode_video_frames
 
@@ -163,9 +165,11 @@ def extract_episode_clips(
         raise KeyError(f"video key {video_key!r} not in dataset; has {meta.video_keys!r}")
     fps = float(meta.fps)
     clips: dict[int, np.ndarray] = {}
+    within: dict[int, int] = {}
     for ep in episodes:
         record = meta.episodes[int(ep)]
         steps = clip_frame_indices(int(record["length"]), num_frames, frame_stride)
+        within[int(ep)] = clip_valid_frames(int(record["length"]), num_frames, frame_stride)
         if int(record["length"]) > (num_frames - 1) * frame_stride + 1:
             logger.debug(
                 "episode %d has %d steps, the clip covers the first %d",
@@ -179,7 +183,7 @@ def extract_episode_clips(
         frames = decode_video_frames(path, stamps, tolerance_s=0.5 / fps, return_uint8=True)
         frames_np = frames.permute(0, 2, 3, 1).numpy()  # (T, H, W, 3)
         clips[int(ep)] = np.stack([center_crop_resize(f, size_px) for f in frames_np])
-    return clips
+    return clips, within
 
 
 def build_clip_cache(
@@ -191,7 +195,8 @@ def build_clip_cache(
     embed_texts: Callable[[list[str]], torch.Tensor],
     only_successful: bool = True,
 ) -> ClipCache:
-    """All episodes of a dataset (successful ones by default) as a :class:`ClipCache`."""
+    """All episodes of a dataset (successful ones by default) as a :class:`ClipCache`; its
+    ``valid_frames`` mark each clip's frames within its episode (the rest are padding)."""
     records = read_executor_episodes(dataset_root)
     if only_successful:
         records = [r for r in records if r.get("success", True)]
@@ -203,7 +208,7 @@ def build_clip_cache(
                 f"episode {r.get('episode_index')!r} has no non-empty {text_field!r} text"
             )
     episodes = [int(r["episode_index"]) for r in records]
-    clips = extract_episode_clips(dataset_root, episodes, num_frames, frame_stride, size_px)
+    clips, within = extract_episode_clips(dataset_root, episodes, num_frames, frame_stride, size_px)
     texts = list(dict.fromkeys(r[text_field] for r in records))
     return make_clip_cache(
         np.stack([clips[e] for e in episodes]),
@@ -212,6 +217,7 @@ def build_clip_cache(
         texts,
         embed_texts,
         text_field,
+        valid_frames=np.asarray([within[e] for e in episodes], dtype=np.int64),
     )
 
 
@@ -250,8 +256,10 @@ def make_clip_cache(
     texts: list[str],
     embed_texts: Callable[[list[str]], torch.Tensor],
     text_field: str,
+    valid_frames: np.ndarray | None = None,
 ) -> ClipCache:
-    """Clips + their texts -> a cache with one embedding per distinct text."""
+    """Clips + their texts -> a cache with one embedding per distinct text;
+    ``valid_frames`` (N,), when given, marks each clip's frames of motion."""
     lookup = {t: i for i, t in enumerate(texts)}
     embeds = []
     for i in range(0, len(texts), 64):  # bounded memory for many distinct texts
@@ -263,6 +271,7 @@ def make_clip_cache(
         text_embeds=torch.cat(embeds).numpy().astype(np.float16),
         texts=list(texts),
         text_field=text_field,
+        valid_frames=valid_frames,
     )
 
 

@@ -442,7 +442,8 @@ def _training_clips(cfg: TrainConfig, cache: ClipCache) -> tuple[ClipCache, list
             raise ValueError(
                 f"loss_on_still_frames=false needs a clip cache that marks each clip's "
                 f"frames of motion "
-                f"(valid_frames); {str(cfg.data.cache_path)!r} does not"
+                f"(valid_frames); {str(cfg.data.cache_path)!r} does not (a dataset cache "
+                f"written before caches marked them: delete it and it is built again)"
             )
         counted = train_cache.motion_frames()
         logger.info(

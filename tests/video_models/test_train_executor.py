@@ -150,10 +150,12 @@ def test_clip_cache_from_lerobot_dataset(tiny_dataset: Path, tmp_path: Path):
     # episode 1 has 5 steps, so its clip is padded with the last step.
     assert [_square_column(f, (220, 30, 30)) for f in cache.frames[0]] == [0, 2, 4, 6]
     assert [_square_column(f, (30, 60, 220)) for f in cache.frames[1]] == [0, 2, 4, 4]
+    assert cache.valid_frames[:2].tolist() == [4, 3]  # episode 1's last frame is padding
     assert cache.texts[0].startswith("1. step one of put the red cube")
     path = write_clip_cache(cache, tmp_path / "c.npz")
     again = load_clip_cache(path)
     np.testing.assert_array_equal(again.frames, cache.frames)
+    np.testing.assert_array_equal(again.valid_frames, cache.valid_frames)
     assert again.texts == cache.texts
     assert again.text_field == "solution"
     prompts = build_clip_cache(tiny_dataset, "prompt", 4, 2, SIZE_PX, _embed)
@@ -212,17 +214,19 @@ def test_debug_training_runs_and_resumes_exactly(tiny_dataset: Path, tmp_path: P
 
 def test_training_off_still_frames_needs_a_marked_cache(tiny_dataset: Path, tmp_path: Path):
     cache = tmp_path / "clips.npz"
-    with pytest.raises(ValueError, match=r"loss_on_still_frames=false.*clips\.npz"):
-        train(_debug_cfg(tiny_dataset, tmp_path / "a", cache, loss_on_still_frames=False))
-    # the dataset's clips marked (episode 1 has 5 steps: its last two frames are padding)
-    marked = load_clip_cache(cache)
-    marked = replace(marked, valid_frames=np.array([4, 3, 4], dtype=np.int64))
-    write_clip_cache(marked, tmp_path / "marked.npz")
     out = tmp_path / "b"
-    train(_debug_cfg(tiny_dataset, out, tmp_path / "marked.npz", loss_on_still_frames=False))
+    train(_debug_cfg(tiny_dataset, out, cache, loss_on_still_frames=False))
+    # the dataset's clips are marked: at stride 4, steps 0, 4, 8 of a 9-step episode are in
+    # it and the 4th frame repeats step 8; the 5-step episode has steps 0 and 4
+    assert load_clip_cache(cache).valid_frames.tolist() == [3, 2, 3]
     state = json.loads((out / "checkpoints" / "step_000002" / "training_state.json").read_text())
     assert np.isfinite(state["loss"])
     assert json.loads((out / "train_config.json").read_text())["loss_on_still_frames"] is False
+    # a cache that does not mark them (written before dataset caches did) is refused, named
+    write_clip_cache(replace(load_clip_cache(cache), valid_frames=None), tmp_path / "old.npz")
+    old = _debug_cfg(tiny_dataset, tmp_path / "a", tmp_path / "old.npz", loss_on_still_frames=False)
+    with pytest.raises(ValueError, match=r"loss_on_still_frames=false.*old\.npz"):
+        train(old)
 
 
 def test_bad_config_values_are_quoted():
