@@ -85,9 +85,10 @@ class QueueSafeMultiThreadedExecutor(MultiThreadedExecutor):
             TimeoutException,
             ConditionReachedException,
         ):
-            self._rebuilds_in_a_row = 0
-            return
+            handler = None
         self._rebuilds_in_a_row = 0
+        if handler is None:
+            return
         # Hidden from the in-progress yield while it waits in the pool's queue; Task.__call__
         # does nothing while the flag is set, so the pool thread clears it first.
         handler._executing = True

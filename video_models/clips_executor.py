@@ -168,13 +168,14 @@ def extract_episode_clips(
     within: dict[int, int] = {}
     for ep in episodes:
         record = meta.episodes[int(ep)]
-        steps = clip_frame_indices(int(record["length"]), num_frames, frame_stride)
-        within[int(ep)] = clip_valid_frames(int(record["length"]), num_frames, frame_stride)
-        if int(record["length"]) > (num_frames - 1) * frame_stride + 1:
+        length = int(record["length"])
+        steps = clip_frame_indices(length, num_frames, frame_stride)
+        within[int(ep)] = clip_valid_frames(length, num_frames, frame_stride)
+        if length > (num_frames - 1) * frame_stride + 1:
             logger.debug(
                 "episode %d has %d steps, the clip covers the first %d",
                 ep,
-                record["length"],
+                length,
                 (num_frames - 1) * frame_stride + 1,
             )
         start = float(record[f"videos/{video_key}/from_timestamp"])
