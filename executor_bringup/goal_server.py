@@ -5,8 +5,10 @@ the same action and differ only in how a goal runs; this is the rest, written on
 
 - A goal is rejected when the node is not accepting (``accepting()``: a lifecycle node
   that is not active), when its ``task_prompt`` is empty or longer than
-  ``max_prompt_chars()`` characters (logged with its length; nothing is cut), and while
-  another goal runs.
+  ``max_prompt_chars()`` characters (logged with its length; nothing is cut), when its
+  ``timeout_s`` is negative or not finite or its ``max_replans`` is below -1 (the action's
+  "default" values are 0 and -1; any other is a bad value, logged, never read as the
+  default), and while another goal runs.
 - An accepted goal goes on a queue; the worker thread runs ``run_goal(job)`` (inference and
   motion) while the goal's execute callback only waits for its result, so the spin
   executor keeps taking messages.
@@ -18,6 +20,7 @@ the same action and differ only in how a goal runs; this is the rest, written on
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -31,6 +34,15 @@ from rclpy.node import Node
 from executor_bringup.goal_recording import GoalRecording
 from executor_bringup.trajectory_conversion import trajectory_to_msg
 from executor_core.goal_runner import GoalResult
+
+
+def bad_goal_budget(timeout_s: float, max_replans: int) -> str:
+    """Why a goal's budget fields are bad ("" when they are fine; 0 and -1: the defaults)."""
+    if not (math.isfinite(timeout_s) and timeout_s >= 0):
+        return f"timeout_s must be finite and >= 0 (0: the node's default), got {timeout_s!r}"
+    if max_replans < -1:
+        return f"max_replans must be >= -1 (-1: the node's default), got {max_replans!r}"
+    return ""
 
 
 @dataclass
@@ -84,6 +96,9 @@ class GoalServer:
             return GoalResponse.REJECT
         if not prompt.strip():
             log.error(f"rejected goal: empty task_prompt {prompt!r}")
+            return GoalResponse.REJECT
+        if why := bad_goal_budget(goal.timeout_s, goal.max_replans):
+            log.error(f"rejected goal {prompt[:60]!r}: {why}")
             return GoalResponse.REJECT
         with self._busy_lock:
             if self._busy:

@@ -17,6 +17,7 @@ confirmed, 3 timed out.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import threading
 import time
@@ -123,10 +124,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.task.strip():
         parser.error(f"task must not be empty, got {args.task!r}")
-    if args.timeout <= 0:
-        parser.error(f"--timeout must be > 0, got {args.timeout!r}")
-    if args.heartbeat_wait <= 0:
-        parser.error(f"--heartbeat-wait must be > 0, got {args.heartbeat_wait!r}")
+    for flag in ("--timeout", "--server-wait", "--heartbeat-wait"):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if not (math.isfinite(value) and value > 0):
+            parser.error(f"{flag} must be a finite number of seconds > 0, got {value!r}")
+    if args.max_replans < -1:
+        parser.error(f"--max-replans must be >= -1 (-1: node default), got {args.max_replans!r}")
     return args
 
 

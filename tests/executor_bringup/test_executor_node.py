@@ -169,6 +169,25 @@ def test_over_long_prompt_is_rejected_naming_its_length(graph, capfd) -> None:
     result_of(handle.get_result_async(), 30)
 
 
+@pytest.mark.parametrize(
+    ("timeout_s", "max_replans", "named"),
+    [
+        (float("nan"), -1, "timeout_s must be finite and >= 0"),
+        (-1.0, -1, "timeout_s must be finite and >= 0"),
+        (float("inf"), -1, "timeout_s must be finite and >= 0"),
+        (0.0, -2, "max_replans must be >= -1"),
+    ],
+)
+def test_bad_goal_budget_is_rejected_not_read_as_the_default(
+    graph, capfd, timeout_s: float, max_replans: int, named: str
+) -> None:
+    _, _, _, client, _ = graph
+    goal = ExecuteTask.Goal(task_prompt="go", timeout_s=timeout_s, max_replans=max_replans)
+    handle = result_of(client.send_goal_async(goal), 10)
+    assert not handle.accepted
+    assert named in capfd.readouterr().err
+
+
 def test_replans_until_max_replans(graph) -> None:
     node, probe, pubs, client, sent = graph
     node.set_parameters(

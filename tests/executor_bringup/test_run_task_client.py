@@ -27,6 +27,25 @@ def test_parse_args() -> None:
         parse_args(["go", "--timeout", "-1"])
     with pytest.raises(SystemExit):
         parse_args(["go", "--heartbeat-wait", "0"])
+    assert parse_args(["go", "--max-replans", "-1"]).max_replans == -1  # the node's default
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--server-wait", "-1"),
+        ("--server-wait", "nan"),
+        ("--heartbeat-wait", "inf"),
+        ("--max-replans", "-2"),
+    ],
+)
+def test_parse_args_names_a_bad_value(flag: str, value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["go", flag, value])
+    assert exit_info.value.code == 2
+    assert f"{flag} must be" in capsys.readouterr().err
 
 
 @pytest.mark.ros
