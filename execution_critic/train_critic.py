@@ -51,7 +51,7 @@ from execution_critic.processing_critic import (
     load_labelled_videos,
     prepare_videos,
 )
-from executor_core.atomic_io import write_json_atomic
+from executor_core.atomic_io import write_json_atomic, write_text_atomic
 from executor_core.augment import color_jitter, random_shift
 from executor_core.config_cli import (
     check_optimization,
@@ -99,8 +99,10 @@ class TrainCriticConfig:
             raise ValueError(f"tune_fraction must be in (0, 1), got {self.tune_fraction!r}")
         if self.select_by not in SELECT_BY:
             raise ValueError(f"select_by must be one of {list(SELECT_BY)}, got {self.select_by!r}")
-        if self.listwise_weight < 0:
-            raise ValueError(f"listwise_weight must be >= 0, got {self.listwise_weight!r}")
+        if not 0.0 <= self.listwise_weight < math.inf:
+            raise ValueError(
+                f"listwise_weight must be >= 0 and finite, got {self.listwise_weight!r}"
+            )
         for name in ("steps", "items_per_batch", "eval_every", "save_every", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -199,9 +201,10 @@ def _batch(
     cfg: TrainCriticConfig, frames: torch.Tensor, items: list[torch.Tensor], step: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Step ``step``'s batch: ``items_per_batch`` whole items (their rows of ``frames``),
-    the row ids and the batch item of each row, drawn from a generator seeded by the step
-    (resumes exactly)."""
+    the row ids and the batch item of each row, drawn from a generator seeded by the step;
+    the global RNG (dropout) is seeded by the step too (resumes exactly)."""
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    torch.manual_seed(cfg.seed * 1_000_003 + step)  # the step's dropout
     chosen = torch.randint(0, len(items), (cfg.items_per_batch,), generator=gen).tolist()
     ids = torch.cat([items[i] for i in chosen])
     group = torch.cat([torch.full((len(items[i]),), k) for k, i in enumerate(chosen)])
@@ -249,6 +252,17 @@ def _resume(
     return int(state["step"]), float(state["best_auc"]), int(state["best_step"])
 
 
+def _drop_metrics_after(path: Path, step: int) -> None:
+    """Keep the evaluations up to ``step`` (where the run starts): those a killed run
+    logged past its checkpoint are evaluated again."""
+    if not path.is_file():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    kept = [ln for ln in lines if json.loads(ln)["step"] <= step]
+    if len(kept) != len(lines):
+        write_text_atomic(path, "".join(ln + "\n" for ln in kept))
+
+
 def train(cfg: TrainCriticConfig) -> Path:
     """Run (or resume) training; returns the final model folder."""
     data = load_labelled_videos(cfg.data_path)  # before anything is written
@@ -276,6 +290,7 @@ def train(cfg: TrainCriticConfig) -> Path:
         model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
     step, best_auc, best_step = _resume(cfg, model, optimizer)
+    _drop_metrics_after(out / "metrics.jsonl", step)
     losses: list[float] = []
     t0 = time.perf_counter()
     while step < cfg.steps:

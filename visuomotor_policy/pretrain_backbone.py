@@ -106,7 +106,8 @@ class PretrainBackboneConfig:
             )
         if not 16 <= self.image_px <= 256:
             raise ValueError(f"image_px must be in [16, 256], got {self.image_px!r}")
-        if not self.learning_rate > 0 or self.weight_decay < 0:
+        finite = math.isfinite(self.learning_rate) and math.isfinite(self.weight_decay)
+        if not finite or not self.learning_rate > 0 or self.weight_decay < 0:
             raise ValueError(
                 f"need learning_rate > 0 and weight_decay >= 0, got {self.learning_rate!r}, "
                 f"{self.weight_decay!r}"
@@ -334,9 +335,10 @@ def pretrain(cfg: PretrainBackboneConfig) -> dict[str, Any]:
         cfg.steps,
         cfg.batch_size,
     )
-    gen = torch.Generator().manual_seed(cfg.seed + step)
     network.train()
     while step < cfg.steps:
+        # a function of (seed, step): a resumed run draws the batches of an uninterrupted one
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         batch = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)]
         lr = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         for group in optimizer.param_groups:

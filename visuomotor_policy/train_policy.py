@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 import sys
@@ -232,6 +233,14 @@ class TrainPolicyConfig:
             )
         if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", self.device):
             raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        for name in ("learning_rate", "weight_decay", "grad_clip_norm", "neural_ratio", "dropout"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}")
+        if self.weight_decay < 0 or self.grad_clip_norm <= 0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(
+                f"need weight_decay >= 0, grad_clip_norm > 0, dropout in [0, 1); got "
+                f"{self.weight_decay!r}, {self.grad_clip_norm!r}, {self.dropout!r}"
+            )
         if not self.learning_rate > 0 or self.save_every <= 0 or self.num_threads <= 0:
             raise ValueError(
                 f"need learning_rate > 0, save_every > 0, num_threads > 0; got "
@@ -613,16 +622,18 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
         step, elapsed_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
         logger.info("resuming from %s (step %d)", resume, step)
     data = torch.utils.data.ConcatDataset(datasets)
+    # each step's batch is a function of (seed, step), so a resumed run sees the batches an
+    # uninterrupted run would have seen
+    sizes = [len(d) for d in datasets]
+    order = (  # drawn lazily, step by step
+        i
+        for k in range(step, cfg.steps)
+        for i in mixture_sampler(sizes, shares, cfg.batch_size, cfg.seed * 1_000_003 + k, masks)
+    )
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=cfg.batch_size,
-        sampler=mixture_sampler(
-            [len(d) for d in datasets],
-            shares,
-            (cfg.steps - step) * cfg.batch_size,
-            cfg.seed + step,
-            masks,
-        ),
+        sampler=order,
         num_workers=cfg.num_workers,
         drop_last=True,
     )
@@ -650,8 +661,11 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
     )
     began = time.perf_counter() - elapsed_s
     losses: list[float] = []
-    shifts = torch.Generator().manual_seed(cfg.seed + step)
     for batch in loader:
+        # the image shifts, dropout and diffusion noise of a step: functions of (seed, step)
+        step_seed = cfg.seed * 1_000_003 + step
+        torch.manual_seed(step_seed)
+        shifts = torch.Generator().manual_seed(step_seed)
         batch[SIM_IMAGE_KEY] = resize_square(
             random_shift(batch[SIM_IMAGE_KEY], cfg.image_shift_px, shifts), image_px
         )

@@ -70,6 +70,9 @@ def test_config_names_bad_values() -> None:
         ExecutionCriticConfig(image_size_px=40)
     with pytest.raises(ValueError, match=r"accept_threshold must be in \(0, 1\), got 1.5"):
         ExecutionCriticConfig(accept_threshold=1.5)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"listwise_weight.*{bad}"):
+            replace(PRESETS["debug"], listwise_weight=bad)
 
 
 def test_model_round_trip_and_pickles_refused(tmp_path: Path) -> None:
@@ -289,3 +292,29 @@ def test_video_starts_come_from_the_items_and_missing_ids_are_named() -> None:
         video_starts(np.array(["nowhere-0"]), items)
     with pytest.raises(ValueError, match="carry no item_id"):
         video_starts(None, items)
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    """A run killed after its step-2 checkpoint and rerun ends at the weights of the run
+    that never stopped (the batches, augmentations and dropout: functions of seed, step)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    data = tmp_path / "videos.npz"
+    write_npz_atomic(data, synthetic_videos(6, 2, 0))
+    cfg = replace(PRESETS["debug"], data_path=data, steps=4, save_every=2, eval_every=2)
+    whole = tmp_path / "whole"
+    train(replace(cfg, output_dir=whole))
+    killed = tmp_path / "killed"
+    shutil.copytree(whole, killed)
+    shutil.rmtree(killed / "checkpoints" / "step_000004")
+    train(replace(cfg, output_dir=killed))
+    weights = Path("checkpoints") / "step_000004" / "model" / "model.safetensors"
+    expected, got = load_file(str(whole / weights)), load_file(str(killed / weights))
+    assert expected.keys() == got.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, rtol=0, atol=0, msg=key)
+    # the killed run's evaluation past its checkpoint is logged once, not twice
+    lines = (killed / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4]

@@ -108,8 +108,33 @@ def test_bad_config_names_the_value() -> None:
         pb.PretrainBackboneConfig(num_episodes=5, val_episodes=5)
     with pytest.raises(ValueError, match=r"frame_stride.*0"):
         pb.PretrainBackboneConfig(frame_stride=0)
+    with pytest.raises(ValueError, match=r"learning_rate.*inf"):
+        pb.PretrainBackboneConfig(learning_rate=float("inf"))
+    with pytest.raises(ValueError, match=r"weight_decay.*nan"):
+        pb.PretrainBackboneConfig(weight_decay=float("nan"))
 
 
 def test_missing_backbone_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="executor-pretrain-backbone"):
         pb.read_backbone(tmp_path)
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    """A run killed after step 2 of 3 and rerun ends at the weights of the run that never
+    stopped: each step's batch is a function of (seed, step)."""
+    from safetensors.torch import load_file
+
+    whole = tmp_path / "whole"
+    cfg = replace(pb.PRESETS["debug"], output_dir=whole, steps=3)
+    pb.pretrain(cfg)
+    killed = tmp_path / "killed"
+    shutil.copytree(whole, killed)
+    shutil.rmtree(killed / "checkpoints" / "step_000003")
+    for name in (pb.BACKBONE_FILE, pb.HEAD_FILE, pb.BACKBONE_CONFIG):
+        (killed / name).unlink()
+    pb.pretrain(replace(cfg, output_dir=killed))
+    expected = load_file(str(whole / pb.BACKBONE_FILE))
+    got = load_file(str(killed / pb.BACKBONE_FILE))
+    assert expected.keys() == got.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, rtol=0, atol=0, msg=key)

@@ -321,6 +321,10 @@ def test_bad_config_names_the_value() -> None:
         replace(tp.PRESETS["debug"], n_action_steps=9, chunk_size=4)
     with pytest.raises(ValueError, match="device must be cpu, cuda or cuda:N, got 'gpu'"):
         replace(tp.PRESETS["debug"], device="gpu")
+    for name in ("learning_rate", "weight_decay", "grad_clip_norm", "dropout"):
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=f"{name}.*{bad}"):
+                replace(tp.PRESETS["debug"], **{name: bad})
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -349,3 +353,19 @@ def test_debug_preset_trains_on_cuda_then_resumes_and_loads_on_cpu(
     policy.reset()
     chunk = policy.next_chunk(obs, "put the red cube in the bowl")
     assert np.isfinite(chunk.joint_positions_rad).all()
+
+
+def test_resume_reproduces_an_uninterrupted_run(expert_root: Path, tmp_path: Path) -> None:
+    """2 steps + a resume to 3 end at the weights of 3 steps in one go: the batches, the
+    image shifts and the dropout are functions of (seed, step), not of where a run began."""
+    from safetensors.torch import load_file
+
+    cfg = replace(tp.PRESETS["debug"], expert_root=expert_root, steps=3)
+    tp.train(replace(cfg, output_dir=tmp_path / "whole"))
+    tp.train(replace(cfg, output_dir=tmp_path / "split", steps=2))
+    tp.train(replace(cfg, output_dir=tmp_path / "split"))
+    whole = load_file(str(tmp_path / "whole" / "pretrained_model" / "model.safetensors"))
+    split = load_file(str(tmp_path / "split" / "pretrained_model" / "model.safetensors"))
+    assert whole.keys() == split.keys()
+    for key, value in whole.items():
+        torch.testing.assert_close(split[key], value, rtol=0, atol=0, msg=key)
