@@ -11,6 +11,7 @@ would drop every unjudged demo, whose ``success`` is None.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,8 +46,9 @@ class DistillConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0 or None, got {value!r}")
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
+        lr = self.learning_rate
+        if lr is not None and not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"learning_rate must be > 0 and finite, or None; got {lr!r}")
 
 
 PRESETS: dict[str, DistillConfig] = {

@@ -32,9 +32,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,15 @@ class GRPOConfig:
 
     def __post_init__(self) -> None:
         check_task_families(self.families)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be finite, got {value!r}")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise ValueError(
+                f"need weight_decay >= 0, max_grad_norm > 0; got "
+                f"{self.weight_decay!r}, {self.max_grad_norm!r}"
+            )
         for name in (
             "num_steps",
             "prompts_per_step",

@@ -12,6 +12,7 @@ import base64
 import http.client
 import json
 import logging
+import math
 import os
 import time
 import urllib.error
@@ -80,8 +81,8 @@ class TransformersVLMConfig:
             raise ValueError(f"batch_size must be > 0, got {self.batch_size!r}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be auto/float32/bfloat16/float16, got {self.dtype!r}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if not 0.0 < self.temperature < math.inf:
+            raise ValueError(f"temperature must be > 0 and finite, got {self.temperature!r}")
 
 
 class TransformersVLM:
@@ -179,12 +180,16 @@ class HTTPVLMConfig:
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         if self.max_tokens <= 0:
             raise ValueError(f"max_tokens must be > 0, got {self.max_tokens!r}")
-        if self.timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s!r}")
+        if not 0.0 < self.timeout_s < math.inf:
+            raise ValueError(f"timeout_s must be > 0 and finite, got {self.timeout_s!r}")
+        if not 0.0 <= self.temperature < math.inf:
+            raise ValueError(f"temperature must be >= 0 and finite, got {self.temperature!r}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries!r}")
-        if self.retry_backoff_s < 0:
-            raise ValueError(f"retry_backoff_s must be >= 0, got {self.retry_backoff_s!r}")
+        if not 0.0 <= self.retry_backoff_s < math.inf:
+            raise ValueError(
+                f"retry_backoff_s must be >= 0 and finite, got {self.retry_backoff_s!r}"
+            )
         if self.image_size_px <= 0:
             raise ValueError(f"image_size_px must be > 0, got {self.image_size_px!r}")
 

@@ -29,7 +29,12 @@ import numpy as np
 import torch
 
 from executor_core.atomic_io import write_npz_atomic
-from executor_core.config_cli import configure_cli_logging, parse_config, require_local_dataset
+from executor_core.config_cli import (
+    cli_main,
+    configure_cli_logging,
+    parse_config,
+    require_local_dataset,
+)
 from executor_core.frames import center_crop_resize
 from video_models.configuration_executor import MODEL_PRESETS, ExecutorModelConfig
 from video_models.modeling_executor import build_text_components
@@ -376,8 +381,13 @@ class ClipCacheConfig:
     def __post_init__(self) -> None:
         if self.text_field not in ("solution", "prompt"):
             raise ValueError(f"text_field must be 'solution' or 'prompt', got {self.text_field!r}")
+        if self.model_preset not in MODEL_PRESETS:
+            raise ValueError(
+                f"unknown model_preset {self.model_preset!r}; known: {sorted(MODEL_PRESETS)}"
+            )
 
 
+@cli_main("python -m video_models.clips_executor")
 def main(argv: list[str] | None = None) -> None:
     configure_cli_logging("%(asctime)s %(name)s: %(message)s")
     cfg = parse_config(
@@ -398,4 +408,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

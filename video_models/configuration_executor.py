@@ -17,6 +17,7 @@ The Demonstrator and the Executor differ only in weights and in the text they ar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -77,6 +78,8 @@ class LoraConfigSpec:
     def __post_init__(self) -> None:
         if self.rank < 0:
             raise ValueError(f"lora rank must be >= 0, got {self.rank!r}")
+        if not math.isfinite(self.alpha):
+            raise ValueError(f"lora alpha must be finite, got {self.alpha!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"lora dropout must be in [0, 1), got {self.dropout!r}")
         if self.rank and not (self.target_modules or self.target_regex):
@@ -152,12 +155,12 @@ class ExecutorModelConfig:
             )
         if self.prediction not in ("velocity", "sample"):
             raise ValueError(f"prediction must be 'velocity' or 'sample', got {self.prediction!r}")
-        if self.flow_shift <= 0:
-            raise ValueError(f"flow_shift must be > 0, got {self.flow_shift!r}")
+        if not (self.flow_shift > 0 and math.isfinite(self.flow_shift)):
+            raise ValueError(f"flow_shift must be > 0 and finite, got {self.flow_shift!r}")
         if self.num_inference_steps <= 0:
             raise ValueError(f"num_inference_steps must be > 0, got {self.num_inference_steps!r}")
-        if self.guidance_scale < 1.0:
-            raise ValueError(f"guidance_scale must be >= 1, got {self.guidance_scale!r}")
+        if not (self.guidance_scale >= 1.0 and math.isfinite(self.guidance_scale)):
+            raise ValueError(f"guidance_scale must be >= 1 and finite, got {self.guidance_scale!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"unknown dtype {self.dtype!r}")
 

@@ -140,6 +140,16 @@ class TrainConfig:
                 f"need learning_rate > 0 and warmup_steps >= 0, got "
                 f"{self.learning_rate!r}, {self.warmup_steps!r}"
             )
+        for name in ("learning_rate", "weight_decay", "max_grad_norm", "logit_normal_std"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0 or self.logit_normal_std <= 0:
+            raise ValueError(
+                f"need weight_decay >= 0, max_grad_norm > 0, logit_normal_std > 0; got "
+                f"{self.weight_decay!r}, {self.max_grad_norm!r}, {self.logit_normal_std!r}"
+            )
+        if not 0.0 <= self.max_minutes < math.inf:
+            raise ValueError(f"max_minutes must be >= 0 and finite, got {self.max_minutes!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if not 0.0 <= self.text_dropout < 1.0:

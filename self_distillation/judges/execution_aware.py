@@ -141,7 +141,7 @@ class ExecutionAwareJudgeConfig:
         for name in _POSITIVE_FIELDS:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.max_growth < 1.0 or self.max_step_growth < 1.0:
+        if not (self.max_growth >= 1.0 and self.max_step_growth >= 1.0):  # NaN too
             raise ValueError(
                 f"max_growth and max_step_growth must be >= 1, got {self.max_growth!r}, "
                 f"{self.max_step_growth!r}"

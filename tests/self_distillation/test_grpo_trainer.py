@@ -264,3 +264,44 @@ def test_noise_free_rollouts_are_the_pipeline_videos(synthetic_items: Path) -> N
         num_inference_steps=cfg.num_inference_steps,
     ).frames
     np.testing.assert_allclose(roll.frames.astype(int), videos.astype(int), atol=1)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "learning_rate",
+        "clip_range",
+        "kl_beta",
+        "advantage_clip",
+        "max_grad_norm",
+        "anchor_beta",
+        "policy_weight",
+        "grain_penalty",
+        "max_minutes",
+        "guidance_scale",
+        "weight_decay",
+    ],
+)
+def test_config_rejects_non_finite_values(field: str, bad: float) -> None:
+    with pytest.raises(ValueError, match=rf"{field}.*{bad}"):
+        replace(PRESETS["debug"], **{field: bad})
+
+
+def test_distill_and_vlm_configs_reject_non_finite_values() -> None:
+    from self_distillation.distill import DistillConfig
+    from self_distillation.judges.execution_aware import ExecutionAwareJudgeConfig
+    from self_distillation.vlm_backends import HTTPVLMConfig, TransformersVLMConfig
+
+    nan = float("nan")
+    with pytest.raises(ValueError, match=r"learning_rate.*nan"):
+        DistillConfig(learning_rate=nan)
+    with pytest.raises(ValueError, match=r"temperature.*inf"):
+        TransformersVLMConfig(temperature=float("inf"))
+    for name in ("temperature", "timeout_s", "retry_backoff_s"):
+        with pytest.raises(ValueError, match=f"{name}.*nan"):
+            HTTPVLMConfig(**{name: nan})
+    assert HTTPVLMConfig(temperature=0.0).temperature == 0.0  # greedy decoding stays valid
+    for name in ("max_growth", "max_step_growth"):
+        with pytest.raises(ValueError, match=f"{name}.*nan"):
+            ExecutionAwareJudgeConfig(**{name: nan})

@@ -58,3 +58,21 @@ def test_cli_overrides_reach_nested_model_fields():
     assert isinstance(cfg.model, ExecutorModelConfig)
     with pytest.raises(ConfigError, match="'nope'"):
         parse_config(TrainConfig, ["--data.text_field=nope"], PRESETS)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "field", ["learning_rate", "weight_decay", "max_grad_norm", "logit_normal_std", "max_minutes"]
+)
+def test_train_config_rejects_non_finite_values(field: str, bad: float):
+    with pytest.raises(ValueError, match=rf"{field}.*{bad}"):
+        replace(PRESETS["debug"], **{field: bad})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("field", ["flow_shift", "guidance_scale"])
+def test_model_config_rejects_non_finite_values(field: str, bad: float):
+    with pytest.raises(ValueError, match=rf"{field}.*{bad}"):
+        replace(MODEL_PRESETS["debug"], **{field: bad})
+    with pytest.raises(ValueError, match=r"alpha.*nan"):
+        replace(MODEL_PRESETS["debug"].lora, alpha=float("nan"))

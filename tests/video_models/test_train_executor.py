@@ -285,3 +285,21 @@ def test_two_process_accelerate_run(tiny_dataset: Path, tmp_path: Path, rendezvo
     assert c0 == pytest.approx(c1, rel=1e-9)
     pipe = ExecutorVideoPipeline.from_pretrained(out / "pipeline")
     assert pipe.config.num_frames == 4
+
+
+def test_clip_cache_cli_bad_input_exits_2_naming_it(tmp_path: Path, capsys) -> None:
+    from video_models.clips_executor import main as clips_main
+
+    missing = tmp_path / "no_such_dataset"
+    out = f"--out={tmp_path / 'clips.npz'}"
+    cases = [
+        ([f"--dataset_roots={missing}", out, "--model_preset=debug"], "no_such_dataset"),
+        ([f"--dataset_roots={missing}", out, "--model_preset=bogus"], "'bogus'"),
+        ([out, "--model_preset=debug"], "--dataset_roots"),
+    ]
+    for argv, named in cases:
+        assert clips_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert named in err, err
+        assert "Traceback" not in err, err
+    assert not (tmp_path / "clips.npz").exists()
