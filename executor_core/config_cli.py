@@ -227,14 +227,15 @@ def parse_config[T](cls: type[T], argv: list[str], presets: dict[str, T] | None 
 
 def check_optimization(cfg: Any) -> None:
     """The fields every trainer of ours shares, checked one way: ``learning_rate`` > 0 and
-    finite; ``weight_decay``, ``warmup_steps``, ``shift_px`` >= 0; ``color_jitter`` in
-    [0, 1). A ValueError names the bad value."""
+    finite; ``weight_decay`` >= 0 and finite; ``warmup_steps``, ``shift_px`` >= 0;
+    ``color_jitter`` in [0, 1). A ValueError names the bad value."""
     if not (cfg.learning_rate > 0 and math.isfinite(cfg.learning_rate)):
         raise ValueError(f"learning_rate must be > 0, got {cfg.learning_rate!r}")
-    if cfg.weight_decay < 0 or cfg.warmup_steps < 0 or cfg.shift_px < 0:
+    if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
+        raise ValueError(f"weight_decay must be >= 0 and finite, got {cfg.weight_decay!r}")
+    if cfg.warmup_steps < 0 or cfg.shift_px < 0:
         raise ValueError(
-            f"weight_decay, warmup_steps, shift_px must be >= 0, got {cfg.weight_decay!r}, "
-            f"{cfg.warmup_steps!r}, {cfg.shift_px!r}"
+            f"warmup_steps, shift_px must be >= 0, got {cfg.warmup_steps!r}, {cfg.shift_px!r}"
         )
     if not 0.0 <= cfg.color_jitter < 1.0:
         raise ValueError(f"color_jitter must be in [0, 1), got {cfg.color_jitter!r}")

@@ -1,12 +1,15 @@
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from executor_core.config_cli import (
     ConfigError,
+    check_optimization,
     config_from_dict,
     config_to_dict,
     configure_cli_logging,
@@ -144,3 +147,27 @@ def test_overrides_are_validated_together_in_any_order():
     assert parse_config(Window, ["--size", "3", "--size", "5"]).size == 5  # the last wins
     with pytest.raises(ConfigError, match="--size='8' --span='12': span 12 is not a multiple"):
         parse_config(Window, ["--size", "8", "--span", "12"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("learning_rate", float("nan"), "learning_rate must be > 0"),
+        ("weight_decay", float("nan"), "weight_decay must be >= 0 and finite"),
+        ("weight_decay", float("inf"), "weight_decay must be >= 0 and finite"),
+        ("weight_decay", -0.1, "weight_decay must be >= 0 and finite"),
+        ("shift_px", -1, "shift_px must be >= 0"),
+        ("color_jitter", 1.0, "color_jitter must be in [0, 1)"),
+    ],
+)
+def test_check_optimization_names_the_bad_value(field: str, value: float, needle: str) -> None:
+    good = {
+        "learning_rate": 1e-3,
+        "weight_decay": 0.0,
+        "warmup_steps": 0,
+        "shift_px": 0,
+        "color_jitter": 0.0,
+    }
+    check_optimization(SimpleNamespace(**good))  # the good values pass
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        check_optimization(SimpleNamespace(**{**good, field: value}))
