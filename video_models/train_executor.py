@@ -112,7 +112,9 @@ class TrainConfig:
     checkpoint_every: int = 2000
     sample_every: int = 2000
     keep_checkpoints: int = 2
-    max_minutes: float = 0.0  # > 0: stop (and checkpoint) after this wall-clock time
+    # > 0: stop (and checkpoint) once the run has trained this long, counted across resumes
+    # (a checkpoint keeps the time so far), and end the cosine there if it comes first
+    max_minutes: float = 0.0
     stop_at_step: int = 0  # > 0: checkpoint and exit at this step (a planned interruption)
     seed: int = 0
     resume: bool = True  # continue from the newest checkpoint in output_dir if there is one
@@ -421,7 +423,7 @@ def train(cfg: TrainConfig) -> Path:
         cache = prepare_cache(cfg)
     train_cache, sample_episodes = _training_clips(cfg, cache)
     run = _setup(cfg, accelerator)
-    start_step, samples_per_rank = _resume(run)
+    resumed = _resume(run)
     if cfg.fsdp:  # sharded in _setup; accelerate only launches and steps the optimizer
         run.opt = accelerator.prepare(run.opt)
     else:
@@ -432,7 +434,7 @@ def train(cfg: TrainConfig) -> Path:
     # 480-512 px, ~90 MB each) stay in host memory and go over one batch at a time.
     clips_device = accelerator.device if cfg.model.space == "pixel" else torch.device("cpu")
     clips = _DeviceClips.of(train_cache, clips_device, cfg.loss_on_still_frames)
-    _train_loop(run, clips, start_step, samples_per_rank, cache, sample_episodes)
+    _train_loop(run, clips, resumed, cache, sample_episodes)
     final = _export(run)
     accelerator.end_training()
     return final
@@ -505,13 +507,23 @@ def all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
             p.grad.div_(world)
 
 
-def _resume(run: _Run) -> tuple[int, list[int]]:
-    """Weights, optimizer and EMA of the newest checkpoint (with ``resume``); returns the
-    step to start at and the samples each rank has seen so far."""
+@dataclass(frozen=True)
+class _Resumed:
+    """Where a run starts: its step, the samples each rank has seen and the seconds it has
+    trained (0 for a new run)."""
+
+    step: int
+    samples_per_rank: list[int]
+    elapsed_s: float
+
+
+def _resume(run: _Run) -> _Resumed:
+    """Weights, optimizer and EMA of the newest checkpoint (with ``resume``); returns where
+    the run goes on from."""
     world = run.accelerator.num_processes
     latest = latest_checkpoint(run.cfg.output_dir) if run.cfg.resume else None
     if latest is None:
-        return 0, [0] * world
+        return _Resumed(0, [0] * world, 0.0)
     raw = load_file(latest / RAW_WEIGHTS)
     if uses_lora(run.transformer):  # the adapter only: every saved tensor must find its place
         missing = set(raw) - set(run.transformer.state_dict())
@@ -527,28 +539,31 @@ def _resume(run: _Run) -> tuple[int, list[int]]:
     samples_per_rank = state.get("samples_per_rank", [])
     if len(samples_per_rank) != world:
         samples_per_rank = [0] * world
-    logger.info("resumed from %s at step %d", latest, state["step"])
-    return int(state["step"]), samples_per_rank
+    elapsed_s = float(state.get("elapsed_s", 0.0))
+    logger.info("resumed from %s at step %d (%.0f s trained)", latest, state["step"], elapsed_s)
+    return _Resumed(int(state["step"]), samples_per_rank, elapsed_s)
 
 
 def _train_loop(
     run: _Run,
     clips: _DeviceClips,
-    start_step: int,
-    samples_per_rank: list[int],
+    resumed: _Resumed,
     cache: ClipCache,
     sample_episodes: list[int],
 ) -> None:
     cfg, accelerator = run.cfg, run.accelerator
+    samples_per_rank = resumed.samples_per_rank
     bar = tqdm(
-        range(start_step, cfg.max_steps),
-        initial=start_step,
+        range(resumed.step, cfg.max_steps),
+        initial=resumed.step,
         total=cfg.max_steps,
         disable=not accelerator.is_local_main_process,
         desc="train video",
         mininterval=5.0,  # a log file, not a terminal, on the GPU machine
     )
-    t_start, my_samples = time.time(), 0
+    # the clock of the whole run: a resumed run goes on with the time it has trained, so
+    # that max_minutes and the cosine that follows it do not start over
+    t_start, my_samples = time.time() - resumed.elapsed_s, 0
     noise_gen = torch.Generator(device=accelerator.device)
     for step in bar:
         for g in run.opt.param_groups:

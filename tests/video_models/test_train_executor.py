@@ -212,6 +212,27 @@ def test_debug_training_runs_and_resumes_exactly(tiny_dataset: Path, tmp_path: P
     assert list((tmp_path / "a" / "samples").glob("step-000004-*.png"))
 
 
+def test_time_budget_counts_the_time_trained_before_a_resume(tiny_dataset: Path, tmp_path: Path):
+    """max_minutes is the run's budget, not each launch's: a resumed run goes on with the
+    seconds its checkpoint has trained, so the cosine does not restart and a spent budget
+    stops it after one step."""
+    cache, out = tmp_path / "clips.npz", tmp_path / "run"
+    cfg = _debug_cfg(tiny_dataset, out, cache, max_steps=6, max_minutes=1.0, warmup_steps=1)
+    train(replace(cfg, stop_at_step=2))
+    state_path = out / "checkpoints" / "step_000002" / "training_state.json"
+    state = json.loads(state_path.read_text())
+    assert 0.0 < state["elapsed_s"] < 60.0
+    state["elapsed_s"] = 61.0  # as if the first launch had trained for 61 s
+    state_path.write_text(json.dumps(state))
+    train(cfg)
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert kept == ["step_000002", "step_000003"]  # stopped at once, not run on to step 6
+    state = json.loads((out / "checkpoints" / "step_000003" / "training_state.json").read_text())
+    assert state["elapsed_s"] >= 61.0
+    # the budget is spent, so the last step ran at the end of the cosine (10 %)
+    assert state["param_groups"][0]["lr"] == pytest.approx(0.1 * cfg.learning_rate)
+
+
 def test_training_off_still_frames_needs_a_marked_cache(tiny_dataset: Path, tmp_path: Path):
     cache = tmp_path / "clips.npz"
     out = tmp_path / "b"
