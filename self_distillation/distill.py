@@ -16,8 +16,10 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from executor_core.atomic_io import claim_cache
 from executor_core.config_cli import (
     cli_main,
+    config_to_dict,
     configure_cli_logging,
     parse_config,
     require_local_dataset,
@@ -64,8 +66,16 @@ PRESETS: dict[str, DistillConfig] = {
 
 
 def build_prompt_cache(cfg: DistillConfig, train_cfg: TrainConfig) -> Path:
-    """The clip cache of the demos with their short prompts (built once)."""
+    """The clip cache of the demos with their short prompts (built once). ``output_dir`` is
+    stamped with what the cache is made of, so a rerun there with other demos, another
+    ``only_judged_success`` or another model refuses to reuse it (or resume on it)."""
     path = Path(cfg.output_dir) / "clips_prompt.npz"
+    signature = {
+        "demos": str(Path(cfg.demos).resolve()),
+        "only_judged_success": cfg.only_judged_success,
+        "model": config_to_dict(train_cfg.model),
+    }
+    claim_cache(cfg.output_dir, signature)
     if path.is_file():
         return path
     require_local_dataset(cfg.demos)  # before lerobot, which would try the Hub

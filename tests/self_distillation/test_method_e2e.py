@@ -131,3 +131,8 @@ def test_distillation_resumes_from_its_checkpoint(
         (tmp_path / "distilled" / "checkpoints" / "step_000003" / "training_state.json").read_text()
     )
     assert state["step"] == 3
+    # a rerun in the same folder on other demos is refused, naming the setting, instead of
+    # training on the cached clips of the first
+    with pytest.raises(ValueError, match="only_judged_success: cached False, this run True"):
+        distill.run_distill(replace(cfg, max_steps=4, only_judged_success=True))
+    assert not (tmp_path / "distilled" / "checkpoints" / "step_000004").exists()
