@@ -51,7 +51,7 @@ from execution_critic.processing_critic import (
     load_labelled_videos,
     prepare_videos,
 )
-from executor_core.atomic_io import write_json_atomic, write_text_atomic
+from executor_core.atomic_io import atomic_path, write_json_atomic, write_text_atomic
 from executor_core.augment import color_jitter, random_shift
 from executor_core.config_cli import (
     check_optimization,
@@ -178,6 +178,29 @@ def split_items(data: LabelledVideos, tune_fraction: float, seed: int) -> tuple[
     return ~tune, tune
 
 
+def check_tune_split(tune: LabelledVideos, select_by: str) -> None:
+    """Refuse, before training, a tune split on which ``select_by`` is never defined (its
+    labels alone decide that): no weights could be chosen and the run would fail at the
+    end."""
+    executed = tune.executed.astype(bool)
+    if select_by == "auc":
+        defined = executed.any() and not executed.all()
+        needs = "both an executing and a failing video"
+    else:
+        defined = any(
+            executed[tune.item_index == i].any() and not executed[tune.item_index == i].all()
+            for i in np.unique(tune.item_index)
+        )
+        needs = "an item with both an executing and a failing candidate"
+    if not defined:
+        raise ValueError(
+            f"select_by={select_by!r} is undefined on the tune split "
+            f"({len(executed)} videos of {len(np.unique(tune.item_index))} items, "
+            f"{int(executed.sum())} execute): it needs {needs}; change tune_fraction or "
+            f"seed, or label more candidates per item"
+        )
+
+
 def evaluate(model: ExecutionCritic, data: LabelledVideos) -> dict[str, Any]:
     """AUC and pick rates of the critic on labelled videos."""
     scores = execution_probability(model, data.videos)
@@ -266,11 +289,12 @@ def _drop_metrics_after(path: Path, step: int) -> None:
 def train(cfg: TrainCriticConfig) -> Path:
     """Run (or resume) training; returns the final model folder."""
     data = load_labelled_videos(cfg.data_path)  # before anything is written
+    train_mask, tune_mask = split_items(data, cfg.tune_fraction, cfg.seed)
+    train_data, tune_data = data.subset(train_mask), data.subset(tune_mask)
+    check_tune_split(tune_data, cfg.select_by)
     out = Path(cfg.output_dir)
     save_config_json(cfg, out / CONFIG_JSON)
     torch.set_num_threads(cfg.num_threads)
-    train_mask, tune_mask = split_items(data, cfg.tune_fraction, cfg.seed)
-    train_data, tune_data = data.subset(train_mask), data.subset(tune_mask)
     logger.info(
         "train %d videos (%d execute), tune %d (%d execute)",
         len(train_data.videos),
@@ -309,7 +333,8 @@ def train(cfg: TrainCriticConfig) -> Path:
             auc = -1.0 if metrics[cfg.select_by] is None else metrics[cfg.select_by]
             if auc > best_auc:
                 best_auc, best_step = auc, step
-                model.save_pretrained(out / "best")
+                with atomic_path(out / "best", directory=True) as tmp:
+                    model.save_pretrained(tmp)
             line = {"step": step, "loss": float(np.mean(losses)), "tune": metrics}
             line["elapsed_s"] = time.perf_counter() - t0
             logger.info("step %d: %s", step, json.dumps(line))
@@ -336,11 +361,12 @@ def _export(cfg: TrainCriticConfig, tune_data: LabelledVideos, best_step: int) -
     out = Path(cfg.output_dir)
     best = ExecutionCritic.from_pretrained(out / "best")
     final = out / "model"
-    best.save_pretrained(final)
-    shutil.copy(out / CONFIG_JSON, final / CONFIG_JSON)
     result = {"best_step": best_step, "tune": evaluate(best, tune_data)}
-    for path in (out / "eval.json", final / "eval.json"):
-        write_json_atomic(path, result)
+    with atomic_path(final, directory=True) as tmp:
+        best.save_pretrained(tmp)
+        shutil.copy(out / CONFIG_JSON, tmp / CONFIG_JSON)
+        write_json_atomic(tmp / "eval.json", result)
+    write_json_atomic(out / "eval.json", result)
     logger.info("kept step %d: %s", best_step, result["tune"])
     return final
 

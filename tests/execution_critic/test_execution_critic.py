@@ -158,6 +158,28 @@ def test_trainer_debug_preset_runs_two_steps_then_resumes(tmp_path: Path) -> Non
     assert (out / "checkpoints" / "step_000004").is_dir()
 
 
+def test_trainer_refuses_a_tune_split_it_cannot_choose_on_before_training(
+    tmp_path: Path,
+) -> None:
+    """Without an item with both outcomes on the tune split, within_item_auc is never
+    defined: the run is refused at its start, naming why, and writes nothing."""
+    videos = synthetic_videos(6, 2, 0)
+    videos["executed"] = videos["item_index"] % 2 == 0  # each item all one outcome
+    data = tmp_path / "videos.npz"
+    write_npz_atomic(data, videos)
+    cfg = replace(PRESETS["debug"], data_path=data, output_dir=tmp_path / "run")
+    with pytest.raises(ValueError, match=r"select_by='within_item_auc' is undefined.*item"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+    videos["executed"][:] = True
+    write_npz_atomic(data, videos)
+    with pytest.raises(
+        ValueError, match=r"'auc' is undefined on the tune split \((\d+) videos.*, \1 execute\)"
+    ):
+        train(replace(cfg, select_by="auc"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_trainer_learns_to_tell_smooth_motion_from_a_jump(tmp_path: Path) -> None:
     data = tmp_path / "videos.npz"
     write_npz_atomic(data, synthetic_videos(40, 4, 1))
