@@ -330,7 +330,10 @@ class PolicyAndReference:
         else:
             self.reference = copy.deepcopy(transformer).requires_grad_(False).eval()
             transformer.requires_grad_(True)
-        transformer.train()
+        # Sampled and re-scored in eval mode (no dropout, LoRA's included): the ratio then
+        # compares one network with itself, exactly 1 on the first minibatch; with dropout
+        # on in one pass only it would not be, and the clip would act on noise.
+        transformer.eval()
 
     def trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.pipe.transformer.parameters() if p.requires_grad]
@@ -617,9 +620,8 @@ def grpo_step(
     t0 = time.perf_counter()
     pipe = policy.pipe
     chosen = [items[i] for i in pick_items(len(items), step, cfg.prompts_per_step, cfg.seed)]
-    pipe.transformer.eval()  # sampling: no dropout
+    pipe.transformer.eval()  # sampled and re-scored without dropout (PolicyAndReference)
     roll = sample_groups(pipe, chosen, cfg, step, anchor)
-    pipe.transformer.train()
     episodes = [episode_for_item(it) for it in chosen]
     verdicts = judge_videos(judge, list(roll.frames), [episodes[int(g)] for g in roll.group_ids])
     grain = [grain_excess(video) for video in roll.frames]

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from executor_core.train_state import latest_checkpoint
+from self_distillation import grpo_trainer
 from self_distillation.grpo_trainer import (
     PRESETS,
     GRPOConfig,
@@ -184,6 +185,30 @@ def test_kl_and_off_policy_minibatches(synthetic_items: Path, tmp_path: Path) ->
     assert rows[1]["kl"] > 0.0
     # the second minibatch is scored by weights the first one updated: ratio != 1
     assert abs(rows[0]["ratio_mean"] - 1.0) > 1e-7
+
+
+def test_a_model_with_dropout_is_exactly_on_policy_on_the_first_minibatch(
+    synthetic_items: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ratio compares the sampling pass with the re-scoring pass: with dropout in the
+    network (here after the first block; a LoRA adapter can bring one), both must run the
+    same network, so one minibatch per step gives a ratio of exactly 1 and no clipping."""
+    load = grpo_trainer.load_pipeline
+
+    def load_with_dropout(cfg: GRPOConfig, path: Path | None):
+        pipe = load(cfg, path)
+        block = pipe.transformer.blocks[0]
+        block.register_forward_hook(
+            lambda m, _inp, out: torch.nn.functional.dropout(out, 0.5, training=m.training)
+        )
+        return pipe
+
+    monkeypatch.setattr(grpo_trainer, "load_pipeline", load_with_dropout)
+    cfg = _cfg(synthetic_items, tmp_path / "run", num_steps=1, clip_range=0.01)
+    train_grpo(replace(cfg, minibatches_per_step=1), judge=BrightnessJudgeDouble())
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert row["clip_fraction"] == 0.0
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(
