@@ -34,6 +34,7 @@ from safetensors.torch import load_file
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm import tqdm
 
+from executor_core.atomic_io import atomic_path
 from executor_core.augment import color_jitter, random_shift
 from executor_core.config_cli import (
     check_optimization,
@@ -511,9 +512,10 @@ def _export(cfg: TrainIDMConfig, accelerator: Accelerator, raw_model: InverseDyn
     """The final weights in ``output_dir/model``, with the run's config beside them."""
     out = Path(cfg.output_dir)
     final = out / "model"
-    if accelerator.is_main_process:
-        raw_model.save_pretrained(final)
-        shutil.copy(out / TRAIN_CONFIG_NAME, final / TRAIN_CONFIG_NAME)
+    if accelerator.is_main_process:  # a kill mid-export leaves the previous model whole
+        with atomic_path(final, directory=True) as tmp:
+            raw_model.save_pretrained(tmp)
+            shutil.copy(out / TRAIN_CONFIG_NAME, tmp / TRAIN_CONFIG_NAME)
     accelerator.wait_for_everyone()
     return final
 

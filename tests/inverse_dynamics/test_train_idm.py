@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from executor_core.config_cli import ConfigError, parse_config
+from inverse_dynamics import train_idm
 from inverse_dynamics.configuration_idm import IDMConfig
 from inverse_dynamics.modeling_idm import InverseDynamicsModel
 from inverse_dynamics.processing_idm import InverseDynamicsPolicy
@@ -54,6 +55,27 @@ def test_debug_preset_trains_two_steps_then_resumes(
     assert not torch.equal(weights_at_4["action_std"], torch.ones(6))
     policy = InverseDynamicsPolicy.from_pretrained(out / "model")
     assert policy.config.image_size_px == 32
+
+
+def test_a_failed_export_leaves_the_previous_model_whole(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    args = ["--preset", "debug", f"--dataset_root={synthetic_dataset}", f"--output_dir={out}"]
+    main([*args, "--cpu=true"])
+    before = load_file(str(out / "model" / "model.safetensors"))
+
+    def copy_fails(*_args: object) -> None:
+        raise OSError("disk full (simulated) while exporting")
+
+    monkeypatch.setattr(train_idm.shutil, "copy", copy_fails)
+    with pytest.raises(OSError, match="disk full"):
+        main([*args, "--cpu=true", "--steps=4"])
+    after = load_file(str(out / "model" / "model.safetensors"))
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)  # not step 4's weights
+    assert (out / "model" / "train_config.json").is_file()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".model.")]
 
 
 def test_cli_rejects_unknown_keys_and_bad_values() -> None:
