@@ -15,13 +15,13 @@ Prints a table and writes the per-task results as JSON (``--out``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from executor_core.atomic_io import write_json_atomic
 from executor_sim.env import EnvConfig, make_env
 from executor_sim.rollout import rollout_expert
 from self_distillation.judges import ProgrammaticJudge
@@ -132,8 +132,7 @@ def main() -> None:
         f"{args.threads} threads, {args.steps or cfg.num_inference_steps} steps, guidance "
         f"{args.guidance or cfg.guidance_scale})"
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    write_json_atomic(args.out, results, indent=1)
 
 
 if __name__ == "__main__":

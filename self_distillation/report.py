@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from executor_core.atomic_io import write_bytes_atomic
+from executor_core.atomic_io import atomic_path, write_bytes_atomic
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config
 from self_distillation.task_items import read_jsonl
 
@@ -72,7 +72,7 @@ def plot_results(
     _bar_with_ci(ax, world, "WorldTasks-style judged success")
     fig.tight_layout()
     paths.append(out_dir / "worldtasks.png")
-    fig.savefig(paths[-1], dpi=120)
+    _save_png(fig, paths[-1])
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -95,7 +95,7 @@ def plot_results(
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths.append(out_dir / "dreamgen_scores.png")
-    fig.savefig(paths[-1], dpi=120)
+    _save_png(fig, paths[-1])
     plt.close(fig)
 
     if closed:
@@ -103,7 +103,7 @@ def plot_results(
         _bar_with_ci(ax, closed, "Closed-loop simulator success")
         fig.tight_layout()
         paths.append(out_dir / "closed_loop.png")
-        fig.savefig(paths[-1], dpi=120)
+        _save_png(fig, paths[-1])
         plt.close(fig)
 
     if metrics:
@@ -131,9 +131,15 @@ def plot_results(
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(out_dir / "grpo_reward.png")
-        fig.savefig(paths[-1], dpi=120)
+        _save_png(fig, paths[-1])
         plt.close(fig)
     return paths
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    """Write the figure whole or not at all."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
 
 
 def _fmt_rate(s: dict) -> str:

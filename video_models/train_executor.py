@@ -42,7 +42,7 @@ from diffusers import WanTransformer3DModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from executor_core.atomic_io import atomic_path
+from executor_core.atomic_io import atomic_path, write_bytes_atomic
 from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
 from executor_core.train_state import (
     CONFIG_JSON,
@@ -340,9 +340,11 @@ def write_sample_strip(frames: np.ndarray, path: Path) -> None:
     """(T, S, S, 3) uint8 -> one PNG with the frames side by side."""
     import cv2
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     strip = np.concatenate(list(frames), axis=1)
-    cv2.imwrite(str(path), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"could not encode a {strip.shape!r} strip as PNG for {path}")
+    write_bytes_atomic(path, png.tobytes())
 
 
 # ------------------------------------------------------------------------------- train
