@@ -10,7 +10,9 @@ The cache is one ``.npz`` (compressed, loaded with ``allow_pickle=False``) holdi
 ``frames`` (N, T, S, S, 3) uint8, ``episode_index`` (N,), ``text_id`` (N,) and
 ``text_embeds`` (U, L, D) float16 for the U distinct texts, and optionally ``valid_frames``
 (N,): how many leading frames of each clip show the task in motion, the rest the world held
-still or padding (caches without it count every frame). Decoding videos and running the
+still or padding (caches without it count every frame), and ``source``: what a cache built
+from datasets was made of (:func:`cache_source`), so that a trainer can refuse a stale one
+(caches without it, merged or packed by hand, are not checked). Decoding videos and running the
 text encoder happen once, and the file is small enough to carry to a GPU machine that has
 neither lerobot nor the text encoder. Self-distillation writes generated videos with
 :func:`write_clip_cache` in the same format.
@@ -22,8 +24,9 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +59,8 @@ class ClipCache:
     # (N,) int64 in [1, T]: each clip's leading frames that show motion, the rest the world
     # held still (rendered, or padding past the episode's end); None: every frame counts
     valid_frames: np.ndarray | None = None
+    # what a cache built from datasets was made of (cache_source); None: not recorded
+    source: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         n = self.frames.shape[0]
@@ -102,6 +107,7 @@ class ClipCache:
             self.texts,
             self.text_field,
             None if self.valid_frames is None else self.valid_frames[keep],
+            self.source,
         )
 
 
@@ -240,6 +246,7 @@ def clip_cache_for_model(
     def embed_texts(texts: list[str]) -> torch.Tensor:
         return encode_text(tokenizer, encoder, texts, model.max_text_tokens)
 
+    source = cache_source(dataset_roots, text_field, model, only_successful)
     caches = [
         build_clip_cache(
             root,
@@ -252,7 +259,39 @@ def clip_cache_for_model(
         )
         for root in dataset_roots
     ]
-    return merge_clip_caches(caches)
+    return replace(merge_clip_caches(caches), source=source)
+
+
+def cache_source(
+    dataset_roots: Sequence[str | Path],
+    text_field: str,
+    model: ExecutorModelConfig,
+    only_successful: bool = True,
+) -> dict[str, Any]:
+    """What :func:`clip_cache_for_model` makes a cache of: the datasets (resolved paths),
+    the texts and how they are embedded, the frame stride and which episodes are kept."""
+    return {
+        "dataset_roots": [str(Path(r).resolve()) for r in dataset_roots],
+        "text_field": text_field,
+        "frame_stride": model.frame_stride,
+        "text_encoder": model.text_encoder,
+        "text_dim": model.text_dim,
+        "max_text_tokens": model.max_text_tokens,
+        "only_successful": only_successful,
+    }
+
+
+def source_differences(cache: ClipCache, wanted: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    """``keys`` on which a cache's recorded source differs from ``wanted``, as
+    ``"key: cache X, wanted Y"``; none for a cache that records no source."""
+    if cache.source is None:
+        return []
+    absent = "<absent>"
+    return [
+        f"{k}: cache {cache.source.get(k, absent)!r}, wanted {wanted[k]!r}"
+        for k in keys
+        if cache.source.get(k, absent) != wanted[k]
+    ]
 
 
 def make_clip_cache(
@@ -334,6 +373,8 @@ def write_clip_cache(cache: ClipCache, path: str | Path, compact: bool = False) 
     }
     if cache.valid_frames is not None:
         arrays["valid_frames"] = cache.valid_frames
+    if cache.source is not None:
+        arrays["source"] = np.frombuffer(json.dumps(cache.source).encode(), dtype=np.uint8)
     if compact:
         emb = cache.text_embeds.astype(np.float32)
         scale = np.abs(emb).max(axis=-1, keepdims=True) / 127.0
@@ -365,6 +406,7 @@ def load_clip_cache(path: str | Path) -> ClipCache:
             texts=json.loads(bytes(data["texts"]).decode()),
             text_field=bytes(data["text_field"]).decode(),
             valid_frames=data.get("valid_frames", None),
+            source=json.loads(bytes(data["source"]).decode()) if "source" in data else None,
         )
 
 

@@ -52,8 +52,10 @@ from executor_core.train_state import (
 )
 from video_models.clips_executor import (
     ClipCache,
+    cache_source,
     clip_cache_for_model,
     load_clip_cache,
+    source_differences,
     split_episodes,
     write_clip_cache,
 )
@@ -310,6 +312,7 @@ def prepare_cache(cfg: TrainConfig) -> ClipCache:
     cache_path = cfg.data.cache_path
     if cache_path is not None and Path(cache_path).is_file():
         cache = load_clip_cache(cache_path)
+        _check_cache_source(cfg, cache)
     else:
         if not cfg.data.dataset_roots:
             raise ValueError("set --data.dataset_roots (LeRobot datasets) or --data.cache_path")
@@ -324,6 +327,23 @@ def prepare_cache(cfg: TrainConfig) -> ClipCache:
     if cache.frames.shape[1:] != expected:
         raise ValueError(f"cache clips are {cache.frames.shape[1:]!r}, model wants {expected!r}")
     return cache
+
+
+def _check_cache_source(cfg: TrainConfig, cache: ClipCache) -> None:
+    """Refuse a cache built from other datasets (when the config names its own), at another
+    frame stride or with another text encoder than the config's: training would use it
+    silently. Caches that record no source (packed or merged by hand) are not checked."""
+    keys = ["frame_stride", "text_encoder", "text_dim", "max_text_tokens"]
+    if cfg.data.dataset_roots:
+        keys.insert(0, "dataset_roots")
+    wanted = cache_source(cfg.data.dataset_roots, cfg.data.text_field, cfg.model)
+    diffs = source_differences(cache, wanted, keys)
+    if diffs:
+        raise ValueError(
+            f"clip cache {str(cfg.data.cache_path)!r} was built from other data or for "
+            f"another model ({'; '.join(diffs)}); delete it to build it again, or name "
+            f"another --data.cache_path"
+        )
 
 
 def batch_indices(n: int, step: int, global_batch: int, seed: int) -> np.ndarray:

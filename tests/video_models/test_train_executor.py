@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -231,6 +232,39 @@ def test_time_budget_counts_the_time_trained_before_a_resume(tiny_dataset: Path,
     assert state["elapsed_s"] >= 61.0
     # the budget is spent, so the last step ran at the end of the cosine (10 %)
     assert state["param_groups"][0]["lr"] == pytest.approx(0.1 * cfg.learning_rate)
+
+
+def test_a_stale_clip_cache_is_refused_naming_what_differs(tiny_dataset: Path, tmp_path: Path):
+    """A cache records what it was built from; a run that names other datasets or another
+    frame stride gets an error, not the old clips."""
+    cache = tmp_path / "clips.npz"
+    train(_debug_cfg(tiny_dataset, tmp_path / "a", cache, max_steps=1))
+    source = load_clip_cache(cache).source
+    assert source["dataset_roots"] == [str(tiny_dataset.resolve())]
+    assert source["frame_stride"] == PRESETS["debug"].model.frame_stride
+    other = tmp_path / "other_dataset"
+    shutil.copytree(tiny_dataset, other)  # the same episodes, but not the data this cache is of
+    data = replace(PRESETS["debug"].data, dataset_roots=(other,), cache_path=cache)
+    moved = replace(_debug_cfg(tiny_dataset, tmp_path / "b", cache, max_steps=1), data=data)
+    with pytest.raises(ValueError, match=r"dataset_roots: cache \[.*tiny_video'\], wanted"):
+        train(moved)
+    model = PRESETS["debug"].model
+    strided = _debug_cfg(
+        tiny_dataset,
+        tmp_path / "c",
+        cache,
+        max_steps=1,
+        model=replace(model, frame_stride=model.frame_stride + 1),
+    )
+    with pytest.raises(ValueError, match=r"frame_stride: cache \d+, wanted \d+.*delete it"):
+        train(strided)
+    # the cache alone (no datasets named), for the model it was built for, is used as is
+    alone = replace(PRESETS["debug"].data, dataset_roots=(), cache_path=cache)
+    train(replace(PRESETS["debug"], output_dir=tmp_path / "d", data=alone, max_steps=1))
+    assert (tmp_path / "d" / "pipeline" / "model_index.json").is_file()
+    # compact caches keep the record too
+    packed = write_clip_cache(load_clip_cache(cache), tmp_path / "packed.npz", compact=True)
+    assert load_clip_cache(packed).source == source
 
 
 def test_training_off_still_frames_needs_a_marked_cache(tiny_dataset: Path, tmp_path: Path):
