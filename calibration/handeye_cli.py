@@ -43,6 +43,7 @@ from calibration.targets import TargetSpec, detect_target
 from executor_core.atomic_io import write_json_atomic
 from executor_core.config_cli import (
     ConfigError,
+    check_positive,
     cli_main,
     config_to_dict,
     configure_cli_logging,
@@ -75,8 +76,7 @@ class HandEyeCliConfig:
         unknown = [m for m in self.methods if m not in ALL_METHODS]
         if unknown or not self.methods:
             raise ValueError(f"methods {list(self.methods)!r}: must be from {ALL_METHODS}")
-        if not self.max_pnp_rms_px > 0:
-            raise ValueError(f"max_pnp_rms_px must be > 0, got {self.max_pnp_rms_px!r}")
+        check_positive(self, "max_pnp_rms_px")
 
 
 PRESETS: dict[str, HandEyeCliConfig] = {

@@ -19,6 +19,7 @@ import numpy as np
 
 from calibration.camera_info_io import CameraInfoData
 from calibration.targets import Detection
+from executor_core.config_cli import check_non_negative, check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,8 @@ class IntrinsicsOptions:
                 f"min_images must be >= 3 (a plane fixes 2 constraints per view), "
                 f"got {self.min_images!r}"
             )
-        if not self.max_rms_px > 0 or not self.max_focal_std_fraction > 0:
-            raise ValueError(
-                f"limits must be > 0, got max_rms_px={self.max_rms_px!r}, "
-                f"max_focal_std_fraction={self.max_focal_std_fraction!r}"
-            )
+        check_positive(self, "max_rms_px", "max_focal_std_fraction")
+        check_non_negative(self, "min_tilt_spread_deg")
 
 
 @dataclass(frozen=True)

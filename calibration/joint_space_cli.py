@@ -30,7 +30,13 @@ from calibration.joint_space import (
     reported_to_rad,
     save_robot_description,
 )
-from executor_core.config_cli import ConfigError, cli_main, configure_cli_logging, parse_config
+from executor_core.config_cli import (
+    ConfigError,
+    check_positive,
+    cli_main,
+    configure_cli_logging,
+    parse_config,
+)
 from executor_core.robot_description import RobotDescription, default_robot_path
 
 logger = logging.getLogger(__name__)
@@ -51,11 +57,7 @@ class JointCalibCliConfig:
     def __post_init__(self) -> None:
         if self.unit not in REPORTED_UNITS:
             raise ValueError(f"unit must be one of {REPORTED_UNITS}, got {self.unit!r}")
-        if not self.min_spread_rad > 0 or not self.max_rms_rad > 0:
-            raise ValueError(
-                f"min_spread_rad and max_rms_rad must be > 0, got {self.min_spread_rad!r}, "
-                f"{self.max_rms_rad!r}"
-            )
+        check_positive(self, "min_spread_rad", "max_rms_rad")
         if self.in_place and self.output is not None:
             raise ValueError(f"--in_place and --output={self.output!s} contradict each other")
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from calibration.targets import Detection
+from executor_core.config_cli import check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,7 @@ class SelectionOptions:
     target_spread: tuple[float, float, float, float] = (0.5, 0.5, 0.3, 0.3)  # x, y, size, skew
 
     def __post_init__(self) -> None:
-        if not self.min_distance > 0:
-            raise ValueError(f"min_distance must be > 0, got {self.min_distance!r}")
-        if not self.max_motion_px > 0:
-            raise ValueError(f"max_motion_px must be > 0, got {self.max_motion_px!r}")
+        check_positive(self, "min_distance", "max_motion_px")
         if not 3 <= self.min_samples <= self.max_samples:
             raise ValueError(
                 f"need 3 <= min_samples <= max_samples, got {self.min_samples!r}, "

@@ -15,6 +15,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from executor_core.config_cli import check_positive
+
 logger = logging.getLogger(__name__)
 
 TargetKind = Literal["checkerboard", "charuco"]
@@ -42,8 +44,7 @@ class TargetSpec:
             raise ValueError(
                 f"a target needs at least 3x3 squares, got {self.squares_x!r}x{self.squares_y!r}"
             )
-        if not self.square_size_m > 0:
-            raise ValueError(f"square_size_m must be > 0, got {self.square_size_m!r}")
+        check_positive(self, "square_size_m")
         if self.kind == "charuco":
             if not 0 < self.marker_size_m < self.square_size_m:
                 raise ValueError(

@@ -225,6 +225,24 @@ def parse_config[T](cls: type[T], argv: list[str], presets: dict[str, T] | None 
     return apply_overrides(cfg, argv)
 
 
+def check_positive(cfg: Any, *names: str) -> None:
+    """Each named field of ``cfg`` must be finite and > 0 (NaN and inf are refused); a
+    ValueError names the first that is not, with its value."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
+
+
+def check_non_negative(cfg: Any, *names: str) -> None:
+    """Each named field of ``cfg`` must be finite and >= 0 (NaN and inf are refused); a
+    ValueError names the first that is not, with its value."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+
+
 def check_optimization(cfg: Any) -> None:
     """The fields every trainer of ours shares, checked one way: ``learning_rate`` > 0 and
     finite; ``weight_decay`` >= 0 and finite; ``warmup_steps``, ``shift_px`` >= 0;

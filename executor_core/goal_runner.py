@@ -62,6 +62,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from executor_core.chunks import chain_chunks, concatenate_trajectories, return_home
+from executor_core.config_cli import check_positive
 from executor_core.grasp_gate import GateState, GraspGate
 from executor_core.policy import (
     PHASE_CONVERTING,
@@ -140,15 +141,11 @@ class GoalRunnerConfig:
             raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates!r}")
         if self.max_chunks < 0:
             raise ValueError(f"max_chunks must be >= 0 (0: no limit), got {self.max_chunks!r}")
-        for name in ("home_speed_rad_s", "home_rate_hz", "timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        check_positive(self, "home_speed_rad_s", "home_rate_hz", "timeout_s", "goal_tolerance_rad")
         if not 0.0 <= self.limit_tolerance_rad <= 0.2:
             raise ValueError(
                 f"limit_tolerance_rad must be in [0, 0.2], got {self.limit_tolerance_rad!r}"
             )
-        if not self.goal_tolerance_rad > 0:
-            raise ValueError(f"goal_tolerance_rad must be > 0, got {self.goal_tolerance_rad!r}")
 
 
 class Guard:

@@ -37,16 +37,17 @@ class JointSpec:
     direction: int = 1
 
     def __post_init__(self) -> None:
-        values = (
-            self.lower_rad,
-            self.upper_rad,
-            self.max_velocity_rad_s,
-            self.max_acceleration_rad_s2,
-            self.home_rad,
-            self.offset_rad,
+        names = (
+            "lower_rad",
+            "upper_rad",
+            "max_velocity_rad_s",
+            "max_acceleration_rad_s2",
+            "home_rad",
+            "offset_rad",
         )
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"joint {self.name!r}: non-finite value in {values!r}")
+        bad = {n: getattr(self, n) for n in names if not math.isfinite(getattr(self, n))}
+        if bad:
+            raise ValueError(f"joint {self.name!r}: non-finite {bad!r}")
         if not self.lower_rad < self.upper_rad:
             raise ValueError(
                 f"joint {self.name!r}: lower_rad {self.lower_rad!r} must be < upper_rad "

@@ -17,6 +17,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from executor_core.config_cli import check_positive
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_sim import scene as sc
 from executor_sim.tasks import TASK_FAMILIES, SceneInfo, Task, sample_task
@@ -43,8 +44,9 @@ class EnvConfig:
             raise ValueError(
                 f"image_size_px must be in [16, {sc.MAX_RENDER_PX}], got {self.image_size_px!r}"
             )
-        substeps = 1.0 / (self.fps_hz * sc.PHYSICS_TIMESTEP_S) if self.fps_hz > 0 else 0
-        if self.fps_hz <= 0 or abs(substeps - round(substeps)) > 1e-6:
+        check_positive(self, "fps_hz")
+        substeps = 1.0 / (self.fps_hz * sc.PHYSICS_TIMESTEP_S)
+        if abs(substeps - round(substeps)) > 1e-6:
             raise ValueError(
                 f"fps_hz must divide {1 / sc.PHYSICS_TIMESTEP_S:.0f} Hz physics, got "
                 f"{self.fps_hz!r}"

@@ -37,6 +37,7 @@ from executor_core.atomic_io import (
     write_npz_atomic,
 )
 from executor_core.config_cli import (
+    check_non_negative,
     cli_main,
     config_to_dict,
     configure_cli_logging,
@@ -94,6 +95,7 @@ class GenerateConfig:
             raise ValueError(f"num_frames must be in [1, 256], got {self.num_frames!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers!r}")
+        check_non_negative(self, "camera_jitter_m")  # its upper bound: EnvConfig's
         if not self.repo_id or "/" not in self.repo_id:
             raise ValueError(f"repo_id must look like 'owner/name', got {self.repo_id!r}")
 

@@ -19,7 +19,13 @@ import cv2
 import numpy as np
 
 from executor_core.atomic_io import atomic_path, write_text_atomic
-from executor_core.config_cli import cli_main, configure_cli_logging, parse_config, save_config_json
+from executor_core.config_cli import (
+    check_non_negative,
+    cli_main,
+    configure_cli_logging,
+    parse_config,
+    save_config_json,
+)
 from executor_sim.env import EnvConfig, make_env
 from executor_sim.generate import normalise_cli_args
 
@@ -41,6 +47,7 @@ class ScenesConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed!r}")
         if not 16 <= self.resolution <= 256:
             raise ValueError(f"resolution must be in [16, 256], got {self.resolution!r}")
+        check_non_negative(self, "camera_jitter_m")  # its upper bound: EnvConfig's
 
 
 PRESETS: dict[str, ScenesConfig] = {

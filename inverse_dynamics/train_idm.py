@@ -37,7 +37,9 @@ from tqdm import tqdm
 from executor_core.atomic_io import atomic_path
 from executor_core.augment import color_jitter, random_shift
 from executor_core.config_cli import (
+    check_non_negative,
     check_optimization,
+    check_positive,
     cli_main,
     configure_cli_logging,
     parse_config,
@@ -116,14 +118,13 @@ class TrainIDMConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         check_optimization(self)
-        if self.time_budget_min is not None and not self.time_budget_min > 0:
-            raise ValueError(f"time_budget_min must be > 0 or None, got {self.time_budget_min!r}")
+        if self.time_budget_min is not None:
+            check_positive(self, "time_budget_min")
         if not 0.0 < self.corrections_fraction < 1.0:
             raise ValueError(
                 f"corrections_fraction must be in (0, 1), got {self.corrections_fraction!r}"
             )
-        if self.state_noise_std_rad < 0:
-            raise ValueError(f"state_noise_std_rad must be >= 0, got {self.state_noise_std_rad!r}")
+        check_non_negative(self, "state_noise_std_rad")
         if not 0.0 <= self.goal_degrade_prob <= 1.0:
             raise ValueError(f"goal_degrade_prob must be in [0, 1], got {self.goal_degrade_prob!r}")
         low, high = self.goal_blur_px

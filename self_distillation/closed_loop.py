@@ -27,8 +27,8 @@ import numpy as np
 
 from calibration.kinematics import kinematic_grasp_gate
 from executor_core.atomic_io import write_json_atomic
+from executor_core.config_cli import check_non_negative, check_positive
 from executor_core.goal_runner import GoalRunner, GoalRunnerConfig, Guard
-from executor_core.grasp_gate import GraspGateConfig
 from executor_core.policy import IdmMode, InverseDynamics, VideoCritic, VideoModel
 from executor_core.retiming import RetimeProfile
 from executor_sim.env import EnvConfig, TabletopEnv
@@ -83,8 +83,8 @@ class ClosedLoopConfig:
     grasp_gate_measured: bool = False  # also the measured gripper frame (GraspGateConfig)
 
     def __post_init__(self) -> None:
-        if self.grasp_gate_max_height_m:
-            GraspGateConfig(self.grasp_gate_max_height_m)  # validates it
+        check_non_negative(self, "grasp_gate_max_height_m")  # 0: no gate
+        check_positive(self, "home_speed_rad_s")
         if self.num_episodes <= 0 or self.max_replans < 0 or self.max_steps <= 0:
             raise ValueError(
                 f"need num_episodes > 0, max_replans >= 0, max_steps > 0; got "

@@ -70,6 +70,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from executor_core.config_cli import check_positive
 from self_distillation.judges.base import JudgeVerdict
 from self_distillation.judges.programmatic import (
     Blob,
@@ -138,10 +139,8 @@ class ExecutionAwareJudgeConfig:
                 f"need reference_px >= 16, rest_frames >= 1, home_margin_px >= 0; got "
                 f"{self.reference_px!r}, {self.rest_frames!r}, {self.home_margin_px!r}"
             )
-        for name in _POSITIVE_FIELDS:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if not (self.max_growth >= 1.0 and self.max_step_growth >= 1.0):  # NaN too
+        check_positive(self, *_POSITIVE_FIELDS, "max_growth", "max_step_growth")
+        if not (self.max_growth >= 1.0 and self.max_step_growth >= 1.0):
             raise ValueError(
                 f"max_growth and max_step_growth must be >= 1, got {self.max_growth!r}, "
                 f"{self.max_step_growth!r}"

@@ -36,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from executor_core.config_cli import check_non_negative, check_positive
 from self_distillation.judges.base import JudgeVerdict
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,19 @@ class ProgrammaticJudgeConfig:
                 f"min_pixels and final_frames must be >= 1, got "
                 f"{self.min_pixels!r}, {self.final_frames!r}"
             )
+        for name in ("min_saturation", "min_value"):  # HSV thresholds
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        check_positive(self, "stack_min_rise", "stack_max_rise", "target_moved_tol")
+        if not self.stack_min_rise < self.stack_max_rise:
+            raise ValueError(
+                f"stack_min_rise must be below stack_max_rise, got {self.stack_min_rise!r} "
+                f">= {self.stack_max_rise!r}"
+            )
+        check_positive(self, "max_growth")
+        if self.max_growth < 1.0:
+            raise ValueError(f"max_growth must be >= 1, got {self.max_growth!r}")
+        check_non_negative(self, "growth_slack_px")
         for name, rgb in self.palette_rgb.items():
             if len(rgb) != 3 or not all(0 <= int(c) <= 255 for c in rgb):
                 raise ValueError(

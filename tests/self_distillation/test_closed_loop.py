@@ -364,5 +364,5 @@ def test_the_grasp_gate_keeps_the_jaws_open_above_the_table(
 
 @pytest.mark.parametrize("height", [-0.01, float("nan")])
 def test_a_bad_grasp_gate_height_is_named(height: float) -> None:
-    with pytest.raises(ValueError, match="max_close_height_m must be > 0"):
+    with pytest.raises(ValueError, match="grasp_gate_max_height_m must be >= 0 and finite"):
         ClosedLoopConfig(grasp_gate_max_height_m=height)

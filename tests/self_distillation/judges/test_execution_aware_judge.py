@@ -152,7 +152,7 @@ def test_thresholds_decide_success(env) -> None:
 def test_config_and_input_validation(judge) -> None:
     with pytest.raises(ValueError, match=r"arm_max_saturation .* got 0\.5"):
         ExecutionAwareJudgeConfig(arm_max_saturation=0.5)
-    with pytest.raises(ValueError, match=r"max_jump_px must be > 0, got -1"):
+    with pytest.raises(ValueError, match=r"max_jump_px must be > 0 and finite, got -1"):
         ExecutionAwareJudgeConfig(max_jump_px=-1)
     with pytest.raises(ValueError, match=r"task_pass must be in \(0, 1\], got 0"):
         replace(ExecutionAwareJudgeConfig(), task_pass=0)

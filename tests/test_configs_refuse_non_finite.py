@@ -1,0 +1,107 @@
+"""Every validating config (a ``*Config``, ``*Options`` or ``*Spec`` dataclass with
+``__post_init__``) of the library refuses NaN
+and infinity in each of its float fields, naming the field: a NaN compares false with every
+bound, so a check written ``if x < 0`` lets it through, and an infinite speed, tolerance or
+size is never what a user meant. Discovered by walking the packages, so a new config is
+covered without being listed here."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import pkgutil
+import typing
+
+import pytest
+
+PACKAGES = (
+    "executor_core",
+    "executor_sim",
+    "inverse_dynamics",
+    "video_models",
+    "calibration",
+    "robot_drivers",
+    "visuomotor_policy",
+    "execution_critic",
+    "self_distillation",
+)
+# Fields where infinity is the documented "no limit" (none so far).
+INFINITY_MEANS_OFF: frozenset[str] = frozenset()
+# The configs without a valid default: the fields they need, so that none is skipped.
+REQUIRED: dict[str, dict[str, object]] = {
+    "GraspGateConfig": {"max_close_height_m": 0.05},
+    "JointSpec": {
+        "name": "shoulder_pan",
+        "lower_rad": -1.0,
+        "upper_rad": 1.0,
+        "max_velocity_rad_s": 2.0,
+        "max_acceleration_rad_s2": 4.0,
+    },
+    "LeRobotArmConfig": {"port": "/dev/ttyACM0"},
+    "SplitSpec": {"name": "seen", "num_items": 1, "first_seed": 1_000_000},
+}
+
+
+def _validating_configs() -> list[type]:
+    found: list[type] = []
+    for package in PACKAGES:
+        root = importlib.import_module(package)
+        for info in pkgutil.walk_packages(root.__path__, f"{package}."):
+            module = importlib.import_module(info.name)
+            for obj in vars(module).values():
+                if (
+                    isinstance(obj, type)
+                    and dataclasses.is_dataclass(obj)
+                    and obj.__module__ == module.__name__
+                    and "__post_init__" in vars(obj)
+                    and obj.__name__.endswith(("Config", "Options", "Spec"))
+                ):
+                    found.append(obj)
+    return found
+
+
+def _float_fields(cls: type, instance: object) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    return [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init
+        and (
+            isinstance(getattr(instance, f.name), float)
+            or hints.get(f.name) is float
+            or set(typing.get_args(hints.get(f.name))) == {float, type(None)}  # float | None
+        )
+    ]
+
+
+def _valid(cls: type) -> object:
+    return cls(**REQUIRED.get(cls.__name__, {}))
+
+
+def _cases() -> list[tuple[type, str]]:
+    cases = []
+    for cls in _validating_configs():
+        cases += [(cls, name) for name in _float_fields(cls, _valid(cls))]
+    return cases
+
+
+CASES = _cases()
+
+
+def test_the_walk_finds_the_configs() -> None:
+    names = {f"{cls.__name__}.{field}" for cls, field in CASES}
+    assert {"GoalRunnerConfig.timeout_s", "EnvConfig.fps_hz", "TrainConfig.learning_rate"} <= names
+    assert {"GraspGateConfig.max_close_height_m", "JointSpec.lower_rad"} <= names
+    assert len(CASES) > 100
+
+
+@pytest.mark.parametrize(
+    ("cls", "field"), CASES, ids=[f"{c.__module__}.{c.__name__}.{f}" for c, f in CASES]
+)
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_float_is_refused_naming_the_field(cls: type, field: str, bad: float) -> None:
+    if bad == math.inf and f"{cls.__name__}.{field}" in INFINITY_MEANS_OFF:
+        pytest.skip("infinity is this field's documented 'no limit'")
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(_valid(cls), **{field: bad})
