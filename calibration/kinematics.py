@@ -18,6 +18,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless default; see executor_sim/
 import mujoco
 import numpy as np
 
+from executor_core.config_cli import check_non_negative
 from executor_core.grasp_gate import GraspGate, GraspGateConfig
 from executor_core.robot_description import RobotDescription
 
@@ -54,6 +55,7 @@ class ArmKinematics:
     limit_tolerance_rad: float = 0.02
 
     def __post_init__(self) -> None:
+        check_non_negative(self, "limit_tolerance_rad")
         if not Path(self.mjcf_path).is_file():
             raise FileNotFoundError(f"MJCF not found: {self.mjcf_path}")
         # Kinematics needs bodies, joints and sites only; dropping geoms and meshes skips

@@ -30,7 +30,7 @@ from calibration.intrinsics_cli import IntrinsicsCliConfig, StreamCalibrator
 from executor_bringup.dds_transport import apply_default_transports
 from executor_bringup.image_conversion import ImageConversionError, image_to_array
 from executor_bringup.qos import sensor_qos
-from executor_core.config_cli import ConfigError, parse_config
+from executor_core.config_cli import ConfigError, check_non_negative, check_positive, parse_config
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,8 @@ class CaptureConfig:
     def __post_init__(self) -> None:
         if not self.topic:
             raise ValueError(f"topic must not be empty, got {self.topic!r}")
-        if self.detect_period_s < 0 or not self.timeout_s > 0:
-            raise ValueError(
-                f"detect_period_s must be >= 0 and timeout_s > 0, got "
-                f"{self.detect_period_s!r}, {self.timeout_s!r}"
-            )
+        check_non_negative(self, "detect_period_s")
+        check_positive(self, "timeout_s")
 
 
 PRESETS: dict[str, CaptureConfig] = {

@@ -28,6 +28,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from executor_bringup.qos import command_qos
 from executor_bringup.trajectory_conversion import duration_to_s
+from executor_core.config_cli import check_non_negative
 from executor_core.robot_description import RobotDescription
 from executor_core.trajectory_control import (
     INVALID_GOAL,
@@ -56,6 +57,12 @@ class JtcSettings:
     interpolation: Interpolation = "spline"
 
     def __post_init__(self) -> None:
+        check_non_negative(  # 0: not checked, as in joint_trajectory_controller
+            self,
+            "default_goal_tolerance_rad",
+            "default_path_tolerance_rad",
+            "goal_time_tolerance_s",
+        )
         if self.interpolation not in ("spline", "linear"):
             raise ValueError(
                 f"interpolation must be 'spline' or 'linear', got {self.interpolation!r}"

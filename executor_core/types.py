@@ -7,6 +7,7 @@ without any ROS message type leaking into the core.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,8 @@ class Observation:
             raise ValueError(f"image_rgb must be an (H, W, 3) array, got shape {shape!r}")
         if img.dtype != np.uint8:
             raise ValueError(f"image_rgb must be uint8, got dtype {img.dtype!r}")
+        if not math.isfinite(self.stamp_s):  # an age computed from it would pass every check
+            raise ValueError(f"stamp_s must be finite, got {self.stamp_s!r}")
         if self.joint_positions_rad is not None:
             q = np.asarray(self.joint_positions_rad)
             if q.ndim != 1:
@@ -52,8 +55,10 @@ class ActionChunk:
             raise ValueError(
                 f"joint_positions_rad must be (H, {len(self.joint_names)}), got {q.shape!r}"
             )
-        if not self.control_rate_hz > 0:
-            raise ValueError(f"control_rate_hz must be > 0, got {self.control_rate_hz!r}")
+        if not (self.control_rate_hz > 0 and math.isfinite(self.control_rate_hz)):
+            raise ValueError(
+                f"control_rate_hz must be > 0 and finite, got {self.control_rate_hz!r}"
+            )
 
     @property
     def horizon(self) -> int:

@@ -1,4 +1,4 @@
-"""Every validating config (a ``*Config``, ``*Options`` or ``*Spec`` dataclass with
+"""Every validating config (a ``*Config``, ``*Options``, ``*Spec`` or ``*Settings`` dataclass with
 ``__post_init__``) of the library refuses NaN
 and infinity in each of its float fields, naming the field: a NaN compares false with every
 bound, so a check written ``if x < 0`` lets it through, and an infinite speed, tolerance or
@@ -13,7 +13,11 @@ import math
 import pkgutil
 import typing
 
+import numpy as np
 import pytest
+
+from executor_bringup.bringup_config import NodeSpec
+from executor_core.types import ActionChunk, Observation
 
 PACKAGES = (
     "executor_core",
@@ -25,7 +29,10 @@ PACKAGES = (
     "visuomotor_policy",
     "execution_critic",
     "self_distillation",
+    "executor_bringup",
 )
+# Needs the ROS 2 `launch` package, which has no wheel (a source ROS install has it).
+NOT_IMPORTABLE_HERE = frozenset({"executor_bringup.launch_graph"})
 # Fields where infinity is the documented "no limit" (none so far).
 INFINITY_MEANS_OFF: frozenset[str] = frozenset()
 # The configs without a valid default: the fields they need, so that none is skipped.
@@ -40,6 +47,19 @@ REQUIRED: dict[str, dict[str, object]] = {
     },
     "LeRobotArmConfig": {"port": "/dev/ttyACM0"},
     "SplitSpec": {"name": "seen", "num_items": 1, "first_seed": 1_000_000},
+    "NodeSpec": {"name": "executor_node", "executable": "executor_node"},
+    "BringupConfig": {
+        "graph": "sim",
+        "nodes": (NodeSpec(name="executor_node", executable="executor_node"),),
+    },
+    "RosArmConfig": {
+        "output_mode": "action",
+        "action_name": "safety/follow_joint_trajectory",
+        "max_image_age_s": 1.0,
+        "max_clock_skew_s": 0.1,
+        "settle_timeout_s": 2.0,
+        "verifier_name": "",
+    },
 }
 
 
@@ -48,6 +68,8 @@ def _validating_configs() -> list[type]:
     for package in PACKAGES:
         root = importlib.import_module(package)
         for info in pkgutil.walk_packages(root.__path__, f"{package}."):
+            if info.name in NOT_IMPORTABLE_HERE:
+                continue
             module = importlib.import_module(info.name)
             for obj in vars(module).values():
                 if (
@@ -55,7 +77,7 @@ def _validating_configs() -> list[type]:
                     and dataclasses.is_dataclass(obj)
                     and obj.__module__ == module.__name__
                     and "__post_init__" in vars(obj)
-                    and obj.__name__.endswith(("Config", "Options", "Spec"))
+                    and obj.__name__.endswith(("Config", "Options", "Spec", "Settings"))
                 ):
                     found.append(obj)
     return found
@@ -93,6 +115,7 @@ def test_the_walk_finds_the_configs() -> None:
     names = {f"{cls.__name__}.{field}" for cls, field in CASES}
     assert {"GoalRunnerConfig.timeout_s", "EnvConfig.fps_hz", "TrainConfig.learning_rate"} <= names
     assert {"GraspGateConfig.max_close_height_m", "JointSpec.lower_rad"} <= names
+    assert {"JtcSettings.default_goal_tolerance_rad", "RosArmConfig.max_image_age_s"} <= names
     assert len(CASES) > 100
 
 
@@ -105,3 +128,11 @@ def test_non_finite_float_is_refused_naming_the_field(cls: type, field: str, bad
         pytest.skip("infinity is this field's documented 'no limit'")
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(_valid(cls), **{field: bad})
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_core_types_refuse_a_non_finite_rate_or_stamp(bad: float) -> None:
+    with pytest.raises(ValueError, match="control_rate_hz"):
+        ActionChunk(np.zeros((2, 1), np.float32), bad, ("a",))
+    with pytest.raises(ValueError, match="stamp_s"):
+        Observation(np.zeros((4, 4, 3), np.uint8), bad)
