@@ -11,6 +11,7 @@ it also hands the feedback and each imagined video to the goal's recording
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -28,12 +29,12 @@ class GoalMedia:
     def __init__(
         self, video_dir: Path, video_fps: float, executed_video_fps: float, log: object
     ) -> None:
-        if executed_video_fps < 0:
+        if not (executed_video_fps >= 0 and math.isfinite(executed_video_fps)):
             raise ValueError(
-                f"executed_video_fps must be >= 0 (0: off), got {executed_video_fps!r}"
+                f"executed_video_fps must be >= 0 and finite (0: off), got {executed_video_fps!r}"
             )
-        if not video_fps > 0:
-            raise ValueError(f"video_fps must be > 0, got {video_fps!r}")
+        if not (video_fps > 0 and math.isfinite(video_fps)):
+            raise ValueError(f"video_fps must be > 0 and finite, got {video_fps!r}")
         self.video_dir, self.video_fps, self.log = video_dir, video_fps, log
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video")
         self.recorder = FrameRecorder(executed_video_fps) if executed_video_fps > 0 else None

@@ -1,4 +1,5 @@
-"""FrameRecorder: only while recording, at most at fps, bounded, playback fps from times."""
+"""FrameRecorder: only while recording, at most at fps, bounded, playback fps from times;
+GoalMedia's rates are checked."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from executor_bringup.frame_recorder import FrameRecorder
+from executor_bringup.goal_media import GoalMedia
 
 
 def _frame(value: int) -> np.ndarray:
@@ -73,3 +75,20 @@ def test_frames_of_another_size_are_dropped() -> None:
 def test_bad_settings_name_the_value(fps: float, max_frames: int) -> None:
     with pytest.raises(ValueError, match=repr(fps) if fps <= 0 else repr(max_frames)):
         FrameRecorder(fps=fps, max_frames=max_frames)
+
+
+@pytest.mark.parametrize(
+    ("video_fps", "executed_fps", "named"),
+    [
+        (float("nan"), 10.0, "video_fps"),
+        (float("inf"), 10.0, "video_fps"),
+        (2.5, float("nan"), "executed_video_fps"),  # was read as 0: recording silently off
+        (2.5, float("inf"), "executed_video_fps"),
+        (2.5, -1.0, "executed_video_fps"),
+    ],
+)
+def test_goal_media_refuses_non_finite_rates_naming_them(
+    tmp_path, video_fps: float, executed_fps: float, named: str
+) -> None:
+    with pytest.raises(ValueError, match=f"{named} must be"):
+        GoalMedia(tmp_path, video_fps, executed_fps, log=None)
