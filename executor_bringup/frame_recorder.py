@@ -9,6 +9,7 @@ minimum period doubles, so the video still covers the whole segment, just more s
 from __future__ import annotations
 
 import logging
+import math
 import threading
 
 import numpy as np
@@ -23,8 +24,8 @@ class FrameRecorder:
     """
 
     def __init__(self, fps: float, max_frames: int = 600) -> None:
-        if not fps > 0:
-            raise ValueError(f"fps must be > 0, got {fps!r}")
+        if not (fps > 0 and math.isfinite(fps)):
+            raise ValueError(f"fps must be > 0 and finite, got {fps!r}")
         if max_frames < 2:
             raise ValueError(f"max_frames must be >= 2, got {max_frames!r}")
         self.fps = float(fps)

@@ -34,6 +34,7 @@ publishes ``image_raw`` (rgb8, or bgr8 for LeRobot's BGR colour mode) and ``came
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
@@ -290,8 +291,10 @@ class LeRobotArmNode(LifecycleNode):
         self._camera = make_lerobot_camera(spec) if spec else None
         if self._camera is None:
             return
-        if not float(p("camera_rate_hz").value) > 0:
-            raise ValueError(f"camera_rate_hz must be > 0, got {p('camera_rate_hz').value!r}")
+        if not (0 < float(p("camera_rate_hz").value) < math.inf):
+            raise ValueError(
+                f"camera_rate_hz must be > 0 and finite, got {p('camera_rate_hz').value!r}"
+            )
         path = camera_info_path(p("camera_info_url").value)
         self._camera_info = load_camera_info(path) if path else None
 

@@ -36,6 +36,7 @@ feedback, cancel and the controller's result relayed).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -133,8 +134,10 @@ class SafetyNode(Node):
             zero_time_start_tolerance_rad=g("zero_time_start_tolerance_rad").value,
         )
         self.max_future_stamp_s = float(g("max_future_stamp_s").value)
-        if not self.max_future_stamp_s >= 0:
-            raise ValueError(f"max_future_stamp_s must be >= 0, got {self.max_future_stamp_s!r}")
+        if not (self.max_future_stamp_s >= 0 and math.isfinite(self.max_future_stamp_s)):
+            raise ValueError(
+                f"max_future_stamp_s must be >= 0 and finite, got {self.max_future_stamp_s!r}"
+            )
         self.supervisor = SafetySupervisor(heartbeat_timeout_s=g("heartbeat_timeout_s").value)
         self.joint_state_timeout_s = float(g("joint_state_timeout_s").value)
         ctrl, inp = g("controller_name").value, g("input_name").value

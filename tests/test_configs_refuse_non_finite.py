@@ -17,7 +17,11 @@ import numpy as np
 import pytest
 
 from executor_bringup.bringup_config import NodeSpec
-from executor_core.types import ActionChunk, Observation
+from executor_bringup.frame_recorder import FrameRecorder
+from executor_bringup.goal_recording import GoalRecording
+from executor_core.chunks import sample_at_rate
+from executor_core.types import ActionChunk, JointTrajectory, Observation
+from executor_core.video_io import save_video_mp4
 
 PACKAGES = (
     "executor_core",
@@ -136,3 +140,17 @@ def test_core_types_refuse_a_non_finite_rate_or_stamp(bad: float) -> None:
         ActionChunk(np.zeros((2, 1), np.float32), bad, ("a",))
     with pytest.raises(ValueError, match="stamp_s"):
         Observation(np.zeros((4, 4, 3), np.uint8), bad)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_rates_of_recording_and_resampling_refuse_non_finite(tmp_path, bad: float) -> None:
+    with pytest.raises(ValueError, match="fps must be > 0 and finite"):
+        FrameRecorder(bad)
+    with pytest.raises(ValueError, match="video_fps must be > 0 and finite"):
+        GoalRecording(None, bad, None)
+    with pytest.raises(ValueError, match="fps must be > 0 and finite"):
+        save_video_mp4(np.zeros((2, 8, 8, 3), np.uint8), tmp_path / "v.mp4", bad)
+    assert not list(tmp_path.iterdir())
+    trajectory = JointTrajectory(("a",), np.zeros((1, 1)), np.array([0.5]))
+    with pytest.raises(ValueError, match="rate_hz must be > 0 and finite"):
+        sample_at_rate(trajectory, np.zeros(1), bad)

@@ -266,3 +266,17 @@ def test_heartbeat_counts_from_its_reception() -> None:
     assert stamp_monotonic_s(1_000_000_000, 50.0, 1_300_000_000) == pytest.approx(49.7)
     assert stamp_monotonic_s(0, 50.0, 1_300_000_000) == 50.0  # no timestamp: now
     assert stamp_monotonic_s(2_000_000_000, 50.0, 1_300_000_000) == 50.0  # never later
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_a_non_finite_max_future_stamp_is_refused(bad: float) -> None:
+    session = RosSession(fresh_domain_id())
+    try:
+        with pytest.raises(ValueError, match="max_future_stamp_s must be >= 0 and finite"):
+            SafetyNode(
+                namespace="/safety_bad",
+                context=session.context,
+                parameter_overrides=[Parameter("max_future_stamp_s", value=bad)],
+            )
+    finally:
+        session.close()

@@ -20,6 +20,7 @@ import pytest
 from action_msgs.msg import GoalStatus
 from control_msgs.action import FollowJointTrajectory
 from control_msgs.msg import JointTolerance
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from ros_helpers import RosSession, SafeActionClient, fresh_domain_id, result_of, wait_for
 from sensor_msgs.msg import JointState
@@ -58,12 +59,13 @@ def test_error_codes_are_the_messages() -> None:
 # ---------------------------------------------------------------- the node
 
 
-@pytest.fixture(scope="module")
-def arm():
+def _arm(namespace: str) -> tuple[RosSession, SimArmNode, Node, list]:
+    """A sim arm (lerobot_pick scene, no camera) and a probe node that collects its
+    joint_states, in a session of their own."""
     session = RosSession(fresh_domain_id())
     node = session.add(
         SimArmNode(
-            namespace="/sim_test",
+            namespace=namespace,
             context=session.context,
             parameter_overrides=[
                 Parameter("scene", value="lerobot_pick"),
@@ -71,15 +73,25 @@ def arm():
             ],
         )
     )
-    probe = session.node("probe", "/sim_test")
+    probe = session.node("probe", namespace)
     states: list = []
     probe.create_subscription(JointState, "joint_states", states.append, sensor_qos())
+    return session, node, probe, states
+
+
+@pytest.fixture(scope="module")
+def arm():
+    """An active arm, whichever of its tests runs first (xdist may split them up)."""
+    session, node, probe, states = _arm("/sim_test")
     client = SafeActionClient(
         probe, FollowJointTrajectory, "arm_controller/follow_joint_trajectory"
     )
     topic = probe.create_publisher(
         JointTrajectoryMsg, "arm_controller/joint_trajectory", command_qos()
     )
+    assert node.trigger_configure().name == "SUCCESS"
+    assert node.trigger_activate().name == "SUCCESS"
+    wait_for(lambda: len(states) > 0, 10, "the first joint_states")
     yield node, states, client, topic
     session.close()
 
@@ -100,20 +112,28 @@ def _send(client: SafeActionClient, goal: FollowJointTrajectory.Goal):
 
 
 @pytest.mark.ros
-def test_lifecycle_gates_joint_states(arm) -> None:
-    node, states, _, _ = arm
-    time.sleep(0.3)
-    assert states == []  # unconfigured: nothing published
-    assert node.trigger_configure().name == "SUCCESS"
-    time.sleep(0.3)
-    assert states == []  # configured but inactive
-    assert node.trigger_activate().name == "SUCCESS"
-    # The publishing rate is a figure for benchmarks/bench_sim_arm_rate.py: a loaded CI runner
-    # slows the timer, so this test checks what activation gates, not how fast.
-    wait_for(lambda: len(states) >= 10, 10, "joint_states")
-    assert list(states[-1].name) == list(NAMES)
-    stamps_s = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in states]
-    assert all(b > a for a, b in itertools.pairwise(stamps_s))
+def test_lifecycle_gates_joint_states() -> None:
+    session, node, _, states = _arm("/sim_lifecycle")
+    try:
+        time.sleep(0.3)
+        assert states == []  # unconfigured: nothing published
+        assert node.trigger_configure().name == "SUCCESS"
+        time.sleep(0.3)
+        assert states == []  # configured but inactive
+        assert node.trigger_activate().name == "SUCCESS"
+        # The publishing rate is a figure for benchmarks/bench_sim_arm_rate.py: a loaded CI
+        # runner slows the timer, so this test checks what activation gates, not how fast.
+        wait_for(lambda: len(states) >= 10, 10, "joint_states")
+        assert list(states[-1].name) == list(NAMES)
+        stamps_s = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for m in states]
+        assert all(b > a for a, b in itertools.pairwise(stamps_s))
+        assert node.trigger_deactivate().name == "SUCCESS"
+        time.sleep(1.0)  # messages published before the transition may still be in flight
+        count = len(states)
+        time.sleep(0.5)
+        assert len(states) == count  # inactive: no joint_states
+    finally:
+        session.close()
 
 
 @pytest.mark.ros
@@ -157,7 +177,7 @@ def test_action_success_and_error_codes(arm) -> None:
 
 @pytest.mark.ros
 def test_topic_trajectory_and_empty_hold(arm) -> None:
-    node, states, _, topic = arm
+    _, states, _, topic = arm
     # slow (8 s), so that a stalled test process still holds well before the target
     msg = _goal([-0.4, 0, 0, 0, 0, 0], 8.0).trajectory
     topic.publish(msg)
@@ -169,11 +189,6 @@ def test_topic_trajectory_and_empty_hold(arm) -> None:
     time.sleep(1.5)
     assert held > -0.39  # stopped before the target
     assert abs(states[-1].position[0] - held) < 0.01
-    assert node.trigger_deactivate().name == "SUCCESS"
-    time.sleep(1.0)  # messages published before the transition may still be in flight
-    count = len(states)
-    time.sleep(0.5)
-    assert len(states) == count  # inactive: no joint_states
 
 
 # ---------------------------------------------------------------- the task verdict
@@ -238,3 +253,19 @@ def test_task_success_is_true_once_the_cube_rests_in_the_bowl(tabletop) -> None:
     with node._sim_lock:
         env.set_object_pose("red", np.array([bowl[0] + 0.15, bowl[1], sc.CUBE_HALF_M + 0.001]))
     wait_for(lambda: not _ask(client).success, 10, "the predicate to fail again")
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), -1.0])
+def test_a_bad_camera_rate_fails_configure(rate: float) -> None:
+    session = RosSession(fresh_domain_id())
+    try:
+        node = session.add(
+            SimArmNode(
+                namespace="/sim_bad",
+                context=session.context,
+                parameter_overrides=[Parameter("camera_rate_hz", value=rate)],
+            )
+        )
+        assert node.trigger_configure().name == "FAILURE"  # not a NaN-period camera thread
+    finally:
+        session.close()
