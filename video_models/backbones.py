@@ -376,6 +376,8 @@ class HunyuanVideo15Backbone:
             glyph = extract_glyph_texts(prompt)
             if glyph is None:
                 continue
+            # the quoted text is cut to the byT5 window only after saying so: never silently
+            check_text_lengths(pipe.tokenizer_2, [glyph], HUNYUAN_GLYPH_TOKENS)
             tok = pipe.tokenizer_2(
                 glyph,
                 padding="max_length",

@@ -24,6 +24,7 @@ from self_distillation.grpo_trainer import GRPOConfig, PolicyAndReference, grpo_
 from self_distillation.judges.base import JudgeVerdict
 from self_distillation.proposal_schema import TaskProposal
 from self_distillation.task_items import TaskItem
+from video_models import backbones
 from video_models.backbones import ImageCondition
 from video_models.configuration_executor import MODEL_PRESETS
 from video_models.modeling_executor import load_pretrained_pipeline, save_lora
@@ -129,6 +130,15 @@ def test_hunyuan_condition_carries_siglip_states(tmp_path: Path):
     plain, glyph = pipe.encode_prompt([PROMPT, 'put the "red" cube in the bowl'], pipe.device)
     assert plain[cfg.max_text_tokens :].abs().sum() == 0
     assert glyph[cfg.max_text_tokens :].abs().sum() > 0
+
+
+def test_hunyuan_glyph_text_over_its_window_is_refused_not_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipe = _load("hunyuanvideo15", WRITERS["hunyuanvideo15"](tmp_path / "hy"))
+    monkeypatch.setattr(backbones, "HUNYUAN_GLYPH_TOKENS", 2)  # the real window: 256 bytes
+    with pytest.raises(ValueError, match=r"tokens long .* limit of max_tokens 2"):
+        pipe.encode_prompt(['put the "red" cube in the bowl'], pipe.device)
 
 
 def _train_cfg(backbone: str, cache: Path, out: Path, **kw) -> TrainConfig:
