@@ -9,10 +9,11 @@ minimum period doubles, so the video still covers the whole segment, just more s
 from __future__ import annotations
 
 import logging
-import math
 import threading
 
 import numpy as np
+
+from executor_core.config_cli import require_positive
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,7 @@ class FrameRecorder:
     """
 
     def __init__(self, fps: float, max_frames: int = 600) -> None:
-        if not (fps > 0 and math.isfinite(fps)):
-            raise ValueError(f"fps must be > 0 and finite, got {fps!r}")
+        require_positive("fps", fps)
         if max_frames < 2:
             raise ValueError(f"max_frames must be >= 2, got {max_frames!r}")
         self.fps = float(fps)

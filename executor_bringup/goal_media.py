@@ -11,7 +11,6 @@ it also hands the feedback and each imagined video to the goal's recording
 
 from __future__ import annotations
 
-import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +20,7 @@ from executor_interfaces.action import ExecuteTask
 
 from executor_bringup.frame_recorder import FrameRecorder
 from executor_bringup.goal_recording import GoalRecording
+from executor_core.config_cli import require_non_negative, require_positive
 from executor_core.goal_runner import GoalObserver
 from executor_core.video_io import save_video_mp4
 
@@ -29,12 +29,8 @@ class GoalMedia:
     def __init__(
         self, video_dir: Path, video_fps: float, executed_video_fps: float, log: object
     ) -> None:
-        if not (executed_video_fps >= 0 and math.isfinite(executed_video_fps)):
-            raise ValueError(
-                f"executed_video_fps must be >= 0 and finite (0: off), got {executed_video_fps!r}"
-            )
-        if not (video_fps > 0 and math.isfinite(video_fps)):
-            raise ValueError(f"video_fps must be > 0 and finite, got {video_fps!r}")
+        require_non_negative("executed_video_fps", executed_video_fps)  # 0: off
+        require_positive("video_fps", video_fps)
         self.video_dir, self.video_fps, self.log = video_dir, video_fps, log
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video")
         self.recorder = FrameRecorder(executed_video_fps) if executed_video_fps > 0 else None

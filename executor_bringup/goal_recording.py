@@ -22,7 +22,6 @@ the safety status, the imagined frames, the action's goal, feedback and result) 
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +49,7 @@ from executor_bringup.recording_layout import (
     RESULT_TOPIC,
     SAFETY_STATUS_TOPIC,
 )
+from executor_core.config_cli import require_positive
 
 # How long the end of a goal may wait for its file to be complete.
 CLOSE_TIMEOUT_S = 30.0
@@ -77,8 +77,7 @@ class GoalRecording:
     """Records the current goal, if any; every method is a no-op while none is open."""
 
     def __init__(self, node: Node, video_fps: float, callback_group: object) -> None:
-        if not (video_fps > 0 and math.isfinite(video_fps)):
-            raise ValueError(f"video_fps must be > 0 and finite, got {video_fps!r}")
+        require_positive("video_fps", video_fps)
         self.node, self.callback_group = node, callback_group
         self.frame_period_ns = round(1e9 / video_fps)  # between imagined frames
         self.recorder = McapRecorder(lambda: node.get_clock().now().nanoseconds)

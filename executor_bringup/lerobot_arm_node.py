@@ -34,7 +34,6 @@ publishes ``image_raw`` (rgb8, or bgr8 for LeRobot's BGR colour mode) and ``came
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 
@@ -51,6 +50,7 @@ from executor_bringup.image_conversion import fill_image_msg
 from executor_bringup.jtc_interfaces import JtcInterfaces, JtcSettings
 from executor_bringup.node_main import autostart_or_fail, run_node
 from executor_bringup.qos import command_qos, sensor_qos
+from executor_core.config_cli import require_positive
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.trajectory_control import INVALID_GOAL
 from robot_drivers.lerobot_arm import ArmBusError, LeRobotArm, LeRobotArmConfig
@@ -291,10 +291,7 @@ class LeRobotArmNode(LifecycleNode):
         self._camera = make_lerobot_camera(spec) if spec else None
         if self._camera is None:
             return
-        if not (0 < float(p("camera_rate_hz").value) < math.inf):
-            raise ValueError(
-                f"camera_rate_hz must be > 0 and finite, got {p('camera_rate_hz').value!r}"
-            )
+        require_positive("camera_rate_hz", float(p("camera_rate_hz").value))
         path = camera_info_path(p("camera_info_url").value)
         self._camera_info = load_camera_info(path) if path else None
 

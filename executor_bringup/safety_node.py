@@ -36,7 +36,6 @@ feedback, cancel and the controller's result relayed).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +59,7 @@ from executor_bringup.node_main import run_node
 from executor_bringup.polled_subscription import LatestMessage
 from executor_bringup.qos import command_qos, sensor_qos, status_qos
 from executor_bringup.trajectory_conversion import duration_to_s, msg_arrays
+from executor_core.config_cli import require_non_negative
 from executor_core.robot_description import RobotDescription, default_robot_path
 from executor_core.safety import SafetyConfig, SafetyReport, SafetySupervisor, check_trajectory
 
@@ -133,11 +133,9 @@ class SafetyNode(Node):
             start_jump_exempt_joints=self._exempt_joints(g("start_jump_exempt_joints").value),
             zero_time_start_tolerance_rad=g("zero_time_start_tolerance_rad").value,
         )
-        self.max_future_stamp_s = float(g("max_future_stamp_s").value)
-        if not (self.max_future_stamp_s >= 0 and math.isfinite(self.max_future_stamp_s)):
-            raise ValueError(
-                f"max_future_stamp_s must be >= 0 and finite, got {self.max_future_stamp_s!r}"
-            )
+        self.max_future_stamp_s = require_non_negative(
+            "max_future_stamp_s", float(g("max_future_stamp_s").value)
+        )
         self.supervisor = SafetySupervisor(heartbeat_timeout_s=g("heartbeat_timeout_s").value)
         self.joint_state_timeout_s = float(g("joint_state_timeout_s").value)
         ctrl, inp = g("controller_name").value, g("input_name").value

@@ -7,11 +7,11 @@ IDM policy, the simulator adapter and the sim arm all use these.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from executor_core.config_cli import require_positive
 from executor_core.trajectory_control import Interpolation, make_active
 from executor_core.types import ActionChunk, JointTrajectory
 
@@ -129,8 +129,7 @@ def sample_at_rate(
     holds the last point. A trajectory whose points already lie on the ticks (an IDM chunk
     at the controller's rate) comes back unchanged either way. Returns (N, J) float64.
     """
-    if not (rate_hz > 0 and math.isfinite(rate_hz)):
-        raise ValueError(f"rate_hz must be > 0 and finite, got {rate_hz!r}")
+    require_positive("rate_hz", rate_hz)
     start = np.asarray(start_rad, dtype=np.float64)
     if start.shape != (len(trajectory.joint_names),):
         raise ValueError(f"start_rad must be ({len(trajectory.joint_names)},), got {start.shape!r}")

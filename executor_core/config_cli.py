@@ -225,22 +225,32 @@ def parse_config[T](cls: type[T], argv: list[str], presets: dict[str, T] | None 
     return apply_overrides(cfg, argv)
 
 
+def require_positive(name: str, value: float) -> float:
+    """``value`` if it is finite and > 0 (NaN and inf are refused), else a ValueError that
+    names it: ``"<name> must be > 0 and finite, got <value>"``."""
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
+    return value
+
+
+def require_non_negative(name: str, value: float) -> float:
+    """``value`` if it is finite and >= 0 (NaN and inf are refused), else a ValueError that
+    names it."""
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+    return value
+
+
 def check_positive(cfg: Any, *names: str) -> None:
-    """Each named field of ``cfg`` must be finite and > 0 (NaN and inf are refused); a
-    ValueError names the first that is not, with its value."""
+    """:func:`require_positive` on each named field of the config ``cfg``."""
     for name in names:
-        value = getattr(cfg, name)
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
+        require_positive(name, getattr(cfg, name))
 
 
 def check_non_negative(cfg: Any, *names: str) -> None:
-    """Each named field of ``cfg`` must be finite and >= 0 (NaN and inf are refused); a
-    ValueError names the first that is not, with its value."""
+    """:func:`require_non_negative` on each named field of the config ``cfg``."""
     for name in names:
-        value = getattr(cfg, name)
-        if not (value >= 0 and math.isfinite(value)):
-            raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+        require_non_negative(name, getattr(cfg, name))
 
 
 def check_optimization(cfg: Any) -> None:

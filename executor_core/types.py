@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from executor_core.config_cli import require_positive
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -55,10 +57,7 @@ class ActionChunk:
             raise ValueError(
                 f"joint_positions_rad must be (H, {len(self.joint_names)}), got {q.shape!r}"
             )
-        if not (self.control_rate_hz > 0 and math.isfinite(self.control_rate_hz)):
-            raise ValueError(
-                f"control_rate_hz must be > 0 and finite, got {self.control_rate_hz!r}"
-            )
+        require_positive("control_rate_hz", self.control_rate_hz)
 
     @property
     def horizon(self) -> int:

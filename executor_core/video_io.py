@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 from executor_core.atomic_io import atomic_path
+from executor_core.config_cli import require_positive
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +23,7 @@ def save_video_mp4(frames: np.ndarray, path: str | Path, fps: float) -> Path:
     path = Path(path)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape!r}")
-    if not (fps > 0 and math.isfinite(fps)):
-        raise ValueError(f"fps must be > 0 and finite, got {fps!r}")
+    require_positive("fps", fps)
     with atomic_path(path) as tmp:
         h, w = frames.shape[1:3]
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
