@@ -17,7 +17,7 @@ Each step:
    optimizer steps per rollout batch (after the first the ratio clip acts).
 
 ``shared_group_noise`` starts every video of a group from one initial noise (Flow-GRPO);
-``max_minutes`` stops the run on a wall-clock budget, saving and exporting the last step.
+``max_minutes`` stops the launch on a wall-clock budget, saving and exporting the last step.
 
 LoRA (``lora_rank > 0``, real scale; the reference is the base with the adapter disabled) or
 full fine-tuning (sim scale; the reference is a frozen copy). Checkpoints
@@ -120,8 +120,10 @@ class GRPOConfig:
     # Flow-GRPO / DanceGRPO: the videos of a group start from one initial noise (the SDE's
     # own noise still differs), so that their rewards differ by the sampling path alone
     shared_group_noise: bool = False
-    # wall-clock budget in minutes (0: none): the run stops after the step past which one
-    # more step would overrun it, saves that step and exports, as after num_steps
+    # wall-clock budget of this launch in minutes (0: none): the run stops after the step
+    # past which one more step would overrun it, saves that step and exports, as after
+    # num_steps. A resumed launch gets a budget of its own (the GPU chain resumes GRPO in
+    # chunks so); no schedule follows it, unlike the video trainer's run-wide max_minutes
     max_minutes: float = 0.0
     save_every: int = 25
     keep_checkpoints: int = 2
