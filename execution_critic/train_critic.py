@@ -270,7 +270,7 @@ def _resume(
     if checkpoint is None:
         return 0, -1.0, -1
     model.load_state_dict(load_file(str(checkpoint / "model" / WEIGHTS_NAME)), strict=True)
-    state = load_training_state(checkpoint, optimizer)
+    state = load_training_state(checkpoint, optimizer, cfg)
     logger.info("resumed from %s (step %d)", checkpoint, state["step"])
     return int(state["step"]), float(state["best_auc"]), int(state["best_step"])
 

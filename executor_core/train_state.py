@@ -86,10 +86,29 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return max(done, key=_step_of, default=None)
 
 
-def load_training_state(checkpoint: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+# How long a run trains: set anew on a resume by design (2 steps, then a rerun to 4).
+RUN_LENGTH_FIELDS = frozenset(
+    {"max_steps", "steps", "num_steps", "stop_at_step", "max_minutes", "time_budget_min"}
+)
+
+
+def load_training_state(
+    checkpoint: str | Path, optimizer: torch.optim.Optimizer, config: Any = None
+) -> dict[str, Any]:
     """Restore the optimizer moments of ``checkpoint``; returns its ``training_state.json``
-    (``step`` and the trainer's extras)."""
+    (``step`` and the trainer's extras). With the resuming run's ``config``, every setting
+    that differs from the checkpoint's ``train_config.json`` is logged as a warning, each
+    with both values (:func:`config_changes`): a resume goes on, but never silently with
+    other settings."""
     checkpoint = Path(checkpoint)
+    if config is not None:
+        changes = config_changes(checkpoint, config)
+        if changes:
+            logger.warning(
+                "resuming %s with settings other than it was trained with: %s",
+                checkpoint,
+                "; ".join(changes),
+            )
     payload = json.loads((checkpoint / STATE_JSON).read_text())
     state: dict[int, dict[str, Any]] = {}
     for key, value in load_file(str(checkpoint / STATE_TENSORS)).items():
@@ -99,6 +118,34 @@ def load_training_state(checkpoint: str | Path, optimizer: torch.optim.Optimizer
         state.setdefault(int(param_id), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": payload["param_groups"]})
     return payload
+
+
+def config_changes(checkpoint: str | Path, config: Any) -> list[str]:
+    """``"field: checkpoint X, now Y"`` for each setting of ``config`` (dotted for nested
+    configs) that differs from the checkpoint's ``train_config.json``, but for the run
+    length (:data:`RUN_LENGTH_FIELDS`); empty for a checkpoint without one."""
+    path = Path(checkpoint) / CONFIG_JSON
+    if not path.is_file():
+        return []
+    saved = _flatten(json.loads(path.read_text()))
+    now = _flatten(json.loads(json.dumps(config_to_dict(config))))  # compared as stored
+    absent = "<absent>"
+    return [
+        f"{key}: checkpoint {saved.get(key, absent)!r}, now {now.get(key, absent)!r}"
+        for key in sorted(set(saved) | set(now))
+        if saved.get(key, absent) != now.get(key, absent)
+        and key.rsplit(".", 1)[-1] not in RUN_LENGTH_FIELDS
+    ]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _save_optimizer(folder: Path, optimizer: torch.optim.Optimizer, payload: dict) -> None:

@@ -362,7 +362,7 @@ def _resume(
     if latest is None:
         return 0, 0.0
     model.load_state_dict(load_file(str(latest / "model" / WEIGHTS_NAME)))
-    payload = load_training_state(latest, optimizer)
+    payload = load_training_state(latest, optimizer, cfg)
     logger.info("resumed from %s at step %d", latest, payload["step"])
     return int(payload["step"]), float(payload.get("elapsed_s", 0))
 

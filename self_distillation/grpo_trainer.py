@@ -518,7 +518,7 @@ def _resume(cfg: GRPOConfig, policy: PolicyAndReference, opt: torch.optim.Optimi
     if ckpt is None:
         return 0
     policy.load_state_dict(load_file(ckpt / WEIGHTS))
-    step = int(load_training_state(ckpt, opt)["step"])
+    step = int(load_training_state(ckpt, opt, cfg)["step"])
     logger.info("resumed from %s (step %d)", ckpt, step)
     return step
 

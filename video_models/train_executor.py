@@ -554,7 +554,7 @@ def _resume(run: _Run) -> _Resumed:
         run.transformer.load_state_dict(raw, strict=False)
     else:
         run.transformer.load_state_dict(raw)
-    state = load_training_state(latest, run.opt)
+    state = load_training_state(latest, run.opt, run.cfg)
     run.ema.shadow = {
         n: t.to(run.accelerator.device) for n, t in load_file(latest / EMA_WEIGHTS).items()
     }

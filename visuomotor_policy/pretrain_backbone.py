@@ -325,7 +325,7 @@ def pretrain(cfg: PretrainBackboneConfig) -> dict[str, Any]:
     resume = latest_checkpoint(out)
     if resume is not None:
         network.load_state_dict(load_file(str(resume / "model.safetensors")))
-        step = int(load_training_state(resume, optimizer)["step"])
+        step = int(load_training_state(resume, optimizer, cfg)["step"])
         logger.info("resuming from %s (step %d)", resume, step)
     logger.info(
         "pretraining %s on %d frames (%d held out), %d steps of %d",

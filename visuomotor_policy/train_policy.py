@@ -618,7 +618,7 @@ def train(cfg: TrainPolicyConfig) -> dict[str, Any]:
     if resume is not None:
         weights = load_file(str(resume / PRETRAINED_DIR / "model.safetensors"), cfg.device)
         policy.load_state_dict(weights)
-        state = load_training_state(resume, optimizer)
+        state = load_training_state(resume, optimizer, cfg)
         step, elapsed_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
         logger.info("resuming from %s (step %d)", resume, step)
     data = torch.utils.data.ConcatDataset(datasets)

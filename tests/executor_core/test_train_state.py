@@ -107,3 +107,32 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
         save_checkpoint(tmp_path, 1, _weights_of(model), opt, {"step": 5}, {})
     with pytest.raises(ValueError, match="keep must be >= 1"):
         save_checkpoint(tmp_path, 1, _weights_of(model), opt, {}, {}, keep=0)
+
+
+@dataclass(frozen=True)
+class _Data:
+    root: str = "data/a"
+
+
+@dataclass(frozen=True)
+class _RunConfig:
+    lr: float = 0.1
+    max_steps: int = 2
+    data: _Data = _Data()
+
+
+def test_a_resume_with_other_settings_is_logged_naming_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model, opt = _trained(2)
+    path = save_checkpoint(tmp_path, 2, _weights_of(model), opt, {}, _RunConfig())
+    with caplog.at_level("WARNING", logger="executor_core.train_state"):
+        load_training_state(path, opt, _RunConfig(max_steps=4))  # a longer run: by design
+    assert not caplog.records
+    other = _RunConfig(lr=0.2, max_steps=4, data=_Data(root="data/b"))
+    with caplog.at_level("WARNING", logger="executor_core.train_state"):
+        load_training_state(path, opt, other)
+    (record,) = caplog.records
+    assert "data.root: checkpoint 'data/a', now 'data/b'" in record.getMessage()
+    assert "lr: checkpoint 0.1, now 0.2" in record.getMessage()
+    assert "max_steps" not in record.getMessage()
