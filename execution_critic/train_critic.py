@@ -183,14 +183,12 @@ def check_tune_split(tune: LabelledVideos, select_by: str) -> None:
     labels alone decide that): no weights could be chosen and the run would fail at the
     end."""
     executed = tune.executed.astype(bool)
+    scores = np.zeros(len(executed))  # whether a metric is defined depends on labels only
     if select_by == "auc":
-        defined = executed.any() and not executed.all()
+        defined = rank_auc(scores, executed) is not None
         needs = "both an executing and a failing video"
     else:
-        defined = any(
-            executed[tune.item_index == i].any() and not executed[tune.item_index == i].all()
-            for i in np.unique(tune.item_index)
-        )
+        defined = within_item_auc(scores, executed, tune.item_index) is not None
         needs = "an item with both an executing and a failing candidate"
     if not defined:
         raise ValueError(

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,24 @@ def write_npz_atomic(path: str | Path, arrays: dict[str, Any], compressed: bool 
     return Path(path)
 
 
+def setting_differences(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    before_label: str,
+    after_label: str,
+    keys: Iterable[str] | None = None,
+) -> list[str]:
+    """``"key: <before_label> X, <after_label> Y"`` for each of ``keys`` (all keys of
+    either: None) whose values differ, ``<absent>`` where one side lacks it; sorted."""
+    absent = "<absent>"
+    keys = sorted(set(before) | set(after), key=str) if keys is None else list(keys)
+    return [
+        f"{k}: {before_label} {before.get(k, absent)!r}, {after_label} {after.get(k, absent)!r}"
+        for k in keys
+        if before.get(k, absent) != after.get(k, absent)
+    ]
+
+
 def claim_cache(cache: str | Path, signature: dict[str, Any]) -> Path:
     """Stamp ``cache`` with the settings its entries are made with, or refuse a mismatch.
 
@@ -124,12 +142,7 @@ def claim_cache(cache: str | Path, signature: dict[str, Any]) -> Path:
     if stamp.is_file():
         cached = json.loads(stamp.read_text())
         if cached != current:
-            absent = "<absent>"
-            diffs = [
-                f"{k}: cached {cached.get(k, absent)!r}, this run {current.get(k, absent)!r}"
-                for k in sorted(set(cached) | set(current), key=str)
-                if cached.get(k, absent) != current.get(k, absent)
-            ]
+            diffs = setting_differences(cached, current, "cached", "this run")
             raise ValueError(
                 f"{cache} holds entries made with another config or scene version "
                 f"({'; '.join(diffs)}); rerun with the cached settings, use another folder, "

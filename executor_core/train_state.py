@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from executor_core.atomic_io import atomic_path, remove_leftovers
+from executor_core.atomic_io import atomic_path, remove_leftovers, setting_differences
 from executor_core.config_cli import config_to_dict
 
 logger = logging.getLogger(__name__)
@@ -129,13 +129,10 @@ def config_changes(checkpoint: str | Path, config: Any) -> list[str]:
         return []
     saved = _flatten(json.loads(path.read_text()))
     now = _flatten(json.loads(json.dumps(config_to_dict(config))))  # compared as stored
-    absent = "<absent>"
-    return [
-        f"{key}: checkpoint {saved.get(key, absent)!r}, now {now.get(key, absent)!r}"
-        for key in sorted(set(saved) | set(now))
-        if saved.get(key, absent) != now.get(key, absent)
-        and key.rsplit(".", 1)[-1] not in RUN_LENGTH_FIELDS
+    keys = [
+        k for k in sorted(set(saved) | set(now)) if k.rsplit(".", 1)[-1] not in RUN_LENGTH_FIELDS
     ]
+    return setting_differences(saved, now, "checkpoint", "now", keys)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

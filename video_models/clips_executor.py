@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from executor_core.atomic_io import write_npz_atomic
+from executor_core.atomic_io import setting_differences, write_npz_atomic
 from executor_core.config_cli import (
     cli_main,
     configure_cli_logging,
@@ -286,12 +286,7 @@ def source_differences(cache: ClipCache, wanted: dict[str, Any], keys: Sequence[
     ``"key: cache X, wanted Y"``; none for a cache that records no source."""
     if cache.source is None:
         return []
-    absent = "<absent>"
-    return [
-        f"{k}: cache {cache.source.get(k, absent)!r}, wanted {wanted[k]!r}"
-        for k in keys
-        if cache.source.get(k, absent) != wanted[k]
-    ]
+    return setting_differences(cache.source, wanted, "cache", "wanted", keys)
 
 
 def make_clip_cache(
